@@ -1,0 +1,168 @@
+"""`MultiEmbedding`: M independent embedding sets for N categorical fields, read with one gather."""
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_multiembed.layers import _validation
+from tf_multiembed.layers import initializers
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_multiembed")
+class MultiEmbedding(tf.keras.layers.Layer):
+    """M embedding sets of width K for N categorical fields, in one fused table.
+
+    Field i has `vocabulary_sizes[i]` = D_i rows (id 0 is the field's OOV/missing id). All fields and all sets live in
+    one variable `embeddings` of shape `[sum(D), M*K]`: field i owns rows `field_offsets[i] : field_offsets[i] + D_i`
+    and set m owns columns `m*K : (m+1)*K`. A call adds the field offsets to the field-local ids and reads every field
+    and every set with a single gather, so the gradient is one `IndexedSlices` over the looked-up rows.
+
+    `num_sets=1` is the ordinary single embedding (SE). The default initializer is the reference's: each set is
+    Xavier-uniform over its whole concatenated table, U(-b, b) with b = sqrt(6 / (sum(D) + K)).
+
+    Args:
+        vocabulary_sizes: number of rows per field (including the OOV id 0), one entry per field.
+        num_sets: M, the number of independent embedding sets.
+        embedding_dim: K, the width of every set.
+        embeddings_initializer: a Keras initializer for the fused table; None for the reference default.
+        embeddings_regularizer: an optional Keras regularizer on the fused table.
+        field_names: optional names of the fields, used in error messages.
+        validate_ids: check at run time that every id lies in `[0, D_i)` and fail with a message naming the field.
+            A bad id would otherwise read another field's row (on CPU) or a row of zeros (on GPU) silently.
+        **kwargs: base `Layer` arguments (name, dtype, ...).
+
+    Input shape: integer ids `[batch, N]`, field-local.
+    Output shape: `[batch, M, N, K]`.
+
+    Example:
+        >>> layer = MultiEmbedding(vocabulary_sizes=[4, 3], num_sets=2, embedding_dim=5)
+        >>> layer(tf.constant([[0, 2], [3, 1]])).shape
+        TensorShape([2, 2, 2, 5])
+    """
+
+    def __init__(
+        self,
+        vocabulary_sizes: Sequence[int],
+        num_sets: int = 1,
+        embedding_dim: int = 10,
+        embeddings_initializer=None,
+        embeddings_regularizer=None,
+        field_names: Optional[Sequence[str]] = None,
+        validate_ids: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        owner = "MultiEmbedding"
+        self.vocabulary_sizes = _validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", owner)
+        self.num_sets = _validation.check_positive_int(num_sets, "num_sets", owner)
+        self.embedding_dim = _validation.check_positive_int(embedding_dim, "embedding_dim", owner)
+        if field_names is not None:
+            field_names = [str(name) for name in field_names]
+            if len(field_names) != len(self.vocabulary_sizes):
+                raise ValueError(
+                    f"{owner}: `field_names` has {len(field_names)} entries but `vocabulary_sizes` has "
+                    f"{len(self.vocabulary_sizes)}; give one name per field."
+                )
+        self.field_names = field_names
+        self.validate_ids = bool(validate_ids)
+        self._embeddings_initializer_arg = embeddings_initializer
+        self.embeddings_regularizer = tf.keras.regularizers.get(embeddings_regularizer)
+        self.field_offsets = [0] + np.cumsum(self.vocabulary_sizes)[:-1].astype(int).tolist()
+        self.total_rows = int(sum(self.vocabulary_sizes))
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.vocabulary_sizes)
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 2 or input_shape[-1] != self.num_fields:
+            raise ValueError(
+                f"MultiEmbedding: expected ids of shape [batch, {self.num_fields}] (one id per field in "
+                f"`vocabulary_sizes`), received shape {input_shape}."
+            )
+        bound = math.sqrt(6.0 / (self.total_rows + self.embedding_dim))
+        initializer = initializers.resolve(
+            self._embeddings_initializer_arg, tf.keras.initializers.RandomUniform(-bound, bound)
+        )
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.total_rows, self.num_sets * self.embedding_dim),
+            initializer=initializer,
+            regularizer=self.embeddings_regularizer,
+            trainable=True,
+        )
+        super().build(input_shape)
+
+    def call(self, inputs):
+        ids = tf.convert_to_tensor(inputs)
+        if not ids.dtype.is_integer:
+            raise TypeError(
+                f"MultiEmbedding: ids must be an integer tensor (int32 or int64, field-local ids), received "
+                f"dtype {ids.dtype.name}. Encode categorical values to ids first (see tf_multiembed.data)."
+            )
+        ids = tf.cast(ids, tf.int64)
+        sizes = tf.constant(self.vocabulary_sizes, dtype=tf.int64)
+        if self.validate_ids:
+            ids = self._checked(ids, sizes)
+        rows = ids + tf.constant(self.field_offsets, dtype=tf.int64)
+        gathered = tf.gather(self.embeddings, rows)  # [B, N, M*K]
+        gathered = tf.reshape(gathered, [-1, self.num_fields, self.num_sets, self.embedding_dim])
+        return tf.transpose(gathered, [0, 2, 1, 3])  # [B, M, N, K]
+
+    def _checked(self, ids, sizes):
+        bad = tf.logical_or(ids < 0, ids >= sizes)
+        flat_index = tf.argmax(tf.reshape(tf.cast(bad, tf.int32), [-1]), output_type=tf.int64)
+        field = flat_index % self.num_fields
+        names = tf.constant(self.field_names or [f"#{i}" for i in range(self.num_fields)])
+        message = tf.strings.format(
+            "MultiEmbedding '{}': id out of range in field {} ({}): received {}, expected 0 <= id < {} "
+            "(the field's vocabulary size; 0 is the OOV id). Re-encode the input or enlarge vocabulary_sizes.",
+            (self.name, field, tf.gather(names, field), tf.reshape(ids, [-1])[flat_index], tf.gather(sizes, field)),
+        )
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])
+        with tf.control_dependencies([check]):
+            return tf.identity(ids)
+
+    def field_table(self, field_index: int, set_index: Optional[int] = None):
+        """Field `field_index`'s rows: `[D_i, K]` of one set, or `[D_i, M*K]` of all sets side by side.
+
+        Example:
+            >>> layer = MultiEmbedding([4, 3], num_sets=2, embedding_dim=5)
+            >>> _ = layer(tf.constant([[0, 0]]))
+            >>> layer.field_table(1, set_index=0).shape
+            TensorShape([3, 5])
+        """
+        if not 0 <= field_index < self.num_fields:
+            raise ValueError(
+                f"MultiEmbedding: field_index must be in [0, {self.num_fields}), received {field_index}."
+            )
+        start = self.field_offsets[field_index]
+        rows = tf.convert_to_tensor(self.embeddings)[start : start + self.vocabulary_sizes[field_index]]
+        if set_index is None:
+            return rows
+        if not 0 <= set_index < self.num_sets:
+            raise ValueError(f"MultiEmbedding: set_index must be in [0, {self.num_sets}), received {set_index}.")
+        return rows[:, set_index * self.embedding_dim : (set_index + 1) * self.embedding_dim]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_sets, self.num_fields, self.embedding_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_sizes": list(self.vocabulary_sizes),
+                "num_sets": self.num_sets,
+                "embedding_dim": self.embedding_dim,
+                "embeddings_initializer": initializers.serialize(self._embeddings_initializer_arg),
+                "embeddings_regularizer": tf.keras.regularizers.serialize(self.embeddings_regularizer)
+                if self.embeddings_regularizer is not None
+                else None,
+                "field_names": self.field_names,
+                "validate_ids": self.validate_ids,
+            }
+        )
+        return config

@@ -1,0 +1,72 @@
+"""xDeepFM's Compressed Interaction Network, per set."""
+
+from typing import Sequence
+
+import tensorflow as tf
+
+from tf_multiembed.layers import _validation
+from tf_multiembed.layers import initializers
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_multiembed")
+class SetCIN(tf.keras.layers.Layer):
+    """CIN with per-set weights, every layer sum-pooled over the embedding dimension (no split-half).
+
+        z_l[b, m, n*H + h, k] = x0[b, m, n, k] * h_l[b, m, h, k]          (h_0 = x0, H = width of h_l)
+        h_{l+1}[b, m, o, k]    = ReLU(sum_c W_l[m, c, o] z_l[b, m, c, k] + bias_l[m, o])
+        output[b, m]           = concat_l sum_k h_{l+1}[b, m, :, k]
+
+    `W_l` is a 1x1 convolution over channels, initialised like PyTorch's `Conv1d` (U(+-1/sqrt(N*H))).
+
+    Args:
+        layer_sizes: feature maps per CIN layer (paper: (16, 16)).
+
+    Input shape: `[B, M, N, K]`. Output shape: `[B, M, sum(layer_sizes)]`.
+
+    Example:
+        >>> SetCIN(layer_sizes=(16, 16))(tf.ones([2, 3, 4, 5])).shape
+        TensorShape([2, 3, 32])
+    """
+
+    def __init__(self, layer_sizes: Sequence[int] = (16, 16), kernel_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.layer_sizes = _validation.check_positive_int_list(layer_sizes, "layer_sizes", "SetCIN")
+        self._kernel_initializer_arg = kernel_initializer
+
+    def build(self, input_shape):
+        _validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetCIN")
+        num_sets, num_fields, _ = (int(d) for d in input_shape[1:])
+        self.kernels, self.biases = [], []
+        previous = num_fields
+        for index, size in enumerate(self.layer_sizes):
+            channels = num_fields * previous
+            default = initializers.fan_in_uniform(channels)
+            self.kernels.append(self.add_weight(
+                name=f"kernel_{index}", shape=(num_sets, channels, size),
+                initializer=initializers.resolve(self._kernel_initializer_arg, default),
+            ))
+            self.biases.append(self.add_weight(name=f"bias_{index}", shape=(num_sets, size), initializer=default))
+            previous = size
+        self._dims = (num_sets, num_fields, int(input_shape[3]))
+        super().build(input_shape)
+
+    def call(self, inputs):
+        num_sets, num_fields, dim = self._dims
+        hidden, pooled = inputs, []
+        for kernel, bias in zip(self.kernels, self.biases):
+            outer = tf.einsum("bmnk,bmhk->bmnhk", inputs, hidden)
+            outer = tf.reshape(outer, [-1, num_sets, num_fields * hidden.shape[2], dim])
+            hidden = tf.nn.relu(tf.einsum("bmck,mco->bmok", outer, kernel) + bias[None, :, :, None])
+            pooled.append(tf.reduce_sum(hidden, axis=3))
+        return tf.concat(pooled, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], sum(self.layer_sizes))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "layer_sizes": list(self.layer_sizes),
+            "kernel_initializer": initializers.serialize(self._kernel_initializer_arg),
+        })
+        return config

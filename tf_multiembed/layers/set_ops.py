@@ -1,0 +1,45 @@
+"""Weight-free set operations: flattening each set's embeddings and combining sets by their mean."""
+
+import tensorflow as tf
+
+from tf_multiembed.layers import _validation
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_multiembed")
+class SetFlatten(tf.keras.layers.Layer):
+    """Concatenates each set's field embeddings: `[B, M, N, K] -> [B, M, N*K]`, field-major.
+
+    Field i occupies positions `i*K : (i+1)*K`, the layout `SetCross` kernels and the diagnostics assume.
+    This is the DNN's "interaction": plain concatenation.
+
+    Example:
+        >>> SetFlatten()(tf.ones([2, 3, 4, 5])).shape
+        TensorShape([2, 3, 20])
+    """
+
+    def build(self, input_shape):
+        _validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetFlatten")
+        self._output_dims = (int(input_shape[1]), int(input_shape[2]) * int(input_shape[3]))
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return tf.reshape(inputs, [-1, *self._output_dims])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], input_shape[2] * input_shape[3])
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_multiembed")
+class SetMean(tf.keras.layers.Layer):
+    """Combines the sets by their mean: `[B, M, ...] -> [B, ...]` (the paper averages, it does not sum or concatenate).
+
+    Example:
+        >>> SetMean()(tf.constant([[[1.0, 2.0], [3.0, 6.0]]])).numpy()
+        array([[2., 4.]], dtype=float32)
+    """
+
+    def call(self, inputs):
+        return tf.reduce_mean(inputs, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *input_shape[2:])

@@ -1,0 +1,66 @@
+"""Pieces every model of the zoo shares: the id input, the embedding sets, the per-set projection + mean + head."""
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from tf_multiembed.layers import MLP, MultiEmbedding, SetMean, SetMLP
+from tf_multiembed.layers import _validation
+
+FEATURE_IDS_INPUT = "feature_ids"
+PROBABILITY_OUTPUT = "click_probability"
+
+# The paper's defaults for every model (paper.md §1.2-1.3).
+DEFAULT_HIDDEN_UNITS = (400, 400)
+DEFAULT_DROPOUT = 0.2
+
+
+def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_dim: int,
+                    field_names: Optional[Sequence[str]] = None, embeddings_initializer=None,
+                    embeddings_regularizer=None, validate_ids: bool = True):
+    """The model input `feature_ids` `[B, N]` and its embeddings `[B, M, N, K]` (layer name "multi_embedding")."""
+    vocabulary_sizes = _validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_model")
+    inputs = tf.keras.Input(shape=(len(vocabulary_sizes),), dtype="int64", name=FEATURE_IDS_INPUT)
+    embeddings = MultiEmbedding(
+        vocabulary_sizes, num_sets=num_sets, embedding_dim=embedding_dim, field_names=field_names,
+        embeddings_initializer=embeddings_initializer, embeddings_regularizer=embeddings_regularizer,
+        validate_ids=validate_ids, name="multi_embedding",
+    )(inputs)
+    return inputs, embeddings
+
+
+def check_hidden_units(hidden_units) -> list:
+    """At least one hidden width: the first becomes the per-set projection, the rest the shared head."""
+    return _validation.check_positive_int_list(hidden_units, "hidden_units", "build_model")
+
+
+def projection_mean_head(set_features, hidden_units: Sequence[int], dropout: float, batch_norm_momentum: float,
+                         batch_norm_epsilon: float, prefix: str = ""):
+    """The paper's ME pattern after the interaction: per-set projection -> mean over sets -> shared head -> logit.
+
+    `hidden_units[0]` is the set-specific Linear+BN+ReLU+Dropout; `hidden_units[1:]` and the output layer are shared.
+    For one set this is exactly the SE model's MLP.
+    """
+    hidden_units = check_hidden_units(hidden_units)
+    bn = dict(batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon)
+    projected = SetMLP(hidden_units[:1], dropout, name=f"{prefix}set_projection", **bn)(set_features)
+    combined = SetMean(name=f"{prefix}set_mean")(projected)
+    return MLP(hidden_units[1:], dropout, output_units=1, name=f"{prefix}shared_head", **bn)(combined)
+
+
+def linear_logit(features, name: str):
+    """A shared Linear(H, 1) with the reference's initialisation."""
+    return MLP((), output_units=1, name=name)(features)
+
+
+def probability_model(inputs, logit, name: str) -> tf.keras.Model:
+    """Wraps a logit into the functional model whose output is the click probability `[B, 1]`."""
+    probability = tf.keras.layers.Activation("sigmoid", dtype="float32", name=PROBABILITY_OUTPUT)(logit)
+    return tf.keras.Model(inputs=inputs, outputs=probability, name=name)
+
+
+def model_name(family: str, num_sets: int, embedding_dim: int) -> str:
+    """E.g. "se_dcnv2_k40" or "me_dcnv2_4x10"."""
+    if num_sets == 1:
+        return f"se_{family}_k{embedding_dim}"
+    return f"me_{family}_{num_sets}x{embedding_dim}"

@@ -1,0 +1,28 @@
+"""IPNN: pairwise inner products (+ raw embeddings for SE) -> MLP (paper §2, `ProductNeuralNetworkModel` / `MultiPNNModel`)."""
+
+from tf_multiembed.layers import SetInnerProduct
+from tf_multiembed.models import common
+from tf_multiembed.models.registry import register_model
+
+
+@register_model("ipnn", base_embedding_dim=10)
+def build_ipnn(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, include_embeddings=None,
+               hidden_units=common.DEFAULT_HIDDEN_UNITS, dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9,
+               batch_norm_epsilon=1e-5, embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
+               name=None):
+    """Builds (ME-)IPNN.
+
+    `include_embeddings=None` follows the paper: the single-embedding model (one set) feeds
+    `[flatten(e), inner products]` to its MLP, the multi-embedding model only the inner products. Pass True or False
+    to choose explicitly.
+
+    Example:
+        >>> model = build_ipnn([10, 20, 30], num_sets=2, embedding_dim=10)
+    """
+    if include_embeddings is None:
+        include_embeddings = num_sets == 1
+    inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
+                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+    products = SetInnerProduct(include_embeddings=include_embeddings, name="set_inner_product")(embeddings)
+    logit = common.projection_mean_head(products, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon)
+    return common.probability_model(inputs, logit, name or common.model_name("ipnn", num_sets, embedding_dim))
