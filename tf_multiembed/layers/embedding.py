@@ -117,11 +117,13 @@ class MultiEmbedding(tf.keras.layers.Layer):
         flat_index = tf.argmax(tf.reshape(tf.cast(bad, tf.int32), [-1]), output_type=tf.int64)
         field = flat_index % self.num_fields
         names = tf.constant(self.field_names or [f"#{i}" for i in range(self.num_fields)])
-        message = tf.strings.format(
-            "MultiEmbedding '{}': id out of range in field {} ({}): received {}, expected 0 <= id < {} "
-            "(the field's vocabulary size; 0 is the OOV id). Re-encode the input or enlarge vocabulary_sizes.",
-            (self.name, field, tf.gather(names, field), tf.reshape(ids, [-1])[flat_index], tf.gather(sizes, field)),
-        )
+        as_text = tf.strings.as_string
+        message = tf.strings.join([
+            f"MultiEmbedding '{self.name}': id out of range in field ", as_text(field), " (",
+            tf.gather(names, field), "): received ", as_text(tf.reshape(ids, [-1])[flat_index]),
+            ", expected 0 <= id < ", as_text(tf.gather(sizes, field)),
+            " (the field's vocabulary size; 0 is the OOV id). Re-encode the input or enlarge vocabulary_sizes.",
+        ])
         check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])
         with tf.control_dependencies([check]):
             return tf.identity(ids)

@@ -7,11 +7,14 @@ from tf_multiembed.models.registry import register_model
 
 @register_model("finalmlp", base_embedding_dim=10)
 def build_finalmlp(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None,
-                   first_stream_units=common.DEFAULT_HIDDEN_UNITS, second_stream_units=common.DEFAULT_HIDDEN_UNITS,
+                   hidden_units=common.DEFAULT_HIDDEN_UNITS, second_stream_units=None,
                    dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
                    embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True, name=None):
     """Builds (ME-)FinalMLP: each set has its own two full streams; each stream is averaged over sets; one shared
     bilinear fusion makes the logit. Feature-selection gates are identities, as in the reference.
+
+    `hidden_units` are the first stream's widths (and the second's unless `second_stream_units` is given), so the
+    argument means "the MLP" for every model of the zoo.
 
     Example:
         >>> model = build_finalmlp([10, 20, 30], num_sets=2, embedding_dim=10)
@@ -19,9 +22,11 @@ def build_finalmlp(vocabulary_sizes, *, num_sets, embedding_dim, field_names=Non
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
                                                 embeddings_initializer, embeddings_regularizer, validate_ids)
     features = SetFlatten(name="set_flatten")(embeddings)
-    streams = SetTwoStreamMLP(first_stream_units, second_stream_units, dropout=dropout,
+    hidden_units = common.check_hidden_units(hidden_units)
+    second_stream_units = hidden_units if second_stream_units is None else second_stream_units
+    streams = SetTwoStreamMLP(hidden_units, second_stream_units, dropout=dropout,
                               batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon,
                               name="set_two_stream_mlp")(features)
     combined = SetMean(name="set_mean")(streams)
-    logit = BilinearFusion(first_width=list(first_stream_units)[-1], name="bilinear_fusion")(combined)
+    logit = BilinearFusion(first_width=hidden_units[-1], name="bilinear_fusion")(combined)
     return common.probability_model(inputs, logit, name or common.model_name("finalmlp", num_sets, embedding_dim))

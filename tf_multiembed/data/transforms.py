@@ -1,0 +1,148 @@
+"""Value transforms with Python and TensorFlow twins: the offline build and the serving graph encode identically.
+
+A transform turns one raw value into a vocabulary token, or reports it missing:
+
+- the Python twin takes the raw text of a file cell and returns a token, `None` for a missing value, or raises
+  `ValueError` for a value it cannot read (the build then skips that row as bad input);
+- the TensorFlow twin takes a batch of raw values `[B]` and returns `(tokens: tf.string [B], missing: tf.bool [B])`.
+
+Transforms:
+
+- `identity` (categorical): the text itself; the empty string is missing.
+- `criteo_log_bucket` (numeric): the paper's Criteo integer discretisation, `floor(ln(v)^2)` for v > 2 and
+  `floor(v) - 2` otherwise (`v - 2` for the integers of Criteo); empty text and non-finite numbers are missing.
+
+Example:
+    >>> get_transform("criteo_log_bucket").python("1000")
+    '47'
+"""
+
+import dataclasses
+import functools
+import math
+import struct
+from typing import Callable, Optional, Tuple
+
+import tensorflow as tf
+
+# Above 2**53 a float64 no longer holds every integer; the exact threshold table stops there and both twins fall
+# back to the formula (TensorFlow's float64 log may differ from libm's by one ulp there, which no CTR log reaches).
+_EXACT_LIMIT = float(2**53)
+
+
+def _double_bits(value: float) -> int:
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+def _bits_double(bits: int) -> float:
+    return struct.unpack("<d", struct.pack("<q", bits))[0]
+
+
+def _log_squared_floor(value: float) -> int:
+    return math.floor(math.log(value) ** 2)
+
+
+@functools.lru_cache(maxsize=1)
+def criteo_log_thresholds() -> Tuple[float, ...]:
+    """The smallest float64 `v > 2` with `floor(ln(v)^2) >= k`, for k = 1, 2, ... up to 2**53.
+
+    `floor(math.log(v) ** 2)` is monotone in v, so a bucket is the number of thresholds <= v. The TensorFlow twin
+    looks buckets up in this table instead of computing `tf.math.log`, whose float64 result differs from the C
+    library's by one ulp for about 5% of inputs and would flip the bucket of integers lying next to a boundary.
+    """
+    thresholds = []
+    k = 1
+    while True:
+        if _log_squared_floor(_EXACT_LIMIT) < k:
+            return tuple(thresholds)
+        low, high = _double_bits(2.0), _double_bits(_EXACT_LIMIT)  # f(low) < k <= f(high)
+        while high - low > 1:  # positive doubles order like their bit patterns
+            middle = (low + high) // 2
+            if _log_squared_floor(_bits_double(middle)) >= k:
+                high = middle
+            else:
+                low = middle
+        thresholds.append(_bits_double(high))
+        k += 1
+
+
+def criteo_log_bucket_value(value: float) -> Optional[str]:
+    """The Criteo bucket token of one number, or None when it is missing (NaN or infinite).
+
+    Example:
+        >>> [criteo_log_bucket_value(v) for v in (-1, 0, 1, 2, 3, 1000)]
+        ['-3', '-2', '-1', '0', '1', '47']
+    """
+    if not math.isfinite(value):
+        return None
+    if value > 2:
+        return str(_log_squared_floor(value))
+    return str(math.floor(value) - 2)
+
+
+def _criteo_log_bucket_python(raw: str) -> Optional[str]:
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    return criteo_log_bucket_value(value)
+
+
+def _criteo_log_bucket_tensorflow(values: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    values = tf.cast(values, tf.float64)
+    missing = tf.logical_not(tf.math.is_finite(values))
+    safe = tf.where(missing, tf.zeros_like(values), values)
+    above_two = safe > 2.0
+    thresholds = tf.constant(criteo_log_thresholds(), dtype=tf.float64)
+    flat = tf.reshape(safe, [1, -1])
+    table_bucket = tf.reshape(tf.searchsorted(thresholds[tf.newaxis, :], flat, side="right", out_type=tf.int64),
+                              tf.shape(values))
+    # Beyond the table (v > 2**53) use the formula itself; `tf.where` keeps log's NaN for v <= 0 out of the result.
+    formula_bucket = tf.cast(tf.floor(tf.square(tf.math.log(tf.maximum(safe, 3.0)))), tf.int64)
+    log_bucket = tf.where(safe > _EXACT_LIMIT, formula_bucket, table_bucket)
+    small_bucket = tf.cast(tf.floor(safe), tf.int64) - 2
+    bucket = tf.where(above_two, log_bucket, small_bucket)
+    return tf.strings.as_string(bucket), missing
+
+
+def _identity_python(raw: str) -> Optional[str]:
+    return raw if raw != "" else None
+
+
+def _identity_tensorflow(values: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    return values, tf.equal(values, "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """A named raw-value transform with its Python and TensorFlow twins.
+
+    Attributes:
+        name: the name used in schemas.
+        input_kind: "string" (raw text, served as `tf.string`) or "number" (served as a float).
+        python: raw cell text -> token, None when missing; raises ValueError on unreadable input.
+        tensorflow: raw batch `[B]` -> `(tokens tf.string [B], missing tf.bool [B])`.
+    """
+
+    name: str
+    input_kind: str
+    python: Callable[[str], Optional[str]]
+    tensorflow: Callable[[tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]
+
+
+TRANSFORMS = {
+    "identity": Transform("identity", "string", _identity_python, _identity_tensorflow),
+    "criteo_log_bucket": Transform("criteo_log_bucket", "number", _criteo_log_bucket_python,
+                                   _criteo_log_bucket_tensorflow),
+}
+
+
+def get_transform(name: str) -> Transform:
+    """The transform registered under `name`; raises ValueError listing the known names otherwise."""
+    try:
+        return TRANSFORMS[name]
+    except KeyError:
+        raise ValueError(f"Unknown transform {name!r}; expected one of {sorted(TRANSFORMS)}.") from None
+

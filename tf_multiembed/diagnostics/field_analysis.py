@@ -1,0 +1,282 @@
+"""Per-field, per-set information abundance of a model's embeddings, with a random-matrix baseline.
+
+For every field i and embedding set m the analysis reports IA and the normalised singular spectrum of the field's
+rows `E_i^{(m)}` `[D_i, K]`; for multi-embedding (ME) models also the IA of the concatenation `[D_i, M*K]` of the
+field's rows across sets, which is the number to compare with a single-embedding (SE) model of the same total width
+(IA grows with the width, so compare only at equal width). A random matrix of the same shape gives the baseline of the
+paper's Fig. 2. Rows that were never trained (ids absent from the training data, given by `id_counts`) are left out
+of the main numbers and reported separately.
+
+The paper does not say how it aggregates the IA of an ME model; both views are here: `concat_abundance` (the field's
+ME rows as one matrix) and `set_abundance` (each set on its own).
+"""
+
+import dataclasses
+import math
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from tf_multiembed.diagnostics import abundance
+from tf_multiembed.diagnostics import tables as tables_lib
+
+
+@dataclasses.dataclass
+class EmbeddingDiagnostics:
+    """Per-field collapse diagnostics of one embedding table (N fields, M sets of width K).
+
+    IA values are NaN where undefined (a field without trained rows, or all-zero rows); `notes` says which.
+
+    Attributes:
+        field_names: N names.
+        vocabulary_sizes: N row counts D_i.
+        num_sets: M.
+        embedding_dim: K.
+        analysed_rows: `[N]` rows per field in the analysis (trained rows when `id_counts` were given).
+        excluded_rows: `[N]` rows left out as untrained.
+        set_abundance: `[N, M]` IA of each field's rows in each set, `[D_i, K]`.
+        concat_abundance: `[N]` IA of each field's rows across all sets, `[D_i, M*K]` (equals `set_abundance[:, 0]`
+            for SE).
+        random_set_abundance: `[N]` IA of a random `[D_i, K]` matrix (same number of analysed rows).
+        random_concat_abundance: `[N]` IA of a random `[D_i, M*K]` matrix.
+        set_spectra: `[N, M, K]` singular values / largest, per field and set, descending, zero-padded when D_i < K.
+        concat_spectra: `[N, M*K]` the same for the concatenation.
+        all_rows_concat_abundance: `[N]` IA of the concatenation over every row (trained or not), or None when no
+            rows were excluded.
+        notes: human-readable remarks (undefined values, exclusions).
+    """
+
+    field_names: List[str]
+    vocabulary_sizes: List[int]
+    num_sets: int
+    embedding_dim: int
+    analysed_rows: np.ndarray
+    excluded_rows: np.ndarray
+    set_abundance: np.ndarray
+    concat_abundance: np.ndarray
+    random_set_abundance: np.ndarray
+    random_concat_abundance: np.ndarray
+    set_spectra: np.ndarray
+    concat_spectra: np.ndarray
+    all_rows_concat_abundance: Optional[np.ndarray] = None
+    notes: List[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.field_names)
+
+    @property
+    def total_width(self) -> int:
+        return self.num_sets * self.embedding_dim
+
+    def summary(self) -> Dict[str, float]:
+        """Mean and minimum over fields of the main numbers (NaN fields are skipped).
+
+        Example:
+            >>> diagnostics.summary()["mean_concat_abundance"]  # doctest: +SKIP
+            7.3
+        """
+        def stat(values, reduce):
+            values = np.asarray(values, dtype=np.float64)
+            values = values[np.isfinite(values)]
+            return float(reduce(values)) if values.size else math.nan
+
+        return {
+            "mean_concat_abundance": stat(self.concat_abundance, np.mean),
+            "min_concat_abundance": stat(self.concat_abundance, np.min),
+            "mean_set_abundance": stat(self.set_abundance, np.mean),
+            "min_set_abundance": stat(self.set_abundance, np.min),
+            "mean_random_concat_abundance": stat(self.random_concat_abundance, np.mean),
+            "mean_abundance_ratio_to_random": stat(self.concat_abundance / self.random_concat_abundance, np.mean),
+        }
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (NaN becomes None); `from_dict` reverses it."""
+        result = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            result[field.name] = _jsonable(value)
+        result["summary"] = _jsonable(self.summary())
+        return result
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EmbeddingDiagnostics":
+        """Rebuilds diagnostics written by `to_dict` (e.g. read back from a report's JSON)."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            value = data.get(field.name)
+            if field.name in ("field_names", "vocabulary_sizes", "notes"):
+                values[field.name] = list(value or [])
+            elif field.name in ("num_sets", "embedding_dim"):
+                values[field.name] = int(value)
+            elif value is None:
+                values[field.name] = None
+            else:
+                values[field.name] = _from_jsonable(value)
+        return cls(**values)
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _from_jsonable(value):
+    def convert(v):
+        if isinstance(v, list):
+            return [convert(x) for x in v]
+        return math.nan if v is None else v
+
+    array = np.asarray(convert(value))
+    return array.astype(np.float64) if array.dtype.kind == "f" else array
+
+
+def _padded(values: np.ndarray, length: int) -> np.ndarray:
+    result = np.zeros(length, dtype=np.float64)
+    if values.size and values[0] > 0:
+        result[: values.size] = values / values[0]
+    return result
+
+
+def _abundance_or_nan(values: np.ndarray) -> float:
+    if values.size == 0 or values[0] <= 0:
+        return math.nan
+    return abundance.abundance_from_singular_values(values)
+
+
+def abundance_from_gram(gram: np.ndarray, num_rows: int) -> float:
+    """IA of a `[num_rows, C]` matrix given its column Gram `[C, C]`; NaN if the matrix is empty or all zeros."""
+    return _abundance_or_nan(tables_lib.singular_values_from_column_gram(gram, num_rows))
+
+
+def set_block(gram: np.ndarray, set_index: int, embedding_dim: int) -> np.ndarray:
+    """The `K x K` diagonal block of set m in a field's column Gram `[M*K, M*K]`."""
+    cols = slice(set_index * embedding_dim, (set_index + 1) * embedding_dim)
+    return gram[cols, cols]
+
+
+def analyze_grams(grams: Sequence[tables_lib.FieldGram], num_sets: int, embedding_dim: int):
+    """Per-set and concatenation IA and spectra from per-field Gram matrices.
+
+    Returns:
+        `(set_abundance [N, M], concat_abundance [N], set_spectra [N, M, K], concat_spectra [N, M*K])`.
+    """
+    num_fields, width = len(grams), num_sets * embedding_dim
+    set_ia = np.full((num_fields, num_sets), math.nan)
+    concat_ia = np.full(num_fields, math.nan)
+    set_spectra = np.zeros((num_fields, num_sets, embedding_dim))
+    concat_spectra = np.zeros((num_fields, width))
+    for field, item in enumerate(grams):
+        values = tables_lib.singular_values_from_column_gram(item.gram, item.analysed_rows)
+        concat_ia[field] = _abundance_or_nan(values)
+        concat_spectra[field] = _padded(values, width)
+        for set_index in range(num_sets):
+            block = set_block(item.gram, set_index, embedding_dim)
+            values = tables_lib.singular_values_from_column_gram(block, item.analysed_rows)
+            set_ia[field, set_index] = _abundance_or_nan(values)
+            set_spectra[field, set_index] = _padded(values, embedding_dim)
+    return set_ia, concat_ia, set_spectra, concat_spectra
+
+
+def random_baseline(num_rows: int, num_sets: int, embedding_dim: int, seed: int = 0):
+    """IA of a random `[num_rows, M*K]` matrix and of its first `[num_rows, K]` columns (NaN for 0 rows)."""
+    if num_rows == 0:
+        return math.nan, math.nan
+    matrix = abundance.random_matrix(num_rows, num_sets * embedding_dim, seed)
+    gram = tables_lib.column_gram(matrix)
+    return abundance_from_gram(set_block(gram, 0, embedding_dim), num_rows), abundance_from_gram(gram, num_rows)
+
+
+def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_names: Optional[Sequence[str]] = None,
+                       layer_name: Optional[str] = None, random_seed: int = 0) -> EmbeddingDiagnostics:
+    """Per-field and per-set information abundance of a model's embeddings.
+
+    Args:
+        source: a Keras model with a `MultiEmbedding` layer, the layer itself, or an `EmbeddingTables`.
+        id_counts: optional per-id training counts (`count_ids`): rows seen fewer than `min_count` times are
+            excluded from the main numbers and the IA over all rows is reported in `all_rows_concat_abundance`.
+        min_count: see `id_counts`.
+        field_names: names for the fields (default: the layer's, else "field_<i>").
+        layer_name: the embedding layer's name when a model has several.
+        random_seed: seed of the random baseline matrices.
+
+    Returns:
+        An `EmbeddingDiagnostics`.
+
+    Example:
+        >>> model = build_model("dcnv2", [944, 1683, 62], scale=4)
+        >>> diagnostics = analyze_embeddings(model)
+        >>> diagnostics.set_abundance.shape, diagnostics.concat_abundance.shape
+        ((3, 4), (3,))
+    """
+    tables = as_tables(source, layer_name=layer_name, field_names=field_names)
+    grams = tables_lib.field_grams(tables, id_counts=id_counts, min_count=min_count)
+    set_ia, concat_ia, set_spectra, concat_spectra = analyze_grams(grams, tables.num_sets, tables.embedding_dim)
+    random_set = np.full(tables.num_fields, math.nan)
+    random_concat = np.full(tables.num_fields, math.nan)
+    cache = {}
+    for field, item in enumerate(grams):
+        if item.analysed_rows not in cache:
+            cache[item.analysed_rows] = random_baseline(
+                item.analysed_rows, tables.num_sets, tables.embedding_dim, random_seed)
+        random_set[field], random_concat[field] = cache[item.analysed_rows]
+    notes = []
+    all_rows = None
+    excluded = np.array([item.excluded_rows for item in grams], dtype=np.int64)
+    if id_counts is not None and excluded.any():
+        all_rows = np.array([
+            abundance_from_gram(item.all_rows_gram if item.all_rows_gram is not None else item.gram,
+                                tables.vocabulary_sizes[field])
+            for field, item in enumerate(grams)
+        ])
+        notes.append(
+            f"{int(excluded.sum())} rows in {int((excluded > 0).sum())} fields were never seen in training "
+            f"(count < {min_count}) and are excluded; all_rows_concat_abundance includes them."
+        )
+    for field, item in enumerate(grams):
+        name = tables.field_names[field]
+        if item.analysed_rows == 0:
+            notes.append(f"Field {field} ({name}): no trained rows, its IA is undefined (NaN).")
+        elif not np.isfinite(concat_ia[field]):
+            notes.append(f"Field {field} ({name}): all analysed rows are zero, its IA is undefined (NaN).")
+    return EmbeddingDiagnostics(
+        field_names=list(tables.field_names),
+        vocabulary_sizes=list(tables.vocabulary_sizes),
+        num_sets=tables.num_sets,
+        embedding_dim=tables.embedding_dim,
+        analysed_rows=np.array([item.analysed_rows for item in grams], dtype=np.int64),
+        excluded_rows=excluded,
+        set_abundance=set_ia,
+        concat_abundance=concat_ia,
+        random_set_abundance=random_set,
+        random_concat_abundance=random_concat,
+        set_spectra=set_spectra,
+        concat_spectra=concat_spectra,
+        all_rows_concat_abundance=all_rows,
+        notes=notes,
+    )
+
+
+def as_tables(source, layer_name: Optional[str] = None,
+              field_names: Optional[Sequence[str]] = None) -> tables_lib.EmbeddingTables:
+    """An `EmbeddingTables` for a model, a `MultiEmbedding` layer or an `EmbeddingTables`."""
+    if isinstance(source, tables_lib.EmbeddingTables):
+        if field_names is not None:
+            return dataclasses.replace(source, field_names=tuple(field_names))
+        return source
+    if hasattr(source, "field_table") and hasattr(source, "vocabulary_sizes"):
+        return tables_lib.EmbeddingTables.from_layer(source, field_names)
+    if hasattr(source, "layers"):
+        return tables_lib.EmbeddingTables.from_model(source, layer_name, field_names)
+    raise TypeError(
+        f"Expected a Keras model, a MultiEmbedding layer or an EmbeddingTables, received {type(source).__name__}."
+    )

@@ -1,0 +1,133 @@
+"""Work-arounds for known Keras 3 + tf.distribute bugs: the one module allowed to touch private Keras code.
+
+1. `MultiWorkerMirroredStrategy` + Keras 3 `fit` fails for every input with "Attempt to convert a value
+   (PerReplica:...) with an unsupported type" (https://github.com/keras-team/keras/issues/20585, open):
+   - `TensorFlowTrainer._maybe_symbolic_build` reduces the first *distributed input batch* with
+     `strategy.reduce("MEAN", batch, axis=None)`, which a multi-worker strategy cannot do with PerReplica inputs;
+     `apply_keras_multi_worker_fixes` builds from the first local replica's batch instead (only the shapes and dtypes
+     of that batch matter for the symbolic build).
+   - `reduce_per_replica(..., reduction="mean")` calls `strategy.reduce("MEAN", value, axis=0)` on the scalar
+     metric results of each step, which fails for rank-0 values; the fix reduces scalars with `axis=None`.
+   The patch is installed only under Keras 3 with the TensorFlow backend, only for the Keras versions it was
+   checked against (3.x up to `_CHECKED_KERAS_MAX`; newer 3.x versions get it after a signature check, with a
+   warning), and only when a multi-worker strategy is used. Legacy tf-keras needs nothing.
+2. `MirroredStrategy` + a model with `tf.string` inputs (or a `StringLookup` inside) fails with
+   "Value for attr 'T' of string is not in the list of allowed values ... AddN"
+   (https://github.com/tensorflow/tensorflow/issues/80951). This package never trains on strings: the tf.data
+   pipeline maps raw values to ids, the trained model takes int64 ids, and the serving SavedModel wraps the lookup
+   around the trained model at export. `check_no_string_inputs` turns the crash into an error that says so.
+"""
+
+import inspect
+import logging
+
+import tensorflow as tf
+
+_CHECKED_KERAS_MAX = (3, 15)
+_UPSTREAM_MULTI_WORKER = "https://github.com/keras-team/keras/issues/20585"
+_UPSTREAM_STRING_INPUTS = "https://github.com/tensorflow/tensorflow/issues/80951"
+
+_logger = logging.getLogger(__name__)
+_installed = False
+
+
+def is_legacy_keras() -> bool:
+    """True when `tf.keras` is legacy Keras 2 (tf-keras, `TF_USE_LEGACY_KERAS=1`), False for Keras 3."""
+    return not tf.keras.__version__.startswith("3.")
+
+
+def _keras3_version():
+    import keras  # Keras 3 is importable even when tf.keras is legacy; only called under Keras 3.
+
+    major, minor = (int(part) for part in keras.__version__.split(".")[:2])
+    return major, minor
+
+
+def needs_multi_worker_fixes(strategy) -> bool:
+    """Whether `strategy` under the current Keras runtime hits keras-team/keras#20585."""
+    if is_legacy_keras():
+        return False
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def apply_keras_multi_worker_fixes() -> bool:
+    """Installs the two keras-team/keras#20585 fixes (idempotent). Returns True if they are installed.
+
+    Example:
+        >>> strategy = tf.distribute.MultiWorkerMirroredStrategy()  # doctest: +SKIP
+        >>> if needs_multi_worker_fixes(strategy):  # doctest: +SKIP
+        ...     apply_keras_multi_worker_fixes()
+    """
+    global _installed
+    if _installed:
+        return True
+    if is_legacy_keras():
+        return False
+    from keras.src.backend.tensorflow import trainer as tf_trainer  # private: the point of this module
+
+    version = _keras3_version()
+    original_reduce = tf_trainer.reduce_per_replica
+    parameters = list(inspect.signature(original_reduce).parameters)
+    if parameters != ["values", "strategy", "reduction"] or not hasattr(tf_trainer.TensorFlowTrainer,
+                                                                        "_maybe_symbolic_build"):
+        raise RuntimeError(
+            f"tf_multiembed.training.compat: Keras {'.'.join(map(str, version))} changed the private code patched "
+            f"for {_UPSTREAM_MULTI_WORKER}; check whether the issue is fixed and update this module."
+        )
+    if version > _CHECKED_KERAS_MAX:
+        _logger.warning("Keras %s is newer than the versions this work-around was checked with (<= %s); applying "
+                        "it anyway for %s.", version, _CHECKED_KERAS_MAX, _UPSTREAM_MULTI_WORKER)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            def reduce_one(value):
+                # With one replica per worker the step's values are plain tensors, otherwise PerReplica.
+                local = value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
+                if local.shape.rank == 0:
+                    return strategy.reduce("MEAN", value, axis=None)
+                return original_reduce(value, strategy, reduction)
+
+            return tf.nest.map_structure(reduce_one, values)
+        return original_reduce(values, strategy, reduction)
+
+    original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return original_build(self, iterator=iterator, data_batch=data_batch)
+        for _, _, step_iterator in iterator:
+            batch = next(step_iterator)
+            data_batch = tf.nest.map_structure(
+                lambda value: strategy.experimental_local_results(value)[0]
+                if isinstance(value, tf.distribute.DistributedValues) else value,
+                batch,
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
+    _installed = True
+    return True
+
+
+def check_no_string_inputs(model, strategy) -> None:
+    """Raises a clear error for a model with string inputs under a mirrored strategy (tensorflow#80951).
+
+    Example:
+        >>> check_no_string_inputs(model, tf.distribute.get_strategy())  # doctest: +SKIP
+    """
+    if not isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+        return
+    if is_legacy_keras():
+        return
+    string_inputs = [tensor.name for tensor in model.inputs if str(tensor.dtype) in ("string", "tf.string")]
+    if string_inputs:
+        raise ValueError(
+            f"Model {model.name!r} has string inputs {string_inputs}; Keras 3 cannot train such a model under "
+            f"{type(strategy).__name__} ({_UPSTREAM_STRING_INPUTS}). Train on int64 ids from the tf.data pipeline "
+            "(tf_multiembed.data) and export with tf_multiembed.serving, which puts the lookup in the SavedModel."
+        )
+
