@@ -330,11 +330,10 @@ def test_blocks_keep_the_set_axis_and_round_trip_their_config(factory, shape):
     assert out.shape[:2] == (shape[0], shape[1])
     assert tuple(layer.compute_output_shape((None, *shape[1:]))[1:]) == tuple(out.shape[1:])
     for weight in layer.trainable_weights:
-        path = getattr(weight, "path", weight.name)  # Keras 3 has `path`; tf-keras puts the scope in `name`
-        if "batch_norm" in path:  # per-set BatchNorm keeps flat [M*H] vectors
-            assert weight.shape[0] % shape[1] == 0, path
+        if len(weight.shape) == 1:  # only per-set BatchNorm has vectors: flat [M*H]
+            assert weight.shape[0] % shape[1] == 0, weight.name
         else:
-            assert weight.shape[0] == shape[1], path
+            assert weight.shape[0] == shape[1], weight.name
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
 
@@ -361,3 +360,19 @@ def test_wrong_input_rank_is_explained():
         SetInnerProduct()(np.zeros((2, 1, 1, 5), "float32"))
     with pytest.raises(ValueError, match=r"leaves no second stream"):
         BilinearFusion(first_width=4)(np.zeros((2, 4), "float32"))
+
+
+def test_weights_of_equal_shape_are_initialised_independently():
+    # Legacy tf-keras repeats the values of a reused unseeded initializer; every weight must get its own draw.
+    attention = SetSelfAttention(attention_dim=4, num_heads=1, num_layers=2)
+    attention.build(EMBEDDINGS.shape)
+    cross = SetCross(num_layers=2, kernel_initializer=tf.keras.initializers.RandomUniform(-1.0, 1.0))
+    cross.build(FLAT.shape)
+    dense = SetDense(3)
+    dense.build((None, 2, 3))
+    tables = [v.numpy() for v in attention.layer_kernels[1].values()] + [k.numpy() for k in cross.kernels]
+    tables += [dense.kernel.numpy()[:, 0, :], dense.bias.numpy()]
+    for i in range(len(tables)):
+        for j in range(i + 1, len(tables)):
+            if tables[i].shape == tables[j].shape:
+                assert not np.allclose(tables[i], tables[j]), (i, j)

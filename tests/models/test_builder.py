@@ -166,20 +166,12 @@ def test_config_round_trip_and_keras_file_round_trip_give_identical_predictions(
         assert loaded.get_layer("multi_embedding").num_sets == (2 if multi else 1)
 
 
-def _export(model, path):
-    """SavedModel export for either runtime (Keras 3 `export`; tf-keras `tf.saved_model.save`)."""
-    if hasattr(model, "export"):
-        model.export(path, verbose=False)
-    else:
-        tf.saved_model.save(model, path)
-
-
 def test_exported_savedmodels_reload_in_a_fresh_process(tmp_path):
     ids = _ids(16, SMALL_VOCABULARY_SIZES, seed=1)
     np.save(tmp_path / "ids.npy", ids)
     names = []
     for name, multi, model in _zoo():
-        _export(model, str(tmp_path / model.name))
+        model.export(str(tmp_path / model.name))  # both runtimes: a SavedModel with `serving_default`
         np.save(tmp_path / f"{model.name}.npy", model.predict(ids, verbose=0))
         names.append(model.name)
     script = textwrap.dedent(f"""

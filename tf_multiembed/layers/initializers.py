@@ -35,10 +35,15 @@ def glorot_uniform_for(fan_in: int, fan_out: int) -> tf.keras.initializers.Initi
 
 
 def resolve(initializer, default: tf.keras.initializers.Initializer):
-    """Returns the Keras initializer for `initializer`, or `default` when it is None."""
+    """A fresh Keras initializer for `initializer`, or `default` when it is None.
+
+    A copy is made for every weight because legacy tf-keras returns the same values each time one unseeded
+    initializer instance is called, which would make e.g. all stacked cross kernels equal.
+    """
     if initializer is None:
         return default
-    return tf.keras.initializers.get(initializer)
+    initializer = tf.keras.initializers.get(initializer)
+    return initializer.__class__.from_config(initializer.get_config())
 
 
 def serialize(initializer):

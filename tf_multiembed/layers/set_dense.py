@@ -47,16 +47,15 @@ class SetDense(tf.keras.layers.Layer):
     def build(self, input_shape):
         _validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetDense")
         num_sets, fan_in = int(input_shape[1]), int(input_shape[2])
-        default = initializers.fan_in_uniform(fan_in)
         self.kernel = self.add_weight(
             name="kernel", shape=(num_sets, fan_in, self.units),
-            initializer=initializers.resolve(self._kernel_initializer_arg, default),
+            initializer=initializers.resolve(self._kernel_initializer_arg, initializers.fan_in_uniform(fan_in)),
         )
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias", shape=(num_sets, self.units),
-                initializer=initializers.resolve(self._bias_initializer_arg, default),
+                initializer=initializers.resolve(self._bias_initializer_arg, initializers.fan_in_uniform(fan_in)),
             )
         super().build(input_shape)
 
@@ -234,8 +233,8 @@ class MLP(tf.keras.layers.Layer):
 
     @staticmethod
     def _dense(width, fan_in, name):
-        init = initializers.fan_in_uniform(fan_in)
-        return tf.keras.layers.Dense(width, kernel_initializer=init, bias_initializer=init, name=name)
+        return tf.keras.layers.Dense(width, kernel_initializer=initializers.fan_in_uniform(fan_in),
+                                     bias_initializer=initializers.fan_in_uniform(fan_in), name=name)
 
     def build(self, input_shape):
         _validation.check_input_rank(input_shape, 2, "[B, H]", "MLP")

@@ -55,11 +55,12 @@ class SetSelfAttention(tf.keras.layers.Layer):
         fan_in = dim
         roles = ("query", "key", "value") + (("residual",) if self.use_residual else ())
         for index in range(self.num_layers):
-            default = initializers.glorot_uniform_for(fan_in, self.attention_dim)
             self.layer_kernels.append({
                 role: self.add_weight(
                     name=f"{role}_kernel_{index}", shape=(num_sets, fan_in, self.attention_dim),
-                    initializer=initializers.resolve(self._kernel_initializer_arg, default),
+                    initializer=initializers.resolve(
+                        self._kernel_initializer_arg, initializers.glorot_uniform_for(fan_in, self.attention_dim)
+                    ),
                 )
                 for role in roles
             })
