@@ -33,6 +33,7 @@ flags.DEFINE_list("num_sets", ["2", "4", "10"], "Numbers of sets M (SE runs at w
 flags.DEFINE_integer("batch_size", 2048, "Examples per step.")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant (after 2 warm-up steps).")
 flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
+flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CRITEO_SHAPE = REPO.parent / "shared" / "data" / "criteo_shape.json"
@@ -66,15 +67,22 @@ def naive_loop_model(name, sizes, num_sets):
 
 
 def step_seconds(model, ids, labels, steps):
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    """Median wall time and median process CPU time of one training step.
+
+    CPU time (both threads together) is reported beside wall time because it is much less sensitive to other
+    processes on a shared 2-core machine; on an idle machine wall ~ CPU / threads.
+    """
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
+                  jit_compile=FLAGS.jit_compile)
     for _ in range(2):
         model.train_on_batch(ids, labels)
-    times = []
+    wall, cpu = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
         model.train_on_batch(ids, labels)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main(argv):
@@ -92,28 +100,35 @@ def main(argv):
                 "me": lambda: build_model(name, sizes, scale=num_sets, multi_embedding=True),
                 "naive_me": lambda: naive_loop_model(name, sizes, num_sets),
             }
-            seconds = {}
+            seconds, cpu = {}, {}
             for variant, factory in variants.items():
                 tf.keras.backend.clear_session()
-                seconds[variant] = step_seconds(factory(), ids, labels, FLAGS.steps)
-                print(f"{name} M={num_sets} {variant}: {seconds[variant] * 1000:.0f} ms/step", flush=True)
+                seconds[variant], cpu[variant] = step_seconds(factory(), ids, labels, FLAGS.steps)
+                print(f"{name} M={num_sets} {variant}: {seconds[variant] * 1000:.0f} ms/step wall, "
+                      f"{cpu[variant] * 1000:.0f} ms CPU", flush=True)
             rows.append({
                 "model": name, "num_sets": num_sets, "total_width": num_sets * BASE_DIM,
                 **{f"{v}_examples_per_s": FLAGS.batch_size / s for v, s in seconds.items()},
+                **{f"{v}_cpu_ms_per_step": 1000 * c for v, c in cpu.items()},
                 "me_over_se_time": seconds["me"] / seconds["se"],
                 "naive_over_me_time": seconds["naive_me"] / seconds["me"],
+                "me_over_se_cpu": cpu["me"] / cpu["se"],
+                "naive_over_me_cpu": cpu["naive_me"] / cpu["me"],
             })
-    out = REPO / "benchmarks" / "results" / f"step_time_{FLAGS.vocabulary}.json"
+    suffix = "_xla" if FLAGS.jit_compile else ""
+    out = REPO / "benchmarks" / "results" / f"step_time_{FLAGS.vocabulary}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"vocabulary": FLAGS.vocabulary, "sum_vocabulary": sum(sizes), "batch_size": FLAGS.batch_size,
+    meta = {"vocabulary": FLAGS.vocabulary, "jit_compile": FLAGS.jit_compile, "sum_vocabulary": sum(sizes), "batch_size": FLAGS.batch_size,
             "threads": FLAGS.threads, "steps": FLAGS.steps, "tensorflow": tf.__version__, "rows": rows}
     out.write_text(json.dumps(meta, indent=2))
-    print(f"\nvocabulary={FLAGS.vocabulary} (sum {sum(sizes):,}), batch {FLAGS.batch_size}, {FLAGS.threads} threads")
-    print("| model | M | SE ex/s | ME ex/s | naive ME ex/s | ME/SE time | naive/ME time |")
+    print(f"\nvocabulary={FLAGS.vocabulary} (sum {sum(sizes):,}), batch {FLAGS.batch_size}, {FLAGS.threads} threads, "
+          f"jit_compile={FLAGS.jit_compile}")
+    print("| model | M | SE ex/s | ME ex/s | naive ME ex/s | ME/SE wall (CPU) | naive/ME wall (CPU) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['num_sets']} | {r['se_examples_per_s']:,.0f} | {r['me_examples_per_s']:,.0f} | "
-              f"{r['naive_me_examples_per_s']:,.0f} | {r['me_over_se_time']:.2f} | {r['naive_over_me_time']:.2f} |")
+              f"{r['naive_me_examples_per_s']:,.0f} | {r['me_over_se_time']:.2f} ({r['me_over_se_cpu']:.2f}) | "
+              f"{r['naive_over_me_time']:.2f} ({r['naive_over_me_cpu']:.2f}) |")
 
 
 if __name__ == "__main__":

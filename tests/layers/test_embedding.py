@@ -86,8 +86,8 @@ def test_gradient_is_sparse_over_looked_up_rows():
 ])
 def test_out_of_range_ids_fail_with_the_field_and_the_expected_range(bad_ids, field, value, size):
     layer = MultiEmbedding([4, 5], num_sets=2, embedding_dim=3, field_names=["user", "item"])
-    name = ["user", "item"][field]
-    expected = rf"field {field} \({name}\): received {value}, expected 0 <= id < {size}"
+    # Eager and graph mode print the assertion's data differently: numbers between quoted message pieces.
+    expected = rf"(?s)out of range in field\D*?{field}\D*?received\D*?{value}\D*?expected 0 <= id <\D*?{size}\D.*fields: 0=user, 1=item"
     with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
         layer(tf.constant(bad_ids))
 
@@ -96,8 +96,14 @@ def test_out_of_range_ids_fail_inside_a_compiled_function():
     layer = MultiEmbedding([4, 5], num_sets=1, embedding_dim=3)
     lookup = tf.function(lambda ids: layer(ids))
     lookup(tf.constant([[3, 4]]))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"field 1 \(#1\): received 9"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"out of range in field\D*?1\D*?received\D*?9\D"):
         lookup(tf.constant([[3, 9]]))
+
+
+def test_id_check_compiles_with_xla():
+    layer = MultiEmbedding([4, 5], num_sets=2, embedding_dim=3)
+    lookup = tf.function(lambda ids: layer(ids), jit_compile=True)
+    np.testing.assert_array_equal(lookup(tf.constant([[3, 4]])).numpy(), layer(tf.constant([[3, 4]])).numpy())
 
 
 def test_float_ids_and_wrong_field_count_are_rejected():

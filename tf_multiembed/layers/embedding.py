@@ -113,18 +113,19 @@ class MultiEmbedding(tf.keras.layers.Layer):
         return tf.transpose(gathered, [0, 2, 1, 3])  # [B, M, N, K]
 
     def _checked(self, ids, sizes):
+        # Only numbers are computed at run time: string ops cannot be compiled by XLA (jit_compile, TPU), where
+        # the assertion is compiled out and ids must be checked in the input pipeline instead.
         bad = tf.logical_or(ids < 0, ids >= sizes)
         flat_index = tf.argmax(tf.reshape(tf.cast(bad, tf.int32), [-1]), output_type=tf.int64)
         field = flat_index % self.num_fields
-        names = tf.constant(self.field_names or [f"#{i}" for i in range(self.num_fields)])
-        as_text = tf.strings.as_string
-        message = tf.strings.join([
-            f"MultiEmbedding '{self.name}': id out of range in field ", as_text(field), " (",
-            tf.gather(names, field), "): received ", as_text(tf.reshape(ids, [-1])[flat_index]),
-            ", expected 0 <= id < ", as_text(tf.gather(sizes, field)),
-            " (the field's vocabulary size; 0 is the OOV id). Re-encode the input or enlarge vocabulary_sizes.",
-        ])
-        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)), [message])
+        names = ", ".join(f"{i}={name}" for i, name in enumerate(self.field_names or [])) or "unnamed"
+        check = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(bad)),
+            [f"MultiEmbedding '{self.name}': id out of range in field", field, "received",
+             tf.reshape(ids, [-1])[flat_index], "expected 0 <= id <", tf.gather(sizes, field),
+             f"(the field's vocabulary size; 0 is the OOV id; fields: {names}). "
+             "Re-encode the input or enlarge vocabulary_sizes."],
+        )
         with tf.control_dependencies([check]):
             return tf.identity(ids)
 

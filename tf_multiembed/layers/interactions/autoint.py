@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_multiembed.layers import _validation
 from tf_multiembed.layers import initializers
+from tf_multiembed.layers.set_ops import batch_first, sets_first
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
@@ -71,18 +72,22 @@ class SetSelfAttention(tf.keras.layers.Layer):
     def call(self, inputs):
         num_sets, num_fields = self._dims
         head_dim = self.attention_dim // self.num_heads
-        heads_shape = [-1, num_sets, num_fields, self.num_heads, head_dim]
-        x = inputs
+        # Work in [M, B*N, width] so that every projection is one native batched matmul over the sets.
+        x = tf.reshape(sets_first(inputs), [num_sets, -1, inputs.shape[-1]])
+
+        def split_heads(t):  # [M, B*N, d] -> [M, B, heads, N, d/heads]
+            t = tf.reshape(t, [num_sets, -1, num_fields, self.num_heads, head_dim])
+            return tf.transpose(t, [0, 1, 3, 2, 4])
+
         for kernels in self.layer_kernels:
-            q, k, v = (tf.reshape(tf.einsum("bmnk,mkd->bmnd", x, kernels[role]), heads_shape)
-                       for role in ("query", "key", "value"))
-            scores = tf.einsum("bmnhc,bmphc->bmhnp", q, k) / math.sqrt(head_dim)
-            attended = tf.einsum("bmhnp,bmphc->bmnhc", tf.nn.softmax(scores, axis=-1), v)
-            attended = tf.reshape(attended, [-1, num_sets, num_fields, self.attention_dim])
+            q, k, v = (split_heads(tf.matmul(x, kernels[role])) for role in ("query", "key", "value"))
+            scores = tf.matmul(q, k, transpose_b=True) / math.sqrt(head_dim)
+            attended = tf.transpose(tf.matmul(tf.nn.softmax(scores, axis=-1), v), [0, 1, 3, 2, 4])
+            attended = tf.reshape(attended, [num_sets, -1, self.attention_dim])
             if self.use_residual:
-                attended = attended + tf.einsum("bmnk,mkd->bmnd", x, kernels["residual"])
+                attended = attended + tf.matmul(x, kernels["residual"])
             x = tf.nn.relu(attended)
-        return tf.reshape(x, [-1, num_sets, num_fields * self.attention_dim])
+        return batch_first(tf.reshape(x, [num_sets, -1, num_fields * self.attention_dim]))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], input_shape[2] * self.attention_dim)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_multiembed.layers import _validation
 from tf_multiembed.layers import initializers
+from tf_multiembed.layers.set_ops import batch_first
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
@@ -53,13 +54,16 @@ class SetCIN(tf.keras.layers.Layer):
 
     def call(self, inputs):
         num_sets, num_fields, dim = self._dims
-        hidden, pooled = inputs, []
+        # Work in [M, B, K, channels]: each layer is then one native batched matmul over the sets.
+        x0 = tf.transpose(inputs, [1, 0, 3, 2])  # [M, B, K, N]
+        hidden, pooled = x0, []
         for kernel, bias in zip(self.kernels, self.biases):
-            outer = tf.einsum("bmnk,bmhk->bmnhk", inputs, hidden)
-            outer = tf.reshape(outer, [-1, num_sets, num_fields * hidden.shape[2], dim])
-            hidden = tf.nn.relu(tf.einsum("bmck,mco->bmok", outer, kernel) + bias[None, :, :, None])
-            pooled.append(tf.reduce_sum(hidden, axis=3))
-        return tf.concat(pooled, axis=2)
+            width = hidden.shape[-1]
+            outer = tf.reshape(x0[..., :, None] * hidden[..., None, :], [num_sets, -1, num_fields * width])
+            hidden = tf.nn.relu(tf.matmul(outer, kernel) + bias[:, None, :])  # [M, B*K, H_next]
+            hidden = tf.reshape(hidden, [num_sets, -1, dim, kernel.shape[-1]])
+            pooled.append(tf.reduce_sum(hidden, axis=2))  # [M, B, H_next]
+        return batch_first(tf.concat(pooled, axis=2))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], sum(self.layer_sizes))

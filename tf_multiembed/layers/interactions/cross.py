@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from tf_multiembed.layers import _validation
 from tf_multiembed.layers import initializers
+from tf_multiembed.layers.set_ops import batch_first, sets_first
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
@@ -70,16 +71,15 @@ class SetCross(tf.keras.layers.Layer):
         return tf.matmul(self.down_kernels[layer_index], self.up_kernels[layer_index])
 
     def call(self, inputs):
-        x0 = inputs
-        x = inputs
+        x0 = sets_first(inputs)  # [M, B, D]: every layer is then a native batched matmul
+        x = x0
         for index in range(self.num_layers):
             if self.low_rank is None:
-                projected = tf.einsum("bmi,mio->bmo", x, self.effective_kernel(index))
+                projected = tf.matmul(x, self.effective_kernel(index))
             else:
-                low = tf.einsum("bmi,mir->bmr", x, self.down_kernels[index])
-                projected = tf.einsum("bmr,mro->bmo", low, self.up_kernels[index])
-            x = x0 * (projected + self.biases[index]) + x
-        return x
+                projected = tf.matmul(tf.matmul(x, self.down_kernels[index]), self.up_kernels[index])
+            x = x0 * (projected + self.biases[index][:, None, :]) + x
+        return batch_first(x)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

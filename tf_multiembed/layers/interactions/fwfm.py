@@ -53,7 +53,7 @@ class SetFieldWeightedFM(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs, training=None):
-        weighted = tf.einsum("mij,bmjk->bmik", self.pair_weights, inputs)  # sum_j R_ij e_j
+        weighted = tf.matmul(self.pair_weights, inputs)  # sum_j R[m, i, j] e[b, m, j]; R broadcasts over the batch
         pooled = tf.reduce_sum(inputs * weighted, axis=2)
         return self.dropout_layer(self.batch_norm(pooled, training=training), training=training)
 

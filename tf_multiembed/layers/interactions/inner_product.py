@@ -41,7 +41,7 @@ class SetInnerProduct(tf.keras.layers.Layer):
 
     def call(self, inputs):
         num_sets, num_fields, dim = self._dims
-        gram = tf.einsum("bmik,bmjk->bmij", inputs, inputs)
+        gram = tf.matmul(inputs, inputs, transpose_b=True)  # [B, M, N, N]
         products = tf.gather(tf.reshape(gram, [-1, num_sets, num_fields * num_fields]), self._pair_index, axis=2)
         if not self.include_embeddings:
             return products
