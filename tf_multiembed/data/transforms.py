@@ -23,8 +23,6 @@ import math
 import struct
 from typing import Callable, Optional, Tuple
 
-import tensorflow as tf
-
 # Above 2**53 a float64 no longer holds every integer; the exact threshold table stops there and both twins fall
 # back to the formula (TensorFlow's float64 log may differ from libm's by one ulp there, which no CTR log reaches).
 _EXACT_LIMIT = float(2**53)
@@ -90,7 +88,9 @@ def _criteo_log_bucket_python(raw: str) -> Optional[str]:
     return criteo_log_bucket_value(value)
 
 
-def _criteo_log_bucket_tensorflow(values: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+def _criteo_log_bucket_tensorflow(values):
+    import tensorflow as tf  # the TensorFlow twins import it when they run, so the offline build never loads it
+
     values = tf.cast(values, tf.float64)
     missing = tf.logical_not(tf.math.is_finite(values))
     safe = tf.where(missing, tf.zeros_like(values), values)
@@ -111,7 +111,9 @@ def _identity_python(raw: str) -> Optional[str]:
     return raw if raw != "" else None
 
 
-def _identity_tensorflow(values: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+def _identity_tensorflow(values):
+    import tensorflow as tf
+
     return values, tf.equal(values, "")
 
 
@@ -129,7 +131,7 @@ class Transform:
     name: str
     input_kind: str
     python: Callable[[str], Optional[str]]
-    tensorflow: Callable[[tf.Tensor], Tuple[tf.Tensor, tf.Tensor]]
+    tensorflow: Callable[[object], Tuple[object, object]]
 
 
 TRANSFORMS = {

@@ -89,7 +89,9 @@ def gram_matrix(matrix, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
 def singular_values_from_gram(gram: np.ndarray) -> np.ndarray:
     """Singular values (descending) of a matrix whose Gram matrix is `gram`.
 
-    Tiny negative eigenvalues from round-off are clipped to zero.
+    Eigenvalues below the round-off level of the Gram matrix (size * eps * largest eigenvalue, the absolute error of
+    a symmetric eigensolver) are set to zero, so exactly rank-deficient matrices get exact zeros instead of noise of
+    order sqrt(eps) * sigma_max.
 
     Example:
         >>> singular_values_from_gram(np.diag([9.0, 4.0, 1.0]))
@@ -99,7 +101,11 @@ def singular_values_from_gram(gram: np.ndarray) -> np.ndarray:
     if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
         raise ValueError(f"singular_values_from_gram: expected a square matrix, received shape {gram.shape}.")
     eigenvalues = np.linalg.eigvalsh(gram)[::-1]
-    return np.sqrt(np.clip(eigenvalues, 0.0, None))
+    if eigenvalues.size == 0:
+        return eigenvalues
+    tolerance = gram.shape[0] * np.finfo(np.float64).eps * max(float(eigenvalues[0]), 0.0)
+    eigenvalues[eigenvalues <= tolerance] = 0.0
+    return np.sqrt(eigenvalues)
 
 
 def singular_values(matrix, method: str = "gram") -> np.ndarray:

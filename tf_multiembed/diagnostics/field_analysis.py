@@ -248,6 +248,10 @@ def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_name
             notes.append(f"Field {field} ({name}): no trained rows, its IA is undefined (NaN).")
         elif not np.isfinite(concat_ia[field]):
             notes.append(f"Field {field} ({name}): all analysed rows are zero, its IA is undefined (NaN).")
+        else:
+            for set_index in np.flatnonzero(~np.isfinite(set_ia[field])):
+                notes.append(f"Field {field} ({name}), set {set_index}: all analysed rows are zero, its IA is "
+                             "undefined (NaN).")
     return EmbeddingDiagnostics(
         field_names=list(tables.field_names),
         vocabulary_sizes=list(tables.vocabulary_sizes),

@@ -108,7 +108,8 @@ class MultiEmbedding(tf.keras.layers.Layer):
         if self.validate_ids:
             ids = self._checked(ids, sizes)
         rows = ids + tf.constant(self.field_offsets, dtype=tf.int64)
-        gathered = tf.gather(self.embeddings, rows)  # [B, N, M*K]
+        # embedding_lookup (not tf.gather) also reads tables sharded over parameter servers.
+        gathered = tf.nn.embedding_lookup(self.embeddings, rows)  # [B, N, M*K]
         gathered = tf.reshape(gathered, [-1, self.num_fields, self.num_sets, self.embedding_dim])
         return tf.transpose(gathered, [0, 2, 1, 3])  # [B, M, N, K]
 

@@ -11,7 +11,13 @@
    The patch is installed only under Keras 3 with the TensorFlow backend, only for the Keras versions it was
    checked against (3.x up to `_CHECKED_KERAS_MAX`; newer 3.x versions get it after a signature check, with a
    warning), and only when a multi-worker strategy is used. Legacy tf-keras needs nothing.
-2. `MirroredStrategy` + a model with `tf.string` inputs (or a `StringLookup` inside) fails with
+2. Keras 3 keeps non-trainable statistics (BatchNormalization's moving mean and variance) as mirrored variables
+   without an aggregation and updates each replica's copy from its own part of the batch, so the copies drift apart:
+   workers end with different weights and checkpoints hold the first replica's copy (legacy tf-keras makes them
+   ON_READ/MEAN variables and reads their mean). `replica_statistics_sync` returns a callback that replaces every
+   copy by the mean over replicas before each validation, after each epoch and at the end of training. The moving
+   averages are linear in the batch statistics, so this equals averaging at every step.
+3. `MirroredStrategy` + a model with `tf.string` inputs (or a `StringLookup` inside) fails with
    "Value for attr 'T' of string is not in the list of allowed values ... AddN"
    (https://github.com/tensorflow/tensorflow/issues/80951). This package never trains on strings: the tf.data
    pipeline maps raw values to ids, the trained model takes int64 ids, and the serving SavedModel wraps the lookup
@@ -33,7 +39,18 @@ _installed = False
 
 def is_legacy_keras() -> bool:
     """True when `tf.keras` is legacy Keras 2 (tf-keras, `TF_USE_LEGACY_KERAS=1`), False for Keras 3."""
-    return not tf.keras.__version__.startswith("3.")
+    return tf.keras.Model.__module__.split(".")[0] == "tf_keras"
+
+
+def keras_version() -> str:
+    """The version of the Keras behind `tf.keras` (tf-keras's under the legacy runtime)."""
+    if is_legacy_keras():
+        import tf_keras
+
+        return tf_keras.__version__
+    import keras
+
+    return keras.__version__
 
 
 def _keras3_version():
@@ -131,3 +148,63 @@ def check_no_string_inputs(model, strategy) -> None:
             "(tf_multiembed.data) and export with tf_multiembed.serving, which puts the lookup in the SavedModel."
         )
 
+
+
+def _as_tf_variable(variable):
+    return variable if isinstance(variable, tf.Variable) else variable.value
+
+
+class ReplicaStatisticsSync(tf.keras.callbacks.Callback):
+    """Averages a model's floating-point non-trainable variables over replicas (see point 2 of the module doc).
+
+    Every replica must run it at the same points (it is a collective); the loop and `fit` guarantee that.
+
+    Example:
+        >>> sync = replica_statistics_sync(strategy)  # doctest: +SKIP
+        >>> model.fit(data, callbacks=[sync] if sync else [])  # doctest: +SKIP
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy):
+        super().__init__()
+        self._strategy = strategy
+        self._functions = {}
+
+    def synchronize(self, model=None) -> None:
+        model = model if model is not None else self.model
+        key = id(model)
+        if key not in self._functions:
+            variables = [_as_tf_variable(v) for v in model.non_trainable_variables]
+            variables = [v for v in variables if v.dtype.is_floating]
+            strategy = self._strategy
+
+            def replica_fn():
+                context = tf.distribute.get_replica_context()
+                means = context.all_reduce(tf.distribute.ReduceOp.MEAN, [v.read_value() for v in variables])
+                for variable, mean in zip(variables, means):
+                    variable.assign(mean)  # no aggregation: each replica assigns its own copy
+
+            @tf.function(autograph=False)
+            def synchronize_all():
+                strategy.run(replica_fn)
+
+            self._functions[key] = synchronize_all if variables else None
+        if self._functions[key] is not None:
+            self._functions[key]()
+
+    def on_test_begin(self, logs=None):
+        self.synchronize()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.synchronize()
+
+    def on_train_end(self, logs=None):
+        self.synchronize()
+
+
+def replica_statistics_sync(strategy):
+    """A `ReplicaStatisticsSync` callback where Keras 3 runs more than one replica, else None."""
+    if is_legacy_keras() or strategy.num_replicas_in_sync <= 1:
+        return None
+    if not isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
+        return None
+    return ReplicaStatisticsSync(strategy)

@@ -11,14 +11,14 @@ import tensorflow as tf
 _LOG_EPSILON = 1e-7
 
 
-def _flatten_inputs(owner, y_true, y_pred, sample_weight):
-    """Flattens labels, predictions and weights to `[n]` float tensors and checks their ranges."""
-    y_true = tf.reshape(tf.cast(y_true, tf.float32), [-1])
-    y_pred = tf.reshape(tf.cast(y_pred, tf.float32), [-1])
+def _flatten_inputs(owner, y_true, y_pred, sample_weight, dtype):
+    """Flattens labels, predictions and weights to `[n]` tensors of `dtype` and checks their ranges."""
+    y_true = tf.reshape(tf.cast(y_true, dtype), [-1])
+    y_pred = tf.reshape(tf.cast(y_pred, dtype), [-1])
     if sample_weight is None:
         weight = tf.ones_like(y_true)
     else:
-        weight = tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+        weight = tf.reshape(tf.cast(sample_weight, dtype), [-1])
         weight = tf.broadcast_to(weight, tf.shape(y_true))
     checks = [
         tf.debugging.assert_equal(
@@ -26,7 +26,7 @@ def _flatten_inputs(owner, y_true, y_pred, sample_weight):
             message=f"{owner}: y_true and y_pred must hold one value per example (shapes [B] or [B, 1])",
         ),
         tf.debugging.assert_less_equal(
-            tf.reduce_max(tf.abs(y_true - 0.5)), 0.5,
+            tf.reduce_max(tf.abs(y_true - 0.5)), tf.constant(0.5, dtype),
             message=f"{owner}: labels must lie in [0, 1] (click = 1, no click = 0)",
         ),
         # NaN fails this check too, because every comparison with NaN is false.
@@ -54,6 +54,40 @@ def _ranked_auc(scores, positive_weight, negative_weight):
     numerator = tf.reduce_sum(positives * (negatives_below + 0.5 * negatives))
     denominator = tf.reduce_sum(positives) * tf.reduce_sum(negatives)
     return numerator / denominator
+
+
+def _sorted_auc(scores, positive_weight, negative_weight):
+    order = tf.argsort(scores, stable=True)
+    return _ranked_auc(tf.gather(scores, order), tf.gather(positive_weight, order), tf.gather(negative_weight, order))
+
+
+def exact_auc(y_true, y_pred, sample_weight=None) -> tf.Tensor:
+    """The exact (weighted) ROC AUC of one set of labels and scores, ties counted one half; NaN for one class.
+
+    The stateless form of `ExactAUC`, without variables (usable in any context, e.g. a parameter-server coordinator).
+
+    Example:
+        >>> float(exact_auc([0, 0, 1, 1], [0.1, 0.4, 0.4, 0.8]))
+        0.875
+    """
+    y_true, y_pred, weight = _flatten_inputs("exact_auc", y_true, y_pred, sample_weight, tf.float64)
+    return _sorted_auc(y_pred, y_true * weight, (1.0 - y_true) * weight)
+
+
+def _log_losses(y_true, y_pred):
+    probability = tf.clip_by_value(y_pred, _LOG_EPSILON, 1.0 - _LOG_EPSILON)
+    return -(y_true * tf.math.log(probability) + (1.0 - y_true) * tf.math.log(1.0 - probability))
+
+
+def log_loss(y_true, y_pred, sample_weight=None) -> tf.Tensor:
+    """The (weighted) mean binary cross-entropy in float64, the stateless form of `LogLoss`.
+
+    Example:
+        >>> round(float(log_loss([1, 0], [0.5, 0.5])), 6)
+        0.693147
+    """
+    y_true, y_pred, weight = _flatten_inputs("log_loss", y_true, y_pred, sample_weight, tf.float64)
+    return tf.reduce_sum(weight * _log_losses(y_true, y_pred)) / tf.reduce_sum(weight)
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
@@ -111,7 +145,8 @@ class ExactAUC(tf.keras.metrics.Metric):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, y_pred, weight = _flatten_inputs("ExactAUC", y_true, y_pred, sample_weight)
+        # float32 storage: model outputs are float32, and 0/1 labels and typical weights are exact in it.
+        y_true, y_pred, weight = _flatten_inputs("ExactAUC", y_true, y_pred, sample_weight, tf.float32)
         rows = tf.stack([y_pred, y_true * weight, (1.0 - y_true) * weight], axis=1)
         replica_context = tf.distribute.get_replica_context()
         if replica_context is not None and replica_context.num_replicas_in_sync > 1:
@@ -140,9 +175,8 @@ class ExactAUC(tf.keras.metrics.Metric):
     def exact_result(self):
         """The exact AUC of everything seen so far (NaN if either class is absent), in any context."""
         rows = self._buffer[: self._count.read_value()]
-        rows = tf.gather(rows, tf.argsort(rows[:, 0], stable=True))
         weights = tf.cast(rows[:, 1:], tf.float64)
-        return tf.cast(_ranked_auc(rows[:, 0], weights[:, 0], weights[:, 1]), self.dtype)
+        return tf.cast(_sorted_auc(rows[:, 0], weights[:, 0], weights[:, 1]), self.dtype)
 
     def estimated_result(self):
         """The running estimate: AUC of the scores binned into `num_estimate_bins` equal-width bins."""
@@ -188,11 +222,8 @@ class LogLoss(tf.keras.metrics.Metric):
         self.weight = self.add_weight(name="weight", shape=(), initializer="zeros", dtype="float64")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true, y_pred, weight = _flatten_inputs("LogLoss", y_true, y_pred, sample_weight)
-        y_true, weight = tf.cast(y_true, tf.float64), tf.cast(weight, tf.float64)
-        probability = tf.clip_by_value(tf.cast(y_pred, tf.float64), _LOG_EPSILON, 1.0 - _LOG_EPSILON)
-        losses = -(y_true * tf.math.log(probability) + (1.0 - y_true) * tf.math.log(1.0 - probability))
-        self.total.assign_add(tf.reduce_sum(weight * losses))
+        y_true, y_pred, weight = _flatten_inputs("LogLoss", y_true, y_pred, sample_weight, tf.float64)
+        self.total.assign_add(tf.reduce_sum(weight * _log_losses(y_true, y_pred)))
         self.weight.assign_add(tf.reduce_sum(weight))
 
     def result(self):

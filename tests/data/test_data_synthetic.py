@@ -1,0 +1,111 @@
+"""The synthetic Criteo-shaped generator: Zipf values, the planted click model and its Bayes AUC, and files that the
+real Criteo reader ingests back into the latent values."""
+
+import itertools
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from tf_multiembed.data import prepare_dataset
+from tf_multiembed.data import synthetic
+from tf_multiembed.data.synthetic import SyntheticCriteo, SyntheticCriteoConfig, expected_auc
+
+SMALL = SyntheticCriteoConfig(vocabulary_sizes=(12, 40, 3, 50, 200), num_numeric=2, num_interacting_pairs=4,
+                              missing_rate=0.1)
+
+
+def _brute_force_expected_auc(p):
+    numerator = denominator = 0.0
+    for i, j in itertools.permutations(range(len(p)), 2):
+        weight = p[i] * (1 - p[j])  # i positive, j negative
+        denominator += weight
+        numerator += weight * (1.0 if p[i] > p[j] else 0.5 if p[i] == p[j] else 0.0)
+    return numerator / denominator
+
+
+def test_expected_auc_by_hand_and_by_brute_force():
+    assert expected_auc(np.array([0.2, 0.8])) == pytest.approx(0.64 / 0.68)
+    assert expected_auc(np.array([0.5, 0.5, 0.5])) == pytest.approx(0.5)
+    p = np.random.default_rng(0).choice([0.1, 0.3, 0.3, 0.6, 0.9], size=12)  # with ties
+    assert expected_auc(p) == pytest.approx(_brute_force_expected_auc(p))
+
+
+def test_samples_are_deterministic_and_shaped():
+    generator = SyntheticCriteo(SMALL)
+    first, second = generator.sample(500, seed=3), SyntheticCriteo(SMALL).sample(500, seed=3)
+    np.testing.assert_array_equal(first.latent_ids, second.latent_ids)
+    np.testing.assert_array_equal(first.labels, second.labels)
+    assert not np.array_equal(first.latent_ids, generator.sample(500, seed=4).latent_ids)
+    assert first.latent_ids.shape == (500, 5) and first.labels.dtype == np.float32
+    assert first.latent_ids.min() == 0 and (first.latent_ids.max(axis=0) < np.array(SMALL.vocabulary_sizes)).all()
+
+
+def test_values_follow_zipf_and_the_missing_rate():
+    latent = SyntheticCriteo(SMALL).sample(100_000, seed=1).latent_ids[:, 4]
+    counts = np.bincount(latent, minlength=200)
+    assert counts[0] / len(latent) == pytest.approx(0.1, abs=0.005)
+    assert counts[1] / counts[2] == pytest.approx(2 ** 1.3, rel=0.05)  # Zipf(1.3): rank 1 vs rank 2
+    assert counts[1] / counts[4] == pytest.approx(4 ** 1.3, rel=0.1)
+
+
+def test_click_rate_and_bayes_auc_are_what_the_model_says():
+    generator = SyntheticCriteo(SyntheticCriteoConfig())
+    sample = generator.sample(100_000, seed=2)
+    assert sample.labels.mean() == pytest.approx(0.25, abs=0.01)
+    bayes = expected_auc(sample.probabilities)
+    assert 0.75 < bayes < 0.9
+    assert roc_auc_score(sample.labels, sample.probabilities) == pytest.approx(bayes, abs=0.01)
+    weak = SyntheticCriteo(SyntheticCriteoConfig(logit_std=0.05)).sample(20_000, seed=2)
+    assert expected_auc(weak.probabilities) < 0.55
+
+
+def test_logit_parts_have_the_configured_spread_and_share():
+    sample_ids = SyntheticCriteo(SyntheticCriteoConfig()).sample(50_000, seed=5).latent_ids
+    linear, interaction = SyntheticCriteo(SyntheticCriteoConfig()).logit_parts(sample_ids)
+    assert np.std(linear) == pytest.approx(1.5 * np.sqrt(0.5), rel=0.1)
+    assert np.std(interaction) == pytest.approx(1.5 * np.sqrt(0.5), rel=0.1)
+    only_pairs = SyntheticCriteo(SyntheticCriteoConfig(interaction_share=1.0))
+    linear, interaction = only_pairs.logit_parts(sample_ids)
+    assert not linear.any() and np.std(interaction) == pytest.approx(1.5, rel=0.1)
+    assert expected_auc(only_pairs.probabilities(sample_ids)) > 0.7  # pairwise interactions alone carry the signal
+
+
+def test_written_file_reads_back_into_the_latent_values(tmp_path):
+    generator = SyntheticCriteo(SMALL)
+    path = generator.write_tsv(tmp_path / "synthetic.tsv", num_rows=3000, seed=4)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3000 and {len(line.split("\t")) for line in lines} == {6}
+    data = prepare_dataset(SMALL.schema(min_count=1), path, tmp_path / "cache", split="time",
+                           split_fractions=(1, 0, 0))
+    assert data.report.rows_skipped == 0
+    ids, labels = data.numpy_split("train")  # file order
+    latent = generator.sample(3000, seed=4 * 1_000_003).latent_ids  # write_tsv's one chunk
+    np.testing.assert_array_equal(labels, generator.sample(3000, seed=4 * 1_000_003).labels)
+    for field in range(5):  # the encoding is a bijection of the latent values
+        pairs = set(zip(latent[:, field].tolist(), ids[:, field].tolist()))
+        assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+    assert (ids > 0).all()  # with min count 1 every value, the empty one ("NULL") included, has an id
+
+
+def test_default_file_is_generated_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(synthetic, "_BAYES_AUC_ROWS", 20_000)
+    made = synthetic.synthetic_criteo_file(tmp_path, num_rows=2000, config=SMALL)
+    assert made.path.is_file() and made.num_rows == 2000 and 0.5 < made.bayes_auc < 1
+    assert made.schema.num_fields == 5 and made.schema.fields[0].min_count == 10
+    stamp = made.path.stat().st_mtime_ns
+    again = synthetic.synthetic_criteo_file(tmp_path, num_rows=2000, config=SMALL)
+    assert again.path == made.path and again.path.stat().st_mtime_ns == stamp and again.bayes_auc == made.bayes_auc
+    assert synthetic.synthetic_criteo_file(tmp_path, num_rows=2000, seed=2, config=SMALL).path != made.path
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"vocabulary_sizes": (5, 1)}, "every field needs at least 2 latent values"),
+    ({"num_numeric": 40}, r"`num_numeric` must lie in \[0, 39\]"),
+    ({"missing_rate": 1.5}, r"`missing_rate` must lie in \[0.0, 1.0\]"),
+    ({"target_ctr": 0.0}, "`target_ctr` must lie in"),
+    ({"num_interacting_pairs": 1000}, r"`num_interacting_pairs` must lie in \[0, 741\]"),
+])
+def test_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SyntheticCriteoConfig(**kwargs)

@@ -1,0 +1,87 @@
+"""`python train.py` killed with SIGKILL mid-epoch and started again with the same command resumes from its last
+step checkpoint, finishes, and exports the SavedModel."""
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _latest_step(model_dir: pathlib.Path) -> int:
+    index = model_dir / "checkpoints" / "checkpoint"
+    if not index.is_file():
+        return 0
+    match = re.search(r'model_checkpoint_path: ".*ckpt-(\d+)"', index.read_text())
+    return int(match.group(1)) if match else 0
+
+
+def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
+    model_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    command = [sys.executable, str(REPO / "train.py"), "--model=dnn", "--embedding=se", "--scale=1",
+               "--synthetic_rows=3000", f"--data_dir={tmp_path / 'data'}", "--batch_size=64", "--epochs=3",
+               "--patience=3", "--checkpoint_every_steps=5", f"--model_dir={model_dir}",
+               f"--export_dir={export_dir}", "--export_name=ctr", "--verbose=0"]
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    environment.pop("TF_CONFIG", None)
+    first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    try:
+        while _latest_step(model_dir) < 5:
+            assert first.poll() is None, "train.py ended before its first step checkpoint: " + \
+                first.stderr.read().decode(errors="replace")[-3000:]
+            assert time.time() < deadline, "no step checkpoint within 240 s"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+    finally:
+        first.kill()
+        first.wait()
+    assert first.returncode == -signal.SIGKILL
+    killed_at = _latest_step(model_dir)
+    assert not (model_dir / "results.json").is_file() or \
+        json.loads((model_dir / "results.json").read_text())["status"] == "running"
+
+    second = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert "Resuming from" in second.stdout + second.stderr
+    results = json.loads((model_dir / "results.json").read_text())
+    steps_per_epoch = 38  # 2400 training rows / 64
+    assert results["status"] == "finished"
+    assert results["resumes"] == [{"epoch": killed_at // steps_per_epoch + 1, "step": killed_at % steps_per_epoch}]
+    assert [entry["epoch"] for entry in results["epochs"]] == [1, 2, 3]
+    assert results["best_epoch"] in (1, 2, 3) and 0.5 < results["test"]["auc"] <= 1.0
+    assert results["config"]["checkpoint_every_steps"] == 5 and results["wall_seconds"] > 0
+    assert _latest_step(model_dir) == 3 * steps_per_epoch
+    assert (export_dir / "ctr" / "1" / "saved_model.pb").is_file()
+    assert (export_dir / "ctr" / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def test_help_documents_every_flag():
+    output = subprocess.run([sys.executable, str(REPO / "train.py"), "--helpfull"], capture_output=True, text=True,
+                            timeout=120).stdout
+    for flag in ("dataset", "data_path", "schema", "data_dir", "model", "embedding", "scale", "num_sets",
+                 "embedding_dim", "batch_size", "learning_rate", "l2", "epochs", "patience", "seed", "strategy",
+                 "model_dir", "export_dir", "checkpoint_every_steps"):
+        assert f"--{flag}:" in output or f"--[no]{flag}:" in output, flag
+
+
+def test_bad_configurations_fail_with_a_clear_message(tmp_path):
+    from tf_multiembed.training.run import RunConfig, prepare_data
+
+    with pytest.raises(ValueError, match="--data_path is required for dataset 'criteo'"):
+        prepare_data(RunConfig(dataset="criteo", data_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="--schema is required for dataset 'csv'"):
+        prepare_data(RunConfig(dataset="csv", data_path="x.csv", data_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="Unknown dataset 'parquet'"):
+        prepare_data(RunConfig(dataset="parquet", data_dir=str(tmp_path)))
+    output = subprocess.run([sys.executable, str(REPO / "train.py"), "--strategy=tpuu"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert output.returncode != 0 and "--strategy" in output.stderr and "multi_worker" in output.stderr

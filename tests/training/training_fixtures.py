@@ -1,0 +1,35 @@
+"""A tiny learnable click data set and model shared by the training tests (and their subprocess scripts)."""
+
+import numpy as np
+import tensorflow as tf
+
+VOCABULARY_SIZES = (12, 9, 7, 5)
+
+
+def click_data(num_rows: int, seed: int = 0):
+    """Ids `[n, 4]` and 0/1 labels from a planted logistic model with one pairwise interaction."""
+    rng = np.random.default_rng(seed)
+    ids = np.stack([rng.integers(0, size, num_rows) for size in VOCABULARY_SIZES], axis=1).astype(np.int64)
+    planted = np.random.default_rng(1234)
+    weights = [planted.normal(size=size) for size in VOCABULARY_SIZES]
+    logit = sum(weight[ids[:, field]] for field, weight in enumerate(weights))
+    logit += 0.8 * weights[0][ids[:, 0]] * weights[1][ids[:, 1]]
+    labels = (rng.random(num_rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float32)
+    return ids, labels
+
+
+def batches(ids, labels, batch_size: int, shuffle_seed=None) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices((ids, labels))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(ids), seed=shuffle_seed, reshuffle_each_iteration=False)
+    return dataset.batch(batch_size)
+
+
+def tiny_model(seed: int = 0, **kwargs) -> tf.keras.Model:
+    """ME-DNN with 2 sets of width 4 and a 16-16 MLP (built in the current strategy scope)."""
+    from tf_multiembed.models import build_model
+
+    tf.keras.utils.set_random_seed(seed)
+    options = dict(scale=2, embedding_dim=4, hidden_units=(16, 16))
+    options.update(kwargs)
+    return build_model("dnn", list(VOCABULARY_SIZES), **options)

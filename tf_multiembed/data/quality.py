@@ -1,0 +1,212 @@
+"""Bad-input accounting: skipped lines are counted by reason, the first few are named by file and line, strict mode
+stops at the first one, and a run that skips too large a share fails instead of training on garbage.
+
+Skip reasons (keys of `IngestReport.skipped_by_reason`):
+
+- `wrong_column_count`: a line that does not split into the expected number of columns (blank lines included);
+- `bad_encoding`: a line that is not valid text in the file's encoding (UTF-8 by default);
+- `bad_quoting`: a quoted cell that is not closed on its line (delimited files read with a quote character);
+- `non_numeric`: a numeric field whose cell is not a number;
+- `bad_label`: a label that is not "0"/"1" (binary rule) or not a number (threshold rule);
+- `bad_time`: a time column cell that is not a number (read only for the "time" split);
+- `unknown_user` / `unknown_item`: a MovieLens rating whose user or item is absent from the user or item table.
+
+Missing and empty input files are listed separately (`files_missing`, `files_empty`).
+"""
+
+import collections
+import dataclasses
+import warnings
+from typing import Dict, List, Optional
+
+REASON_TEXT = {
+    "wrong_column_count": "wrong number of columns",
+    "bad_encoding": "not valid text in the file's encoding",
+    "bad_quoting": "unterminated quoted cell",
+    "non_numeric": "not a number in a numeric field",
+    "bad_label": "bad label",
+    "bad_time": "bad time value",
+    "unknown_user": "user absent from the user table",
+    "unknown_item": "item absent from the item table",
+}
+
+
+class BadInputError(ValueError):
+    """Raised in strict mode at the first bad line, or for a missing or empty input file."""
+
+
+class TooManyBadRowsError(ValueError):
+    """Raised when the share of skipped lines exceeds the allowed maximum."""
+
+
+class SkippedInputWarning(UserWarning):
+    """Warns that lines or files were skipped; the message names the first few by file and line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BadLine:
+    """One skipped line: where it is, why it was skipped, and what was found."""
+
+    path: str
+    line_number: int
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line_number}: {REASON_TEXT.get(self.reason, self.reason)} ({self.detail})"
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class BadInputTracker:
+    """Counts the lines a pass reads and skips, and applies the strict / lenient policy.
+
+    Args:
+        strict: raise `BadInputError` at the first bad line or missing/empty file instead of skipping it.
+        max_examples: how many bad lines to remember (by file and line) for the warning and the report.
+
+    Example:
+        >>> tracker = BadInputTracker()
+        >>> tracker.count_lines(3)
+        >>> tracker.skip("a.tsv", 2, "bad_label", "label '7'")
+        >>> tracker.rows_valid, dict(tracker.skipped_by_reason)
+        (2, {'bad_label': 1})
+    """
+
+    def __init__(self, strict: bool = False, max_examples: int = 5):
+        self.strict = bool(strict)
+        self.max_examples = int(max_examples)
+        self.lines_read = 0
+        self.header_lines = 0
+        self.skipped_by_reason: collections.Counter = collections.Counter()
+        self.examples: List[BadLine] = []
+        self.files_read: List[str] = []
+        self.files_missing: List[str] = []
+        self.files_empty: List[str] = []
+        self.values_truncated: collections.Counter = collections.Counter()
+
+    def count_lines(self, count: int) -> None:
+        """Records `count` data lines (good or bad; header lines excluded) as read."""
+        self.lines_read += count
+
+    def skip(self, path: str, line_number: int, reason: str, detail: str) -> None:
+        """Skips one line, or raises `BadInputError` in strict mode."""
+        bad_line = BadLine(str(path), int(line_number), reason, _shorten(detail))
+        if self.strict:
+            raise BadInputError(f"{bad_line}. Strict mode stops at the first bad line; fix the input or run without "
+                                f"strict mode to skip and count such lines.")
+        self.skipped_by_reason[reason] += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(bad_line)
+
+    def missing_file(self, path: str) -> None:
+        if self.strict:
+            raise BadInputError(f"Input file {path} does not exist.")
+        self.files_missing.append(str(path))
+
+    def empty_file(self, path: str) -> None:
+        if self.strict:
+            raise BadInputError(f"Input file {path} has no data lines.")
+        self.files_empty.append(str(path))
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(self.skipped_by_reason.values())
+
+    @property
+    def rows_valid(self) -> int:
+        return self.lines_read - self.rows_skipped
+
+    def warn_if_skipped(self) -> None:
+        """Emits one `SkippedInputWarning` summarising skipped lines and files (nothing when all was read)."""
+        parts = []
+        if self.rows_skipped:
+            share = self.rows_skipped / max(self.lines_read, 1)
+            reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.skipped_by_reason.items()))
+            first = "; ".join(str(bad_line) for bad_line in self.examples)
+            parts.append(f"skipped {self.rows_skipped} of {self.lines_read} lines ({share:.2%}; {reasons}). "
+                         f"First: {first}")
+        if self.files_missing:
+            parts.append(f"missing input files skipped: {self.files_missing}")
+        if self.files_empty:
+            parts.append(f"empty input files skipped: {self.files_empty}")
+        if self.values_truncated:
+            parts.append(f"multi-valued cells with more values than slots (extra values dropped): "
+                         f"{dict(self.values_truncated)}")
+        if parts:
+            warnings.warn("Bad input: " + " | ".join(parts), SkippedInputWarning, stacklevel=3)
+
+    def check(self, max_skipped_fraction: float) -> None:
+        """Fails when nothing valid was read, or when the skipped share exceeds `max_skipped_fraction`."""
+        if self.rows_valid == 0:
+            raise BadInputError(
+                f"No valid rows were read from {self.files_read or 'the inputs'} ({self.lines_read} data lines read, "
+                f"{self.rows_skipped} skipped, missing files: {self.files_missing}, empty files: {self.files_empty}).")
+        share = self.rows_skipped / self.lines_read
+        if share > max_skipped_fraction:
+            first = "; ".join(str(bad_line) for bad_line in self.examples)
+            raise TooManyBadRowsError(
+                f"{self.rows_skipped} of {self.lines_read} lines ({share:.2%}) were bad, more than the allowed "
+                f"{max_skipped_fraction:.2%} (max_skipped_fraction); by reason: {dict(self.skipped_by_reason)}. "
+                f"First: {first}. Check the schema's reader settings (delimiter, header, columns) against the files.")
+
+
+@dataclasses.dataclass
+class IngestReport:
+    """What a build read, skipped and wrote. `lines_read = rows_valid + rows_skipped` and
+    `rows_valid = sum(rows_written.values())` hold for every build (`check_totals` verifies them).
+
+    Attributes:
+        files_read: input files read.
+        files_missing: input files that did not exist (skipped).
+        files_empty: input files without data lines (skipped).
+        header_lines: header lines read (not data).
+        lines_read: data lines read, good or bad.
+        rows_valid: lines that became rows.
+        rows_skipped: lines skipped as bad input.
+        skipped_by_reason: skipped lines per reason (see this module's docstring).
+        first_bad_lines: the first few skipped lines as "file:line: reason (detail)".
+        values_truncated: per multi_categorical field, cells that had more values than slots.
+        rows_written: rows written per split.
+    """
+
+    files_read: List[str]
+    files_missing: List[str]
+    files_empty: List[str]
+    header_lines: int
+    lines_read: int
+    rows_valid: int
+    rows_skipped: int
+    skipped_by_reason: Dict[str, int]
+    first_bad_lines: List[str]
+    values_truncated: Dict[str, int]
+    rows_written: Dict[str, int]
+
+    @classmethod
+    def from_tracker(cls, tracker: BadInputTracker, rows_written: Optional[Dict[str, int]] = None) -> "IngestReport":
+        return cls(files_read=list(tracker.files_read), files_missing=list(tracker.files_missing),
+                   files_empty=list(tracker.files_empty), header_lines=tracker.header_lines,
+                   lines_read=tracker.lines_read, rows_valid=tracker.rows_valid, rows_skipped=tracker.rows_skipped,
+                   skipped_by_reason=dict(tracker.skipped_by_reason),
+                   first_bad_lines=[str(bad_line) for bad_line in tracker.examples],
+                   values_truncated=dict(tracker.values_truncated), rows_written=dict(rows_written or {}))
+
+    def check_totals(self) -> None:
+        """Raises ValueError when the counts do not add up (that would be a bug, never bad input)."""
+        if self.lines_read != self.rows_valid + self.rows_skipped:
+            raise ValueError(f"Ingest counts do not add up: {self.lines_read} lines read != {self.rows_valid} valid "
+                             f"+ {self.rows_skipped} skipped.")
+        if self.rows_written and self.rows_valid != sum(self.rows_written.values()):
+            raise ValueError(f"Ingest counts do not add up: {self.rows_valid} valid rows != rows written "
+                             f"{self.rows_written}.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        written = ", ".join(f"{split} {rows}" for split, rows in self.rows_written.items())
+        return (f"read {self.lines_read} lines from {len(self.files_read)} file(s): {self.rows_valid} valid, "
+                f"{self.rows_skipped} skipped {self.skipped_by_reason or ''}; written: {written}")
+

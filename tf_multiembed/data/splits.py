@@ -1,0 +1,85 @@
+"""Train / validation / test splits: the paper's seeded random 8:1:1 split, and a time-ordered one.
+
+The random split is the reference's exactly: `numpy.random.default_rng(seed).permutation(num_rows)`, the first 80%
+of the permuted rows for training, the next 10% for validation and the last 10% for testing, each in permutation
+order. The time split orders rows by a time column (ties keep file order), or keeps file order when the schema has
+none (Criteo's Kaggle file is already in time order), and cuts the same fractions.
+"""
+
+import math
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+SPLIT_NAMES = ("train", "validation", "test")
+RANDOM_SPLIT = "random"
+TIME_SPLIT = "time"
+SPLIT_KINDS = (RANDOM_SPLIT, TIME_SPLIT)
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def check_fractions(fractions: Sequence[float]) -> Tuple[float, float, float]:
+    """Validates three non-negative fractions that sum to 1, with a positive training share."""
+    fractions = tuple(float(fraction) for fraction in fractions)
+    if (len(fractions) != 3 or any(not math.isfinite(f) or f < 0 for f in fractions) or fractions[0] <= 0
+            or abs(sum(fractions) - 1.0) > 1e-6):
+        raise ValueError(f"`split_fractions` must be three non-negative numbers (train, validation, test) that sum "
+                         f"to 1 with train > 0, got {fractions}.")
+    return fractions
+
+
+def split_sizes(num_rows: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> Tuple[int, int, int]:
+    """Rows per split: floor(n * train), floor(n * validation), and the rest for test.
+
+    Example:
+        >>> split_sizes(100000)
+        (80000, 10000, 10000)
+    """
+    train, validation, _ = check_fractions(fractions)
+    # The epsilon keeps products such as 100000 * 0.8 = 80000.00000000001 or 0.7999... on the intended integer.
+    num_train = min(num_rows, int(math.floor(num_rows * train + 1e-9)))
+    num_validation = min(num_rows - num_train, int(math.floor(num_rows * validation + 1e-9)))
+    return num_train, num_validation, num_rows - num_train - num_validation
+
+
+def random_order(num_rows: int, seed: int, path: Optional[str] = None) -> np.ndarray:
+    """`numpy.random.default_rng(seed).permutation(num_rows)`, optionally built inside a file-backed memory map.
+
+    With `path`, the 8 bytes per row live in the page cache (evictable, written back to `path`) instead of the heap;
+    the permutation is the same (`Generator.shuffle` of `arange` is what `permutation` does).
+
+    Example:
+        >>> random_order(5, seed=0).tolist() == np.random.default_rng(0).permutation(5).tolist()
+        True
+    """
+    if path is None:
+        return np.random.default_rng(seed).permutation(num_rows)
+    order = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=(num_rows,))
+    block = 1 << 20
+    for start in range(0, num_rows, block):
+        stop = min(num_rows, start + block)
+        order[start:stop] = np.arange(start, stop, dtype=np.int64)
+    # A plain-ndarray view of the map takes numpy's fast in-place shuffle (a memmap subclass would not).
+    np.random.default_rng(seed).shuffle(order.view(np.ndarray))
+    order.flush()
+    return order  # dropping the last reference unmaps it
+
+
+def time_order(times: np.ndarray) -> Optional[np.ndarray]:
+    """Row order by time, ties in file order; None when the rows are already in time order."""
+    times = np.asarray(times)
+    if times.size < 2 or bool(np.all(times[1:] >= times[:-1])):
+        return None
+    return np.argsort(times, kind="stable")
+
+
+def split_membership(num_rows: int, seed: int = 0,
+                     fractions: Sequence[float] = DEFAULT_FRACTIONS) -> np.ndarray:
+    """For each row in file order, the index in `SPLIT_NAMES` of its split under the random split (uint8 [n])."""
+    sizes = split_sizes(num_rows, fractions)
+    membership = np.empty(num_rows, dtype=np.uint8)
+    order = random_order(num_rows, seed)
+    membership[order[:sizes[0]]] = 0
+    membership[order[sizes[0]:sizes[0] + sizes[1]]] = 1
+    membership[order[sizes[0] + sizes[1]:]] = 2
+    return membership

@@ -1,0 +1,204 @@
+"""A diagnostics report folder: figures, a markdown summary and the numbers as JSON, for one or several models.
+
+Layout of `output_dir`:
+
+    summary.md                      tables per model (per field IA, random baseline, per-set IA) and, for several
+                                    models of the same data, a per-field comparison table
+    diagnostics.json                {label: {"description", "embedding": EmbeddingDiagnostics.to_dict(),
+                                             "pairwise": PairwiseDiagnostics.to_dict() or null}}
+    <label>_spectra.png             Fig. 1b    normalised singular spectra per field
+    <label>_ia_vs_random.png        Fig. 2     IA per field vs a random matrix of the same shape
+    <label>_set_abundance.png       Fig. 8b    per-set IA (multi-embedding models)
+    <label>_pairwise.png            Fig. 3     interaction-projected IA heatmap, set 0 (DCNv2, FFM)
+    <label>_weight_norms.png        Fig. 8c    ||W^{(m)}_{i->j}||_F per set (DCNv2)
+    comparison.png                  Fig. 8a    per-field IA of all models (when their vocabularies agree)
+    ia_history.png                             IA over training (when a callback history is given)
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import re
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from tf_multiembed.diagnostics import loading
+from tf_multiembed.diagnostics import pairwise as pairwise_lib
+from tf_multiembed.diagnostics import plots
+from tf_multiembed.diagnostics.field_analysis import EmbeddingDiagnostics, analyze_embeddings
+
+
+@dataclasses.dataclass
+class ModelDiagnostics:
+    """Everything the report shows about one model."""
+
+    label: str
+    description: List[str]
+    embedding: EmbeddingDiagnostics
+    pairwise: Optional[pairwise_lib.PairwiseDiagnostics]
+
+
+def diagnose(source, label: str, *, id_counts=None, min_count: int = 1,
+             field_names: Optional[Sequence[str]] = None) -> ModelDiagnostics:
+    """Per-field and pairwise diagnostics of a Keras model, `SavedModelWeights` or `EmbeddingTables`."""
+    if isinstance(source, loading.SavedModelWeights):
+        embedding = analyze_embeddings(source.tables, id_counts=id_counts, min_count=min_count,
+                                       field_names=field_names)
+        pairwise = None
+        if source.cross_kernel is not None:
+            pairwise = pairwise_lib.cross_projection_diagnostics(
+                source.tables, source.cross_kernel, id_counts=id_counts, min_count=min_count)
+        return ModelDiagnostics(label, loading.describe(source), embedding, pairwise)
+    embedding = analyze_embeddings(source, id_counts=id_counts, min_count=min_count, field_names=field_names)
+    pairwise = None
+    description = [f"{type(source).__name__}"]
+    if hasattr(source, "layers"):
+        pairwise = pairwise_lib.pairwise_diagnostics(source, id_counts=id_counts, min_count=min_count,
+                                                     field_names=field_names)
+        description = loading.describe(source)
+        if pairwise is not None and pairwise.source == "ffm_sub_embeddings":
+            description.append(
+                "FFM: the 'sets' are field-aware sub-tables (set m*N + j holds the rows every field uses against "
+                "field j); a field's own slot j = i is never trained and keeps its initial values."
+            )
+    return ModelDiagnostics(label, description, embedding, pairwise)
+
+
+def _file_label(label: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")
+    return cleaned or "model"
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def field_table_markdown(diagnostics: EmbeddingDiagnostics) -> str:
+    """The per-field markdown table of one model (fields in model order).
+
+    Columns: field, vocabulary size, analysed rows, IA of the concatenation (width M*K), IA of a random matrix of the
+    same shape, their ratio, and for ME the mean and minimum IA over sets (width K).
+
+    Example:
+        >>> print(field_table_markdown(analyze_embeddings(model)))  # doctest: +SKIP
+    """
+    me = diagnostics.num_sets > 1
+    header = ["field", "D_i", "rows", f"IA (width {diagnostics.total_width})", "random IA", "IA / random"]
+    if me:
+        header += [f"set IA mean (width {diagnostics.embedding_dim})", "set IA min"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for field in range(diagnostics.num_fields):
+        ia = float(diagnostics.concat_abundance[field])
+        random_ia = float(diagnostics.random_concat_abundance[field])
+        ratio = ia / random_ia if math.isfinite(ia) and math.isfinite(random_ia) and random_ia > 0 else math.nan
+        row = [diagnostics.field_names[field], str(diagnostics.vocabulary_sizes[field]),
+               str(int(diagnostics.analysed_rows[field])), _fmt(ia), _fmt(random_ia), _fmt(ratio)]
+        if me:
+            values = diagnostics.set_abundance[field]
+            finite = values[np.isfinite(values)]
+            row += [_fmt(float(finite.mean())) if finite.size else "n/a",
+                    _fmt(float(finite.min())) if finite.size else "n/a"]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def comparison_table_markdown(results: Sequence[ModelDiagnostics]) -> str:
+    """Per-field IA of several models of the same data side by side (fields sorted by cardinality)."""
+    reference = results[0].embedding
+    header = ["field", "D_i"] + [
+        f"{r.label} ({r.embedding.num_sets}x{r.embedding.embedding_dim})" for r in results]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for field in np.argsort(np.asarray(reference.vocabulary_sizes), kind="stable"):
+        row = [reference.field_names[field], str(reference.vocabulary_sizes[field])]
+        row += [_fmt(float(r.embedding.concat_abundance[field])) for r in results]
+        lines.append("| " + " | ".join(row) + " |")
+    means = [_fmt(r.embedding.summary()["mean_concat_abundance"]) for r in results]
+    lines.append("| **mean** | | " + " | ".join(means) + " |")
+    return "\n".join(lines)
+
+
+def _comparable(results: Sequence[ModelDiagnostics]) -> bool:
+    sizes = [list(r.embedding.vocabulary_sizes) for r in results]
+    return len(results) > 1 and all(s == sizes[0] for s in sizes)
+
+
+def write_report(models: Mapping[str, object], output_dir, *, id_counts=None, min_count: int = 1,
+                 field_names: Optional[Sequence[str]] = None, history: Optional[Sequence[dict]] = None,
+                 title: str = "Embedding collapse diagnostics") -> Dict[str, ModelDiagnostics]:
+    """Analyses every model and writes the report folder described in the module docstring.
+
+    Args:
+        models: `{label: source}` with sources as accepted by `diagnose` (Keras models, `SavedModelWeights`,
+            `EmbeddingTables`), e.g. `{"SE 1x40": se_model, "ME 4x10": me_model}`.
+        output_dir: the folder to write (created if needed; existing files of the same names are replaced).
+        id_counts, min_count: untrained-row exclusion (see `analyze_embeddings`), applied to every model.
+        field_names: field names for every model (default: each model's own).
+        history: optional `InformationAbundanceCallback.history` to plot IA over training.
+        title: the markdown title.
+
+    Returns:
+        `{label: ModelDiagnostics}`.
+
+    Example:
+        >>> write_report({"SE 1x40": se_model, "ME 4x10": me_model}, "reports/ml100k")  # doctest: +SKIP
+    """
+    if not models:
+        raise ValueError("write_report: give at least one model.")
+    output = pathlib.Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    results = [diagnose(source, label, id_counts=id_counts, min_count=min_count, field_names=field_names)
+               for label, source in models.items()]
+    lines = [f"# {title}", "",
+             "Information abundance IA(E) = sum of singular values / largest singular value, per field (the paper's "
+             "Definition 1; higher = less collapsed, at most the width). `IA (width W)` is the IA of the field's rows "
+             "concatenated across embedding sets; compare models only at equal width. `random IA` is the IA of a "
+             "random matrix of the same shape (the paper's Fig. 2 baseline).", ""]
+    for result in results:
+        stem = _file_label(result.label)
+        diagnostics = result.embedding
+        summary = diagnostics.summary()
+        lines += [f"## {result.label}", ""] + [f"- {line}" for line in result.description] + [
+            f"- mean IA over fields: {_fmt(summary['mean_concat_abundance'])} (random: "
+            f"{_fmt(summary['mean_random_concat_abundance'])}); min: {_fmt(summary['min_concat_abundance'])}",
+        ]
+        if diagnostics.num_sets > 1:
+            lines.append(f"- per-set IA (width {diagnostics.embedding_dim}): mean "
+                         f"{_fmt(summary['mean_set_abundance'])}, min {_fmt(summary['min_set_abundance'])}")
+        lines += [f"- note: {note}" for note in diagnostics.notes]
+        lines += ["", field_table_markdown(diagnostics), ""]
+        figures = [("spectra", "Normalised singular spectra (Fig. 1b)", plots.plot_singular_spectra),
+                   ("ia_vs_random", "IA vs random (Fig. 2)", plots.plot_abundance_vs_random)]
+        if diagnostics.num_sets > 1:
+            figures.append(("set_abundance", "Per-set IA (Fig. 8b)", plots.plot_set_abundance))
+        for suffix, caption, plot in figures:
+            plot(diagnostics, path=output / f"{stem}_{suffix}.png")
+            lines.append(f"![{caption}]({stem}_{suffix}.png)")
+        if result.pairwise is not None:
+            plots.plot_pairwise_heatmap(result.pairwise, 0, path=output / f"{stem}_pairwise.png")
+            lines.append(f"![Interaction-projected IA (Fig. 3)]({stem}_pairwise.png)")
+            if result.pairwise.weight_norms is not None:
+                plots.plot_weight_norms(result.pairwise, path=output / f"{stem}_weight_norms.png")
+                lines.append(f"![Set-wise weight norms (Fig. 8c)]({stem}_weight_norms.png)")
+        lines.append("")
+    if _comparable(results):
+        lines += ["## Comparison", "", comparison_table_markdown(results), ""]
+        plots.plot_se_vs_me({r.label: r.embedding for r in results}, path=output / "comparison.png")
+        lines += ["![Per-field IA of every model (Fig. 8a)](comparison.png)", ""]
+    if history:
+        plots.plot_abundance_history(history, path=output / "ia_history.png")
+        lines += ["## During training", "", "![IA over training](ia_history.png)", ""]
+    (output / "summary.md").write_text("\n".join(lines), encoding="utf-8")
+    payload = {
+        r.label: {
+            "description": r.description,
+            "embedding": r.embedding.to_dict(),
+            "pairwise": None if r.pairwise is None else r.pairwise.to_dict(),
+        }
+        for r in results
+    }
+    (output / "diagnostics.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    return {r.label: r for r in results}

@@ -1,0 +1,97 @@
+"""Keras callbacks of the training loop: step checkpoints, exact validation from predictions, one-epoch fits."""
+
+from typing import Callable, Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tf_multiembed.training.metrics import exact_auc, log_loss
+
+
+class EveryNSteps(tf.keras.callbacks.Callback):
+    """Calls `action(step_in_epoch)` after every `every_steps` training steps of the epoch, except its `last_step`.
+
+    `first_step` is the number of steps of the epoch already done before this `fit` (a resumed epoch), so the count
+    continues where the killed run stopped.
+
+    Example:
+        >>> callback = EveryNSteps(100, lambda step: print("save at", step))
+    """
+
+    def __init__(self, every_steps: int, action: Callable[[int], None], first_step: int = 0,
+                 last_step: Optional[int] = None):
+        super().__init__()
+        if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps <= 0:
+            raise ValueError(f"EveryNSteps: `every_steps` must be a positive integer, received {every_steps!r}.")
+        self.every_steps = every_steps
+        self.action = action
+        self.first_step = first_step
+        self.last_step = last_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.first_step + batch + 1
+        # Not at the epoch's last step: the epoch-end bookkeeping follows right away, and a run resumed "after the
+        # last step" would have an empty rest of the epoch.
+        if step % self.every_steps == 0 and step != self.last_step:
+            self.action(step)
+
+
+class StopAfterEpoch(tf.keras.callbacks.Callback):
+    """Stops `fit` after its first epoch, so the loop can run one epoch per `fit(epochs=max, initial_epoch=e)`
+    (the progress bar then reads "Epoch e+1/max") and do its own bookkeeping between epochs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host_loop: bool = False):
+    """Predictions and labels of a finite `(features, label)` dataset, in dataset order, as float64 `[n]` arrays.
+
+    `host_loop=True` calls the model batch by batch in this process instead of `model.predict`: the coordinator of a
+    parameter-server run reads the variables from the servers.
+    """
+    labels, predictions = [], []
+    if host_loop:
+        call = tf.function(lambda features: model(features, training=False))
+        for features, label in dataset:
+            predictions.append(np.reshape(call(features).numpy(), [-1]))
+            labels.append(np.reshape(label.numpy(), [-1]))
+    else:
+        for _, label in dataset:
+            labels.append(np.reshape(label.numpy(), [-1]))
+        predictions.append(np.reshape(model.predict(dataset.map(lambda features, label: features), verbose=0), [-1]))
+    return np.concatenate(predictions).astype(np.float64), np.concatenate(labels).astype(np.float64)
+
+
+def exact_metrics(labels, predictions, prefix: str = "") -> Dict[str, float]:
+    """`{prefix + "auc": ..., prefix + "logloss": ...}` of labels and probabilities (the metrics' stateless forms,
+    so no variable is created inside whatever strategy scope the caller is in)."""
+    return {f"{prefix}auc": float(exact_auc(labels, predictions)),
+            f"{prefix}logloss": float(log_loss(labels, predictions))}
+
+
+class ExactValidation(tf.keras.callbacks.Callback):
+    """Adds `val_auc` and `val_logloss` to the epoch logs, computed from predictions on the host.
+
+    For strategies where the in-step `ExactAUC` metric cannot run (TPU, parameter servers, XLA). Put it before
+    callbacks that read the logs (TensorBoard, early stopping).
+
+    Args:
+        validation_data: a finite `(features, label)` dataset in a fixed order.
+        host_loop: predict batch by batch in this process (parameter-server coordinator) instead of `model.predict`.
+
+    Example:
+        >>> model.fit(train, epochs=10, callbacks=[ExactValidation(valid)])  # doctest: +SKIP
+    """
+
+    def __init__(self, validation_data: tf.data.Dataset, host_loop: bool = False):
+        super().__init__()
+        self.validation_data = validation_data
+        self.host_loop = host_loop
+        self.last: Optional[Dict[str, float]] = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        predictions, labels = predict_with_labels(self.model, self.validation_data, host_loop=self.host_loop)
+        self.last = exact_metrics(labels, predictions, prefix="val_")
+        if logs is not None:
+            logs.update(self.last)

@@ -1,0 +1,235 @@
+"""`train`: the paper's recipe around `model.fit`, one epoch per `fit`, with state that survives a SIGKILL.
+
+Each epoch: `fit` on that epoch's training data (resumed epochs skip the steps already done), exact validation
+AUC and log loss, early-stopping bookkeeping, a checkpoint with the progress inside, the results JSON and
+TensorBoard scalars. When patience runs out (or at `max_epochs`), the best epoch's weights are restored and the
+test split is evaluated with them. Started again with the same arguments, `train` resumes from the latest
+checkpoint; a finished run only re-evaluates its best checkpoint.
+"""
+
+import logging
+import math
+import os
+import time
+from typing import Callable, Dict, Mapping, Optional, Sequence
+
+import tensorflow as tf
+
+from tf_multiembed.training import callbacks as callbacks_lib
+from tf_multiembed.training import compat
+from tf_multiembed.training import results as results_lib
+from tf_multiembed.training.checkpointing import RunCheckpoints, TrainingProgress
+from tf_multiembed.training.distribute import StrategyInfo, barrier, create_strategy
+from tf_multiembed.training.recipe import MONITOR, PaperRecipe
+
+_logger = logging.getLogger(__name__)
+
+
+def _with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    # In-memory data has no files to shard by; shard by element so multi-worker runs do not warn and fall back.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+class _StepCounter(tf.keras.callbacks.Callback):
+    def __init__(self, first_step: int):
+        super().__init__()
+        self.steps = first_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+
+def _build_optimizer(model: tf.keras.Model, strategy: tf.distribute.Strategy) -> None:
+    """Creates the optimizer's slots now, so a restore finds them (Keras creates them lazily at the first step)."""
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError("train: compile the model first (e.g. tf_multiembed.training.compile_model).")
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+
+
+def _float_logs(logs: Mapping) -> Dict[str, float]:
+    return {key: float(value) for key, value in logs.items() if isinstance(value, (int, float)) or hasattr(value,
+                                                                                                          "item")}
+
+
+def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset], validation_data: tf.data.Dataset,
+          test_data: Optional[tf.data.Dataset], model_dir: str, recipe: Optional[PaperRecipe] = None,
+          strategy_info: Optional[StrategyInfo] = None, steps_per_epoch: Optional[int] = None,
+          checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping] = None, verbose: int = 1,
+          extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> Dict[str, object]:
+    """Trains `model` with early stopping on the exact validation AUC, resumably; returns the results dict.
+
+    Args:
+        model: a model compiled with `compile_model` inside `strategy_info.strategy.scope()`.
+        train_data: `epoch -> dataset` of `(ids, label)` batches for that (0-based) epoch; building it per epoch
+            with a seed derived from the epoch makes the order of a resumed epoch the same as the killed one's.
+        validation_data: finite `(ids, label)` batches in a fixed order.
+        test_data: finite `(ids, label)` batches, evaluated with the best weights at the end (None to skip).
+        model_dir: where checkpoints (`checkpoints/`, `best/`), TensorBoard logs (`logs/`) and `results.json` go.
+        recipe: max epochs and patience (the optimizer settings were used by `compile_model`).
+        strategy_info: from `distribute.create_strategy`; the default strategy if None.
+        steps_per_epoch: steps per epoch; required for parameter-server training (datasets there repeat).
+        checkpoint_every_steps: also checkpoint every this many steps inside an epoch.
+        config: the run's configuration, copied into the results JSON.
+        verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
+        extra_callbacks: more Keras callbacks for every `fit`.
+
+    Returns:
+        The results: config, per-epoch history, best epoch and value, test metrics, wall time, resumes, runtime.
+
+    Example:
+        >>> with info.strategy.scope():  # doctest: +SKIP
+        ...     model = compile_model(build_model("dcnv2", sizes, scale=2))
+        >>> results = train(model, train_data=lambda epoch: data.train_dataset(2048, True, seed + epoch),
+        ...                 validation_data=data.validation_dataset(2048), test_data=data.test_dataset(2048),
+        ...                 model_dir="runs/me_dcnv2", strategy_info=info)  # doctest: +SKIP
+    """
+    recipe = recipe or PaperRecipe()
+    info = strategy_info or create_strategy("default")
+    strategy = info.strategy
+    if checkpoint_every_steps is not None and (not isinstance(checkpoint_every_steps, int)
+                                               or checkpoint_every_steps <= 0):
+        raise ValueError(f"train: `checkpoint_every_steps` must be a positive integer or None, received "
+                         f"{checkpoint_every_steps!r}.")
+    if info.is_parameter_server and not steps_per_epoch:
+        raise ValueError("train: parameter-server training needs `steps_per_epoch` (its datasets repeat forever).")
+    if info.is_parameter_server and checkpoint_every_steps:
+        raise ValueError("train: `checkpoint_every_steps` needs batch-level callbacks, which Keras does not run under "
+                         "ParameterServerStrategy; parameter-server runs checkpoint every epoch.")
+    compat.check_no_string_inputs(model, strategy)
+    _build_optimizer(model, strategy)
+    validation_data = _with_data_sharding(validation_data)
+    test_data = _with_data_sharding(test_data) if test_data is not None else None
+
+    progress = TrainingProgress()
+    checkpoints = RunCheckpoints(model_dir, model, progress, is_chief=info.is_chief, task_id=info.task_id)
+    barrier(strategy)  # every worker reads the chief's checkpoints: all must see the same files
+    if checkpoints.restore_latest() and not bool(progress.finished.numpy()):
+        resume = {"epoch": int(progress.epoch.numpy()) + 1, "step": int(progress.step_in_epoch.numpy())}
+        progress.resumes = progress.resumes + [resume]
+        print(f"Resuming from {checkpoints.latest_path()}: epoch {resume['epoch']}, step {resume['step']}.",
+              flush=True)
+
+    summaries = results_lib.EpochSummaries(model_dir) if info.is_chief else None
+    results_path = os.path.join(model_dir, results_lib.RESULTS_FILE)
+    runtime = results_lib.runtime_description(info.name, strategy)
+
+    def results(status: str, test_metrics=None) -> Dict[str, object]:
+        payload = {
+            "status": status,
+            "config": dict(config or {}),
+            "epochs": progress.history,
+            "best_epoch": int(progress.best_epoch.numpy()) or None,
+            f"best_{MONITOR}": float(progress.best_value.numpy()) if progress.best_epoch.numpy() else None,
+            "stopped_early": int(progress.epochs_without_improvement.numpy()) >= recipe.patience,
+            "test": test_metrics,
+            "wall_seconds": float(progress.elapsed_seconds.numpy()),
+            "resumes": progress.resumes,
+            "runtime": runtime,
+        }
+        if info.is_chief:
+            results_lib.write_json_atomic(results_path, payload)
+        return payload
+
+    sync_statistics = compat.replica_statistics_sync(strategy)
+    exact_validation = None
+    if not info.metrics_in_step:
+        exact_validation = callbacks_lib.ExactValidation(validation_data, host_loop=info.is_parameter_server)
+
+    run_started = time.time()
+    elapsed_at_start = float(progress.elapsed_seconds.numpy())
+
+    def save_progress(step_in_epoch: int, global_step: int) -> None:
+        progress.step_in_epoch.assign(step_in_epoch)
+        progress.global_step.assign(global_step)
+        progress.elapsed_seconds.assign(elapsed_at_start + time.time() - run_started)
+        checkpoints.save()
+
+    while not bool(progress.finished.numpy()) and int(progress.epoch.numpy()) < recipe.max_epochs:
+        epoch = int(progress.epoch.numpy())
+        first_step = int(progress.step_in_epoch.numpy())
+        steps_before_epoch = int(progress.global_step.numpy()) - first_step
+        dataset = train_data(epoch)
+        epoch_steps = steps_per_epoch
+        if epoch_steps is None and int(dataset.cardinality()) > 0:
+            epoch_steps = int(dataset.cardinality())
+        if info.is_parameter_server:
+            dataset = dataset.repeat()
+        if first_step:
+            dataset = dataset.skip(first_step)
+        counter = _StepCounter(first_step)
+        # Keras refuses batch-level callbacks under ParameterServerStrategy; there every epoch has steps_per_epoch.
+        fit_callbacks = [] if info.is_parameter_server else [counter]
+        if sync_statistics is not None:
+            fit_callbacks.append(sync_statistics)
+        if checkpoint_every_steps:
+            fit_callbacks.append(callbacks_lib.EveryNSteps(
+                checkpoint_every_steps, lambda step: save_progress(step, steps_before_epoch + step), first_step,
+                last_step=epoch_steps))
+        if exact_validation is not None:
+            fit_callbacks.append(exact_validation)
+        fit_callbacks += [*extra_callbacks, callbacks_lib.StopAfterEpoch()]
+        epoch_started = time.time()
+        history = model.fit(
+            _with_data_sharding(dataset), epochs=recipe.max_epochs, initial_epoch=epoch,
+            steps_per_epoch=(steps_per_epoch - first_step) if steps_per_epoch else None,
+            validation_data=validation_data if info.metrics_in_step else None,
+            callbacks=fit_callbacks, verbose=verbose, shuffle=False)
+        logs = {key: values[-1] for key, values in history.history.items() if values}
+        if exact_validation is not None and exact_validation.last is not None:
+            logs.update(exact_validation.last)
+        logs = _float_logs(logs)
+        if MONITOR not in logs:
+            raise KeyError(f"train: the epoch logs have no {MONITOR!r} (got {sorted(logs)}); compile the model with "
+                           "tf_multiembed.training.compile_model so the exact AUC is measured.")
+        value = logs[MONITOR]
+        if math.isfinite(value) and value > float(progress.best_value.numpy()):
+            progress.best_value.assign(value)
+            progress.best_epoch.assign(epoch + 1)
+            progress.epochs_without_improvement.assign(0)
+            progress.epoch.assign(epoch + 1)  # numbers the best checkpoint
+            checkpoints.save_best()
+        else:
+            if not math.isfinite(value):
+                _logger.warning("Epoch %d: %s is %s (one class only?); counted as no improvement.", epoch + 1,
+                                MONITOR, value)
+            progress.epochs_without_improvement.assign_add(1)
+        record = {"epoch": epoch + 1, **logs, "seconds": time.time() - epoch_started}
+        progress.history = [entry for entry in progress.history if entry["epoch"] <= epoch] + [record]
+        progress.epoch.assign(epoch + 1)
+        if int(progress.epochs_without_improvement.numpy()) >= recipe.patience:
+            progress.finished.assign(True)  # a rerun with a larger max_epochs continues an unfinished run
+        save_progress(0, steps_before_epoch + (steps_per_epoch if info.is_parameter_server else counter.steps))
+        if summaries is not None:
+            summaries.write(epoch + 1, logs)
+        results("running")
+        if verbose and info.is_chief:
+            print(f"Epoch {epoch + 1}: {MONITOR}={value:.6f} (best {float(progress.best_value.numpy()):.6f} at "
+                  f"epoch {int(progress.best_epoch.numpy())}, "
+                  f"{int(progress.epochs_without_improvement.numpy())}/{recipe.patience} without improvement)",
+                  flush=True)
+
+    barrier(strategy)  # the chief may still be writing the last best checkpoint
+    if checkpoints.restore_best() and verbose and info.is_chief:
+        print(f"Restored the weights of the best epoch {int(progress.best_epoch.numpy())}.", flush=True)
+    if sync_statistics is not None:
+        sync_statistics.synchronize(model)
+    test_metrics = evaluate(model, test_data, info) if test_data is not None else None
+    return results("finished", test_metrics)
+
+
+def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset, strategy_info: Optional[StrategyInfo] = None
+             ) -> Dict[str, float]:
+    """Exact AUC and log loss (and the loss, where Keras computes it) of `model` on a finite dataset.
+
+    Example:
+        >>> evaluate(model, data.test_dataset(2048))  # doctest: +SKIP
+        {'loss': 0.45, 'auc': 0.79, 'logloss': 0.45}
+    """
+    info = strategy_info or StrategyInfo("default", tf.distribute.get_strategy())
+    if info.metrics_in_step:
+        return _float_logs(model.evaluate(dataset, return_dict=True, verbose=0))
+    predictions, labels = callbacks_lib.predict_with_labels(model, dataset, host_loop=info.is_parameter_server)
+    return callbacks_lib.exact_metrics(labels, predictions)
