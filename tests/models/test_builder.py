@@ -206,3 +206,12 @@ def test_me_and_se_models_learn_a_planted_interaction():
         history = model.fit(ids[:3072], labels[:3072], epochs=10, batch_size=256, verbose=0,
                             validation_data=(ids[3072:], labels[3072:]))
         assert history.history["val_auc"][-1] > 0.75, (multi, history.history["val_auc"])
+
+
+def test_tf_train_checkpoint_of_a_model_holds_every_variable(tmp_path):
+    for name in PAPER_MODELS:
+        model = build_model(name, SMALL_VOCABULARY_SIZES, scale=2, hidden_units=(8, 4))
+        path = tf.train.Checkpoint(model=model).write(str(tmp_path / name))
+        saved = [n for n, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in n]
+        expected = [v for v in model.variables if "seed_generator" not in getattr(v, "path", v.name)]
+        assert len(saved) == len(expected), (name, len(saved), len(expected))

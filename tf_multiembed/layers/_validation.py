@@ -35,6 +35,16 @@ def check_positive_int_list(values, name: str, owner: str, allow_empty: bool = F
     return [int(v) for v in values]
 
 
+def track_as_attribute(layer, name: str, value):
+    """Also stores `value` (a sub-layer or variable kept in a list) as `layer.<name>` and returns it.
+
+    Keras 3 tracks lists of layers and variables for its own saving, but `tf.train.Checkpoint` and SavedModel
+    see only attributes: without this, a checkpoint of a model silently misses e.g. the cross kernels.
+    """
+    setattr(layer, name, value)
+    return value
+
+
 def check_input_rank(input_shape, rank: int, layout: str, owner: str):
     """Raises if `input_shape` does not have `rank` dimensions (`layout` names them, e.g. '[B, M, N, K]')."""
     if len(input_shape) != rank:

@@ -163,13 +163,13 @@ class SetMLP(tf.keras.layers.Layer):
         self.dense_layers, self.norm_layers = [], []
         shape = tuple(input_shape)
         for index, width in enumerate(self.units):
-            dense = SetDense(width, name=f"set_dense_{index}")
+            dense = _validation.track_as_attribute(self, f"set_dense_{index}", SetDense(width, name=f"set_dense_{index}"))
             dense.build(shape)
             shape = (shape[0], shape[1], width)
             self.dense_layers.append(dense)
             if self.use_batch_norm:
-                norm = SetBatchNormalization(self.batch_norm_momentum, self.batch_norm_epsilon,
-                                             name=f"set_batch_norm_{index}")
+                norm = _validation.track_as_attribute(self, f"set_batch_norm_{index}", SetBatchNormalization(
+                    self.batch_norm_momentum, self.batch_norm_epsilon, name=f"set_batch_norm_{index}"))
                 norm.build(shape)
                 self.norm_layers.append(norm)
         self.dropout_layer = tf.keras.layers.Dropout(self.dropout)
@@ -243,13 +243,13 @@ class MLP(tf.keras.layers.Layer):
         self.dense_layers, self.norm_layers = [], []
         fan_in = int(input_shape[-1])
         for index, width in enumerate(self.units):
-            dense = self._dense(width, fan_in, f"dense_{index}")
+            dense = _validation.track_as_attribute(self, f"dense_{index}", self._dense(width, fan_in, f"dense_{index}"))
             dense.build((input_shape[0], fan_in))
             self.dense_layers.append(dense)
             if self.use_batch_norm:
-                norm = tf.keras.layers.BatchNormalization(
+                norm = _validation.track_as_attribute(self, f"batch_norm_{index}", tf.keras.layers.BatchNormalization(
                     momentum=self.batch_norm_momentum, epsilon=self.batch_norm_epsilon, name=f"batch_norm_{index}"
-                )
+                ))
                 norm.build((input_shape[0], width))
                 self.norm_layers.append(norm)
             fan_in = width

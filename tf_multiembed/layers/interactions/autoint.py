@@ -57,12 +57,12 @@ class SetSelfAttention(tf.keras.layers.Layer):
         roles = ("query", "key", "value") + (("residual",) if self.use_residual else ())
         for index in range(self.num_layers):
             self.layer_kernels.append({
-                role: self.add_weight(
+                role: _validation.track_as_attribute(self, f"{role}_kernel_{index}", self.add_weight(
                     name=f"{role}_kernel_{index}", shape=(num_sets, fan_in, self.attention_dim),
                     initializer=initializers.resolve(
                         self._kernel_initializer_arg, initializers.glorot_uniform_for(fan_in, self.attention_dim)
                     ),
-                )
+                ))
                 for role in roles
             })
             fan_in = self.attention_dim

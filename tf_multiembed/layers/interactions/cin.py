@@ -41,13 +41,13 @@ class SetCIN(tf.keras.layers.Layer):
         previous = num_fields
         for index, size in enumerate(self.layer_sizes):
             channels = num_fields * previous
-            self.kernels.append(self.add_weight(
+            self.kernels.append(_validation.track_as_attribute(self, f"kernel_{index}", self.add_weight(
                 name=f"kernel_{index}", shape=(num_sets, channels, size),
                 initializer=initializers.resolve(self._kernel_initializer_arg, initializers.fan_in_uniform(channels)),
-            ))
-            self.biases.append(self.add_weight(
+            )))
+            self.biases.append(_validation.track_as_attribute(self, f"bias_{index}", self.add_weight(
                 name=f"bias_{index}", shape=(num_sets, size), initializer=initializers.fan_in_uniform(channels)
-            ))
+            )))
             previous = size
         self._dims = (num_sets, num_fields, int(input_shape[3]))
         super().build(input_shape)

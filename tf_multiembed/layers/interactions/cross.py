@@ -50,16 +50,16 @@ class SetCross(tf.keras.layers.Layer):
             else:
                 self.down_kernels.append(self._kernel(f"down_kernel_{index}", (num_sets, width, self.low_rank)))
                 self.up_kernels.append(self._kernel(f"up_kernel_{index}", (num_sets, self.low_rank, width)))
-            self.biases.append(self.add_weight(
+            self.biases.append(_validation.track_as_attribute(self, f"bias_{index}", self.add_weight(
                 name=f"bias_{index}", shape=(num_sets, width), initializer=self.bias_initializer
-            ))
+            )))
         super().build(input_shape)
 
     def _kernel(self, name, shape):
         default = initializers.glorot_uniform_for(shape[1], shape[2])
-        return self.add_weight(
+        return _validation.track_as_attribute(self, name, self.add_weight(
             name=name, shape=shape, initializer=initializers.resolve(self._kernel_initializer_arg, default)
-        )
+        ))
 
     def effective_kernel(self, layer_index: int):
         """The `[M, D, D]` kernel of cross layer `layer_index` (the product U V for low rank).

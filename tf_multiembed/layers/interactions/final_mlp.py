@@ -48,7 +48,8 @@ class SetTwoStreamMLP(tf.keras.layers.Layer):
                    batch_norm_epsilon=self.batch_norm_epsilon, name=f"stream_{index}")
             for index, units in enumerate((self.first_stream_units, self.second_stream_units), start=1)
         ]
-        for stream in self.streams:
+        for index, stream in enumerate(self.streams, start=1):
+            _validation.track_as_attribute(self, f"stream_{index}", stream)
             stream.build(input_shape)
         super().build(input_shape)
 
