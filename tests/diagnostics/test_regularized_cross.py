@@ -93,3 +93,13 @@ def test_config_and_save_round_trips(tmp_path):
     model.export(str(tmp_path / "saved"), verbose=False)
     serving = tf.saved_model.load(str(tmp_path / "saved"))
     np.testing.assert_allclose(serving.serve(tf.constant(ids, tf.int64)).numpy(), expected, rtol=1e-6)
+
+
+def test_checkpoint_restores_the_pair_scales(tmp_path):
+    model = build_model("dcnv2_regularized", [5, 6, 7], scale=2, num_cross_layers=2, hidden_units=(8,))
+    cross = model.get_layer("set_cross")
+    cross.pair_scales[1].assign(np.full((2, 3, 3), 0.25, np.float32))
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    cross.pair_scales[1].assign(np.ones((2, 3, 3), np.float32))
+    tf.train.Checkpoint(model=model).read(path).assert_existing_objects_matched()
+    np.testing.assert_allclose(cross.pair_scales[1].numpy(), 0.25)

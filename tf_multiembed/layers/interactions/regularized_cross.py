@@ -61,9 +61,10 @@ class RegularizedSetCross(SetCross):
             )
         self.embedding_dim = width // self.num_fields
         super().build(input_shape)
+        # Also kept as attributes: tf.train.Checkpoint and SavedModel do not see variables held only in a list.
         self.pair_scales = [
-            self.add_weight(name=f"pair_scale_{index}", shape=(num_sets, self.num_fields, self.num_fields),
-                            initializer="ones")
+            _validation.track_as_attribute(self, f"pair_scale_{index}", self.add_weight(
+                name=f"pair_scale_{index}", shape=(num_sets, self.num_fields, self.num_fields), initializer="ones"))
             for index in range(self.num_layers)
         ]
 
