@@ -2,6 +2,7 @@
 
 # Importing the family modules registers them.
 from tf_multiembed.models import autoint, dcnv2, dnn, finalmlp, ipnn, nfwfm, xdeepfm  # noqa: F401
+from tf_multiembed.models import dcnv2_regularized, ffm  # noqa: F401  (analysis models of the paper's evidence)
 from tf_multiembed.models.autoint import build_autoint
 from tf_multiembed.models.builder import build_model, resolve_embedding_shape
 from tf_multiembed.models.common import FEATURE_IDS_INPUT, PROBABILITY_OUTPUT
