@@ -31,6 +31,7 @@ from tf_multiembed.serving import export_for_serving  # noqa: E402
 from tf_multiembed.serving.examples import raw_features_from_files  # noqa: E402
 from tf_multiembed.training import distribute  # noqa: E402
 from tf_multiembed.training.run import RunConfig, build_and_compile, prepare_data  # noqa: E402
+from doc_tables import write_between_markers  # noqa: E402  (benchmarks/ is on sys.path)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "dcnv2", "Model name.")
@@ -83,13 +84,7 @@ def throughput(serve, tensors, callers: int):
 
 
 def update_docs(path: str, table: str) -> None:
-    document = pathlib.Path(path)
-    text = document.read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{path} has no {BEGIN} ... {END} markers to write the table between.")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    document.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")
+    write_between_markers(path, BEGIN, END, table)
 
 
 def main(argv):
