@@ -56,12 +56,21 @@ flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.", l
 flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.", lower_bound=0.0)
 flags.DEFINE_float("l2", _DEFAULTS.l2,
                    "Coupled L2 coefficient (PyTorch Adam weight_decay) on every trainable parameter.", lower_bound=0.0)
-flags.DEFINE_enum("l2_rows", _DEFAULTS.l2_rows, ["all", "looked_up"],
-                  "Which embedding rows get the L2 term each step: 'all' (the reference) or 'looked_up'.")
+flags.DEFINE_enum("embedding_updates", _DEFAULTS.embedding_updates, ["sparse", "dense"],
+                  "'sparse': lazy Adam, only the embedding rows looked up in a batch are read and updated (fast); "
+                  "'dense': every row gets the L2 term and an Adam step every step (the paper's reference code).")
 flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Maximum number of epochs.", lower_bound=1)
 flags.DEFINE_integer("patience", _DEFAULTS.patience,
                      "Early stopping: epochs without a validation-AUC improvement before stopping.", lower_bound=1)
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of the initialisation, dropout and the per-epoch shuffles.")
+flags.DEFINE_bool("shuffle", _DEFAULTS.shuffle,
+                  "Reshuffle the training split every epoch (seeded); --noshuffle walks the split's own random order "
+                  "every epoch, as the paper's reference code.")
+flags.DEFINE_bool("jit_compile", _DEFAULTS.jit_compile,
+                  "Compile the training step with XLA (on CPU it measured slower; see docs/benchmarks.md).")
+flags.DEFINE_enum("mixed_precision", _DEFAULTS.mixed_precision, ["", "mixed_bfloat16", "mixed_float16"],
+                  "Keras mixed-precision policy: 16-bit matmuls with float32 weights (GPUs: mixed_float16 or "
+                  "mixed_bfloat16; CPUs with AMX: mixed_bfloat16). '' = float32.")
 flags.DEFINE_integer("steps_per_epoch", None,
                      "Steps per epoch (default: the whole training split; required for parameter_server).",
                      lower_bound=1)
@@ -93,7 +102,8 @@ def config_from_flags() -> RunConfig:
         synthetic_rows=FLAGS.synthetic_rows, split=FLAGS.split, split_seed=FLAGS.split_seed, model=FLAGS.model,
         multi_embedding=FLAGS.embedding == "me", scale=FLAGS.scale, num_sets=FLAGS.num_sets,
         embedding_dim=FLAGS.embedding_dim, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-        l2=FLAGS.l2, l2_rows=FLAGS.l2_rows, epochs=FLAGS.epochs, patience=FLAGS.patience, seed=FLAGS.seed,
+        l2=FLAGS.l2, embedding_updates=FLAGS.embedding_updates, epochs=FLAGS.epochs, patience=FLAGS.patience,
+        seed=FLAGS.seed, shuffle=FLAGS.shuffle, jit_compile=FLAGS.jit_compile, mixed_precision=FLAGS.mixed_precision,
         steps_per_epoch=FLAGS.steps_per_epoch, strategy=FLAGS.strategy, num_cpu_devices=FLAGS.num_cpu_devices,
         tpu=FLAGS.tpu, model_dir=FLAGS.model_dir, checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         export_dir=FLAGS.export_dir, export_name=FLAGS.export_name, export_version=FLAGS.export_version,

@@ -133,3 +133,21 @@ def test_config_round_trip():
     clone = MultiEmbedding.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert (clone.vocabulary_sizes, clone.num_sets, clone.embedding_dim) == ([4, 5], 3, 2)
+
+
+def test_mixed_precision_keeps_a_float32_table_and_casts_only_the_looked_up_rows():
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        layer = MultiEmbedding([3, 4], num_sets=2, embedding_dim=2)
+        with tf.GradientTape() as tape:
+            out = layer(tf.constant([[2, 1]]))
+            loss = tf.reduce_sum(tf.cast(out, tf.float32))
+        gradient = tape.gradient(loss, layer.trainable_variables)[0]
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    assert out.dtype == tf.bfloat16 and layer.embeddings.dtype == tf.float32
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy()[0, :, 0], np.array(
+        layer.embeddings)[2].reshape(2, 2), rtol=1e-2)
+    # The gradient stays a float32 gather gradient of the looked-up rows (sparse updates need it).
+    assert isinstance(gradient, tf.IndexedSlices) and gradient.values.dtype == tf.float32
+    assert sorted(gradient.indices.numpy().tolist()) == [2, 4]

@@ -68,18 +68,26 @@ def local(output_dir: pathlib.Path):
     report["moving_statistics"] = len(copies)
     report["replica_copies_equal"] = all(np.array_equal(a, b) for a, b in copies)
 
-    # Coupled L2 under 2 replicas: gradients are summed over replicas, so each adds l2 / 2 * w.
-    def one_step(strategy_):
+    # Coupled L2 under 2 replicas: gradients are summed over replicas and L2 is added once, after the sum. The
+    # embedding-like case: replica 0 looks up rows [1, 3], replica 1 row [3]; one device looks up [1, 3, 3].
+    def one_step(strategy_, mode, sparse):
         with strategy_.scope():
-            variable = tf.Variable([[1.0, -2.0], [0.5, 3.0]])
-            optimizer = CoupledL2Adam(learning_rate=0.1, l2=0.5)
+            variable = tf.Variable([[1.0, -2.0], [0.5, 3.0], [2.0, 1.0], [-1.0, 0.5]])
+            optimizer = CoupledL2Adam(learning_rate=0.1, l2=0.5, embedding_updates=mode)
             optimizer.build([variable])
 
         @tf.function
         def step():
             def replica_fn():
+                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
                 with tf.GradientTape() as tape:
-                    loss = 0.1 * tf.reduce_sum(variable) / strategy_.num_replicas_in_sync
+                    if not sparse:
+                        loss = 0.1 * tf.reduce_sum(variable) / strategy_.num_replicas_in_sync
+                    elif strategy_.num_replicas_in_sync == 1:
+                        loss = tf.reduce_sum(tf.gather(variable, [1, 3, 3]) * [[0.1, 0.2]])
+                    else:
+                        ids = tf.cond(tf.equal(replica, 0), lambda: tf.constant([1, 3]), lambda: tf.constant([3]))
+                        loss = tf.reduce_sum(tf.gather(variable, ids) * [[0.1, 0.2]])
                 optimizer.apply_gradients([(tape.gradient(loss, variable), variable)])
             strategy_.run(replica_fn)
 
@@ -87,8 +95,11 @@ def local(output_dir: pathlib.Path):
         step()
         return variable.numpy() if not hasattr(variable, "values") else variable.values[0].numpy()
 
-    report["l2_single"] = one_step(tf.distribute.get_strategy()).tolist()
-    report["l2_mirrored"] = one_step(strategy).tolist()
+    for mode in ("dense", "sparse"):
+        for sparse in (False, True):
+            key = f"{mode}_{'gather' if sparse else 'full'}"
+            report[f"l2_single_{key}"] = one_step(tf.distribute.get_strategy(), mode, sparse).tolist()
+            report[f"l2_mirrored_{key}"] = one_step(strategy, mode, sparse).tolist()
 
     # A model with string inputs under MirroredStrategy is refused with the upstream issue named.
     with strategy.scope():

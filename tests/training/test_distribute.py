@@ -84,9 +84,17 @@ def test_keras3_batch_norm_statistics_are_synchronised_across_replicas(distribut
     assert report["moving_statistics"] > 0 and report["replica_copies_equal"]
 
 
-def test_coupled_l2_is_not_multiplied_by_the_number_of_replicas(distributed_runs):
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+@pytest.mark.parametrize("gradient", ["full", "gather"])
+def test_two_replicas_take_the_single_device_step_in_both_update_modes(distributed_runs, mode, gradient):
+    # L2 is added once after the replica sum; in sparse mode a row looked up by both replicas is updated once.
     report = json.loads((distributed_runs / "local.json").read_text())
-    np.testing.assert_allclose(report["l2_mirrored"], report["l2_single"], rtol=1e-6)
+    single, mirrored = report[f"l2_single_{mode}_{gradient}"], report[f"l2_mirrored_{mode}_{gradient}"]
+    np.testing.assert_allclose(mirrored, single, rtol=1e-6)
+    if gradient == "gather":
+        initial = np.array([[1.0, -2.0], [0.5, 3.0], [2.0, 1.0], [-1.0, 0.5]])
+        untouched = np.isclose(np.array(single)[[0, 2]], initial[[0, 2]]).all()
+        assert untouched == (mode == "sparse")  # dense mode decays and moves rows 0 and 2 as well
 
 
 def test_string_inputs_under_mirrored_strategy_are_refused_with_the_upstream_issue(distributed_runs):

@@ -69,7 +69,8 @@ def test_help_documents_every_flag():
                             timeout=120).stdout
     for flag in ("dataset", "data_path", "schema", "data_dir", "model", "embedding", "scale", "num_sets",
                  "embedding_dim", "batch_size", "learning_rate", "l2", "epochs", "patience", "seed", "strategy",
-                 "model_dir", "export_dir", "checkpoint_every_steps"):
+                 "model_dir", "export_dir", "checkpoint_every_steps", "embedding_updates", "mixed_precision",
+                 "jit_compile"):
         assert f"--{flag}:" in output or f"--[no]{flag}:" in output, flag
 
 
@@ -85,3 +86,22 @@ def test_bad_configurations_fail_with_a_clear_message(tmp_path):
     output = subprocess.run([sys.executable, str(REPO / "train.py"), "--strategy=tpuu"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert output.returncode != 0 and "--strategy" in output.stderr and "multi_worker" in output.stderr
+
+
+def test_run_in_mixed_bfloat16_with_dense_updates_trains_and_exports_float32(tmp_path):
+    import tensorflow as tf
+
+    from tf_multiembed.training.run import RunConfig, run
+
+    config = RunConfig(synthetic_rows=3000, data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "run"),
+                       export_dir=str(tmp_path / "export"), model="dnn", scale=2, epochs=2, batch_size=256,
+                       embedding_updates="dense", mixed_precision="mixed_bfloat16", verbose=0)
+    try:
+        results, export_path = run(config)
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    assert results["status"] == "finished" and 0.5 < results["test"]["auc"] <= 1.0
+    assert results["config"]["embedding_updates"] == "dense"
+    assert results["config"]["mixed_precision"] == "mixed_bfloat16"
+    signature = tf.saved_model.load(str(export_path)).signatures["serving_default"]
+    assert all(spec.dtype == tf.float32 for spec in signature.structured_outputs.values())

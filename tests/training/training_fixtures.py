@@ -33,3 +33,21 @@ def tiny_model(seed: int = 0, **kwargs) -> tf.keras.Model:
     options = dict(scale=2, embedding_dim=4, hidden_units=(16, 16))
     options.update(kwargs)
     return build_model("dnn", list(VOCABULARY_SIZES), **options)
+
+
+def rows_changed_by_one_fit_step(embedding_updates: str, l2: float = 1e-3):
+    """(looked-up rows, rows whose embedding weights changed, rows whose Adam first moment changed) after one
+    `model.fit` step of the tiny model on 8 rows, with the given `CoupledL2Adam` embedding update mode."""
+    from tf_multiembed.training import PaperRecipe, compile_model
+
+    ids, labels = click_data(8, seed=5)
+    model = compile_model(tiny_model(0), PaperRecipe(learning_rate=0.01, l2=l2, embedding_updates=embedding_updates))
+    table = model.get_layer("multi_embedding").embeddings
+    before = np.array(table)
+    model.fit(ids, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    offsets = np.concatenate([[0], np.cumsum(VOCABULARY_SIZES)[:-1]])
+    looked_up = set((ids + offsets).ravel().tolist())
+    changed = set(np.flatnonzero(np.any(np.array(table) != before, axis=1)).tolist())
+    # The table's Adam first moment: the only slot of its shape ([sum of vocabularies, sets * width]).
+    moment = next(np.array(slot) for slot in model.optimizer._momentums if tuple(slot.shape) == before.shape)
+    return looked_up, changed, set(np.flatnonzero(np.any(moment != 0, axis=1)).tolist())

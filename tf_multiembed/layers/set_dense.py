@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tf_multiembed.layers import _validation
 from tf_multiembed.layers import initializers
-from tf_multiembed.layers.set_ops import batch_first, sets_first
+from tf_multiembed.layers.set_ops import batch_first, set_matmul, sets_first
 
 DEFAULT_BN_MOMENTUM = 0.9
 DEFAULT_BN_EPSILON = 1e-5
@@ -61,7 +61,7 @@ class SetDense(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        outputs = tf.matmul(sets_first(inputs), self.kernel)  # [M, B, H_out]
+        outputs = set_matmul(sets_first(inputs), self.kernel)  # [M, B, H_out]
         if self.bias is not None:
             outputs = outputs + self.bias[:, None, :]
         outputs = batch_first(outputs)

@@ -15,6 +15,19 @@ def sets_first(x):
 batch_first = sets_first  # the same swap of the first two axes, named for the way back
 
 
+def set_matmul(x, kernel):
+    """`[M, B, D] @ [M, D, H] -> [M, B, H]`, one matmul per set; with one set (SE) a plain 2-D matmul, which measured
+    ~15-20% faster on CPU than a batch of one (e.g. [2048, 1560] @ [1560, 1560]: 90 vs 113 ms, 2 threads).
+
+    Example:
+        >>> set_matmul(tf.ones([1, 2, 3]), tf.ones([1, 3, 4])).shape
+        TensorShape([1, 2, 4])
+    """
+    if x.shape[0] == 1 and kernel.shape[0] == 1 and x.shape.rank == 3 and kernel.shape.rank == 3:
+        return tf.matmul(x[0], kernel[0])[None]
+    return tf.matmul(x, kernel)
+
+
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
 class SetFlatten(tf.keras.layers.Layer):
     """Concatenates each set's field embeddings: `[B, M, N, K] -> [B, M, N*K]`, field-major.

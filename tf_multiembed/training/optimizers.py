@@ -1,32 +1,83 @@
-"""Adam with coupled L2 (PyTorch's `Adam(weight_decay=...)`), the paper's optimizer."""
+"""Adam with coupled L2 (PyTorch's `Adam(weight_decay=...)`, the paper's optimizer), with dense or sparse (lazy)
+updates of embedding tables."""
 
 import tensorflow as tf
 
-L2_ROWS_ALL = "all"
-L2_ROWS_LOOKED_UP = "looked_up"
+DENSE = "dense"
+SPARSE = "sparse"
+EMBEDDING_UPDATES = (SPARSE, DENSE)
 
 
 def _as_tf_variable(variable):
     """The `tf.Variable` behind a Keras 3 variable (legacy tf-keras variables already are one)."""
-    return variable if isinstance(variable, tf.Variable) else variable.value
+    return variable if isinstance(variable, tf.Variable) or not hasattr(variable, "value") else variable.value
+
+
+def deduplicate_slices(gradient: tf.IndexedSlices):
+    """(rows, values, valid): the slices of `gradient` summed per row, in static shapes (XLA-compatible).
+
+    A row gathered k times in a batch (or by k replicas) appears k times in the slices; Adam must see their sum once.
+    `tf.unique` would do it but has a dynamic output shape, which XLA cannot compile, so the indices are sorted and
+    segment-summed into as many slots as there are slices: the first `num_unique` slots hold the distinct rows and
+    their summed values; the remaining slots point at row 0 with zero values and `valid` = 0, so updates
+    computed from them must be multiplied by `valid`.
+
+    Example:
+        >>> rows, values, valid = deduplicate_slices(tf.IndexedSlices(tf.ones([3, 2]), tf.constant([4, 1, 4])))
+        >>> rows.numpy().tolist(), values.numpy()[:, 0].tolist(), valid.numpy()[:, 0].tolist()
+        ([1, 4, 0], [1.0, 2.0, 0.0], [1.0, 1.0, 0.0])
+    """
+    indices = tf.reshape(gradient.indices, [-1])
+    values = gradient.values
+    count = tf.shape(indices)[0]
+    order = tf.argsort(indices, stable=True)
+    sorted_indices = tf.gather(indices, order)
+    # Indices are >= 0, so -1 marks the first position as the start of a segment.
+    previous = tf.concat([tf.constant([-1], indices.dtype), sorted_indices[:-1]], axis=0)
+    starts = tf.cast(tf.not_equal(sorted_indices, previous), tf.int32)
+    segments = tf.cumsum(starts) - 1
+    summed = tf.math.unsorted_segment_sum(tf.gather(values, order), segments, count)
+    # Empty (padding) segments get the dtype's minimum from segment_max; they point at row 0 instead.
+    rows = tf.maximum(tf.math.unsorted_segment_max(sorted_indices, segments, count), 0)
+    valid = tf.range(count) < tf.reduce_sum(starts)
+    mask = tf.reshape(tf.cast(valid, values.dtype), [-1] + [1] * (values.shape.rank - 1))
+    return rows, summed, mask
+
+
+def unique_slices(gradient: tf.IndexedSlices):
+    """(rows, values, valid) like `deduplicate_slices`, with only the distinct rows (a dynamic shape, not for XLA).
+
+    Example:
+        >>> rows, values, valid = unique_slices(tf.IndexedSlices(tf.ones([3, 2]), tf.constant([4, 1, 4])))
+        >>> rows.numpy().tolist(), values.numpy()[:, 0].tolist(), valid.numpy()[:, 0].tolist()
+        ([4, 1], [2.0, 1.0], [1.0, 1.0])
+    """
+    rows, position = tf.unique(tf.reshape(gradient.indices, [-1]))
+    summed = tf.math.unsorted_segment_sum(gradient.values, position, tf.size(rows))
+    return rows, summed, tf.ones([tf.size(rows)] + [1] * (gradient.values.shape.rank - 1), gradient.values.dtype)
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
 class CoupledL2Adam(tf.keras.optimizers.Adam):
-    """Adam whose gradients carry an L2 term: g <- g + l2 * w for every trainable variable, before the Adam moments.
+    """Adam whose gradients carry an L2 term, g <- g + l2 * w, before the moments; dense or lazy embedding updates.
 
     This is PyTorch's `torch.optim.Adam(weight_decay=l2)`, which the paper's code uses with l2 = 1e-6 on every
     parameter (embeddings, biases and batch-norm scales included). It is *coupled*: the decay goes through Adam's
     normalisation, unlike Keras' `weight_decay=` (decoupled, AdamW-style), which is not the same thing.
 
-    `l2_rows` chooses which embedding rows decay when a gradient arrives as `tf.IndexedSlices` (a gather):
-    - "all" (default, the reference): the sparse gradient is made dense, so every row of the table decays and
-      receives Adam's update at every step, as PyTorch's dense `nn.Embedding` gradients do.
-    - "looked_up": only the rows looked up in the batch (deduplicated) get the L2 term; the gradient stays sparse.
-      Dense gradients are unaffected by this choice.
+    `embedding_updates` chooses what happens to a variable whose gradient is `tf.IndexedSlices` (an embedding
+    table read with a gather); other variables always get the dense update:
+    - "sparse" (default): lazy Adam. Only the rows looked up in the batch are read and written: their slices are
+      summed per row, get the L2 term, and update that row's Adam moments and weights. Rows not in the batch keep
+      their weights *and* their moments (their moments do not decay, and they do not keep moving on old momentum).
+      The cost is proportional to the rows looked up, not to the table.
+    - "dense": the reference. The gradient is made dense, so every row receives the L2 term, the moment decay and
+      an Adam step on every step, like PyTorch's dense `nn.Embedding` gradients. The cost is proportional to the
+      table (one fused `ResourceApplyAdam` pass over weights and moments).
 
-    Under `tf.distribute`, gradients are summed over replicas, so each replica adds `l2 / num_replicas * w`.
-    The term is added in `apply_gradients` (what `model.fit` calls in both Keras runtimes).
+    Dense updates use TensorFlow's fused Adam kernel, with Keras' epsilon placement (epsilon added to sqrt(v) before
+    the bias correction, as `tf.keras.optimizers.Adam`). The L2 term is added after gradients are summed over
+    replicas, inside the per-variable update, so a row looked up by several replicas decays once.
 
     Args:
         learning_rate: Adam's step size (paper 1e-3).
@@ -34,57 +85,88 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
         beta_2: second-moment decay (PyTorch default 0.999).
         epsilon: Adam's epsilon (PyTorch default 1e-8; Keras' default is 1e-7).
         l2: the coupled L2 coefficient (paper 1e-6); 0 turns the optimizer into plain Adam.
-        l2_rows: "all" or "looked_up", see above.
+        embedding_updates: "sparse" or "dense", see above.
+        xla_compatible: sparse updates with static shapes (`deduplicate_slices`), for steps compiled by XLA
+            (`jit_compile=True`, TPUs); otherwise the distinct rows come from `tf.unique` (a dynamic shape, and
+            measured faster on CPU). None: True when created under a `TPUStrategy`. `compile_model` sets it from its
+            `jit_compile` argument.
         name: optimizer name.
-        **kwargs: other Keras optimizer arguments (clipnorm, ...). `weight_decay` is refused: it is decoupled.
+        **kwargs: other Keras optimizer arguments (clipnorm, ...). `weight_decay` and `amsgrad` are refused.
 
     Example:
-        >>> optimizer = CoupledL2Adam(learning_rate=1e-3, l2=1e-6)
+        >>> optimizer = CoupledL2Adam(learning_rate=1e-3, l2=1e-6, embedding_updates="sparse")
         >>> model.compile(optimizer=optimizer, loss="binary_crossentropy")  # doctest: +SKIP
     """
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, l2=1e-6, l2_rows=L2_ROWS_ALL,
-                 name="coupled_l2_adam", **kwargs):
+    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, l2=1e-6,
+                 embedding_updates=SPARSE, xla_compatible=None, name="coupled_l2_adam", **kwargs):
         if kwargs.get("weight_decay") is not None:
             raise ValueError(
                 "CoupledL2Adam: `weight_decay` is Keras' decoupled (AdamW) decay; the coupled L2 coefficient is "
                 f"`l2`. Received weight_decay={kwargs['weight_decay']!r}."
             )
         kwargs.pop("weight_decay", None)
+        if kwargs.pop("amsgrad", False):
+            raise ValueError("CoupledL2Adam: `amsgrad` is not supported (the paper's optimizer is plain Adam).")
         if isinstance(l2, bool) or not isinstance(l2, (int, float)) or l2 < 0:
             raise ValueError(f"CoupledL2Adam: `l2` must be a number >= 0, received {l2!r}.")
-        if l2_rows not in (L2_ROWS_ALL, L2_ROWS_LOOKED_UP):
-            raise ValueError(
-                f"CoupledL2Adam: `l2_rows` must be {L2_ROWS_ALL!r} or {L2_ROWS_LOOKED_UP!r}, received {l2_rows!r}."
-            )
+        if embedding_updates not in EMBEDDING_UPDATES:
+            raise ValueError(f"CoupledL2Adam: `embedding_updates` must be one of {EMBEDDING_UPDATES}, received "
+                             f"{embedding_updates!r}.")
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, name=name,
                          **kwargs)
         self.l2 = float(l2)
-        self.l2_rows = l2_rows
+        self.embedding_updates = embedding_updates
+        if xla_compatible is None:  # TPU steps are always compiled by XLA
+            xla_compatible = isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
+        self.xla_compatible = bool(xla_compatible)
 
-    def apply_gradients(self, grads_and_vars, *args, **kwargs):
-        grads_and_vars = list(grads_and_vars)
+    def _slots(self, variable):
+        if hasattr(self, "_get_variable_index"):  # Keras 3
+            index = self._get_variable_index(variable)
+        else:  # tf-keras
+            index = self._index_dict[self._var_key(variable)]
+        return _as_tf_variable(self._momentums[index]), _as_tf_variable(self._velocities[index])
+
+    def update_step(self, gradient, variable, learning_rate=None):
+        # Keras 3 passes the learning rate; tf-keras calls update_step(gradient, variable).
+        variable = _as_tf_variable(variable)
+        dtype = variable.dtype
+        learning_rate = tf.cast(self.learning_rate if learning_rate is None else learning_rate, dtype)
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
+        m, v = self._slots(variable)
+        l2 = tf.cast(self.l2, dtype)
+        if isinstance(gradient, tf.IndexedSlices) and self.embedding_updates == SPARSE:
+            return self._sparse_update(gradient, variable, m, v, learning_rate, beta_1_power, beta_2_power, l2)
+        gradient = tf.cast(tf.convert_to_tensor(gradient), dtype)
         if self.l2 > 0:
-            replica_context = tf.distribute.get_replica_context()
-            replicas = replica_context.num_replicas_in_sync if replica_context is not None else 1
-            grads_and_vars = [(self._with_l2(g, v, self.l2 / replicas), v) for g, v in grads_and_vars]
-        return super().apply_gradients(grads_and_vars, *args, **kwargs)
+            gradient += l2 * variable
+        return tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power, beta2_power=beta_2_power,
+            lr=learning_rate, beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
 
-    def _with_l2(self, gradient, variable, coefficient):
-        if gradient is None:
-            return None
-        tf_variable = _as_tf_variable(variable)
-        if isinstance(gradient, tf.IndexedSlices) and self.l2_rows == L2_ROWS_LOOKED_UP:
-            # A row gathered twice in a batch appears twice in the slices: sum first so it decays once.
-            rows, position = tf.unique(gradient.indices)
-            values = tf.math.unsorted_segment_sum(gradient.values, position, tf.size(rows))
-            values += tf.cast(coefficient, values.dtype) * tf.gather(tf_variable, rows)
-            return tf.IndexedSlices(values, rows, gradient.dense_shape)
-        gradient = tf.convert_to_tensor(gradient)
-        return gradient + tf.cast(coefficient, gradient.dtype) * tf.convert_to_tensor(tf_variable)
+    def _sparse_update(self, gradient, variable, m, v, learning_rate, beta_1_power, beta_2_power, l2):
+        dtype = variable.dtype
+        rows, values, valid = (deduplicate_slices if self.xla_compatible else unique_slices)(gradient)
+        values = tf.cast(values, dtype)
+        if self.l2 > 0:
+            values += l2 * tf.gather(variable, rows) * valid
+        m_rows, v_rows = tf.gather(m, rows), tf.gather(v, rows)
+        # Deltas (zero on padding slots) are scatter-added, so padding slots pointing at row 0 change nothing.
+        m_delta = (values - m_rows) * (1 - tf.cast(self.beta_1, dtype)) * valid
+        v_delta = (tf.square(values) - v_rows) * (1 - tf.cast(self.beta_2, dtype)) * valid
+        alpha = learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        step = alpha * (m_rows + m_delta) / (tf.sqrt(v_rows + v_delta) + tf.cast(self.epsilon, dtype)) * valid
+        return tf.group(m.scatter_add(tf.IndexedSlices(m_delta, rows)),
+                        v.scatter_add(tf.IndexedSlices(v_delta, rows)),
+                        variable.scatter_sub(tf.IndexedSlices(step, rows)))
 
     def get_config(self):
         config = super().get_config()
-        config.update({"l2": self.l2, "l2_rows": self.l2_rows})
+        config.update({"l2": self.l2, "embedding_updates": self.embedding_updates,
+                       "xla_compatible": self.xla_compatible})
         config.pop("weight_decay", None)
+        config.pop("amsgrad", None)
         return config

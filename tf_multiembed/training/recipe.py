@@ -11,7 +11,7 @@ from typing import List
 import tensorflow as tf
 
 from tf_multiembed.training.metrics import ExactAUC, LogLoss
-from tf_multiembed.training.optimizers import L2_ROWS_ALL, CoupledL2Adam
+from tf_multiembed.training.optimizers import EMBEDDING_UPDATES, SPARSE, CoupledL2Adam
 
 AUC_NAME = "auc"
 LOGLOSS_NAME = "logloss"
@@ -28,7 +28,8 @@ class PaperRecipe:
         beta_2: Adam second-moment decay.
         epsilon: Adam epsilon (PyTorch's 1e-8, not Keras' 1e-7).
         l2: coupled L2 coefficient on every trainable parameter, embeddings included.
-        l2_rows: "all" (every embedding row decays every step, as the reference) or "looked_up".
+        embedding_updates: "sparse" (lazy Adam: only the looked-up embedding rows are updated, fast) or "dense"
+            (every row gets the L2 term and an Adam step every step, as the reference code).
         batch_size: global batch size (split over replicas by tf.distribute).
         max_epochs: the most epochs to train.
         patience: epochs without a validation-AUC improvement before stopping.
@@ -43,7 +44,7 @@ class PaperRecipe:
     beta_2: float = 0.999
     epsilon: float = 1e-8
     l2: float = 1e-6
-    l2_rows: str = L2_ROWS_ALL
+    embedding_updates: str = SPARSE
     batch_size: int = 2048
     max_epochs: int = 100
     patience: int = 3
@@ -53,15 +54,19 @@ class PaperRecipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"PaperRecipe: `{name}` must be a positive integer, received {value!r}.")
+        if self.embedding_updates not in EMBEDDING_UPDATES:
+            raise ValueError(f"PaperRecipe: `embedding_updates` must be one of {EMBEDDING_UPDATES}, received "
+                             f"{self.embedding_updates!r}.")
         for name in ("learning_rate", "epsilon"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"PaperRecipe: `{name}` must be a positive number, received {value!r}.")
 
-    def optimizer(self) -> CoupledL2Adam:
+    def optimizer(self, xla_compatible=None) -> CoupledL2Adam:
         """A fresh `CoupledL2Adam` with this recipe's settings (create it inside the strategy scope)."""
         return CoupledL2Adam(learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
-                             epsilon=self.epsilon, l2=self.l2, l2_rows=self.l2_rows)
+                             epsilon=self.epsilon, l2=self.l2, embedding_updates=self.embedding_updates,
+                             xla_compatible=xla_compatible)
 
 
 def paper_metrics(metrics_in_step: bool = True) -> List[tf.keras.metrics.Metric]:
@@ -88,7 +93,8 @@ def compile_model(model: tf.keras.Model, recipe: PaperRecipe = None, *, metrics_
     if jit_compile and metrics_in_step:
         raise ValueError("compile_model: jit_compile=True needs metrics_in_step=False (the exact AUC buffer has a "
                          "dynamic shape that XLA cannot compile); use callbacks.ExactValidation for the metrics.")
-    model.compile(optimizer=recipe.optimizer(), loss=tf.keras.losses.BinaryCrossentropy(),
+    optimizer = recipe.optimizer(xla_compatible=True if jit_compile else None)
+    model.compile(optimizer=optimizer, loss=tf.keras.losses.BinaryCrossentropy(),
                   metrics=paper_metrics(metrics_in_step), jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
     return model

@@ -36,8 +36,13 @@ class RunConfig:
         scale: the scale factor (SE width scale*K, ME scale sets of width K).
         num_sets: explicit number of ME sets (overrides scale).
         embedding_dim: the base width K (default: the model's, 10; 50 for NFwFM).
-        batch_size, learning_rate, l2, l2_rows, epochs, patience: the recipe (see `PaperRecipe`).
+        batch_size, learning_rate, l2, embedding_updates, epochs, patience: the recipe (see `PaperRecipe`).
         seed: seed of the initialisation, dropout and the per-epoch shuffles.
+        shuffle: reshuffle the training split every epoch (seeded by seed and epoch); False walks the split's own
+            (already random) order every epoch, as the reference code does.
+        jit_compile: compile the training step with XLA (the exact AUC then comes from a callback after each epoch).
+        mixed_precision: a Keras dtype policy for the run, "mixed_bfloat16" or "mixed_float16" ("" = float32);
+            the weights and the output stay float32, matmuls run in 16 bits (see docs/benchmarks.md).
         steps_per_epoch: limit the steps per epoch (None = the whole training split).
         strategy: a `distribute.STRATEGY_NAMES` entry.
         num_cpu_devices: for `mirrored` on a machine without GPUs: split the CPU into this many logical devices.
@@ -65,10 +70,13 @@ class RunConfig:
     batch_size: int = 2048
     learning_rate: float = 1e-3
     l2: float = 1e-6
-    l2_rows: str = "all"
+    embedding_updates: str = "sparse"
     epochs: int = 100
     patience: int = 3
     seed: int = 0
+    shuffle: bool = True
+    jit_compile: bool = False
+    mixed_precision: str = ""
     steps_per_epoch: Optional[int] = None
     strategy: str = "default"
     num_cpu_devices: int = 0
@@ -81,7 +89,7 @@ class RunConfig:
     verbose: int = 1
 
     def recipe(self) -> PaperRecipe:
-        return PaperRecipe(learning_rate=self.learning_rate, l2=self.l2, l2_rows=self.l2_rows,
+        return PaperRecipe(learning_rate=self.learning_rate, l2=self.l2, embedding_updates=self.embedding_updates,
                            batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience)
 
 
@@ -138,11 +146,13 @@ def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_
     from tf_multiembed.models import build_model
 
     tf.keras.utils.set_random_seed(config.seed)
+    # Always set: a process running several configurations must not inherit the previous run's policy.
+    tf.keras.mixed_precision.set_global_policy(config.mixed_precision or "float32")
     with info.strategy.scope():
         model = build_model(config.model, list(vocabulary_sizes), scale=config.scale,
                             multi_embedding=config.multi_embedding, embedding_dim=config.embedding_dim,
                             num_sets=config.num_sets, field_names=list(field_names))
-        compile_model(model, config.recipe(), metrics_in_step=info.metrics_in_step)
+        compile_model(model, config.recipe(), metrics_in_step=info.metrics_in_step, jit_compile=config.jit_compile)
     return model
 
 
@@ -171,16 +181,14 @@ def _export(config: RunConfig, model, data, schema, input_paths, info) -> Option
     return path
 
 
-def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
-    """Trains (or resumes) the configured run, evaluates it, exports it; returns (results, export path).
+def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo) -> Tuple[dict, tf.keras.Model]:
+    """Builds, compiles and trains (or resumes) the configured model on prepared data; returns (results, model).
 
-    Example:
-        >>> results, export_path = run(RunConfig(epochs=2, synthetic_rows=20_000))  # doctest: +SKIP
-        >>> results["test"]["auc"]  # doctest: +SKIP
+    The model holds the best epoch's weights afterwards. `run` adds data preparation and the export; experiment
+    runners (benchmarks/scaling.py) call this once per configuration on data prepared once.
     """
-    started = time.time()
-    info = create_strategy(config)
-    data, schema, input_paths = prepare_data(config)
+    if config.jit_compile:  # XLA cannot compile the exact-AUC buffer: it is measured by a callback instead
+        info = dataclasses.replace(info, metrics_in_step=False)
     model = build_and_compile(config, data.vocabulary_sizes, data.field_names, info)
     if not config.model_dir:
         config.model_dir = os.path.join("runs", f"{config.dataset}-{model.name}")
@@ -195,14 +203,28 @@ def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
     results = train(
         model,
         # TPUs compile for one batch shape: no partial last batch there.
-        train_data=lambda epoch: data.train_dataset(batch_size, shuffle=True, seed=seed * 1_000_003 + epoch,
-                                                    drop_remainder=info.name == "tpu"),
+        train_data=lambda epoch: data.train_dataset(batch_size, shuffle=config.shuffle,
+                                                    seed=seed * 1_000_003 + epoch, drop_remainder=info.name == "tpu"),
         validation_data=data.validation_dataset(batch_size), test_data=data.test_dataset(batch_size),
         model_dir=config.model_dir, recipe=config.recipe(), strategy_info=info,
         steps_per_epoch=steps_per_epoch, checkpoint_every_steps=config.checkpoint_every_steps,
         config={**dataclasses.asdict(config), "vocabulary_sizes": list(data.vocabulary_sizes),
                 "num_parameters": int(model.count_params())},
         verbose=config.verbose)
+    return results, model
+
+
+def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
+    """Trains (or resumes) the configured run, evaluates it, exports it; returns (results, export path).
+
+    Example:
+        >>> results, export_path = run(RunConfig(epochs=2, synthetic_rows=20_000))  # doctest: +SKIP
+        >>> results["test"]["auc"]  # doctest: +SKIP
+    """
+    started = time.time()
+    info = create_strategy(config)
+    data, schema, input_paths = prepare_data(config)
+    results, model = train_prepared(config, data, info)
     export_path = _export(config, model, data, schema, input_paths, info)
     if config.verbose and info.is_chief:
         test = results.get("test") or {}

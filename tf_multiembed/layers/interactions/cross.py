@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tf_multiembed.layers import _validation
 from tf_multiembed.layers import initializers
-from tf_multiembed.layers.set_ops import batch_first, sets_first
+from tf_multiembed.layers.set_ops import batch_first, set_matmul, sets_first
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
@@ -75,9 +75,9 @@ class SetCross(tf.keras.layers.Layer):
         x = x0
         for index in range(self.num_layers):
             if self.low_rank is None:
-                projected = tf.matmul(x, self.effective_kernel(index))
+                projected = set_matmul(x, self.effective_kernel(index))
             else:
-                projected = tf.matmul(tf.matmul(x, self.down_kernels[index]), self.up_kernels[index])
+                projected = set_matmul(set_matmul(x, self.down_kernels[index]), self.up_kernels[index])
             x = x0 * (projected + self.biases[index][:, None, :]) + x
         return batch_first(x)
 

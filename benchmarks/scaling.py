@@ -1,0 +1,183 @@
+"""The scaling study: SE vs ME across scale factors, with information abundance, resumable and spread over processes.
+
+For every model x scale x seed it trains SE (one set of width s*K) and ME (s sets of width K) with the paper's
+protocol: the seeded 8:1:1 split (split seed 0), Adam 1e-3 with coupled L2 1e-6, batch 2048, early stopping on the
+exact validation AUC with patience 3, and test AUC / log loss of the best epoch's weights. ME at 1x is SE at 1x (one
+set) and is trained once. After training, the per-field IA of the best weights is recorded: the IA of each field's
+`[D_i, M*K]` rows (comparable between SE and ME at the same total width) and the mean per-set IA.
+
+    python benchmarks/scaling.py --dataset=movielens --data_path=../shared/data/ml-100k \\
+        --models=dnn,dcnv2 --scales=1,2,4,10 --seeds=0,1,2 --out=docs/results/scaling_ml100k
+    # the same on two processes of one thread each (2 cores): worker i takes runs i, i+2, ...
+    for i in 0 1; do python benchmarks/scaling.py ... --threads=1 --num_workers=2 --worker_index=$i & done; wait
+    python benchmarks/scaling.py ... --report_only     # rewrite runs.csv, table.md and the plots
+
+Each run lives in `<out>/runs/<model>-<se|me>-<scale>x-seed<seed>/`; a run with a `record.json` is finished and is
+skipped when the command is repeated, a killed run resumes from its checkpoint. The checkpoints of a finished run are
+deleted (its `results.json`, `record.json` and TensorBoard logs stay). Outputs: `<out>/runs.csv`, `<out>/table.md`
+(the paper's Table 1 layout, mean ± population std over seeds) and `<out>/auc_vs_scale.png`, `ia_vs_scale.png`;
+with `--reference=<json>` also `<out>/fidelity.md`.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import sys
+import time
+from typing import List
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # scaling_report beside this file
+import scaling_report  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("dataset", "movielens", ["synthetic", "criteo", "avazu", "movielens", "csv"], "Data set (train.py).")
+flags.DEFINE_string("data_path", "", "Input files (train.py's --data_path); the ml-100k folder for movielens.")
+flags.DEFINE_string("schema", "", "Schema file for --dataset=csv.")
+flags.DEFINE_string("data_dir", "runs/data", "Prepared-data cache.")
+flags.DEFINE_integer("synthetic_rows", 200_000, "Rows of the synthetic data set.", lower_bound=100)
+flags.DEFINE_list("models", ["dnn", "dcnv2"], "Registered model names.")
+flags.DEFINE_list("scales", ["1", "2", "4", "10"], "Scale factors.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Initialisation seeds.")
+flags.DEFINE_string("out", "", "Output folder (runs/, runs.csv, table.md, plots).")
+flags.DEFINE_enum("embedding_updates", "dense", ["dense", "sparse"],
+                  "Embedding update mode; 'dense' is the paper's recipe.")
+flags.DEFINE_bool("shuffle", True,
+                  "Reshuffle the training split every epoch; --noshuffle walks the split's order (the reference's).")
+flags.DEFINE_integer("max_epochs", 100, "Maximum epochs per run.", lower_bound=1)
+flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 2048, "Batch size.", lower_bound=1)
+flags.DEFINE_integer("threads", 0, "TensorFlow intra- and inter-op threads per process (0 = TensorFlow's default).",
+                     lower_bound=0)
+flags.DEFINE_integer("num_workers", 1, "Processes sharing the runs.", lower_bound=1)
+flags.DEFINE_integer("worker_index", 0, "This process's index in [0, num_workers).", lower_bound=0)
+flags.DEFINE_bool("report_only", False, "Only rewrite the CSV, tables and plots from the finished runs.")
+flags.DEFINE_string("reference", "", "JSON of reference results (model, embedding, scale, mean, std) for fidelity.md.")
+
+RECORD = "record.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    model: str
+    embedding: str  # "se" or "me"
+    scale: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}-{self.embedding}-{self.scale}x-seed{self.seed}"
+
+
+def planned_runs(models: List[str], scales: List[int], seeds: List[int]) -> List[Run]:
+    """Every run of the study, model-major (so a partial study has whole models): SE at every scale, ME above 1x.
+
+    Example:
+        >>> [run.name for run in planned_runs(["dnn"], [1, 2], [0])]
+        ['dnn-se-1x-seed0', 'dnn-se-2x-seed0', 'dnn-me-2x-seed0']
+    """
+    from tf_multiembed.models import available_models
+
+    unknown = [model for model in models if model not in available_models()]
+    if unknown:
+        raise ValueError(f"scaling: unknown model(s) {unknown}; registered: {sorted(available_models())}.")
+    if not models or not scales or not seeds:
+        raise ValueError(f"scaling: --models, --scales and --seeds must not be empty (got {models}, {scales}, "
+                         f"{seeds}).")
+    bad = [scale for scale in scales if scale < 1]
+    if bad:
+        raise ValueError(f"scaling: scale factors must be integers >= 1, got {bad}.")
+    return [Run(model, embedding, scale, seed) for model in models for seed in seeds for embedding in ("se", "me")
+            for scale in scales if not (embedding == "me" and scale == 1)]
+
+
+def worker_share(runs: List[Run], num_workers: int, worker_index: int) -> List[Run]:
+    """The runs of one worker: runs[worker_index::num_workers] (every run goes to exactly one worker)."""
+    if not 0 <= worker_index < num_workers:
+        raise ValueError(f"scaling: --worker_index must be in [0, {num_workers}), got {worker_index}.")
+    return runs[worker_index::num_workers]
+
+
+def abundance_summary(model) -> dict:
+    """Mean and min over fields of the IA of each field's [D_i, M*K] rows, and the mean per-set IA."""
+    import numpy as np
+
+    from tf_multiembed.diagnostics import analyze_embeddings
+
+    diagnostics = analyze_embeddings(model)
+    return {"ia_mean": float(np.nanmean(diagnostics.concat_abundance)),
+            "ia_min": float(np.nanmin(diagnostics.concat_abundance)),
+            "ia_set_mean": float(np.nanmean(diagnostics.set_abundance))}
+
+
+def train_run(run: Run, data, run_dir: pathlib.Path) -> dict:
+    """Trains (or resumes) one run, records its metrics and IA in `record.json`, deletes its checkpoints."""
+    from tf_multiembed.training.run import RunConfig, create_strategy, train_prepared
+
+    config = RunConfig(dataset=FLAGS.dataset, model=run.model, multi_embedding=run.embedding == "me",
+                       scale=run.scale, seed=run.seed, epochs=FLAGS.max_epochs, patience=FLAGS.patience,
+                       batch_size=FLAGS.batch_size, embedding_updates=FLAGS.embedding_updates, shuffle=FLAGS.shuffle,
+                       model_dir=str(run_dir), export_dir="", verbose=0)
+    results, model = train_prepared(config, data, create_strategy(config))
+    best = next(entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"])
+    record = {"dataset": FLAGS.dataset, "model": run.model, "embedding": run.embedding, "scale": run.scale,
+              "num_sets": run.scale if run.embedding == "me" else 1,
+              "width": model.get_layer("multi_embedding").embedding_dim, "seed": run.seed,
+              "embedding_updates": FLAGS.embedding_updates, "shuffle": FLAGS.shuffle,
+              "epochs": len(results["epochs"]),
+              "best_epoch": results["best_epoch"], "wall_seconds": round(results["wall_seconds"], 1),
+              "num_parameters": int(model.count_params()), "val_auc": best["val_auc"],
+              "val_logloss": best["val_logloss"], "test_auc": results["test"]["auc"],
+              "test_logloss": results["test"]["logloss"], **abundance_summary(model)}
+    (run_dir / RECORD).write_text(json.dumps(record, indent=1))
+    for folder in ("checkpoints", "best"):  # up to 3x the parameters each; the record has what the study needs
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+    return record
+
+
+def _configure_threads(threads: int) -> None:
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # checkpoint-sharding INFO lines on every save
+    if not FLAGS.out:
+        raise app.UsageError("--out is required: the folder of the study's runs and results.")
+    out = pathlib.Path(FLAGS.out)
+    runs = planned_runs(FLAGS.models, [int(scale) for scale in FLAGS.scales], [int(seed) for seed in FLAGS.seeds])
+    if not FLAGS.report_only:
+        _configure_threads(FLAGS.threads)
+        from tf_multiembed.training.run import RunConfig, prepare_data
+
+        mine = worker_share(runs, FLAGS.num_workers, FLAGS.worker_index)
+        data = None
+        for index, run in enumerate(mine, start=1):
+            run_dir = out / "runs" / run.name
+            if (run_dir / RECORD).is_file():
+                print(f"[{index}/{len(mine)}] {run.name}: finished before, skipped", flush=True)
+                continue
+            if data is None:  # prepared once per process (and cached on disk between processes)
+                data, _, _ = prepare_data(RunConfig(dataset=FLAGS.dataset, data_path=FLAGS.data_path,
+                                                    schema=FLAGS.schema, data_dir=FLAGS.data_dir,
+                                                    synthetic_rows=FLAGS.synthetic_rows))
+            started = time.time()
+            record = train_run(run, data, run_dir)
+            print(f"[{index}/{len(mine)}] {run.name}: test AUC {record['test_auc']:.4f}, IA {record['ia_mean']:.2f}, "
+                  f"{record['epochs']} epochs, {time.time() - started:.0f} s", flush=True)
+    records = scaling_report.load_records(out / "runs")
+    scaling_report.write_report(out, records, runs, reference=FLAGS.reference or None)
+    print(f"{len(records)} of {len(runs)} runs finished; wrote {out / 'runs.csv'}, {out / 'table.md'} and plots.")
+
+
+if __name__ == "__main__":
+    app.run(main)

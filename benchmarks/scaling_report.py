@@ -1,0 +1,182 @@
+"""The scaling study's outputs from its finished runs: runs.csv, table.md (paper Table 1 layout), plots, fidelity.md.
+
+Example:
+    >>> format_cell([0.7717, 0.7746, 0.7688], seeds_asked=3)
+    '0.7717 ± 0.0024'
+"""
+
+import csv
+import json
+import math
+import pathlib
+import statistics
+from typing import Dict, List, Optional, Sequence
+
+COLUMNS = ["dataset", "model", "embedding", "scale", "num_sets", "width", "seed", "embedding_updates", "shuffle",
+           "epochs", "best_epoch", "wall_seconds", "num_parameters", "val_auc", "val_logloss", "test_auc",
+           "test_logloss", "ia_mean", "ia_min", "ia_set_mean", "me_is_se"]
+
+
+def load_records(runs_dir: pathlib.Path) -> List[dict]:
+    """The `record.json` of every finished run under `runs_dir`, sorted by run folder."""
+    return [json.loads(path.read_text()) for path in sorted(pathlib.Path(runs_dir).glob("*/record.json"))]
+
+
+def mean_std(values: Sequence[float]):
+    """(mean, population std) — the reference's convention (numpy.std)."""
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def format_cell(values: Sequence[float], seeds_asked: int, digits: int = 4) -> str:
+    """"mean ± std", with "(n=k)" when fewer seeds than asked finished; "—" when none did."""
+    if not values:
+        return "—"
+    mean, std = mean_std(values)
+    cell = f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return cell if len(values) >= seeds_asked else f"{cell} (n={len(values)})"
+
+
+def _values(records, model, embedding, scale, key):
+    # ME at 1x is one set of width K: the SE 1x runs are that configuration.
+    embedding = "se" if scale == 1 else embedding
+    return [record[key] for record in records
+            if (record["model"], record["embedding"], record["scale"]) == (model, embedding, scale)]
+
+
+def _plan(runs):
+    models = list(dict.fromkeys(run.model for run in runs))
+    scales = sorted({run.scale for run in runs})
+    seeds = len({run.seed for run in runs})
+    return models, scales, seeds
+
+
+def markdown_table(records, runs, key: str, digits: int = 4) -> str:
+    """One row per model x {SE, ME}, one column per scale; ME 1x repeats SE 1x (marked "= SE")."""
+    models, scales, seeds = _plan(runs)
+    lines = ["| model | " + " | ".join(f"{scale}x" for scale in scales) + " |",
+             "|---|" + "---|" * len(scales)]
+    for model in models:
+        for embedding in ("se", "me"):
+            cells = []
+            for scale in scales:
+                cell = format_cell(_values(records, model, embedding, scale, key), seeds, digits)
+                cells.append(f"{cell} (= SE)" if embedding == "me" and scale == 1 and cell != "—" else cell)
+            lines.append(f"| {embedding.upper()}-{model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(path: pathlib.Path, records: List[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({**{column: record.get(column, "") for column in COLUMNS},
+                             "shuffle": record.get("shuffle", True),
+                             "me_is_se": "yes" if record["scale"] == 1 else ""})
+
+
+def fidelity_table(records, reference: List[dict]) -> str:
+    """Ours beside the reference's figures, with the difference in units of the larger seed std."""
+    lines = ["| model | scale | ours (test AUC) | reference | difference | difference / std |",
+             "|---|---:|---|---|---:|---:|"]
+    for entry in reference:
+        ours = _values(records, entry["model"], entry["embedding"], entry["scale"], "test_auc")
+        if not ours:
+            continue
+        mean, std = mean_std(ours)
+        difference = mean - entry["mean"]
+        scale_std = max(std, entry["std"], 1e-12)
+        lines.append(f"| {entry['embedding'].upper()}-{entry['model']} | {entry['scale']}x | "
+                     f"{format_cell(ours, 0)} | {entry['mean']:.4f} ± {entry['std']:.4f} | {difference:+.4f} | "
+                     f"{difference / scale_std:+.1f} |")
+    return "\n".join(lines)
+
+
+def plot(path: pathlib.Path, records, runs, key: str, label: str) -> None:
+    """One panel per model: `key` against the scale factor, SE and ME, mean ± std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models, scales, _ = _plan(runs)
+    columns = min(4, len(models))
+    rows = math.ceil(len(models) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.0 * rows), squeeze=False)
+    for axis, model in zip(axes.flat, models):
+        for embedding, color in (("se", "tab:blue"), ("me", "tab:red")):
+            points = [(scale, mean_std(values)) for scale in scales
+                      if (values := _values(records, model, embedding, scale, key))]
+            if points:
+                axis.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] for p in points],
+                              marker="o", capsize=3, color=color, label=embedding.upper())
+        axis.set_xscale("log")
+        axis.set_xticks(scales, [f"{scale}x" for scale in scales])
+        axis.set_title(model)
+        axis.set_xlabel("scale")
+        axis.set_ylabel(label)
+        axis.legend(fontsize=8)
+    for axis in list(axes.flat)[len(models):]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_report(out: pathlib.Path, records: List[dict], runs, reference: Optional[str] = None) -> Dict[str, str]:
+    """Writes runs.csv, table.md, auc_vs_scale.png, ia_vs_scale.png (and fidelity.md with a reference)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "runs.csv", records)
+    tables = {"test AUC": markdown_table(records, runs, "test_auc"),
+              "test log loss": markdown_table(records, runs, "test_logloss"),
+              "mean per-field IA of the [D_i, M*K] embeddings": markdown_table(records, runs, "ia_mean", digits=2)}
+    finished = len(records)
+    text = [f"{finished} finished runs (mean ± population std over seeds; SE at scale s has width s*K, ME has s "
+            "sets of width K).", ""]
+    for title, table in tables.items():
+        text += [f"### {title}", "", table, ""]
+    (out / "table.md").write_text("\n".join(text))
+    if records:
+        plot(out / "auc_vs_scale.png", records, runs, "test_auc", "test AUC")
+        plot(out / "ia_vs_scale.png", records, runs, "ia_mean", "mean per-field IA")
+    if reference:
+        reference_rows = json.loads(pathlib.Path(reference).read_text())
+        (out / "fidelity.md").write_text(fidelity_table(records, reference_rows) + "\n")
+    return tables
+
+
+def comparison_table(records_a: List[dict], records_b: List[dict], label_a: str, label_b: str,
+                     key: str = "test_auc") -> str:
+    """Configurations finished in both studies: A and B (mean ± std over seeds), B - A, and B - A over the larger std.
+
+    Example:
+        >>> a = [{"model": "dnn", "embedding": "se", "scale": 1, "test_auc": v} for v in (0.70, 0.72)]
+        >>> b = [{"model": "dnn", "embedding": "se", "scale": 1, "test_auc": v} for v in (0.73, 0.75)]
+        >>> comparison_table(a, b, "dense", "sparse").splitlines()[-1]
+        '| SE-dnn | 1x | 0.7100 ± 0.0100 | 0.7400 ± 0.0100 | +0.0300 | +3.0 |'
+    """
+    configurations = sorted({(r["model"], r["embedding"], r["scale"]) for r in records_a}
+                            & {(r["model"], r["embedding"], r["scale"]) for r in records_b},
+                            key=lambda c: (c[0], c[2], c[1] == "me"))
+    lines = [f"| model | scale | {label_a} | {label_b} | {label_b} - {label_a} | difference / std |",
+             "|---|---:|---|---|---:|---:|"]
+    for model, embedding, scale in configurations:
+        a, b = (_values(records, model, embedding, scale, key) for records in (records_a, records_b))
+        (mean_a, std_a), (mean_b, std_b) = mean_std(a), mean_std(b)
+        lines.append(f"| {embedding.upper()}-{model} | {scale}x | {format_cell(a, 0)} | {format_cell(b, 0)} | "
+                     f"{mean_b - mean_a:+.4f} | {(mean_b - mean_a) / max(std_a, std_b, 1e-12):+.1f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Compare two scaling studies configuration by configuration.")
+    parser.add_argument("study_a", help="output folder of study A (with runs/)")
+    parser.add_argument("study_b", help="output folder of study B")
+    parser.add_argument("--labels", nargs=2, default=["A", "B"], help="column labels of A and B")
+    parser.add_argument("--key", default="test_auc", help="record field to compare")
+    arguments = parser.parse_args()
+    print(comparison_table(load_records(pathlib.Path(arguments.study_a) / "runs"),
+                           load_records(pathlib.Path(arguments.study_b) / "runs"), *arguments.labels,
+                           key=arguments.key))

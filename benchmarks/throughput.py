@@ -1,0 +1,198 @@
+"""Training throughput (examples/s) and peak memory at Criteo scale: SE vs ME, sparse vs dense embedding updates.
+
+Every variant runs in its own process (so its peak RSS is its own): the model of the zoo, compiled with the paper's
+recipe (`compile_model`: coupled-L2 Adam 1e-3 / 1e-6, in-step metrics off so that XLA variants compile the same
+step) and trained with `model.fit` for warm-up plus timed steps of batch 2048, on the 39 cardinalities of
+../shared/data/criteo_shape.json (1.14M rows) with Zipf(1.3) ids held in memory. The figure is the median time per step
+of the timed epochs.
+The same script also times the real input pipeline alone (`PreparedData.train_dataset` on the synthetic data set of
+train.py), so the two can be compared: the input path must not be the bottleneck.
+
+    python benchmarks/throughput.py                                  # the float32 table of docs/benchmarks.md
+    python benchmarks/throughput.py --models=dcnv2 --scales=10 --embeddings=me --modes=sparse --nowrite
+
+The commands of every table in docs/benchmarks.md are written above it. Each writes
+benchmarks/results/throughput_<table>.json and its table between the `throughput_<table>` markers.
+"""
+
+import json
+import os
+import pathlib
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["dnn", "dcnv2", "xdeepfm"], "Models to time.")
+flags.DEFINE_list("scales", ["1", "4", "10"], "Scale factors: SE width 10*s, ME s sets of width 10.")
+flags.DEFINE_list("embeddings", ["se", "me"], "Embedding kinds (ME at scale 1 is SE at scale 1 and is skipped).")
+flags.DEFINE_list("modes", ["sparse", "dense"], "Embedding update modes of CoupledL2Adam.")
+flags.DEFINE_integer("batch_size", 2048, "Examples per step (the paper's).")
+flags.DEFINE_integer("steps", 5, "Steps per epoch: one warm-up epoch, then --timed_epochs timed ones.")
+flags.DEFINE_integer("timed_epochs", 3, "Timed epochs; the figure is their median time per step.")
+flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
+flags.DEFINE_integer("vocabulary_multiplier", 1, "Multiply every vocabulary size by this (memory grows with it).")
+flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
+flags.DEFINE_string("mixed_precision", "", "Keras dtype policy, e.g. mixed_bfloat16 ('' = float32).")
+flags.DEFINE_integer("input_batches", 200, "Batches read by the input-pipeline measurement (0 skips it).")
+flags.DEFINE_string("variant", "", "Internal: run one variant 'model:se|me:scale:mode' in this process.")
+flags.DEFINE_string("table", "float32", "Name of this table: results/throughput_<table>.json and the docs markers "
+                    "`throughput_<table>:begin/end`.")
+flags.DEFINE_bool("write", True, "Write the JSON results and the docs table.")
+flags.DEFINE_string("docs", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"),
+                    "Markdown file with the tables.")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CRITEO_SHAPE = REPO.parent / "shared" / "data" / "criteo_shape.json"
+# The paper's reference code on this machine kind (issue 6): model name -> examples/s, dense updates.
+REFERENCE = {"se_dnn_k10": 15_100, "se_dnn_k100": 1_900, "me_dnn_10x10": 1_500, "se_dcnv2_k40": 2_100,
+             "me_dcnv2_4x10": 3_100, "me_dcnv2_10x10": 970}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _configure_tensorflow():
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    if FLAGS.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
+    return tf
+
+
+def run_variant(spec: str) -> dict:
+    """Builds, compiles and times one variant in this process; returns its figures."""
+    tf = _configure_tensorflow()
+    import numpy as np
+
+    from tf_multiembed.models import build_model
+    from tf_multiembed.training import PaperRecipe, compile_model
+
+    name, embedding, scale, mode = spec.split(":")
+    sizes = [size * FLAGS.vocabulary_multiplier for size in json.loads(CRITEO_SHAPE.read_text())["vocabulary_sizes"]]
+    rng = np.random.default_rng(0)
+    rows = FLAGS.batch_size * 8
+    ids = np.stack([np.minimum(rng.zipf(1.3, rows) - 1, size - 1) for size in sizes], axis=1).astype("int64")
+    labels = (rng.random(rows) < 0.25).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(FLAGS.batch_size).cache().repeat()
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(name, sizes, scale=int(scale), multi_embedding=embedding == "me")
+    compile_model(model, PaperRecipe(embedding_updates=mode), metrics_in_step=False, jit_compile=FLAGS.jit_compile)
+    epoch_seconds = []
+
+    class EpochTimer(tf.keras.callbacks.Callback):
+        # Epoch-level hooks only: a batch-level callback would block on every step and hide Keras' overlap of one
+        # step's host work with the previous step's computation.
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_seconds.append(time.perf_counter() - self.start)
+
+    # Epoch 1 warms up (tracing, allocation); the median of the other epochs is the figure.
+    model.fit(dataset, steps_per_epoch=FLAGS.steps, epochs=1 + FLAGS.timed_epochs, callbacks=[EpochTimer()],
+              verbose=0)
+    step = statistics.median(epoch_seconds[1:]) / FLAGS.steps
+    return {"model": model.name, "mode": mode, "parameters": int(model.count_params()), "step_s": step,
+            "examples_per_s": FLAGS.batch_size / step, "peak_rss_mb": _peak_rss_mb(),
+            "vocabulary_rows": sum(sizes), "jit_compile": FLAGS.jit_compile,
+            "mixed_precision": FLAGS.mixed_precision or "float32"}
+
+
+def run_input_only() -> dict:
+    """Examples/s of reading and batching train.py's synthetic data through `PreparedData.train_dataset` alone."""
+    _configure_tensorflow()
+    from tf_multiembed.training.run import RunConfig, prepare_data
+
+    data, _, _ = prepare_data(RunConfig())
+    dataset = data.train_dataset(FLAGS.batch_size, shuffle=True, seed=0, repeat=True).take(FLAGS.input_batches)
+    iterator = iter(dataset)
+    next(iterator)  # opening files, first shuffle buffer
+    started = time.perf_counter()
+    examples = sum(int(ids.shape[0]) for ids, _ in iterator)
+    return {"model": "input pipeline only", "examples_per_s": examples / (time.perf_counter() - started),
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _child(spec: str) -> dict:
+    passed = [f"--{name}={getattr(FLAGS, name)}" for name in (
+        "batch_size", "steps", "timed_epochs", "threads", "vocabulary_multiplier", "mixed_precision",
+        "input_batches")] + (["--jit_compile"] if FLAGS.jit_compile else [])
+    process = subprocess.run([sys.executable, __file__, f"--variant={spec}", *passed], capture_output=True,
+                             text=True)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"Variant {spec} failed (exit {process.returncode}):\n{process.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def markdown(rows, input_row) -> str:
+    baseline = next((row for row in rows if row["model"] == "se_dnn_k10" and row["mode"] == "dense"), None)
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} with {os.cpu_count()} CPU cores, "
+             f"{FLAGS.threads} TensorFlow threads, batch {FLAGS.batch_size}, median over {FLAGS.timed_epochs} "
+             f"epochs of {FLAGS.steps} steps after one warm-up epoch, criteo_shape cardinalities "
+             f"x{FLAGS.vocabulary_multiplier} "
+             f"({rows[0]['vocabulary_rows']:,} rows), Zipf(1.3) ids, XLA {'on' if FLAGS.jit_compile else 'off'}, "
+             f"{FLAGS.mixed_precision or 'float32'}. Reference: the paper's PyTorch code on this machine kind "
+             "(dense updates).",
+             "",
+             "| model | parameters | update | step (ms) | examples/s | vs reference | peak RSS (MB) |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    for row in rows:
+        reference = REFERENCE.get(row["model"])
+        versus = f"{row['examples_per_s'] / reference:.2f}x" if reference else ""
+        lines.append(f"| {row['model']} | {row['parameters']:,} | {row['mode']} | {1000 * row['step_s']:.0f} | "
+                     f"{row['examples_per_s']:,.0f} | {versus} | {row['peak_rss_mb']:,.0f} |")
+    if input_row:
+        fastest = max(row["examples_per_s"] for row in rows)
+        lines += ["", f"Input pipeline alone (`PreparedData.train_dataset`, synthetic data of train.py, shuffled): "
+                      f"{input_row['examples_per_s']:,.0f} examples/s = {input_row['examples_per_s'] / fastest:.1f}x "
+                      f"the fastest training variant above."]
+    if baseline:
+        lines.append(f"\nSame-script baseline: se_dnn_k10 dense {baseline['examples_per_s']:,.0f} examples/s.")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    if FLAGS.variant:
+        figures = run_input_only() if FLAGS.variant == "input" else run_variant(FLAGS.variant)
+        print(json.dumps(figures), flush=True)
+        return
+    rows = []
+    for name in FLAGS.models:
+        for scale in FLAGS.scales:
+            for embedding in FLAGS.embeddings:
+                if embedding == "me" and scale == "1" and "se" in FLAGS.embeddings:
+                    continue
+                for mode in FLAGS.modes:
+                    row = _child(f"{name}:{embedding}:{scale}:{mode}")
+                    print(f"{row['model']:>18} {mode:>6}: {row['examples_per_s']:>8,.0f} examples/s, "
+                          f"peak RSS {row['peak_rss_mb']:,.0f} MB", flush=True)
+                    rows.append(row)
+    input_row = _child("input") if FLAGS.input_batches else None
+    table = markdown(rows, input_row)
+    print(table)
+    if FLAGS.write:
+        results = pathlib.Path(__file__).resolve().parent / "results" / f"throughput_{FLAGS.table}.json"
+        results.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows, "input": input_row}, indent=1))
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+        from doc_tables import write_between_markers
+
+        write_between_markers(FLAGS.docs, f"<!-- throughput_{FLAGS.table}:begin -->",
+                              f"<!-- throughput_{FLAGS.table}:end -->", table)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,93 @@
+"""benchmarks/scaling.py: the study end to end on MovieLens-100K (two models, two scales, one seed, one epoch), its
+skip-on-repeat, the table arithmetic, the worker partition and bad input."""
+
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import scaling  # noqa: E402
+import scaling_report  # noqa: E402
+
+
+def _study(ml100k_dir, out, data_dir, *extra):
+    command = [sys.executable, str(BENCHMARKS / "scaling.py"), "--dataset=movielens", f"--data_path={ml100k_dir}",
+               f"--data_dir={data_dir}", "--models=dnn,dcnv2", "--scales=1,2", "--seeds=0", "--max_epochs=1",
+               f"--out={out}", "--threads=2", *extra]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert output.returncode == 0, output.stderr[-3000:]
+    return output.stdout
+
+
+def test_study_end_to_end_writes_consistent_outputs_and_skips_finished_runs(ml100k_dir, tmp_path):
+    out, data_dir = tmp_path / "study", tmp_path / "data"
+    reference = tmp_path / "reference.json"
+    reference.write_text(json.dumps([{"model": "dnn", "embedding": "se", "scale": 2, "mean": 0.77, "std": 0.002}]))
+    _study(ml100k_dir, out, data_dir, f"--reference={reference}")
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    # SE 1x, SE 2x, ME 2x per model: ME 1x is SE 1x and is not trained twice.
+    assert sorted((row["model"], row["embedding"], row["scale"]) for row in rows) == [
+        ("dcnv2", "me", "2"), ("dcnv2", "se", "1"), ("dcnv2", "se", "2"),
+        ("dnn", "me", "2"), ("dnn", "se", "1"), ("dnn", "se", "2")]
+    by_key = {(row["model"], row["embedding"], row["scale"]): row for row in rows}
+    assert all(0.5 < float(row["test_auc"]) < 1 and row["epochs"] == "1" for row in rows)
+    assert by_key[("dnn", "se", "1")]["me_is_se"] == "yes" and by_key[("dnn", "me", "2")]["num_sets"] == "2"
+    # IA of the [D_i, M*K] matrix is at most min(D_i, M*K) and grows with width here (random init, 1 epoch).
+    assert 1 <= float(by_key[("dnn", "se", "1")]["ia_mean"]) <= 10 < float(by_key[("dnn", "se", "2")]["ia_mean"])
+    table = (out / "table.md").read_text()
+    me_dnn_row = next(line for line in table.splitlines() if line.startswith("| ME-dnn |"))
+    assert f"{float(by_key[('dnn', 'se', '1')]['test_auc']):.4f} ± 0.0000 (= SE)" in me_dnn_row
+    assert f"{float(by_key[('dnn', 'me', '2')]['test_auc']):.4f} ± 0.0000" in me_dnn_row
+    fidelity = (out / "fidelity.md").read_text()
+    assert f"{float(by_key[('dnn', 'se', '2')]['test_auc']) - 0.77:+.4f}" in fidelity
+    for plot in ("auc_vs_scale.png", "ia_vs_scale.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "runs" / "dnn-se-1x-seed0" / "checkpoints").exists()  # finished runs drop checkpoints
+
+    record = out / "runs" / "dnn-se-1x-seed0" / "record.json"
+    before = record.stat().st_mtime_ns
+    stdout = _study(ml100k_dir, out, data_dir)
+    assert stdout.count("finished before, skipped") == 6 and record.stat().st_mtime_ns == before
+
+
+def test_table_cell_is_mean_and_population_std_by_hand():
+    assert scaling_report.format_cell([0.70, 0.72, 0.74], seeds_asked=3) == "0.7200 ± 0.0163"  # sqrt(0.0008/3)
+    assert scaling_report.format_cell([0.70, 0.72], seeds_asked=3) == "0.7100 ± 0.0100 (n=2)"
+    assert scaling_report.format_cell([], seeds_asked=3) == "—"
+    records = [{"model": "dnn", "embedding": "se", "scale": 1, "test_auc": value} for value in (0.70, 0.72, 0.74)]
+    runs = scaling.planned_runs(["dnn"], [1], [0, 1, 2])
+    table = scaling_report.markdown_table(records, runs, "test_auc")
+    assert "| SE-dnn | 0.7200 ± 0.0163 |" in table and "| ME-dnn | 0.7200 ± 0.0163 (= SE) |" in table
+
+
+def test_workers_cover_every_run_exactly_once():
+    runs = scaling.planned_runs(["dnn", "dcnv2", "xdeepfm"], [1, 2, 4, 10], [0, 1, 2])
+    assert len(runs) == 3 * 3 * 7 and len(set(runs)) == len(runs)
+    shares = [scaling.worker_share(runs, 2, index) for index in range(2)]
+    assert sorted(shares[0] + shares[1], key=runs.index) == runs and not set(shares[0]) & set(shares[1])
+    with pytest.raises(ValueError, match=r"--worker_index must be in \[0, 2\), got 2"):
+        scaling.worker_share(runs, 2, 2)
+
+
+def test_bad_study_arguments_fail_with_a_clear_message():
+    with pytest.raises(ValueError, match="unknown model.*'dnnn'"):
+        scaling.planned_runs(["dnnn"], [1], [0])
+    with pytest.raises(ValueError, match="scale factors must be integers >= 1, got \\[0\\]"):
+        scaling.planned_runs(["dnn"], [0, 2], [0])
+    with pytest.raises(ValueError, match="must not be empty"):
+        scaling.planned_runs(["dnn"], [1], [])
+
+
+def test_comparison_of_two_studies_by_hand():
+    dense = [{"model": "dnn", "embedding": "me", "scale": 4, "test_auc": v} for v in (0.70, 0.72)]
+    sparse = [{"model": "dnn", "embedding": "me", "scale": 4, "test_auc": v} for v in (0.71, 0.71)]
+    sparse.append({"model": "dcnv2", "embedding": "se", "scale": 1, "test_auc": 0.7})  # only in one study: left out
+    table = scaling_report.comparison_table(dense, sparse, "dense", "sparse").splitlines()
+    assert len(table) == 3
+    assert table[-1] == "| ME-dnn | 4x | 0.7100 ± 0.0100 | 0.7100 ± 0.0000 | +0.0000 | +0.0 |"
