@@ -35,6 +35,7 @@ from tf_multiembed import diagnostics  # noqa: E402
 from tf_multiembed.diagnostics import abundance  # noqa: E402
 from tf_multiembed.diagnostics import tables as tables_lib  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
+from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rows", 1_000_000, "Rows of the Part 1 matrix.")
@@ -46,7 +47,6 @@ flags.DEFINE_integer("repeats", 3, "Runs per measurement; the fastest is reporte
 flags.DEFINE_bool("write_docs", True, "Rewrite the benchmark section of docs/diagnostics.md.")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CRITEO_SHAPE = REPO.parent / "shared" / "data" / "criteo_shape.json"
 RESULTS = REPO / "benchmarks" / "results" / "diagnostics_report.json"
 DOC = REPO / "docs" / "diagnostics.md"
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
@@ -124,7 +124,7 @@ def per_field_svd(tables):
 
 
 def part2(num_sets, dim, skip_svd):
-    sizes = json.loads(CRITEO_SHAPE.read_text())["vocabulary_sizes"]
+    sizes = criteo_vocabulary_sizes()
     tf.keras.utils.set_random_seed(0)
     model, build_cost = measure(lambda: build_model("dcnv2", sizes, scale=num_sets, embedding_dim=dim), repeats=1)
     tables = tables_lib.EmbeddingTables.from_model(model)

@@ -24,7 +24,6 @@ import json
 import os
 import pathlib
 import shutil
-import sys
 import time
 from typing import List
 
@@ -32,8 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # scaling_report beside this file
-import scaling_report  # noqa: E402
+import scaling_report  # noqa: E402  (benchmarks/ is on sys.path)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", "movielens", ["synthetic", "criteo", "avazu", "movielens", "csv"], "Data set (train.py).")

@@ -25,6 +25,7 @@ from absl import app, flags  # noqa: E402
 
 from tf_multiembed.layers import MLP, MultiEmbedding, SetCross, SetFlatten, SetMLP  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
+from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("vocabulary", "criteo", ["criteo", "small"], "criteo_shape.json cardinalities, or 1,000 per field.")
@@ -36,20 +37,11 @@ flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
 flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CRITEO_SHAPE = REPO.parent / "shared" / "data" / "criteo_shape.json"
 BASE_DIM = 10
 
 
 def vocabulary_sizes(kind):
-    if kind == "small":
-        return [1000] * 39
-    return json.loads(CRITEO_SHAPE.read_text())["vocabulary_sizes"]
-
-
-def zipf_ids(sizes, batch_size, seed=0):
-    rng = np.random.default_rng(seed)
-    columns = [np.minimum(rng.zipf(1.3, batch_size) - 1, size - 1) for size in sizes]
-    return np.stack(columns, axis=1).astype("int64")
+    return [1000] * 39 if kind == "small" else criteo_vocabulary_sizes()
 
 
 def naive_loop_model(name, sizes, num_sets):

@@ -29,6 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
+from doc_tables import write_between_markers  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["dnn", "dcnv2", "xdeepfm"], "Models to time.")
 flags.DEFINE_list("scales", ["1", "4", "10"], "Scale factors: SE width 10*s, ME s sets of width 10.")
@@ -49,8 +52,6 @@ flags.DEFINE_bool("write", True, "Write the JSON results and the docs table.")
 flags.DEFINE_string("docs", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"),
                     "Markdown file with the tables.")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-CRITEO_SHAPE = REPO.parent / "shared" / "data" / "criteo_shape.json"
 # The paper's reference code on this machine kind (issue 6): model name -> examples/s, dense updates.
 REFERENCE = {"se_dnn_k10": 15_100, "se_dnn_k100": 1_900, "me_dnn_10x10": 1_500, "se_dcnv2_k40": 2_100,
              "me_dcnv2_4x10": 3_100, "me_dcnv2_10x10": 970}
@@ -79,10 +80,10 @@ def run_variant(spec: str) -> dict:
     from tf_multiembed.training import PaperRecipe, compile_model
 
     name, embedding, scale, mode = spec.split(":")
-    sizes = [size * FLAGS.vocabulary_multiplier for size in json.loads(CRITEO_SHAPE.read_text())["vocabulary_sizes"]]
+    sizes = [size * FLAGS.vocabulary_multiplier for size in criteo_vocabulary_sizes()]
     rng = np.random.default_rng(0)
     rows = FLAGS.batch_size * 8
-    ids = np.stack([np.minimum(rng.zipf(1.3, rows) - 1, size - 1) for size in sizes], axis=1).astype("int64")
+    ids = zipf_ids(sizes, rows, rng)
     labels = (rng.random(rows) < 0.25).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(FLAGS.batch_size).cache().repeat()
 
@@ -187,9 +188,6 @@ def main(argv):
     if FLAGS.write:
         results = pathlib.Path(__file__).resolve().parent / "results" / f"throughput_{FLAGS.table}.json"
         results.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows, "input": input_row}, indent=1))
-        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-        from doc_tables import write_between_markers
-
         write_between_markers(FLAGS.docs, f"<!-- throughput_{FLAGS.table}:begin -->",
                               f"<!-- throughput_{FLAGS.table}:end -->", table)
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tf_multiembed.layers import _validation
 from tf_multiembed.layers import initializers
+from tf_multiembed.layers.variables import as_tf_variable
 
 _KERAS_3 = not tf.keras.__name__.startswith("tf_keras")  # add_weight spells its autocast switch differently
 
@@ -112,13 +113,11 @@ class MultiEmbedding(tf.keras.layers.Layer):
         if self.validate_ids:
             ids = self._checked(ids, sizes)
         rows = ids + tf.constant(self.field_offsets, dtype=tf.int64)
-        table = self.embeddings
-        if not isinstance(table, tf.Variable) and isinstance(getattr(table, "value", None), tf.Variable):
-            # Keras 3: look up in the tf.Variable itself (a ResourceGather of the rows). Through the Keras variable
-            # the whole table is read first, which copies all of it on every step once sparse updates touched it.
-            table = table.value
+        # Look up in the tf.Variable itself (a ResourceGather of the rows): through the Keras 3 variable the whole
+        # table is read first, which copies all of it on every step once sparse updates touched it.
         # embedding_lookup (not tf.gather) also reads tables sharded over parameter servers.
-        gathered = tf.cast(tf.nn.embedding_lookup(table, rows), self.compute_dtype)  # [B, N, M*K]
+        gathered = tf.nn.embedding_lookup(as_tf_variable(self.embeddings), rows)  # [B, N, M*K]
+        gathered = tf.cast(gathered, self.compute_dtype)
         gathered = tf.reshape(gathered, [-1, self.num_fields, self.num_sets, self.embedding_dim])
         return tf.transpose(gathered, [0, 2, 1, 3])  # [B, M, N, K]
 

@@ -23,15 +23,11 @@ from typing import Mapping, Optional, Sequence
 import tensorflow as tf
 
 from tf_multiembed.data import raw_feature_signature
+from tf_multiembed.layers.variables import as_tf_variable
 from tf_multiembed.serving import warmup as warmup_lib
 from tf_multiembed.serving.requests import SERVING_SIGNATURE, RequestBuilder
 
 OUTPUT_NAME = "click_probability"
-
-
-def _as_tf_variable(variable):
-    """The `tf.Variable` behind a Keras 3 variable (legacy tf-keras variables already are one)."""
-    return variable if isinstance(variable, tf.Variable) else variable.value
 
 
 def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
@@ -59,7 +55,7 @@ def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
     # TensorFlow's object-graph tracking, and every captured variable must be tracked to be saved. They are tracked
     # as the `tf.Variable`s the function captures, not Keras 3's wrappers: otherwise the TF1 loader that TF Serving
     # and `saved_model_cli run` use restores copies while the graph reads the originals ("Could not find variable").
-    module.model_variables = [_as_tf_variable(variable) for variable in model.variables]
+    module.model_variables = [as_tf_variable(variable) for variable in model.variables]
 
     @tf.function(input_signature=[raw_feature_signature(encoder.schema)])
     def serve(features):

@@ -29,6 +29,8 @@ import logging
 
 import tensorflow as tf
 
+from tf_multiembed.layers.variables import as_tf_variable
+
 _CHECKED_KERAS_MAX = (3, 15)
 _UPSTREAM_MULTI_WORKER = "https://github.com/keras-team/keras/issues/20585"
 _UPSTREAM_STRING_INPUTS = "https://github.com/tensorflow/tensorflow/issues/80951"
@@ -150,10 +152,6 @@ def check_no_string_inputs(model, strategy) -> None:
 
 
 
-def _as_tf_variable(variable):
-    return variable if isinstance(variable, tf.Variable) else variable.value
-
-
 class ReplicaStatisticsSync(tf.keras.callbacks.Callback):
     """Averages a model's floating-point non-trainable variables over replicas (see point 2 of the module doc).
 
@@ -173,7 +171,7 @@ class ReplicaStatisticsSync(tf.keras.callbacks.Callback):
         model = model if model is not None else self.model
         key = id(model)
         if key not in self._functions:
-            variables = [_as_tf_variable(v) for v in model.non_trainable_variables]
+            variables = [as_tf_variable(v) for v in model.non_trainable_variables]
             variables = [v for v in variables if v.dtype.is_floating]
             strategy = self._strategy
 

@@ -3,14 +3,11 @@ updates of embedding tables."""
 
 import tensorflow as tf
 
+from tf_multiembed.layers.variables import as_tf_variable
+
 DENSE = "dense"
 SPARSE = "sparse"
 EMBEDDING_UPDATES = (SPARSE, DENSE)
-
-
-def _as_tf_variable(variable):
-    """The `tf.Variable` behind a Keras 3 variable (legacy tf-keras variables already are one)."""
-    return variable if isinstance(variable, tf.Variable) or not hasattr(variable, "value") else variable.value
 
 
 def deduplicate_slices(gradient: tf.IndexedSlices):
@@ -126,39 +123,40 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
             index = self._get_variable_index(variable)
         else:  # tf-keras
             index = self._index_dict[self._var_key(variable)]
-        return _as_tf_variable(self._momentums[index]), _as_tf_variable(self._velocities[index])
+        return as_tf_variable(self._momentums[index]), as_tf_variable(self._velocities[index])
 
     def update_step(self, gradient, variable, learning_rate=None):
         # Keras 3 passes the learning rate; tf-keras calls update_step(gradient, variable).
-        variable = _as_tf_variable(variable)
+        variable = as_tf_variable(variable)
         dtype = variable.dtype
         learning_rate = tf.cast(self.learning_rate if learning_rate is None else learning_rate, dtype)
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
+        epsilon, l2 = tf.cast(self.epsilon, dtype), tf.cast(self.l2, dtype)
         m, v = self._slots(variable)
-        l2 = tf.cast(self.l2, dtype)
         if isinstance(gradient, tf.IndexedSlices) and self.embedding_updates == SPARSE:
-            return self._sparse_update(gradient, variable, m, v, learning_rate, beta_1_power, beta_2_power, l2)
+            return self._sparse_update(gradient, variable, m, v, learning_rate, beta_1, beta_2, beta_1_power,
+                                       beta_2_power, epsilon, l2)
         gradient = tf.cast(tf.convert_to_tensor(gradient), dtype)
         if self.l2 > 0:
             gradient += l2 * variable
         return tf.raw_ops.ResourceApplyAdam(
             var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power, beta2_power=beta_2_power,
-            lr=learning_rate, beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=gradient)
+            lr=learning_rate, beta1=beta_1, beta2=beta_2, epsilon=epsilon, grad=gradient)
 
-    def _sparse_update(self, gradient, variable, m, v, learning_rate, beta_1_power, beta_2_power, l2):
-        dtype = variable.dtype
+    def _sparse_update(self, gradient, variable, m, v, learning_rate, beta_1, beta_2, beta_1_power, beta_2_power,
+                       epsilon, l2):
         rows, values, valid = (deduplicate_slices if self.xla_compatible else unique_slices)(gradient)
-        values = tf.cast(values, dtype)
+        values = tf.cast(values, variable.dtype)
         if self.l2 > 0:
             values += l2 * tf.gather(variable, rows) * valid
         m_rows, v_rows = tf.gather(m, rows), tf.gather(v, rows)
         # Deltas (zero on padding slots) are scatter-added, so padding slots pointing at row 0 change nothing.
-        m_delta = (values - m_rows) * (1 - tf.cast(self.beta_1, dtype)) * valid
-        v_delta = (tf.square(values) - v_rows) * (1 - tf.cast(self.beta_2, dtype)) * valid
+        m_delta = (values - m_rows) * (1 - beta_1) * valid
+        v_delta = (tf.square(values) - v_rows) * (1 - beta_2) * valid
         alpha = learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        step = alpha * (m_rows + m_delta) / (tf.sqrt(v_rows + v_delta) + tf.cast(self.epsilon, dtype)) * valid
+        step = alpha * (m_rows + m_delta) / (tf.sqrt(v_rows + v_delta) + epsilon) * valid
         return tf.group(m.scatter_add(tf.IndexedSlices(m_delta, rows)),
                         v.scatter_add(tf.IndexedSlices(v_delta, rows)),
                         variable.scatter_sub(tf.IndexedSlices(step, rows)))
