@@ -23,7 +23,7 @@ from typing import Mapping, Optional, Sequence
 import tensorflow as tf
 
 from tf_multiembed.data import raw_feature_signature
-from tf_multiembed.layers.variables import as_tf_variable
+from tf_multiembed.compat import as_tf_variable
 from tf_multiembed.serving import warmup as warmup_lib
 from tf_multiembed.serving.requests import SERVING_SIGNATURE, RequestBuilder
 

@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from tf_multiembed.training import compat
+from tf_multiembed import compat
 
 STRATEGY_NAMES = ("default", "one_device", "mirrored", "multi_worker", "tpu", "parameter_server")
 

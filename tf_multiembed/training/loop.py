@@ -16,7 +16,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence
 import tensorflow as tf
 
 from tf_multiembed.training import callbacks as callbacks_lib
-from tf_multiembed.training import compat
+from tf_multiembed import compat
 from tf_multiembed.training import results as results_lib
 from tf_multiembed.training.checkpointing import RunCheckpoints, TrainingProgress
 from tf_multiembed.training.distribute import StrategyInfo, barrier, create_strategy

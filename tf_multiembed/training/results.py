@@ -9,7 +9,7 @@ from typing import Dict, Mapping
 
 import tensorflow as tf
 
-from tf_multiembed.training import compat
+from tf_multiembed import compat
 
 RESULTS_FILE = "results.json"
 LOGS_SUBDIR = "logs"
