@@ -1,7 +1,7 @@
 """Training-step time of vectorized ME vs SE (same total width) vs a naive per-set loop, on Criteo-shaped inputs.
 
 One step = forward + backward + Adam update, batch 2048, 39 fields with the cardinalities of
-../shared/data/criteo_shape.json (sum 1.14M rows) and Zipf(1.3) ids. All variants of one model run in the same
+benchmarks/criteo_shape.json (sum 1.14M rows) and Zipf(1.3) ids. All variants of one model run in the same
 process and are reported as ratios to SE at the same total embedding width, so machine noise cancels out.
 
     python benchmarks/step_time.py                          # paper-scale vocabularies
@@ -26,15 +26,14 @@ from absl import app, flags  # noqa: E402
 from tf_multiembed.layers import MLP, MultiEmbedding, SetCross, SetFlatten, SetMLP  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
 from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
+from tf_multiembed.training.config import define_flags  # noqa: E402
 
+define_flags(["batch_size", "threads", "jit_compile"])  # train.py's flags, names and defaults
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("vocabulary", "criteo", ["criteo", "small"], "criteo_shape.json cardinalities, or 1,000 per field.")
 flags.DEFINE_list("models", ["dnn", "dcnv2"], "Models to time.")
 flags.DEFINE_list("num_sets", ["2", "4", "10"], "Numbers of sets M (SE runs at width M*10).")
-flags.DEFINE_integer("batch_size", 2048, "Examples per step.")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant (after 2 warm-up steps).")
-flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
-flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASE_DIM = 10

@@ -146,6 +146,26 @@ def object_graph_paths(root) -> Dict[int, str]:
     return paths
 
 
+def layers_by_name(model) -> Dict[str, Any]:
+    """`{layer name: layer}` of a model's layers with variables: the root under which checkpoints and exports track
+    a model. Keras keeps a functional model's layers in a list (TensorFlow's object graph would name them by their
+    position in it); layer names are unique within a model and fixed by the zoo's builders."""
+    return {layer.name: layer for layer in model.layers if layer.variables}
+
+
+def model_variable_paths(model) -> Dict[int, str]:
+    """`{id(variable): "<layer name>/<attribute path>"}` for the model's variables reachable through layer
+    attributes (see `layers_by_name`); variables a layer hides from TensorFlow's tracking are absent."""
+    import tensorflow as tf
+
+    holder = tf.Module()
+    holder.layers = layers_by_name(model)
+    paths = object_graph_paths(holder)
+    prefix = "layers/"
+    return {id(variable): paths[id(variable)][len(prefix):] for variable in model.variables
+            if paths.get(id(variable), "").startswith(prefix)}
+
+
 # --- what is recorded about data and models ---------------------------------------------------------------------
 
 def data_fingerprint(data) -> str:

@@ -73,7 +73,7 @@ def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
     # (otherwise the TF1 loader that TF Serving and `saved_model_cli run` use restores copies while the graph reads
     # the originals: "Could not find variable"). They are tracked under their object-graph paths in the model; the
     # few the object graph cannot reach (Keras 3 dropout seed states) under "untracked_state".
-    paths = artifacts.object_graph_paths(model)
+    paths = artifacts.model_variable_paths(model)
     module.model_variables = {paths[id(variable)].replace("/", "."): as_tf_variable(variable)
                               for variable in model.variables if id(variable) in paths}
     module.untracked_state = [as_tf_variable(variable) for variable in model.variables if id(variable) not in paths]

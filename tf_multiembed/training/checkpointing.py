@@ -7,9 +7,10 @@ checkpoint usable (the `ckpt-*_temp` folder such a kill leaves is removed by the
 progress (epoch, step in the epoch, early-stopping state, per-epoch history, wall time) is saved *inside* the
 checkpoint, so it always matches the weights it sits with.
 
-Weights are saved **by object graph**: each variable is found by the path of attributes from the model to it
-(layer, then the layer's attribute), so a refactor that builds the same variables in another order still restores
-each one into its own place, and a variable that is missing or of another shape fails the restore. (Keras' own
+Weights are saved **by object graph**: each variable is found by its layer's name and the path of attributes from
+that layer to it (e.g. `layers/set_cross/kernel_0`), so a refactor that builds the same variables or layers in
+another order still restores each one into its own place, and a variable that is missing or of another shape fails
+the restore. (Keras' own
 optimizer object is not put in the checkpoint: it refers to the model's variables through a positional list, and
 a checkpoint restores a variable through the first path it was saved under, which would make the restore
 positional again.) The optimizer's variables are saved as a list together with the object-graph paths of the model
@@ -42,8 +43,8 @@ class CheckpointMismatchError(ValueError):
 
 
 class ModelState(tf.Module):
-    """What a checkpoint holds of a model: the model itself (by object graph) plus the few non-trainable variables
-    the object graph cannot reach, in model order.
+    """What a checkpoint holds of a model: its layers by name, each layer's variables by attribute path (the object
+    graph), plus the few non-trainable variables the object graph cannot reach, in model order.
 
     Raises:
         ValueError: when a trainable variable cannot be reached through the object graph.
@@ -51,7 +52,8 @@ class ModelState(tf.Module):
 
     def __init__(self, model: tf.keras.Model):
         super().__init__(name="model_state")
-        paths = artifacts.object_graph_paths(model)
+        self.layers = artifacts.layers_by_name(model)
+        paths = artifacts.model_variable_paths(model)
         unreachable = [variable for variable in model.variables if id(variable) not in paths]
         trainable = [getattr(variable, "path", variable.name) for variable in unreachable if variable.trainable]
         if trainable:
@@ -59,7 +61,6 @@ class ModelState(tf.Module):
                 f"Model {model.name!r}: the trainable variables {trainable} are not reachable through layer attributes, "
                 "so a checkpoint would lose them. Keep sub-layers and weights that live in Python lists also as "
                 "attributes (tf_multiembed.validation.track_as_attribute).")
-        self.model = model
         self.untracked_state = list(unreachable)
         self.trainable_paths = [paths[id(variable)] for variable in model.trainable_variables]
 

@@ -104,7 +104,7 @@ def run_record(config: RunConfig, data, name: str) -> Dict[str, Any]:
 
 def _open(config: RunConfig, data, name: str, info: distribute.StrategyInfo):
     return open_run_directory(config.model_dir, run_record(config, data, name), list(config.result_settings()),
-                              is_chief=info.is_chief, restart=config.restart, verbose=bool(config.verbose))
+                              is_chief=info.is_chief, restart=config.restart)
 
 
 def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name: Optional[str] = None

@@ -5,8 +5,8 @@
    dies, so a killed run never leaves a stale lock). A second process on the same directory is refused at once,
    with the holder's pid and host, instead of both overwriting each other's checkpoints and exports.
 2. **Leftovers**: with the lock held, nothing else writes there, so what a killed process left half-written is
-   removed: `ckpt-*_temp` folders of interrupted checkpoint saves, other workers' `.scratch/`, and temporary files of
-   interrupted JSON or `.keras` writes.
+   removed: `ckpt-*_temp` folders and `checkpoint.tmp*` index files of interrupted checkpoint saves, other workers'
+   `.scratch/`, and temporary files of interrupted JSON or `.keras` writes.
 3. **Rerun check**: when the directory already holds checkpoints, the settings that shape the result (everything but
    where files go, how it is distributed and how much it prints; `RunConfig.result_settings`), the data
    (fingerprint, field names, vocabulary sizes) and the model must equal those in its `run.json`; otherwise the run
@@ -76,10 +76,10 @@ def remove_leftovers(directory: pathlib.Path) -> List[str]:
     """Deletes what killed processes left half-written in a run directory (call it with the lock held); returns
     the paths removed."""
     removed = []
-    candidates = [*directory.glob(f"{artifacts.CHECKPOINTS_DIR}/*_temp*"),
-                  *directory.glob(f"{artifacts.BEST_CHECKPOINT_DIR}/*_temp*"),
-                  *directory.glob(".tmp-*.json"), *directory.glob(f"{artifacts.BEST_MODEL_FILE}.tmp*"),
-                  directory / ".scratch"]
+    candidates = [path for folder in (artifacts.CHECKPOINTS_DIR, artifacts.BEST_CHECKPOINT_DIR)
+                  for pattern in ("*_temp*", "checkpoint.tmp*") for path in directory.glob(f"{folder}/{pattern}")]
+    candidates += [*directory.glob(".tmp-*.json"), *directory.glob(f"{artifacts.BEST_MODEL_FILE}.tmp*"),
+                   directory / ".scratch"]
     for path in candidates:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -159,7 +159,7 @@ def start_over(directory: pathlib.Path) -> List[str]:
 
 @contextlib.contextmanager
 def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[str], *, is_chief: bool = True,
-                       restart: bool = False, verbose: bool = True) -> Iterator[pathlib.Path]:
+                       restart: bool = False) -> Iterator[pathlib.Path]:
     """Locks the run directory (chief), cleans it, checks the rerun and records it; see the module docstring.
 
     Args:
@@ -168,7 +168,6 @@ def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[
         settings: the config keys that must match a recorded run (`RunConfig.result_settings()`).
         is_chief: whether this process owns the directory (other workers only check).
         restart: delete the run's artifacts and start over instead of checking.
-        verbose: print what was cleaned.
 
     Example:
         >>> with open_run_directory("runs/a", record, config.result_settings()):  # doctest: +SKIP
@@ -184,11 +183,11 @@ def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[
     try:
         if _held[os.path.realpath(directory)][1] == 1:  # the outermost holder checks and records
             removed = remove_leftovers(directory)
-            if removed and verbose:
+            if removed:
                 print(f"Removed what an interrupted run left in {directory}: {removed}", flush=True)
             if restart:
                 removed = start_over(directory)
-                if removed and verbose:
+                if removed:
                     print(f"Starting over (--restart): removed {removed}", flush=True)
             else:
                 check_rerun(directory, record, settings)
