@@ -82,8 +82,8 @@ def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
     @tf.function(input_signature=[signature])
     def serve(features):
         sizes = [tf.shape(features[name])[0] for name in signature]
-        checks = [tf.debugging.assert_equal(size, sizes[0], message=f"serving_default: feature {name!r} has another "
-                                            f"number of rows than {next(iter(signature))!r}; every feature needs one "
+        checks = [tf.debugging.assert_equal(size, sizes[0], message=f"serving_default: feature {name} has another "
+                                            f"number of rows than {next(iter(signature))}; every feature needs one "
                                             "value per row") for name, size in zip(signature, sizes)]
         with tf.control_dependencies(checks):
             batch = tf.identity(sizes[0])
