@@ -159,7 +159,8 @@ def part2(num_sets, dim, skip_svd):
 def markdown(results):
     one, two = results["part1"], results["part2"]
     lines = [
-        f"Measured by `python benchmarks/diagnostics_report.py --scale={two['num_sets']}` on {results['machine']}; fastest of "
+        f"Measured by `python benchmarks/diagnostics_report.py --scale={two['num_sets']}` on {results['machine']}; "
+        "fastest of "
         f"{FLAGS.repeats} runs per line (the machine is shared), extra memory = peak RSS during the stage minus RSS "
         "before it.", "",
         f"**SVD vs Gram route**, one {one['shape'][0]:,} x {one['shape'][1]} float32 matrix "

@@ -16,7 +16,8 @@ width) and the mean per-set IA.
 
 Each run lives in `<out>/runs/<model>-<se|me>-<scale>x-seed<seed>/`; a run with a `record.json` is finished and is
 skipped when the command is repeated, a killed run resumes from its checkpoint. The checkpoints of a finished run are
-deleted, and so is its `best.keras` (its `run.json`, `results.json`, `record.json` and TensorBoard logs stay). Outputs: `<out>/runs.csv`, `<out>/table.md`
+deleted, and so is its `best.keras` (its `run.json`, `results.json`, `record.json` and TensorBoard logs stay).
+Outputs: `<out>/runs.csv`, `<out>/table.md`
 (the paper's Table 1 layout, mean ± population std over seeds) and `<out>/auc_vs_scale.png`, `ia_vs_scale.png`;
 with `--reference=<json>` also `<out>/fidelity.md`.
 """

@@ -86,10 +86,10 @@ def main(argv):
     rows = []
     for name in FLAGS.models:
         for num_sets in (int(m) for m in FLAGS.num_sets):
-            variants = {
-                "se": lambda: build_model(name, sizes, scale=num_sets, multi_embedding=False),
-                "me": lambda: build_model(name, sizes, scale=num_sets, multi_embedding=True),
-                "naive_me": lambda: naive_loop_model(name, sizes, num_sets),
+            variants = {  # called within this iteration; the defaults bind its values
+                "se": lambda name=name, m=num_sets: build_model(name, sizes, scale=m, multi_embedding=False),
+                "me": lambda name=name, m=num_sets: build_model(name, sizes, scale=m, multi_embedding=True),
+                "naive_me": lambda name=name, m=num_sets: naive_loop_model(name, sizes, m),
             }
             seconds, cpu = {}, {}
             for variant, factory in variants.items():
@@ -109,7 +109,8 @@ def main(argv):
     suffix = "_xla" if FLAGS.jit_compile else ""
     out = REPO / "benchmarks" / "results" / f"step_time_{FLAGS.vocabulary}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"vocabulary": FLAGS.vocabulary, "jit_compile": FLAGS.jit_compile, "sum_vocabulary": sum(sizes), "batch_size": FLAGS.batch_size,
+    meta = {"vocabulary": FLAGS.vocabulary, "jit_compile": FLAGS.jit_compile, "sum_vocabulary": sum(sizes),
+            "batch_size": FLAGS.batch_size,
             "threads": FLAGS.threads, "steps": FLAGS.steps, "tensorflow": tf.__version__, "rows": rows}
     out.write_text(json.dumps(meta, indent=2))
     print(f"\nvocabulary={FLAGS.vocabulary} (sum {sum(sizes):,}), batch {FLAGS.batch_size}, {FLAGS.threads} threads, "

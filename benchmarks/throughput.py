@@ -141,7 +141,8 @@ def _child(spec: str) -> dict:
 def markdown(rows, input_row) -> str:
     baseline = next((row for row in rows if row["model"] == "se_dnn_k10" and row["mode"] == "dense"), None)
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} with {os.cpu_count()} CPU cores, "
-             f"{FLAGS.threads or os.cpu_count()} TensorFlow threads, batch {FLAGS.batch_size}, median over {FLAGS.timed_epochs} "
+             f"{FLAGS.threads or os.cpu_count()} TensorFlow threads, batch {FLAGS.batch_size}, median over "
+             f"{FLAGS.timed_epochs} "
              f"epochs of {FLAGS.steps} steps after one warm-up epoch, criteo_shape cardinalities "
              f"x{FLAGS.vocabulary_multiplier} "
              f"({rows[0]['vocabulary_rows']:,} rows), Zipf(1.3) ids, XLA {'on' if FLAGS.jit_compile else 'off'}, "

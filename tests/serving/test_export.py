@@ -49,7 +49,8 @@ def test_tf_serving_layout_and_signature(setup, signature):
     path = setup.export_path
     assert path.name == "1" and path.parent.name == "clicks"
     assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
-    assert {"user.txt", "city.txt", "age.txt", "tags_0.txt", "tags_1.txt"} <= {p.name for p in (path / "assets").iterdir()}
+    assets = {p.name for p in (path / "assets").iterdir()}
+    assert {"user.txt", "city.txt", "age.txt", "tags_0.txt", "tags_1.txt"} <= assets
     _, inputs = signature.structured_input_signature
     assert {name: spec.dtype for name, spec in inputs.items()} == {
         "user": tf.string, "city": tf.string, "age": tf.float64, "tags": tf.string}
@@ -297,7 +298,8 @@ ROW = {"user": "u1", "city": "paris", "age": 31.0, "tags": "sport"}
     (json.dumps({"instances": ["u1"]}), "instances is a plain list, but expecting list of objects"),
     (json.dumps({"instances": [{**ROW, "agee": 3}]}), "does not have named input: agee"),
     (json.dumps({"instances": [{k: v for k, v in ROW.items() if k != "tags"}]}), r"keys must be equal to.*\['tags'\]"),
-    (json.dumps({"instances": [{**ROW, "age": "31"}]}), "JSON Value: \"31\" Type: String is not of expected type: float64"),
+    (json.dumps({"instances": [{**ROW, "age": "31"}]}),
+     "JSON Value: \"31\" Type: String is not of expected type: float64"),
     (json.dumps({"instances": [{**ROW, "age": True}]}), "Type: True is not of expected type: float64"),
     (json.dumps({"instances": [{**ROW, "age": None}]}), "Type: Null is not of expected type: float64"),
     (json.dumps({"instances": [{**ROW, "age": 2 ** 60}]}), "to float64 without loss of precision"),

@@ -9,7 +9,7 @@ import tensorflow as tf
 from sklearn.metrics import log_loss, roc_auc_score
 
 import training_fixtures as tiny
-from tf_multiembed.training import PaperRecipe, TrainingDivergedError, compile_model, evaluate, train
+from tf_multiembed.training import PaperRecipe, compile_model, evaluate, train
 from tf_multiembed.training.checkpointing import RunCheckpoints, TrainingProgress
 
 BATCH = 64

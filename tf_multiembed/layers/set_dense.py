@@ -163,7 +163,8 @@ class SetMLP(tf.keras.layers.Layer):
         self.dense_layers, self.norm_layers = [], []
         shape = tuple(input_shape)
         for index, width in enumerate(self.units):
-            dense = validation.track_as_attribute(self, f"set_dense_{index}", SetDense(width, name=f"set_dense_{index}"))
+            dense = validation.track_as_attribute(self, f"set_dense_{index}",
+                                                  SetDense(width, name=f"set_dense_{index}"))
             dense.build(shape)
             shape = (shape[0], shape[1], width)
             self.dense_layers.append(dense)

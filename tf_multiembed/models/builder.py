@@ -29,7 +29,8 @@ def resolve_embedding_shape(name: str, scale: int = 1, multi_embedding: bool = T
     if num_sets is not None:
         num_sets = validation.check_positive_int(num_sets, "num_sets", "build_model")
         if not multi_embedding and num_sets != 1:
-            raise ValueError(f"build_model: multi_embedding=False means one embedding set, received num_sets={num_sets}.")
+            raise ValueError(f"build_model: multi_embedding=False means one embedding set, received "
+                             f"num_sets={num_sets}.")
         if scale not in (1, num_sets):
             raise ValueError(
                 f"build_model: num_sets={num_sets} and scale={scale} disagree; for ME the scale is the number of "

@@ -42,10 +42,11 @@ def projection_mean_head(set_features, hidden_units: Sequence[int], dropout: flo
     For one set this is exactly the SE model's MLP.
     """
     hidden_units = check_hidden_units(hidden_units)
-    bn = dict(batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon)
-    projected = SetMLP(hidden_units[:1], dropout, name=f"{prefix}set_projection", **bn)(set_features)
+    projected = SetMLP(hidden_units[:1], dropout, batch_norm_momentum=batch_norm_momentum,
+                       batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}set_projection")(set_features)
     combined = SetMean(name=f"{prefix}set_mean")(projected)
-    return MLP(hidden_units[1:], dropout, output_units=1, name=f"{prefix}shared_head", **bn)(combined)
+    return MLP(hidden_units[1:], dropout, output_units=1, batch_norm_momentum=batch_norm_momentum,
+               batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}shared_head")(combined)
 
 
 def linear_logit(features, name: str):

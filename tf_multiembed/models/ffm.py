@@ -1,4 +1,5 @@
-"""FFM: the field-aware factorization machine of the paper's Evidence I (paper §2, `torchfm` `FieldAwareFactorizationMachine`).
+"""FFM: the field-aware factorization machine of the paper's Evidence I (paper §2, `torchfm`
+`FieldAwareFactorizationMachine`).
 
 The paper uses FFM only for its collapse analysis: its field-pair sub-embeddings E_i^{->j} are separate tables, so
 their information abundance can be compared with DCNv2's projected embeddings (Fig. 3). The logit is

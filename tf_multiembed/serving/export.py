@@ -173,8 +173,8 @@ def check_export_target(export_dir, model_name: str, input_specs: Mapping[str, t
         raise ValueError(f"export: `version` must be an integer >= 1 (TF Serving's version numbers), received "
                          f"{version!r}.")
     if version in existing:
-        raise FileExistsError(f"export: {model_root / str(version)} exists; TF Serving versions are immutable, choose a "
-                              "new version (or leave it unset for the next one).")
+        raise FileExistsError(f"export: {model_root / str(version)} exists; TF Serving versions are immutable, "
+                              "choose a new version (or leave it unset for the next one).")
     if existing:
         newest = model_root / str(existing[-1])
         before = _existing_inputs(newest)
@@ -222,7 +222,8 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
         ExportMismatchError, FileExistsError, ValueError: see `check_export_target`.
 
     Example:
-        >>> path = export_for_serving(model, data.feature_encoder(), "export", "ctr", warmup_columns=columns)  # doctest: +SKIP
+        >>> columns = raw_columns_from_files(schema, "train.txt", 16)  # doctest: +SKIP
+        >>> path = export_for_serving(model, data.feature_encoder(), "export", "ctr", columns)  # doctest: +SKIP
         >>> path
         PosixPath('export/ctr/1')
     """

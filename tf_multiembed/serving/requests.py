@@ -66,7 +66,8 @@ class RequestBuilder:
         signature_name: the signature the requests address.
 
     Example:
-        >>> builder = RequestBuilder({"city": tf.TensorSpec([None], tf.string), "age": tf.TensorSpec([None], tf.float64)})
+        >>> specs = {"city": tf.TensorSpec([None], tf.string), "age": tf.TensorSpec([None], tf.float64)}
+        >>> builder = RequestBuilder(specs)
         >>> builder.rest_rows([{"city": "paris", "age": 31}])
         {'signature_name': 'serving_default', 'instances': [{'city': 'paris', 'age': 31.0}]}
     """

@@ -27,7 +27,7 @@ every worker restores from the chief's directory, which must therefore be shared
 import json
 import os
 import shutil
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -58,9 +58,9 @@ class ModelState(tf.Module):
         trainable = [getattr(variable, "path", variable.name) for variable in unreachable if variable.trainable]
         if trainable:
             raise ValueError(
-                f"Model {model.name!r}: the trainable variables {trainable} are not reachable through layer attributes, "
-                "so a checkpoint would lose them. Keep sub-layers and weights that live in Python lists also as "
-                "attributes (tf_multiembed.validation.track_as_attribute).")
+                f"Model {model.name!r}: the trainable variables {trainable} are not reachable through layer "
+                "attributes, so a checkpoint would lose them. Keep sub-layers and weights that live in Python lists "
+                "also as attributes (tf_multiembed.validation.track_as_attribute).")
         self.untracked_state = list(unreachable)
         self.trainable_paths = [paths[id(variable)] for variable in model.trainable_variables]
 

@@ -1,13 +1,13 @@
 """Choosing a `tf.distribute` strategy by name, and what the training loop needs to know about it.
 
-| name               | strategy                                   | runtime           | validation predicted by |
-|--------------------|--------------------------------------------|-------------------|-------------------------|
-| `default`          | the default strategy (one device)          | both              | `model.predict`         |
-| `one_device`       | `OneDeviceStrategy` (first GPU, else CPU)   | both              | `model.predict`         |
-| `mirrored`         | `MirroredStrategy` (all local GPUs)         | both              | `model.predict`         |
-| `multi_worker`     | `MultiWorkerMirroredStrategy` (`TF_CONFIG`) | both (Keras 3 via `compat`) | each worker, in order |
-| `tpu`              | `TPUStrategy` (`tpu` address or `local`)    | both              | `model.predict`         |
-| `parameter_server` | `ParameterServerStrategy` (`TF_CONFIG`)     | legacy tf-keras   | the coordinator         |
+| name               | strategy                                    | runtime                  | predicts validation    |
+|--------------------|---------------------------------------------|--------------------------|------------------------|
+| `default`          | the default strategy (one device)           | both                     | `model.predict`        |
+| `one_device`       | `OneDeviceStrategy` (first GPU, else CPU)   | both                     | `model.predict`        |
+| `mirrored`         | `MirroredStrategy` (all local GPUs)         | both                     | `model.predict`        |
+| `multi_worker`     | `MultiWorkerMirroredStrategy` (`TF_CONFIG`) | both (Keras 3: `compat`) | each worker, in order  |
+| `tpu`              | `TPUStrategy` (`tpu` address or `local`)    | both                     | `model.predict`        |
+| `parameter_server` | `ParameterServerStrategy` (`TF_CONFIG`)     | legacy tf-keras          | the coordinator        |
 
 The exact AUC always comes from predictions of the whole validation split ranked on the host
 (`callbacks.ExactValidation`); where `model.predict` would split the data over workers, each process predicts the

@@ -184,8 +184,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             fit_callbacks.append(sync_statistics)
         if checkpoint_every_steps:
             fit_callbacks.append(callbacks_lib.EveryNSteps(
-                checkpoint_every_steps, lambda step: save_progress(step, steps_before_epoch + step), first_step,
-                last_step=epoch_steps))
+                checkpoint_every_steps, lambda step, before=steps_before_epoch: save_progress(step, before + step),
+                first_step, last_step=epoch_steps))
         fit_callbacks += [*extra_callbacks, callbacks_lib.StopAfterEpoch()]
         epoch_started = time.time()
         try:

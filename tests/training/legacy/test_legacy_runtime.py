@@ -40,7 +40,8 @@ def test_coupled_l2_step_matches_plain_adam_on_the_l2_gradient():
     reference = tf.Variable([[1.0, -2.0], [0.5, 3.0]])
     tf.keras.optimizers.Adam(learning_rate=0.1, epsilon=1e-8).apply_gradients(
         [(0.5 * tf.constant([[1.0, -2.0], [0.5, 3.0]]), reference)])
-    np.testing.assert_allclose(variable.numpy(), reference.numpy(), rtol=1e-5)  # fused kernel vs Keras op sequence: float32 rounding
+    # Fused kernel vs Keras' op sequence: float32 rounding.
+    np.testing.assert_allclose(variable.numpy(), reference.numpy(), rtol=1e-5)
 
 
 def test_loop_trains_and_resumes(tmp_path):
