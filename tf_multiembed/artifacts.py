@@ -138,6 +138,10 @@ def object_graph_paths(root) -> Dict[int, str]:
     queue = collections.deque([(root, "")])
     while queue:
         parent, parent_path = queue.popleft()
+        # A variable sharded over parameter servers is one object of the graph; its parts are saved with it.
+        if type(parent).__name__ == "ShardedVariable":
+            for index, part in enumerate(parent.variables):
+                paths.setdefault(id(part), f"{parent_path}/part_{index}")
         for name, child in tf.train.TrackableView.children(parent).items():
             if id(child) in paths or child is root:
                 continue

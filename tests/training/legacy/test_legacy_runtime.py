@@ -11,7 +11,8 @@ from sklearn.metrics import log_loss, roc_auc_score
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import training_fixtures as tiny  # noqa: E402
-from tf_multiembed.training import (CoupledL2Adam, ExactAUC, LogLoss, PaperRecipe, compat, compile_model,  # noqa: E402
+from tf_multiembed import compat  # noqa: E402
+from tf_multiembed.training import (CoupledL2Adam, ExactAUC, LogLoss, PaperRecipe, compile_model,  # noqa: E402
                                     train)
 
 
@@ -60,6 +61,12 @@ def test_loop_trains_and_resumes(tmp_path):
     assert [entry["epoch"] for entry in second["epochs"]] == [1, 2] and second["epochs"][0] == first["epochs"][0]
     assert second["resumes"] == [{"epoch": 2, "step": 0}] and second["runtime"]["legacy_keras"]
     assert 0.5 < second["test"]["auc"] <= 1.0
+
+
+def test_checkpoints_restore_by_object_graph_under_tf_keras(tmp_path):
+    import test_checkpoint_object_graph as object_graph
+
+    object_graph.test_a_reordered_construction_restores_each_weight_into_its_own_place(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["sparse", "dense"])
