@@ -200,3 +200,17 @@ def test_one_process_per_run_directory_and_no_leftovers_after_kills(first_run):
     assert not temp_checkpoints() and not (run_dir / ".scratch").exists()
     assert sorted(p.name for p in export_root.iterdir()) == ["1"]  # the dead export's staging folder is gone
     assert (export_root / "1" / "saved_model.pb").is_file()
+
+
+def test_min_count_applies_to_every_field_of_the_schema(first_run, tmp_path):
+    from tf_multiembed.training.config import RunConfig
+    from tf_multiembed.training.run import prepare_data
+
+    settings = dict(dataset="custom", schema=str(first_run / "schema.json"), data_path=str(first_run / "clicks.csv"),
+                    data_dir=str(tmp_path / "data"))
+    plain, _, _ = prepare_data(RunConfig(**settings))
+    rare_values_out, schema, _ = prepare_data(RunConfig(**settings, min_count=40))
+    assert [field.min_count for field in schema.fields] == [40, 40, 40]
+    # 60 users of about 11 rows each all fall under 40 (OOV only); the 3 cities (~160 rows each) stay.
+    assert plain.vocabulary_sizes[0] == 61 and rare_values_out.vocabulary_sizes[0] == 1
+    assert rare_values_out.vocabulary_sizes[1] == plain.vocabulary_sizes[1]

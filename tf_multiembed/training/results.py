@@ -10,7 +10,6 @@ from tf_multiembed import artifacts, compat
 
 RESULTS_FILE = artifacts.RESULTS_FILE
 LOGS_SUBDIR = artifacts.LOGS_DIR
-write_json_atomic = artifacts.write_json
 
 
 def runtime_description(strategy_name: str, strategy: tf.distribute.Strategy) -> Dict[str, object]:
