@@ -29,9 +29,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow is impor
 from absl import app, flags, logging  # noqa: E402
 
 from tf_multiembed.training import distribute  # noqa: E402
+from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402
 
 define_flags()
+flags.adopt_module_key_flags(run_config)  # --help lists them as this script's flags
 FLAGS = flags.FLAGS
 
 

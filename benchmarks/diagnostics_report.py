@@ -36,12 +36,14 @@ from tf_multiembed.diagnostics import abundance  # noqa: E402
 from tf_multiembed.diagnostics import tables as tables_lib  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
 from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
+from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rows", 1_000_000, "Rows of the Part 1 matrix.")
 flags.DEFINE_integer("columns", 100, "Columns of the Part 1 matrix (K).")
 define_flags(["scale", "embedding_dim", "threads"])  # train.py's: Part 2 is ME DCNv2 with M = --scale sets of width K
+flags.adopt_module_key_flags(run_config)
 flags.DEFINE_bool("skip_svd_report", False, "Skip the per-field SVD of Part 2 (the slow reference).")
 flags.DEFINE_integer("repeats", 3, "Runs per measurement; the fastest is reported.")
 flags.DEFINE_bool("write_docs", True, "Rewrite the benchmark section of docs/diagnostics.md.")

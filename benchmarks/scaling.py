@@ -36,6 +36,7 @@ from absl import app, flags, logging  # noqa: E402
 
 import scaling_report  # noqa: E402  (benchmarks/ is on sys.path)
 
+from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402
 
 # train.py's settings that shape a study (the rest of each run's configuration comes from the study's plan).
@@ -43,6 +44,7 @@ RUN_SETTINGS = ("dataset", "data_path", "schema", "data_dir", "synthetic_rows", 
                 "batch_size", "learning_rate", "l2", "embedding_updates", "epochs", "patience", "shuffle", "preset",
                 "jit_compile", "mixed_precision", "threads")
 define_flags(RUN_SETTINGS)
+flags.adopt_module_key_flags(run_config)  # --help lists them as this script's flags
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["dnn", "dcnv2"], "Registered model names.")
 flags.DEFINE_list("scales", ["1", "2", "4", "10"], "Scale factors.")

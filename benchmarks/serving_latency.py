@@ -30,12 +30,14 @@ from absl import app, flags  # noqa: E402
 from tf_multiembed.serving import export_for_serving  # noqa: E402
 from tf_multiembed.serving.examples import raw_features_from_files  # noqa: E402
 from tf_multiembed.training import distribute  # noqa: E402
+from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402
 from tf_multiembed.training.run import build_and_compile, configure_threads, prepare_data  # noqa: E402
 from doc_tables import write_between_markers  # noqa: E402  (benchmarks/ is on sys.path)
 
 RUN_SETTINGS = ("model", "scale", "synthetic_rows", "data_dir", "threads")
 define_flags(RUN_SETTINGS)  # train.py's flags, names and defaults
+flags.adopt_module_key_flags(run_config)
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("calls", 300, "Timed calls per batch size for the latency figures.")
 flags.DEFINE_float("seconds", 3.0, "Duration of each concurrency measurement.")

@@ -26,9 +26,11 @@ from absl import app, flags  # noqa: E402
 from tf_multiembed.layers import MLP, MultiEmbedding, SetCross, SetFlatten, SetMLP  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
 from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
+from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
 
 define_flags(["batch_size", "threads", "jit_compile"])  # train.py's flags, names and defaults
+flags.adopt_module_key_flags(run_config)
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("vocabulary", "criteo", ["criteo", "small"], "criteo_shape.json cardinalities, or 1,000 per field.")
 flags.DEFINE_list("models", ["dnn", "dcnv2"], "Models to time.")

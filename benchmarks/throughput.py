@@ -32,9 +32,11 @@ from absl import app, flags  # noqa: E402
 from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
 from doc_tables import write_between_markers  # noqa: E402
 
+from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
 
 define_flags(["batch_size", "threads", "jit_compile", "mixed_precision"])  # train.py's flags, names and defaults
+flags.adopt_module_key_flags(run_config)
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["dnn", "dcnv2", "xdeepfm"], "Models to time.")
 flags.DEFINE_list("scales", ["1", "4", "10"], "Scale factors: SE width 10*s, ME s sets of width 10.")

@@ -67,7 +67,7 @@ def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
 def test_help_documents_every_setting_of_the_run_configuration():
     from tf_multiembed.training.config import RunConfig, setting_names
 
-    output = subprocess.run([sys.executable, str(REPO / "train.py"), "--helpfull"], capture_output=True, text=True,
+    output = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True,
                             timeout=120).stdout
     for flag in setting_names():
         assert f"--{flag}:" in output or f"--[no]{flag}:" in output, flag
