@@ -33,6 +33,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -50,6 +51,14 @@ DIAGNOSTIC_WEIGHTS_FUNCTION = "diagnostic_weights"
 # What a run directory may hold that `start over` deletes (never anything else the user put there).
 RUN_ARTIFACTS = (RUN_FILE, RESULTS_FILE, BEST_MODEL_FILE, INGEST_REPORT_FILE, CHECKPOINTS_DIR, BEST_CHECKPOINT_DIR,
                  LOGS_DIR)
+
+
+EXPORT_NAME_RULE = "a plain directory name (letters, digits, '.', '_', '-', not starting with '.' or '-')"
+
+
+def is_valid_export_name(name) -> bool:
+    """Whether `name` can be an export (TF Serving model) name: a plain directory name, see `EXPORT_NAME_RULE`."""
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) is not None
 
 
 class ArtifactError(ValueError):

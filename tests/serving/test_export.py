@@ -265,7 +265,7 @@ def test_versions_must_be_integers_from_one(builder, setup, tmp_path, version):
         builder.predict_request(GOOD_COLUMNS, "clicks", version=version)
     with pytest.raises(ValueError, match="version must be an integer >= 1"):
         rest_url("localhost", 8501, "clicks", version=version)
-    with pytest.raises(ValueError, match="`version` must be an integer >= 1"):
+    with pytest.raises(ValueError, match="version must be an integer >= 1"):
         export_for_serving(setup.model, setup.data.feature_encoder(), tmp_path, "clicks", version=version)
     assert not (tmp_path / "clicks").exists() or not any((tmp_path / "clicks").iterdir())
 

@@ -34,11 +34,11 @@ from tf_multiembed import artifacts
 from tf_multiembed.compat import as_tf_variable
 from tf_multiembed.data import raw_feature_signature
 from tf_multiembed.serving import warmup as warmup_lib
-from tf_multiembed.serving.requests import SERVING_SIGNATURE, RequestBuilder, input_specs_of_signature
+from tf_multiembed.serving.requests import (SERVING_SIGNATURE, RequestBuilder, check_version,
+                                            input_specs_of_signature)
 
 OUTPUT_NAME = "click_probability"
 _STAGING = re.compile(r"^\.staging-(?P<version>\d+)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ExportMismatchError(ValueError):
@@ -161,17 +161,12 @@ def check_export_target(export_dir, model_name: str, input_specs: Mapping[str, t
         >>> check_export_target("export", "criteo-me_dcnv2_2x10", raw_feature_signature(schema))  # doctest: +SKIP
         (PosixPath('export/criteo-me_dcnv2_2x10'), 3)
     """
-    if not isinstance(model_name, str) or not _MODEL_NAME.match(model_name):
-        raise ValueError(f"export: the model name must be a plain directory name (letters, digits, '.', '_', '-', "
-                         f"not starting with '.' or '-'), received {model_name!r}.")
+    if not artifacts.is_valid_export_name(model_name):
+        raise ValueError(f"export: the model name must be {artifacts.EXPORT_NAME_RULE}, received {model_name!r}.")
     model_root = pathlib.Path(export_dir) / model_name
     remove_dead_staging(model_root)
     existing = artifacts.export_versions(model_root)
-    if version is None:
-        version = next_version(model_root)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"export: `version` must be an integer >= 1 (TF Serving's version numbers), received "
-                         f"{version!r}.")
+    version = next_version(model_root) if version is None else check_version(version)
     if version in existing:
         raise FileExistsError(f"export: {model_root / str(version)} exists; TF Serving versions are immutable, "
                               "choose a new version (or leave it unset for the next one).")

@@ -13,9 +13,9 @@ Example:
 
 import dataclasses
 import math
-import re
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Optional, Sequence
 
+from tf_multiembed import artifacts
 from tf_multiembed.training.distribute import STRATEGY_NAMES
 from tf_multiembed.training.optimizers import EMBEDDING_UPDATES
 from tf_multiembed.training.recipe import PaperRecipe
@@ -26,7 +26,6 @@ CUSTOM_DATASET = "custom"
 SPLITS = ("random", "time")
 EMBEDDINGS = ("me", "se")
 MIXED_PRECISION_POLICIES = ("", "mixed_bfloat16", "mixed_float16")
-_EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _RECIPE = PaperRecipe()
 
 # The paper's protocol (paper.md §1.5 and the reference code): seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 on
@@ -162,9 +161,8 @@ class RunConfig:
         if self.dataset == CUSTOM_DATASET and not self.schema:
             raise ValueError("--schema is required for dataset 'custom' (or its synonym 'csv'): a JSON/YAML file "
                              "describing the input (see docs/data.md).")
-        if self.export_name and not _EXPORT_NAME.match(self.export_name):
-            raise ValueError(f"--export_name must be a plain directory name (letters, digits, '.', '_', '-', not "
-                             f"starting with '.' or '-'), received {self.export_name!r}.")
+        if self.export_name and not artifacts.is_valid_export_name(self.export_name):
+            raise ValueError(f"--export_name must be {artifacts.EXPORT_NAME_RULE}, received {self.export_name!r}.")
         if self.strategy == "parameter_server" and not self.steps_per_epoch:
             raise ValueError("--steps_per_epoch is required for --strategy=parameter_server (its datasets repeat).")
         self.recipe()  # the recipe's own checks (positive sizes, known update mode)
@@ -283,9 +281,3 @@ def config_from_flags(names: Optional[Iterable[str]] = None, flag_values=None, *
             if not explicit and name not in fixed:
                 values[name] = value
     return RunConfig(**{**values, **fixed})
-
-
-def differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> Dict[str, tuple]:
-    """`{setting: (recorded value, current value)}` for the settings that differ (missing counts as different)."""
-    keys = list(dict.fromkeys(list(recorded) + list(current)))
-    return {key: (recorded.get(key), current.get(key)) for key in keys if recorded.get(key) != current.get(key)}
