@@ -142,6 +142,14 @@ def test_a_diverging_run_stops_with_the_step_and_exports_nothing(first_run):
     assert "Traceback" not in completed.stderr
     assert not (first_run / "export_diverged").exists()
     assert json.loads((first_run / "runs" / "diverged" / "results.json").read_text())["status"] == "diverged"
+    # What the message advises: the same run directory with a lower rate and --restart starts over and finishes.
+    again = train(first_run, "--learning_rate=0.001", "--restart", "--model_dir=runs/diverged",
+                  "--export_dir=export_diverged")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Starting over (--restart)" in again.stdout
+    results = json.loads((first_run / "runs" / "diverged" / "results.json").read_text())
+    assert results["status"] == "finished" and results["config"]["learning_rate"] == 0.001
+    assert (first_run / "export_diverged" / NAME / "1" / "saved_model.pb").is_file()
 
 
 def _wait_for(condition, process, what: str, timeout: float = 300):
