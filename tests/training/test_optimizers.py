@@ -194,3 +194,16 @@ def test_model_fit_step_updates_looked_up_rows_or_every_row(mode):
     assert len(looked_up) < len(all_rows)
     expected = looked_up if mode == "sparse" else all_rows  # dense: L2 moves every row
     assert changed == expected and moved_moment == expected
+
+
+def test_adam_slots_finds_each_variables_moments_and_refuses_other_optimizers():
+    first, second = tf.Variable([1.0, 2.0]), tf.Variable([3.0, 4.0])
+    optimizer = CoupledL2Adam(learning_rate=0.1, l2=0.0)
+    optimizer.apply_gradients([(tf.constant([1.0, 0.0]), first), (tf.constant([0.0, 2.0]), second)])
+    (m_first, _), (m_second, _) = compat.adam_slots(optimizer, first), compat.adam_slots(optimizer, second)
+    np.testing.assert_allclose(m_first.numpy(), [0.1, 0.0], rtol=1e-6)  # (1 - beta_1) * gradient, each its own
+    np.testing.assert_allclose(m_second.numpy(), [0.0, 0.2], rtol=1e-6)
+    sgd = tf.keras.optimizers.SGD()
+    sgd.build([first])
+    with pytest.raises(RuntimeError, match="stores the slots of SGD differently"):
+        compat.adam_slots(sgd, first)
