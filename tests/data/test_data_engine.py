@@ -55,6 +55,18 @@ def test_small_blocks_give_the_golden_outputs_and_use_both_read_paths(name, tmp_
         assert calls["arrow"] > 10 * calls["rows"], calls
 
 
+def test_a_block_of_bad_lines_only_is_skipped_whole(tmp_path):
+    lines = [f"{row % 2}\t{row}\t\tc{row % 7}\tx" for row in range(60)]
+    lines[20:40] = ["broken"] * 20  # several whole blocks of 64 bytes hold no valid row
+    path = write_lines(tmp_path / "holes.tsv", lines)
+    with pytest.warns(Warning, match=r"holes.tsv:21: wrong number of columns \(1 columns, expected 5\)"):
+        folder = build_lib.build(small_criteo_schema(min_count=1), path, tmp_path / "cache",
+                                 build_lib.BuildSettings(max_skipped_fraction=0.5), block_bytes=64)
+    data = PreparedData.load(folder)
+    assert data.report.rows_valid == 40 and data.report.skipped_by_reason == {"wrong_column_count": 20}
+    assert sum(len(data.numpy_split(split)[1]) for split in ("train", "validation", "test")) == 40
+
+
 def test_counts_spilled_to_disk_equal_counts_in_memory(tmp_path, caplog):
     schema, paths, kwargs = CASES["criteo_like_files"](tmp_path)
     settings = build_lib.BuildSettings(**kwargs)

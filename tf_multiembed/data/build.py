@@ -36,6 +36,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import pyarrow as pa
 
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
@@ -165,6 +166,7 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
                 times.astype(np.float64).tofile(times_file)
             progress.update(block.num_lines, block.input_bytes)
     pass_seconds = progress.finish(tracker.rows_valid)
+    pa.default_memory_pool().release_unused()  # the blocks' memory back to the OS before the next step
     tracker.warn_if_skipped()
     tracker.check(settings.max_skipped_fraction)
     if times_path is not None and in_order:
@@ -240,6 +242,8 @@ class _SplitRouter:
                 writer.write_rows(rows[start - first:stop - first])
 
     def add(self, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
         if self.rows_routed + len(rows) > self.num_rows:
             raise RuntimeError(f"The inputs gave more valid rows in the encoding pass than the {self.num_rows} "
                                f"counted before; were the input files changed during the build?")
@@ -295,6 +299,7 @@ def _encode_pass(schema, reader, settings: BuildSettings, counted: _CountResult,
     for block in reader.read_blocks(tracker):
         router.add(parser.encode(parser.validate(block), lookups))
         progress.update(block.num_lines, block.input_bytes)
+    pa.default_memory_pool().release_unused()
     first = counted.tracker
     if (tracker.lines_read, tracker.rows_skipped) != (first.lines_read, first.rows_skipped):
         raise RuntimeError(f"The two passes read different inputs ({first.lines_read} vs {tracker.lines_read} lines, "
