@@ -21,6 +21,7 @@ from tf_multiembed.data import build as build_lib
 from tf_multiembed.data.counting import TokenCounter, token_hashes
 from tf_multiembed.data.readers import DelimitedReader
 from tf_multiembed.data.schema import FieldSpec, LabelSpec, Schema
+from tf_multiembed.data.vocabulary import read_vocabulary
 
 
 @pytest.mark.parametrize("name", ["bad_criteo_lines", "criteo_like_files", "quoted_csv", "avazu_like"])
@@ -181,3 +182,16 @@ def test_leftovers_of_killed_builds_are_removed_and_live_builds_kept(tmp_path):
     assert sorted(folder.name for folder in cache.iterdir()) == sorted([data.directory.name, live.name])
     build_lib.remove_dead_partials(cache)  # its lock is released now
     assert not live.exists()
+
+
+def test_quoted_files_keep_the_csv_modules_verdicts(tmp_path):
+    """With a quote character, pieces with quotes take Python's csv module, as before the engine; the rest Arrow."""
+    schema = Schema("q", fields=(FieldSpec("a", min_count=1),), label=LabelSpec("y"), quotechar='"')
+    lines = ["y,a"] + [f"{row % 2},v{row % 5}" for row in range(300)] + ['1,"x,y"', b"0,nul\x00here", '1,"open']
+    path = write_lines(tmp_path / "q.csv", lines)
+    with pytest.warns(Warning, match=r"q.csv:304: unterminated quoted cell \(unexpected end of data\)"):
+        folder = build_lib.build(schema, path, tmp_path / "cache", build_lib.BuildSettings(max_skipped_fraction=0.1),
+                                 block_bytes=512)
+    data = PreparedData.load(folder)
+    assert data.report.rows_valid == 302 and data.report.skipped_by_reason == {"bad_quoting": 1}
+    assert {"x,y", "nul\x00here"} <= set(read_vocabulary(data.vocabulary_files()["a"]))
