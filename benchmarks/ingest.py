@@ -40,8 +40,10 @@ RESULTS = REPO / "benchmarks" / "results"
 DOC_START, DOC_END = "<!-- ingest-benchmark:start -->", "<!-- ingest-benchmark:end -->"
 
 
-def _generator(vocabulary_scale: int = 1):
-    from tf_multiembed.data.synthetic import SyntheticCriteo, SyntheticCriteoConfig
+def _config(vocabulary_scale: int = 1):
+    """(generator configuration, where its cardinalities come from); children need only its schema, not the
+    generator's tables (hundreds of MB that would count against the build's memory)."""
+    from tf_multiembed.data.synthetic import SyntheticCriteoConfig
 
     try:
         sys.path.insert(0, str(REPO / "benchmarks"))
@@ -51,7 +53,14 @@ def _generator(vocabulary_scale: int = 1):
     except (ImportError, OSError):
         sizes, source = list(SyntheticCriteoConfig().vocabulary_sizes), "the package's default cardinalities"
     sizes = sizes[:13] + [size * vocabulary_scale for size in sizes[13:]]
-    return SyntheticCriteo(SyntheticCriteoConfig(vocabulary_sizes=tuple(sizes), num_numeric=13)), source
+    return SyntheticCriteoConfig(vocabulary_sizes=tuple(sizes), num_numeric=13), source
+
+
+def _generator(vocabulary_scale: int = 1):
+    from tf_multiembed.data.synthetic import SyntheticCriteo
+
+    config, source = _config(vocabulary_scale)
+    return SyntheticCriteo(config), source
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -98,8 +107,7 @@ def child_build(path: str, work: str) -> dict:
     from tf_multiembed.data.quality import BadInputTracker
     from tf_multiembed.data.records import make_reader
 
-    generator, _ = _generator()
-    schema = generator.config.schema(min_count=10)
+    schema = _config()[0].schema(min_count=10)
     transforms.criteo_log_thresholds()  # computed once per process (0.5 s): not part of any pass
     size = os.path.getsize(path)
     results = {"file_bytes": size}
@@ -137,9 +145,16 @@ def child_count(path: str, work: str) -> dict:
     from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
     from tf_multiembed.data.records import make_reader
 
-    generator, _ = _generator()
-    schema = generator.config.schema(min_count=10)
+    schema = _config()[0].schema(min_count=10)
     transforms.criteo_log_thresholds()
+    counters = []
+
+    class RecordedCounter(build_lib.TokenCounter):  # to report how often the counts spilled to disk
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            counters.append(self)
+
+    build_lib.TokenCounter = RecordedCounter
     _reset_peak()
     before = _status_mb("VmRSS")
     started = time.perf_counter()
@@ -149,6 +164,7 @@ def child_count(path: str, work: str) -> dict:
     return {"rows": counted.tracker.lines_read, "seconds": seconds,
             "rows_per_s": counted.tracker.lines_read / seconds, "rss_before_mb": before,
             "peak_rss_mb": _status_mb("VmHWM"), "count_memory_budget_mb": DEFAULT_MEMORY_BYTES >> 20,
+            "spills": len(counters[0].spill_files),
             "vocabulary_rows": sum(len(tokens) + 1 for tokens in counted.vocabularies.values())}
 
 
@@ -244,6 +260,8 @@ def main(argv=None):
                                                                       "rows (with --vocabulary-scale)")
     parser.add_argument("--vocabulary-scale", type=int, default=20, help="categorical cardinalities x this, for "
                                                                           "--count-rows")
+    parser.add_argument("--count-file", default=None, help="with --count-rows: a file generated before with the same "
+                                                           "settings (kept in --work-dir), not generated again")
     parser.add_argument("--batch-size", type=int, default=8192)
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary one, removed)")
@@ -275,10 +293,14 @@ def main(argv=None):
     results = {"command": command, "date": time.strftime("%Y-%m-%d"), "load_before": list(os.getloadavg())}
     try:
         if args.count_rows:
-            generator, source = _generator(args.vocabulary_scale)
-            path = scratch / f"count-{args.count_rows}.tsv"
+            path = pathlib.Path(args.count_file or scratch / f"count-{args.count_rows}.tsv")
             started = time.perf_counter()
-            generator.write_tsv(path, args.count_rows, seed=1)
+            if args.count_file:
+                source = _config(args.vocabulary_scale)[1]
+            else:
+                generator, source = _generator(args.vocabulary_scale)
+                generator.write_tsv(path, args.count_rows, seed=1)
+                del generator
             results.update({"source": f"{source}, categorical x{args.vocabulary_scale}",
                             "generation_seconds": time.perf_counter() - started, "file_bytes": path.stat().st_size})
             work = scratch / "count-work"
