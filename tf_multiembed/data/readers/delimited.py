@@ -14,6 +14,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
 
 from tf_multiembed.data.quality import BadInputTracker
@@ -258,8 +259,6 @@ class DelimitedReader:
         """The block as UTF-8 bytes for Arrow, or None when Arrow could read some line differently from `read`."""
         if self._delimiter_byte is None or data.startswith(b"\xef\xbb\xbf"):
             return None  # Arrow skips a leading byte-order mark, the row path keeps it in the first cell
-        if data.startswith(b"\n") or b"\n\n" in data:
-            return None  # blank lines: Arrow may accept them as rows
         if b"\r" in data and (data.count(b"\r") != data.count(b"\r\n") or data.startswith(b"\r\n")
                                or b"\n\r\n" in data):
             return None  # Arrow ends lines at a lone "\r" too; a blank line ended by "\r\n"
@@ -283,13 +282,15 @@ class DelimitedReader:
         wanted = [column for column in self.required_columns if column in columns]
         include = {column: names[columns.index(column)] for column in wanted}
         cell_type = pa.binary() if ascii_only else pa.string()
+        # Selecting columns costs Arrow more than converting them all: only worth it when some are left out.
+        selected = list(include.values()) if len(include) < len(names) else None
         try:
             table = pa_csv.read_csv(
                 pa.BufferReader(utf8),
                 read_options=pa_csv.ReadOptions(column_names=names, use_threads=True, block_size=_ARROW_BLOCK_BYTES),
                 parse_options=pa_csv.ParseOptions(delimiter=self.delimiter, quote_char=False, escape_char=False,
                                                   newlines_in_values=False, ignore_empty_lines=False),
-                convert_options=pa_csv.ConvertOptions(include_columns=list(include.values()),
+                convert_options=pa_csv.ConvertOptions(include_columns=selected,
                                                       column_types={name: cell_type for name in include.values()},
                                                       strings_can_be_null=False, quoted_strings_can_be_null=False))
         except (pa.ArrowInvalid, UnicodeError):
@@ -302,6 +303,11 @@ class DelimitedReader:
             if ascii_only:
                 cells = pa.chunked_array([chunk.view(pa.string()) for chunk in cells.chunks], type=pa.string())
             block_columns[column] = cells
+        # Arrow reads a blank line as a row of empty cells; the row reader rejects it. A blank line has an empty first
+        # cell, so the block is searched for one only when its first column has an empty cell.
+        first = block_columns[wanted[0]]
+        if pc.any(pc.equal(first, "")).as_py() and (data.startswith(b"\n") or b"\n\n" in data):
+            return None
         return ColumnBlock(path, block_columns, np.arange(first_line, first_line + num_lines, dtype=np.int64), [])
 
     def _row_block(self, path: str, columns: Sequence[str], first_line: int, data: bytes) -> ColumnBlock:
