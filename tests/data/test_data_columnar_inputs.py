@@ -20,8 +20,9 @@ from tf_multiembed.serving.examples import raw_columns_from_files
 FIELDS = (FieldSpec("user", min_count=1), FieldSpec("price", kind="numeric", min_count=1),
           FieldSpec("tags", kind="multi_categorical", separator="|", max_values=2, min_count=1))
 # label, user, price, tags (None = missing); prices are exact in float32, so TFRecord's float_list keeps them.
-ROWS = [(1, "u1", 5.0, ["a", "b"]), (0, "u2", 2.5, []), (1, "caf\u00e9", None, ["b"]), (0, "u1", 1000.0, ["c", "a", "b"]),
-        (1, None, -1.0, ["a"]), (0, "u3", 3.0, None), (1, "u2", 0.5, ["b", "b"]), (0, "u1", 1e9, ["a"])] * 4
+ROWS = [(1, "u1", 5.0, ["a", "b"]), (0, "u2", 2.5, []), (1, "caf\u00e9", None, ["b"]),
+        (0, "u1", 1000.0, ["c", "a", "b"]), (1, None, -1.0, ["a"]), (0, "u3", 3.0, None), (1, "u2", 0.5, ["b", "b"]),
+        (0, "u1", 1e9, ["a"])] * 4
 
 
 def _schema(reader: str) -> Schema:

@@ -88,7 +88,8 @@ def test_manifest_problems_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"the manifest lacks \['report'\]"):
         load_with({key: value for key, value in good.items() if key != "report"})
     (folder / "vocab" / "user.txt").write_text("u1\n")
-    splits = {split: [shards.ShardInfo(**shard) for shard in entry["shards"]] for split, entry in good["splits"].items()}
+    splits = {split: [shards.ShardInfo(**shard) for shard in entry["shards"]]
+              for split, entry in good["splits"].items()}
     with pytest.raises(ValueError, match=r"vocab/user.txt has 1 tokens, the vocabulary size 4 says 3"):
         shards.write_manifest(folder, schema=schema, field_names=good["field_names"], vocabulary_sizes=[4, 17],
                               hash_buckets={"device": 16}, min_counts=good["min_counts"], splits=splits,
