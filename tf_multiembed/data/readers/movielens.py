@@ -155,7 +155,6 @@ class MovieLensReader:
                     line_numbers.append(line_number)
             yield RowChunk(chunk.path, COLUMNS, line_numbers, rows, sorted(rejected))
 
-
     def read_blocks(self, tracker: BadInputTracker, digests: Optional[dict] = None) -> Iterator[ColumnBlock]:
         """`read` as `ColumnBlock`s of the required columns; with `digests`, stores each file's sha256 there."""
         for chunk in self.read(tracker):
