@@ -27,6 +27,11 @@ setup(
         "importlib_resources>=6",
         "absl-py>=2.1,<3",
         "numpy>=1.26,<3",
+        # The columnar ingest engine (multithreaded CSV/Parquet readers, compute kernels); tf.Transform 1.21 pins
+        # pyarrow 25, so the range keeps it.
+        "pyarrow>=15,<27",
+        # CRC-32C checksums of the TFRecord shards, written without TensorFlow (tf_multiembed/data/shards.py).
+        "google-crc32c>=1.5,<2",
         "pyyaml>=6,<7",
         "matplotlib>=3.8,<4",
     ],

@@ -182,10 +182,13 @@ def model_variable_paths(model) -> Dict[int, str]:
 # --- what is recorded about data and models ---------------------------------------------------------------------
 
 def data_fingerprint(data) -> str:
-    """The prepared data's identity: the cache key of its build (content, schema and split settings)."""
-    from tf_multiembed.data.build import load_manifest
-
-    return str(load_manifest(data.directory)["cache_key"])
+    """The prepared data's identity: the cache key of its build (content, schema and split settings), or for a folder
+    written outside the cache (e.g. by the Beam pipeline) the fingerprint of its inputs' content."""
+    identity = data.cache_key or data.data_fingerprint
+    if not identity:
+        raise ValueError(f"{data.directory}: the prepared data records neither a cache key nor a content fingerprint, "
+                         "so a run or an export cannot tell it from other data; rebuild it with prepare_dataset.")
+    return str(identity)
 
 
 def data_record(data, name: str) -> Dict[str, Any]:
