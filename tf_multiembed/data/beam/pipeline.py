@@ -1,0 +1,509 @@
+"""The Beam pipeline: raw files -> the prepared-data folder that `PreparedData.load` opens (vocabularies, encoded
+shards, manifest), on any Beam runner.
+
+Stages (docs/beam.md draws them):
+
+1. read: one element per input file (the MovieLens folder is one element); the project's readers turn it into row
+   chunks with line numbers (plain or gzip, header checks, undecodable lines set aside), then a reshuffle spreads
+   the chunks over the workers;
+2. parse: `RecordParser` (the single-machine parser) applies the schema to each chunk: bad lines are counted by
+   reason as Beam metrics and in the ingest report, the first ones kept as `file:line: reason`; strict mode raises
+   at the first one;
+3. analyze: `tft.vocabulary` counts every field's tokens (`analyze.py`); one step checks the bad-input share, then
+   writes the vocabulary files by the single-machine rule;
+4. encode: the serving signature's own encoder (`RawFeatureEncoder`, the TensorFlow twins and lookup tables over
+   the vocabulary files just written) turns the valid rows' raw cells into ids, so the data a model trains on and
+   the requests it serves are encoded by one graph;
+5. split and write: each row goes to a split and a shard by a seeded hash of its file and line (`split.py`); each
+   shard's rows are sorted by (file, line), so a run writes the same files whatever the runner and the workers;
+6. the manifest, written last: a folder without one is unfinished.
+"""
+
+import collections
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+from tf_multiembed.data import build as build_lib
+from tf_multiembed.data import schema as schema_lib
+from tf_multiembed.data import splits as splits_lib
+from tf_multiembed.data import vocabulary as vocabulary_lib
+from tf_multiembed.data.beam import analyze
+from tf_multiembed.data.beam import split as split_lib
+from tf_multiembed.data.quality import BadInputTracker, BadLine, IngestReport
+from tf_multiembed.data.readers import expand_paths
+from tf_multiembed.data.records import RecordParser, make_reader
+
+METRICS_NAMESPACE = "tf_multiembed.ingest"
+ENGINE = "beam"
+_TMP_DIR_NAME = ".beam-tmp"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamSettings:
+    """The settings of a Beam build.
+
+    Args:
+        seed: the split's seed (`split.py`).
+        split_fractions: train, validation and test shares.
+        strict: fail the pipeline at the first bad line or missing/empty file.
+        max_skipped_fraction: the largest share of bad lines accepted (more fails before any shard is written).
+        rows_per_shard: the expected rows per shard file (shards hold about this many; see `split.py`).
+        max_examples: how many bad lines the report names.
+    """
+
+    seed: int = 0
+    split_fractions: Tuple[float, float, float] = splits_lib.DEFAULT_FRACTIONS
+    strict: bool = False
+    max_skipped_fraction: float = 0.01
+    rows_per_shard: int = build_lib.DEFAULT_ROWS_PER_SHARD
+    max_examples: int = 5
+
+    def __post_init__(self):
+        # The checks of the single-machine build's settings (one place for the rules and their messages).
+        build_lib.BuildSettings(seed=self.seed, split_fractions=self.split_fractions, strict=self.strict,
+                                max_skipped_fraction=self.max_skipped_fraction, rows_per_shard=self.rows_per_shard)
+        object.__setattr__(self, "split_fractions", splits_lib.check_fractions(self.split_fractions))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files on any Beam file system (local, gs://, s3://, hdfs://): the readers and writers work on local paths.
+
+def _is_local(path: str) -> bool:
+    return "://" not in str(path)
+
+
+@contextlib.contextmanager
+def _local_copy(path: str) -> Iterator[str]:
+    """The path itself when local; else a temporary local copy (the worker's disk holds one input file at a time)."""
+    if _is_local(path) or not FileSystems.exists(path):
+        yield path  # a missing remote file is then reported missing under its own name
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, os.path.basename(path))
+        with FileSystems.open(path) as source, open(local, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 24)
+        yield local
+
+
+def _publish(local_path: str, path: str) -> None:
+    """Moves a finished local file to its destination (a rename on the local file system)."""
+    if _is_local(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(local_path, path)
+        return
+    with open(local_path, "rb") as source, FileSystems.create(path) as target:
+        shutil.copyfileobj(source, target, 1 << 24)
+    os.remove(local_path)
+
+
+def _join(folder: str, *parts: str) -> str:
+    return FileSystems.join(folder, *parts) if not _is_local(folder) else os.path.join(folder, *parts)
+
+
+def input_files(schema: schema_lib.Schema, input_paths) -> List[str]:
+    """The inputs as one list of files (glob patterns expanded, sorted per pattern); the MovieLens folder as is."""
+    paths = [input_paths] if isinstance(input_paths, (str, pathlib.Path)) else list(input_paths)
+    if schema.reader == schema_lib.MOVIELENS_READER:
+        if len(paths) != 1:
+            raise ValueError(f"MovieLens-100K is read from one folder, got {len(paths)} paths: {paths}.")
+        return [str(paths[0])]
+    files = []
+    for path in map(str, paths):
+        if _is_local(path):
+            files.extend(str(file) for file in expand_paths(path))
+        else:
+            matches = FileSystems.match([path])[0].metadata_list
+            files.extend(sorted(match.path for match in matches) or [path])
+    return files
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Read and parse.
+
+@dataclasses.dataclass
+class ParsedBlock:
+    """The valid rows of one chunk: where they are, their tokens (for counting), raw cells (for encoding), labels."""
+
+    file_index: int
+    file_name: str
+    line_numbers: np.ndarray
+    tokens: list
+    cells: Dict[str, list]
+    labels: np.ndarray
+
+
+def _stats(file_index=None, files_read=(), files_missing=(), files_empty=(), header_lines=0, lines_read=0,
+           skipped=None, examples=(), values_truncated=None) -> dict:
+    """One partial ingest report (combined by `_ReportFn`)."""
+    return {"files": [(file_index, list(files_read), list(files_missing), list(files_empty))]
+            if file_index is not None else [],
+            "header_lines": header_lines, "lines_read": lines_read, "skipped": collections.Counter(skipped or {}),
+            "examples": list(examples), "values_truncated": collections.Counter(values_truncated or {})}
+
+
+class _ReadFile(beam.DoFn):
+    """(file index, path) -> (file index, RowChunk) chunks, and one file-level partial report (tag "stats")."""
+
+    def __init__(self, schema: schema_lib.Schema, strict: bool):
+        self._schema, self._strict = schema, strict
+
+    def process(self, element):
+        file_index, path = element
+        tracker = BadInputTracker(strict=self._strict, max_examples=0)
+        with _local_copy(path) as local:
+            for chunk in make_reader(self._schema, local).read(tracker):
+                if local != path and chunk.path == local:
+                    chunk.path = path
+                yield file_index, chunk
+
+        def named(paths):
+            return [path if name == local else name for name in paths]
+
+        yield beam.pvalue.TaggedOutput("stats", _stats(file_index, named(tracker.files_read),
+                                                       named(tracker.files_missing), named(tracker.files_empty),
+                                                       header_lines=tracker.header_lines))
+
+
+class _ParseChunk(beam.DoFn):
+    """(file index, RowChunk) -> ParsedBlock of its valid rows, and a partial report (tag "stats")."""
+
+    def __init__(self, schema: schema_lib.Schema, strict: bool, max_examples: int):
+        self._schema, self._strict, self._max_examples = schema, strict, max_examples
+        self._lines = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "lines_read")
+        self._valid = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_valid")
+
+    def process(self, element):
+        file_index, chunk = element
+        tracker = BadInputTracker(strict=self._strict, max_examples=len(chunk.rows) + len(chunk.rejected))
+        parsed = RecordParser(self._schema, tracker, keep_cells=True).parse(chunk)
+        lines = len(chunk.rows) + len(chunk.rejected)
+        self._lines.inc(lines)
+        self._valid.inc(parsed.num_rows)
+        for reason, count in tracker.skipped_by_reason.items():
+            beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"skipped_{reason}").inc(count)
+        skipped_lines = {bad_line.line_number for bad_line in tracker.examples}
+        line_numbers = np.fromiter((line for line in chunk.line_numbers if line not in skipped_lines), np.int64)
+        if len(line_numbers) != parsed.num_rows:
+            raise AssertionError(f"{chunk.path}: {len(line_numbers)} valid line numbers for {parsed.num_rows} rows.")
+        examples = [(file_index, bad_line.line_number, str(bad_line))
+                    for bad_line in tracker.examples[:self._max_examples]]
+        yield beam.pvalue.TaggedOutput("stats", _stats(lines_read=lines, skipped=tracker.skipped_by_reason,
+                                                       examples=examples, values_truncated=tracker.values_truncated))
+        if parsed.num_rows:
+            position = {name: index for index, name in enumerate(chunk.column_names)}
+            cells = {field.name: [row[position[field.column]] for row in parsed.cells] for field in self._schema.fields}
+            yield ParsedBlock(file_index, os.path.basename(chunk.path), line_numbers, parsed.tokens, cells,
+                              np.asarray(parsed.labels, dtype=np.int32))
+
+
+class _ReportFn(beam.CombineFn):
+    """Merges partial reports: counts add up, the first bad lines are the smallest (file, line) ones."""
+
+    def __init__(self, max_examples: int):
+        self._max_examples = max_examples
+
+    def create_accumulator(self):
+        return _stats()
+
+    def add_input(self, accumulator, stats):
+        return self.merge_accumulators([accumulator, stats])
+
+    def merge_accumulators(self, accumulators):
+        merged = _stats()
+        for stats in accumulators:
+            merged["files"].extend(stats["files"])
+            merged["header_lines"] += stats["header_lines"]
+            merged["lines_read"] += stats["lines_read"]
+            merged["skipped"].update(stats["skipped"])
+            merged["values_truncated"].update(stats["values_truncated"])
+            merged["examples"].extend(stats["examples"])
+        merged["examples"] = sorted(merged["examples"])[:self._max_examples]
+        return merged
+
+    def extract_output(self, accumulator):
+        files = sorted(accumulator["files"], key=lambda entry: entry[0])
+        skipped = dict(accumulator["skipped"])
+        return IngestReport(
+            files_read=[path for entry in files for path in entry[1]],
+            files_missing=[path for entry in files for path in entry[2]],
+            files_empty=[path for entry in files for path in entry[3]],
+            header_lines=accumulator["header_lines"], lines_read=accumulator["lines_read"],
+            rows_valid=accumulator["lines_read"] - sum(skipped.values()), rows_skipped=sum(skipped.values()),
+            skipped_by_reason=skipped, first_bad_lines=[example[2] for example in accumulator["examples"]],
+            values_truncated=dict(accumulator["values_truncated"]), rows_written={})
+
+
+def _check_report(report: IngestReport, settings: BeamSettings) -> None:
+    """The single-machine build's checks (no valid rows; too many bad lines), with its errors and messages."""
+    tracker = BadInputTracker(strict=settings.strict, max_examples=0)
+    tracker.lines_read = report.lines_read
+    tracker.skipped_by_reason.update(report.skipped_by_reason)
+    tracker.files_read, tracker.files_missing, tracker.files_empty = (
+        list(report.files_read), list(report.files_missing), list(report.files_empty))
+    tracker.examples = [_ReportedLine(text) for text in report.first_bad_lines]
+    tracker.check(settings.max_skipped_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReportedLine:
+    """A bad line already formatted as "file:line: reason (detail)"."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Vocabularies, encoding, shards, manifest.
+
+def _write_vocabularies(_, transform_fn_dir: str, report: IngestReport, schema: schema_lib.Schema,
+                        settings: BeamSettings, output_dir: str) -> dict:
+    """Checks the bad-input share, then writes `<output>/vocab/<column>.txt` from tf.Transform's counts."""
+    _check_report(report, settings)
+    counts = [analyze.read_token_counts(_join(transform_fn_dir, "assets", analyze.vocabulary_asset_name(position)))
+              for position in range(len(schema.fields))]
+    vocabularies = vocabulary_lib.build_schema_vocabularies(schema, counts)
+    empty = [field.name for field in schema.fields if not vocabularies[field.name]]
+    if empty:
+        logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
+    vocab_dir = _join(output_dir, build_lib.VOCAB_DIR_NAME)
+    with tempfile.TemporaryDirectory() as local_dir:
+        sizes = vocabulary_lib.write_schema_vocabularies(schema, vocabularies, local_dir)
+        for name in schema.field_names:
+            _publish(str(vocabulary_lib.vocabulary_path(local_dir, name)),
+                     str(vocabulary_lib.vocabulary_path(vocab_dir, name)) if _is_local(vocab_dir)
+                     else _join(vocab_dir, f"{name}{vocabulary_lib.VOCABULARY_SUFFIX}"))
+    return {"vocab_dir": vocab_dir, "vocabulary_sizes": sizes}
+
+
+class _EncodeBlock(beam.DoFn):
+    """ParsedBlock -> ((split, shard), (file index, line numbers, int32 rows [n, N + 1])) with the serving encoder."""
+
+    def __init__(self, schema: schema_lib.Schema, settings: BeamSettings):
+        self._schema, self._settings = schema, settings
+        self._encoder = None
+        self._local_vocab = None
+
+    def _encoder_for(self, vocab_dir: str):
+        if self._encoder is None:
+            from tf_multiembed.data.encoding import RawFeatureEncoder
+
+            if not _is_local(vocab_dir):
+                self._local_vocab = tempfile.mkdtemp(prefix="vocab-")
+                for name in self._schema.field_names:
+                    file_name = f"{name}{vocabulary_lib.VOCABULARY_SUFFIX}"
+                    with FileSystems.open(_join(vocab_dir, file_name)) as source, \
+                            open(os.path.join(self._local_vocab, file_name), "wb") as target:
+                        shutil.copyfileobj(source, target)
+                vocab_dir = self._local_vocab
+            self._encoder = RawFeatureEncoder(self._schema, vocab_dir)
+        return self._encoder
+
+    def teardown(self):
+        if self._local_vocab is not None:
+            shutil.rmtree(self._local_vocab, ignore_errors=True)
+
+    def process(self, block: ParsedBlock, vocabulary: dict, report: IngestReport):
+        import tensorflow as tf
+        from tf_multiembed.data.encoding import raw_features_from_cells
+
+        encoder = self._encoder_for(vocabulary["vocab_dir"])
+        features = raw_features_from_cells(self._schema, block.cells)
+        ids = encoder.serve({name: tf.constant(values) for name, values in features.items()}).numpy()
+        rows = np.concatenate([ids.astype(build_lib.ID_DTYPE), block.labels[:, np.newaxis]], axis=1)
+        settings = self._settings
+        splits = split_lib.split_of_rows(settings.seed, settings.split_fractions, block.file_name,
+                                         block.line_numbers)
+        num_shards = split_lib.shards_per_split(report.rows_valid, settings.split_fractions, settings.rows_per_shard)
+        for split_index, split_name in enumerate(splits_lib.SPLIT_NAMES):
+            in_split = splits == split_index
+            if not in_split.any():
+                continue
+            lines = block.line_numbers[in_split]
+            shards = split_lib.shard_of_rows(settings.seed, block.file_name, lines, num_shards[split_name])
+            for shard in np.unique(shards):
+                chosen = shards == shard
+                yield (split_name, int(shard)), (block.file_index, lines[chosen], rows[in_split][chosen])
+
+
+def _all_shard_keys(report: IngestReport, settings: BeamSettings):
+    """Every (split, shard) key with no rows, so that shards without rows are written too (numbered 0..n-1)."""
+    num_shards = split_lib.shards_per_split(report.rows_valid, settings.split_fractions, settings.rows_per_shard)
+    return [((name, shard), None) for name, count in num_shards.items() for shard in range(count)]
+
+
+def shard_file_name(split_name: str, shard: int) -> str:
+    """`shards/<split>-NNNNN.npy`, relative to the prepared-data folder."""
+    return f"{build_lib.SHARD_DIR_NAME}/{split_name}-{shard:05d}.npy"
+
+
+def _write_shard(element, num_columns: int, output_dir: str):
+    """Writes one shard, rows sorted by (file, line); returns (split, ShardInfo as a dict)."""
+    (split_name, shard), blocks = element
+    blocks = [block for block in blocks if block is not None]
+    file_indices = np.concatenate([np.full(len(lines), index, np.int64) for index, lines, _ in blocks]
+                                  or [np.zeros(0, np.int64)])
+    lines = np.concatenate([lines for _, lines, _ in blocks] or [np.zeros(0, np.int64)])
+    rows = np.concatenate([rows for _, _, rows in blocks] or [np.zeros((0, num_columns), build_lib.ID_DTYPE)])
+    rows = rows[np.lexsort((lines, file_indices))]
+    name = shard_file_name(split_name, shard)
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, "shard.npy")
+        writer = build_lib.NpyStreamWriter(local, build_lib.ID_DTYPE, rows.shape)
+        writer.write(rows)
+        writer.close()
+        _publish(local, _join(output_dir, *name.split("/")))
+    return split_name, {"file": name, "rows": int(len(rows)), "header_bytes": writer.header_bytes}
+
+
+def _write_manifest(shards: List[tuple], report: IngestReport, vocabulary: dict, schema: schema_lib.Schema,
+                    settings: BeamSettings, inputs: List[str], output_dir: str, runner: str) -> str:
+    """Writes `manifest.json` last (the folder is then finished) and removes the pipeline's scratch files."""
+    splits = {name: sorted((info for split_name, info in shards if split_name == name), key=lambda info: info["file"])
+              for name in splits_lib.SPLIT_NAMES}
+    report = dataclasses.replace(report, rows_written={name: sum(info["rows"] for info in infos)
+                                                       for name, infos in splits.items()})
+    report.check_totals()
+    manifest = {
+        "format_version": build_lib.FORMAT_VERSION,
+        "cache_key": "",
+        "schema": schema.to_dict(),
+        # `split` names the family (seeded, random); the Beam rule itself is in "engine" (split.py).
+        "settings": dataclasses.asdict(build_lib.BuildSettings(
+            split=splits_lib.RANDOM_SPLIT, seed=settings.seed, split_fractions=settings.split_fractions,
+            strict=settings.strict, max_skipped_fraction=settings.max_skipped_fraction,
+            rows_per_shard=settings.rows_per_shard)),
+        "inputs": [{"path": path} for path in inputs],
+        "engine": {"name": ENGINE, "runner": runner, "split_rule": split_lib.RULE},
+        "field_names": list(schema.field_names),
+        "vocabulary_sizes": vocabulary["vocabulary_sizes"],
+        "splits": splits,
+        "report": report.to_dict(),
+    }
+    path = _join(output_dir, build_lib.MANIFEST_NAME)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=1)
+    _publish(handle.name, path)
+    tmp_dir = _join(output_dir, _TMP_DIR_NAME)
+    if FileSystems.exists(tmp_dir):
+        FileSystems.delete([tmp_dir])
+    return path
+
+
+def build_pipeline(pipeline: beam.Pipeline, schema: schema_lib.Schema, input_paths, output_dir: str,
+                   settings: BeamSettings = BeamSettings()):
+    """Adds the whole build to `pipeline`; returns the PCollection of the manifest's path (one element).
+
+    Example:
+        >>> with beam.Pipeline() as p:  # doctest: +SKIP
+        ...     build_pipeline(p, criteo_schema(), "day_*.gz", "gs://bucket/criteo-prepared")
+    """
+    import tensorflow_transform.beam as tft_beam
+
+    inputs = input_files(schema, input_paths)
+    runner = type(pipeline.runner).__name__
+    read = (pipeline
+            | "ListInputs" >> beam.Create(list(enumerate(inputs)))
+            | "ReadFiles" >> beam.ParDo(_ReadFile(schema, settings.strict)).with_outputs("stats", main="chunks"))
+    parsed = (read.chunks
+              | "SpreadChunks" >> beam.Reshuffle()
+              | "Parse" >> beam.ParDo(_ParseChunk(schema, settings.strict, settings.max_examples))
+              .with_outputs("stats", main="blocks"))
+    report = ((read.stats, parsed.stats)
+              | "AllStats" >> beam.Flatten()
+              | "Report" >> beam.CombineGlobally(_ReportFn(settings.max_examples)))
+
+    tmp_dir = _join(output_dir, _TMP_DIR_NAME)
+    with tft_beam.Context(temp_dir=tmp_dir, force_tf_compat_v1=False):
+        token_batches = parsed.blocks | "TokenBatches" >> beam.Map(
+            lambda block: analyze.token_record_batch(schema, block.tokens))
+        transform_fn_dir, _ = ((token_batches, analyze.tensor_adapter_config(schema))
+                               | "Analyze" >> tft_beam.AnalyzeDataset(analyze.preprocessing_fn(schema)))
+    vocabulary = (pipeline
+                  | "One" >> beam.Create([None])
+                  | "WriteVocabularies" >> beam.Map(_write_vocabularies, beam.pvalue.AsSingleton(transform_fn_dir),
+                                                    beam.pvalue.AsSingleton(report), schema, settings, output_dir))
+
+    encoded = parsed.blocks | "Encode" >> beam.ParDo(_EncodeBlock(schema, settings), beam.pvalue.AsSingleton(vocabulary),
+                                                      beam.pvalue.AsSingleton(report))
+    empty_shards = report | "ShardKeys" >> beam.FlatMap(_all_shard_keys, settings)
+    shards = ((encoded, empty_shards)
+              | "WithEmptyShards" >> beam.Flatten()
+              | "GroupShards" >> beam.GroupByKey()
+              | "WriteShards" >> beam.Map(_write_shard, schema.num_fields + 1, output_dir))
+    return (shards
+            | "AllShards" >> beam.combiners.ToList()
+            | "WriteManifest" >> beam.Map(_write_manifest, beam.pvalue.AsSingleton(report),
+                                          beam.pvalue.AsSingleton(vocabulary), schema, settings, inputs, output_dir,
+                                          runner))
+
+
+_OUTPUT_ENTRIES = (build_lib.MANIFEST_NAME, build_lib.VOCAB_DIR_NAME, build_lib.SHARD_DIR_NAME, _TMP_DIR_NAME)
+
+
+def _clear_output(output_dir: str, overwrite: bool) -> None:
+    """Empties the output folder of an earlier (finished, or killed) build; refuses a folder holding anything else."""
+    if not FileSystems.exists(output_dir):
+        return
+    if _is_local(output_dir):
+        entries = sorted(os.listdir(output_dir))
+    else:
+        prefix = output_dir.rstrip("/") + "/"
+        entries = sorted({match.path[len(prefix):].split("/")[0]
+                          for match in FileSystems.match([prefix + "**"])[0].metadata_list})
+    foreign = [entry for entry in entries if entry not in _OUTPUT_ENTRIES]
+    if foreign:
+        raise FileExistsError(f"{output_dir} holds {foreign[:5]}, which a prepared-data folder does not; choose an "
+                              f"empty or new output folder.")
+    if build_lib.MANIFEST_NAME in entries and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds prepared data ({build_lib.MANIFEST_NAME}); choose another "
+                              f"output folder or pass overwrite=True (--overwrite).")
+    if entries:  # the manifest goes first: an interrupted clean-up leaves an unfinished folder, never a wrong one
+        ordered = sorted(entries, key=lambda entry: entry != build_lib.MANIFEST_NAME)
+        FileSystems.delete([_join(output_dir, entry) for entry in ordered])
+
+
+def prepare_with_beam(schema, input_paths, output_dir, settings: BeamSettings = BeamSettings(),
+                      pipeline_options=None, overwrite: bool = False) -> str:
+    """Runs the Beam build to the end and returns the prepared-data folder (open it with `PreparedData.load`).
+
+    Args:
+        schema: a `Schema`, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file.
+        input_paths: files, glob patterns (on any Beam file system), or the MovieLens-100K folder.
+        output_dir: the prepared-data folder to write (local, or gs://... and other Beam file systems).
+        settings: split, bad-input and shard settings.
+        pipeline_options: `apache_beam.options.pipeline_options.PipelineOptions` (runner and its flags); default:
+            the local DirectRunner.
+        overwrite: replace a finished folder at `output_dir` (else a finished folder is an error).
+
+    Example:
+        >>> folder = prepare_with_beam("movielens", "../shared/data/ml-100k", "/tmp/ml-beam")  # doctest: +SKIP
+        >>> PreparedData.load(folder).vocabulary_sizes  # doctest: +SKIP
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    schema = schema_lib.resolve_schema(schema)
+    output_dir = str(output_dir)
+    _clear_output(output_dir, overwrite)
+    started = time.perf_counter()
+    options = pipeline_options if pipeline_options is not None else PipelineOptions(
+        runner="DirectRunner", direct_num_workers=1, direct_running_mode="in_memory")
+    with beam.Pipeline(options=options) as pipeline:
+        build_pipeline(pipeline, schema, input_paths, output_dir, settings)
+    logger.info("Beam build of %s into %s in %.1f s", schema.name, output_dir, time.perf_counter() - started)
+    return output_dir
