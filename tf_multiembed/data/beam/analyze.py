@@ -86,8 +86,8 @@ def preprocessing_fn(schema: schema_lib.Schema):
     def fn(inputs):
         for position, field in enumerate(schema.fields):
             tokens = inputs[vocabulary_asset_name(position)].values
-            tft.vocabulary(tf.io.encode_base64(tokens), frequency_threshold=field.min_count, store_frequency=True,
-                           vocab_filename=vocabulary_asset_name(position))
+            tft.vocabulary(tf.io.encode_base64(tokens), frequency_threshold=field.min_count if field.min_count > 1
+                           else None, store_frequency=True, vocab_filename=vocabulary_asset_name(position))
         # tf.Transform needs an output; the encoded data are made by the serving-graph encoder, not by this graph.
         first = inputs[vocabulary_asset_name(0)]
         return {"rows": tf.zeros([first.dense_shape[0]], tf.int64)}

@@ -502,7 +502,7 @@ def prepare_with_beam(schema, input_paths, output_dir, settings: BeamSettings = 
     _clear_output(output_dir, overwrite)
     started = time.perf_counter()
     options = pipeline_options if pipeline_options is not None else PipelineOptions(
-        runner="DirectRunner", direct_num_workers=1, direct_running_mode="in_memory")
+        [], runner="DirectRunner", direct_num_workers=1, direct_running_mode="in_memory")
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, schema, input_paths, output_dir, settings)
     logger.info("Beam build of %s into %s in %.1f s", schema.name, output_dir, time.perf_counter() - started)
