@@ -28,6 +28,11 @@ setup(
         # tensorflow-transform (the [beam] extra) needs absl-py<2; TensorFlow 2.21 accepts 1.4 too.
         "absl-py>=1.4,<3",
         "numpy>=1.26,<3",
+        # The columnar ingest engine (multithreaded CSV/Parquet readers, compute kernels); tf.Transform 1.21 pins
+        # pyarrow 25, so the range keeps it.
+        "pyarrow>=15,<27",
+        # CRC-32C checksums of the TFRecord shards, written without TensorFlow (tf_multiembed/data/shards.py).
+        "google-crc32c>=1.5,<2",
         "pyyaml>=6,<7",
         "matplotlib>=3.8,<4",
     ],
