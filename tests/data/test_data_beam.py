@@ -9,6 +9,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -20,9 +21,11 @@ from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from data_test_files import write_lines  # noqa: E402
+from engine_cases import CASES  # noqa: E402
 from tf_multiembed.data import FieldSpec, LabelSpec, PreparedData, Schema, prepare_dataset  # noqa: E402
 from tf_multiembed.data import splits as splits_lib  # noqa: E402
-from tf_multiembed.data.beam import BeamSettings, build_pipeline, prepare_with_beam  # noqa: E402
+from tf_multiembed.data import shards as shards_lib  # noqa: E402
+from tf_multiembed.data.beam import BeamSettings, PrepareData, prepare_with_beam  # noqa: E402
 from tf_multiembed.data.beam import pipeline as beam_pipeline  # noqa: E402
 from tf_multiembed.data.beam import split as split_lib  # noqa: E402
 from tf_multiembed.data.quality import BadInputTracker, SkippedInputWarning  # noqa: E402
@@ -55,9 +58,35 @@ def _runner_options():
     return PipelineOptions([], runner="DirectRunner", direct_num_workers=1, direct_running_mode="in_memory")
 
 
-def _single_machine_file_order(schema, inputs, data):
-    """The single-machine build's valid rows in file order with their (file base name, line): the permutation
-    split undone."""
+@dataclasses.dataclass
+class BeamOutput:
+    """A Beam-written folder read at the format level (`shards.py`): manifest, vocabulary files, shards' rows."""
+
+    folder: pathlib.Path
+    manifest: dict
+
+    @classmethod
+    def load(cls, folder):
+        return cls(pathlib.Path(folder), shards_lib.load_manifest(folder))
+
+    def vocabulary_bytes(self, name: str) -> bytes:
+        return (self.folder / shards_lib.VOCAB_DIR_NAME / f"{name}.txt").read_bytes()
+
+    def shard_rows(self, split: str):
+        """[(shard file, int32 rows [n, N + 1])] of a split, in manifest order."""
+        num_fields = len(self.manifest["field_names"])
+        result = []
+        for shard in self.manifest["splits"][split]["shards"]:
+            blocks = [np.concatenate([ids, labels[:, None]], axis=1) for ids, labels in
+                      (shards_lib.parse_block(payload, num_fields)
+                       for payload in shards_lib.read_tfrecord(self.folder / shard["file"]))]
+            result.append((shard["file"], np.concatenate(blocks) if blocks else np.zeros((0, num_fields + 1), "<i4")))
+        return result
+
+
+def _single_machine_file_order(schema, inputs, data, seed):
+    """The single-machine build's valid rows (ids, then label) in file order with their (file base name, line):
+    its seeded permutation split undone."""
     tracker = BadInputTracker(max_examples=1 << 30)
     parser = RecordParser(schema, tracker)
     places = []
@@ -66,124 +95,145 @@ def _single_machine_file_order(schema, inputs, data):
         parser.parse(chunk)
         skipped = {bad.line_number for bad in tracker.examples[before:]}
         places.extend((os.path.basename(chunk.path), line) for line in chunk.line_numbers if line not in skipped)
-    by_split = [np.load(data.directory / shard.file) for name in splits_lib.SPLIT_NAMES
-                for shard in data.shards[name]]
-    permuted = np.concatenate(by_split)
+    splits = [data.numpy_split(name) for name in splits_lib.SPLIT_NAMES]
+    permuted = np.concatenate([np.concatenate([ids, labels[:, None]], axis=1) for ids, labels in splits])
     rows = np.empty_like(permuted)
-    rows[splits_lib.random_order(len(permuted), data.settings.seed)] = permuted
+    rows[splits_lib.random_order(len(permuted), seed)] = permuted
     assert len(places) == len(rows)
-    return places, rows
+    return places, rows.astype(np.int32)
 
 
-def _assert_same_as_single_machine(schema, inputs, beam_data, single_data, seed, rows_per_shard):
+def _assert_same_as_single_machine(schema, inputs, beam_output, single_data, seed, rows_per_shard):
     """Vocabulary files byte-identical; every Beam shard holds exactly the single-machine rows that the hash split
-    assigns to it, in file order."""
-    assert beam_data.field_names == single_data.field_names
-    assert beam_data.vocabulary_sizes == single_data.vocabulary_sizes
+    assigns to it, in file order; the same ingest report."""
+    manifest = beam_output.manifest
+    assert tuple(manifest["field_names"]) == single_data.field_names
+    assert tuple(manifest["vocabulary_sizes"]) == single_data.vocabulary_sizes
     for name in schema.field_names:
-        assert beam_data.vocabulary_files()[name].read_bytes() == single_data.vocabulary_files()[name].read_bytes(), name
-    places, rows = _single_machine_file_order(schema, inputs, single_data)
-    num_shards = split_lib.shards_per_split(len(rows), beam_data.settings.split_fractions, rows_per_shard)
-    files = [name for name, _ in places]
+        assert beam_output.vocabulary_bytes(name) == single_data.vocabulary_files()[name].read_bytes(), name
+    places, rows = _single_machine_file_order(schema, inputs, single_data, seed)
+    fractions = manifest["settings"]["split_fractions"]
+    num_shards = split_lib.shards_per_split(len(rows), fractions, rows_per_shard)
+    files = np.array([name for name, _ in places], dtype=object)
     lines = np.array([line for _, line in places], dtype=np.int64)
     split_of = np.empty(len(rows), np.uint8)
-    for file_name in sorted(set(files)):
-        mine = np.array([name == file_name for name in files])
-        split_of[mine] = split_lib.split_of_rows(seed, beam_data.settings.split_fractions, file_name, lines[mine])
+    for file_name in set(files):
+        mine = files == file_name
+        split_of[mine] = split_lib.split_of_rows(seed, fractions, file_name, lines[mine])
     for split_index, split_name in enumerate(splits_lib.SPLIT_NAMES):
-        shards = beam_data.shards[split_name]
-        assert [shard.file for shard in shards] == [beam_pipeline.shard_file_name(split_name, index)
-                                                     for index in range(num_shards[split_name])]
         in_split = np.flatnonzero(split_of == split_index)
+        shards = beam_output.shard_rows(split_name)
+        if not len(in_split):
+            assert shards == []
+            continue
+        assert [file for file, _ in shards] == [shards_lib.shard_file_name(split_name, index, num_shards[split_name])
+                                                for index in range(num_shards[split_name])]
         shard_of = np.empty(len(in_split), np.int64)
-        for file_name in sorted(set(files)):
-            mine = np.array([files[row] == file_name for row in in_split], dtype=bool)
+        for file_name in set(files[in_split]):
+            mine = files[in_split] == file_name
             shard_of[mine] = split_lib.shard_of_rows(seed, file_name, lines[in_split][mine], num_shards[split_name])
-        for index, shard in enumerate(shards):
-            expected = rows[in_split[shard_of == index]]
-            np.testing.assert_array_equal(np.load(beam_data.directory / shard.file), expected,
-                                          err_msg=f"{split_name} shard {index}")
-    assert sum(beam_data.split_rows.values()) == len(rows)
+        for index, (file, shard_rows) in enumerate(shards):
+            np.testing.assert_array_equal(shard_rows, rows[in_split[shard_of == index]], err_msg=file)
+    report, expected = manifest["report"], single_data.report.to_dict()
+    for key in ("files_read", "files_missing", "files_empty", "header_lines", "lines_read", "rows_valid",
+                "rows_skipped", "skipped_by_reason", "first_bad_lines", "values_truncated"):
+        assert report[key] == expected[key], key
+    assert sum(report["rows_written"].values()) == len(rows)
+
+
+def case_rules(folder):
+    """The vocabulary-rules fixture above, over a plain and a gzip file."""
+    return RULES_SCHEMA, [write_lines(folder / "first.csv", FIRST_FILE),
+                          write_lines(folder / "second.csv.gz", SECOND_FILE, compress=True)], {
+        "seed": 3, "max_skipped_fraction": 0.5, "rows_per_shard": 4}
+
+
+# The golden cases minus two that no other reader path than small_criteo / criteo_like_files exercises.
+BEAM_CASES = {**{name: case for name, case in CASES.items() if name not in ("small_criteo", "criteo_like_time_split")},
+              "rules": case_rules}
 
 
 @pytest.fixture(scope="module")
-def rules_inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("beam-rules")
-    return [write_lines(folder / "first.csv", FIRST_FILE), write_lines(folder / "second.csv.gz", SECOND_FILE,
-                                                                           compress=True)]
+def fixture_builds(tmp_path_factory):
+    """Every input case of the engine goldens (engine_cases.py: each reader and layout, bad lines, missing and empty
+    files) and the rules fixture, built by Beam (one pipeline per case: the local runner slows down sharply on one
+    pipeline holding many builds) and by the single-machine build. Beam has one split rule (split.py), so time-split
+    cases are compared under the random split: their vocabularies and ids per row do not depend on the split."""
+    root = tmp_path_factory.mktemp("beam-cases")
+    outputs = {}
+    for name, case in BEAM_CASES.items():
+        folder = root / name
+        folder.mkdir()
+        schema, paths, kwargs = case(folder)
+        kwargs = {key: value for key, value in kwargs.items() if key != "split"}
+        settings = BeamSettings(seed=kwargs.get("seed", 0),
+                                split_fractions=kwargs.get("split_fractions", splits_lib.DEFAULT_FRACTIONS),
+                                max_skipped_fraction=kwargs.get("max_skipped_fraction", 0.01),
+                                rows_per_shard=kwargs.get("rows_per_shard", 4), rows_per_record=3)
+        pipeline = beam.Pipeline(options=_runner_options())
+        _ = pipeline | "Prepare" >> PrepareData(schema, paths, str(folder / "beam"), settings)
+        result = pipeline.run()
+        result.wait_until_finish()
+        counters = {counter.key.metric.name: counter.committed for counter in result.metrics().query(
+            MetricsFilter().with_namespace(beam_pipeline.METRICS_NAMESPACE))["counters"]}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkippedInputWarning)
+            single = prepare_dataset(schema, paths, folder / "cache", **kwargs)
+        outputs[name] = (schema, paths, settings, BeamOutput.load(folder / "beam"), single, counters)
+    return outputs
 
 
-@pytest.fixture(scope="module")
-def rules_run(rules_inputs, tmp_path_factory):
-    """The rules fixture through Beam (with its metrics) and through the single-machine build."""
-    output = str(tmp_path_factory.mktemp("beam-rules-out") / "prepared")
-    settings = BeamSettings(seed=3, max_skipped_fraction=0.5, rows_per_shard=4)
-    pipeline = beam.Pipeline(options=_runner_options())
-    build_pipeline(pipeline, RULES_SCHEMA, [str(path) for path in rules_inputs], output, settings)
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = {counter.key.metric.name: counter.committed for counter in result.metrics().query(
-        MetricsFilter().with_namespace(beam_pipeline.METRICS_NAMESPACE))["counters"]}
-    with pytest.warns(SkippedInputWarning):
-        single = prepare_dataset(RULES_SCHEMA, [str(path) for path in rules_inputs],
-                                 tmp_path_factory.mktemp("beam-rules-cache"), seed=3, max_skipped_fraction=0.5)
-    return PreparedData.load(output), single, counters
+@pytest.mark.parametrize("name", sorted(BEAM_CASES))
+def test_vocabularies_ids_and_report_equal_the_single_machine_build(fixture_builds, name):
+    schema, paths, settings, beam_output, single, _ = fixture_builds[name]
+    _assert_same_as_single_machine(schema, paths, beam_output, single, settings.seed, settings.rows_per_shard)
+    assert beam_output.manifest["created_by"]["engine"] == "beam"
 
 
-def test_rules_fixture_vocabularies_and_ids_equal_the_single_machine_build(rules_inputs, rules_run):
-    beam_data, single, _ = rules_run
-    _assert_same_as_single_machine(RULES_SCHEMA, [str(path) for path in rules_inputs], beam_data, single, seed=3,
-                                   rows_per_shard=4)
-    tokens = {name: path.read_bytes().decode("utf-8").split("\n")[:-1]
-              for name, path in beam_data.vocabulary_files().items()}
+def test_rules_fixture_keeps_the_single_machine_tie_order_and_tokens(fixture_builds):
+    _, _, _, beam_output, _, _ = fixture_builds["rules"]
+    tokens = {name: beam_output.vocabulary_bytes(name).decode("utf-8").split("\n")[:-1]
+              for name in RULES_SCHEMA.field_names}
     assert tokens["user"] == ["u0", "u1", "u2"]  # u0..u3: 3 each, cut at 3 by ascending token; u4: 1
     assert "NONE" in tokens["city"] and "a\rb" in tokens["city"] and "é x" in tokens["city"]
     assert "[UNK]" not in tokens["city"] and "NULL" in tokens["age"]
     assert tokens["tags_0"] == tokens["tags_1"] and "none" in tokens["tags_0"]
-    assert beam_data.settings.seed == 3
+    settings = beam_output.manifest["settings"]
+    assert settings["seed"] == 3 and settings["split_rule"] == split_lib.RULE
 
 
-def test_bad_input_is_counted_by_reason_in_the_report_and_as_beam_metrics(rules_run):
-    beam_data, single, counters = rules_run
-    expected = {"bad_label": 1, "non_numeric": 1, "wrong_column_count": 1}
-    assert beam_data.report.skipped_by_reason == single.report.skipped_by_reason == expected
-    assert beam_data.report.first_bad_lines == single.report.first_bad_lines
-    assert beam_data.report.first_bad_lines[0].endswith("first.csv:8: bad label (label '2', expected 0 or 1)")
-    assert beam_data.report.values_truncated == single.report.values_truncated == {"tags": 2}
-    for key in ("files_read", "header_lines", "lines_read", "rows_valid", "rows_skipped"):
-        assert getattr(beam_data.report, key) == getattr(single.report, key), key
-    assert sum(beam_data.report.rows_written.values()) == single.report.rows_valid == 14
+def test_bad_input_is_counted_by_reason_in_the_report_and_as_beam_metrics(fixture_builds):
+    _, _, _, beam_output, _, counters = fixture_builds["rules"]
+    report = beam_output.manifest["report"]
+    assert report["skipped_by_reason"] == {"bad_label": 1, "non_numeric": 1, "wrong_column_count": 1}
+    assert report["first_bad_lines"][0].endswith("first.csv:8: bad label (label '2', expected 0 or 1)")
+    assert report["values_truncated"] == {"tags": 2}
+    assert sum(report["rows_written"].values()) == 14
     assert counters == {"lines_read": 17, "rows_valid": 14, "skipped_bad_label": 1, "skipped_non_numeric": 1,
                         "skipped_wrong_column_count": 1}
+    files_report = fixture_builds["criteo_like_files"][3].manifest["report"]
+    assert files_report["files_missing"][0].endswith("part-3.tsv")
+    assert files_report["files_empty"][0].endswith("part-2.tsv")
 
 
-def test_sorted_vocabulary_order(rules_inputs, tmp_path):
-    schema = dataclasses.replace(RULES_SCHEMA, vocabulary_order="sorted")
-    settings = BeamSettings(max_skipped_fraction=0.5)
-    folder = prepare_with_beam(schema, [str(path) for path in rules_inputs], tmp_path / "beam", settings)
-    with pytest.warns(SkippedInputWarning):
-        single = prepare_dataset(schema, [str(path) for path in rules_inputs], tmp_path / "cache",
-                                 max_skipped_fraction=0.5)
-    _assert_same_as_single_machine(schema, [str(path) for path in rules_inputs], PreparedData.load(folder), single,
-                                   seed=0, rows_per_shard=settings.rows_per_shard)
-
-
-def test_strict_mode_fails_the_pipeline_at_a_bad_line(rules_inputs, tmp_path):
+def test_strict_mode_fails_the_pipeline_at_a_bad_line(tmp_path):
+    _, rules_inputs, _ = case_rules(tmp_path)
     with pytest.raises(Exception, match=r"first\.csv:8: bad label .*Strict mode"):
         prepare_with_beam(RULES_SCHEMA, str(rules_inputs[0]), tmp_path / "out", BeamSettings(strict=True))
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_too_many_bad_lines_fail_before_any_shard_is_written(rules_inputs, tmp_path):
+def test_too_many_bad_lines_fail_before_any_shard_is_written(tmp_path):
+    _, rules_inputs, _ = case_rules(tmp_path)
     with pytest.raises(Exception, match=r"3 of 17 lines \(17\.65%\) were bad, more than the allowed 1\.00%"):
         prepare_with_beam(RULES_SCHEMA, [str(path) for path in rules_inputs], tmp_path / "out")
     assert not (tmp_path / "out" / "manifest.json").exists() and not (tmp_path / "out" / "shards").exists()
 
 
-def test_output_folder_rules(rules_inputs, rules_run, tmp_path):
-    beam_data, _, _ = rules_run
+def test_output_folder_rules(fixture_builds, tmp_path):
+    _, rules_inputs, _, beam_output, _, _ = fixture_builds["rules"]
     with pytest.raises(FileExistsError, match="already holds prepared data"):
-        prepare_with_beam(RULES_SCHEMA, str(rules_inputs[0]), beam_data.directory)
+        prepare_with_beam(RULES_SCHEMA, str(rules_inputs[0]), beam_output.folder)
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match=r"holds \['notes.txt'\], which a prepared-data folder does not"):
         prepare_with_beam(RULES_SCHEMA, str(rules_inputs[0]), tmp_path, overwrite=True)
@@ -207,14 +257,15 @@ def test_split_rule_is_seeded_and_near_the_fractions():
 def test_real_movielens_100k_equals_the_single_machine_build(shared_ml100k_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ml-beam")
     settings = BeamSettings(rows_per_shard=30_000)
-    beam_data = PreparedData.load(prepare_with_beam("movielens", shared_ml100k_dir, folder / "beam", settings))
+    beam_output = BeamOutput.load(prepare_with_beam("movielens", shared_ml100k_dir, folder / "beam", settings))
     single = prepare_dataset("movielens", shared_ml100k_dir, folder / "cache")
-    assert beam_data.vocabulary_sizes == (944, 1683, 62, 3, 22, 796, 74, 217)
-    _assert_same_as_single_machine(single.schema, shared_ml100k_dir, beam_data, single, seed=0,
+    assert beam_output.manifest["vocabulary_sizes"] == [944, 1683, 62, 3, 22, 796, 74, 217]
+    _assert_same_as_single_machine(single.schema, shared_ml100k_dir, beam_output, single, seed=0,
                                    rows_per_shard=30_000)
-    assert beam_data.report.lines_read == 100_000 and beam_data.report.rows_skipped == 0
-    assert {name: len(shards) for name, shards in beam_data.shards.items()} == {"train": 3, "validation": 1,
-                                                                                 "test": 1}
+    report = beam_output.manifest["report"]
+    assert report["lines_read"] == 100_000 and report["rows_skipped"] == 0
+    assert {name: len(split["shards"]) for name, split in beam_output.manifest["splits"].items()} == {
+        "train": 3, "validation": 1, "test": 1}
 
 
 CLICKS_SCHEMA = {"name": "clicks", "delimiter": ",", "has_header": True, "label": {"column": "clicked"},

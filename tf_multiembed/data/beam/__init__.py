@@ -11,6 +11,6 @@ Command line (runner flags after the pipeline's own):
         --runner=DataflowRunner --project=my-project --region=us-central1 --temp_location=gs://bucket/tmp
 """
 
-from tf_multiembed.data.beam.pipeline import BeamSettings, build_pipeline, prepare_with_beam
+from tf_multiembed.data.beam.pipeline import BeamSettings, PrepareData, prepare_with_beam
 
-__all__ = ["BeamSettings", "build_pipeline", "prepare_with_beam"]
+__all__ = ["BeamSettings", "PrepareData", "prepare_with_beam"]

@@ -35,8 +35,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from tf_multiembed.data import build as build_lib
 from tf_multiembed.data import schema as schema_lib
+from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.beam import analyze
@@ -62,6 +62,7 @@ class BeamSettings:
         strict: fail the pipeline at the first bad line or missing/empty file.
         max_skipped_fraction: the largest share of bad lines accepted (more fails before any shard is written).
         rows_per_shard: the expected rows per shard file (shards hold about this many; see `split.py`).
+        rows_per_record: rows per TFRecord record of a shard (`shards.py`).
         max_examples: how many bad lines the report names.
     """
 
@@ -69,13 +70,18 @@ class BeamSettings:
     split_fractions: Tuple[float, float, float] = splits_lib.DEFAULT_FRACTIONS
     strict: bool = False
     max_skipped_fraction: float = 0.01
-    rows_per_shard: int = build_lib.DEFAULT_ROWS_PER_SHARD
+    rows_per_shard: int = shards_lib.DEFAULT_ROWS_PER_SHARD
+    rows_per_record: int = shards_lib.DEFAULT_ROWS_PER_RECORD
     max_examples: int = 5
 
     def __post_init__(self):
-        # The checks of the single-machine build's settings (one place for the rules and their messages).
-        build_lib.BuildSettings(seed=self.seed, split_fractions=self.split_fractions, strict=self.strict,
-                                max_skipped_fraction=self.max_skipped_fraction, rows_per_shard=self.rows_per_shard)
+        for name in ("seed", "rows_per_shard", "rows_per_record", "max_examples"):
+            value, smallest = getattr(self, name), 0 if name in ("seed", "max_examples") else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+                raise ValueError(f"BeamSettings: `{name}` must be an integer >= {smallest}, got {value!r}.")
+        if not 0.0 <= float(self.max_skipped_fraction) <= 1.0:
+            raise ValueError(f"BeamSettings: `max_skipped_fraction` must lie in [0, 1], got "
+                             f"{self.max_skipped_fraction!r}.")
         object.__setattr__(self, "split_fractions", splits_lib.check_fractions(self.split_fractions))
 
 
@@ -281,7 +287,7 @@ def _write_vocabularies(_, transform_fn_dir: str, report: IngestReport, schema: 
     empty = [field.name for field in schema.fields if not vocabularies[field.name]]
     if empty:
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
-    vocab_dir = _join(output_dir, build_lib.VOCAB_DIR_NAME)
+    vocab_dir = _join(output_dir, shards_lib.VOCAB_DIR_NAME)
     with tempfile.TemporaryDirectory() as local_dir:
         sizes = vocabulary_lib.write_schema_vocabularies(schema, vocabularies, local_dir)
         for name in schema.field_names:
@@ -325,7 +331,7 @@ class _EncodeBlock(beam.DoFn):
         encoder = self._encoder_for(vocabulary["vocab_dir"])
         features = raw_features_from_cells(self._schema, block.cells)
         ids = encoder.serve({name: tf.constant(values) for name, values in features.items()}).numpy()
-        rows = np.concatenate([ids.astype(build_lib.ID_DTYPE), block.labels[:, np.newaxis]], axis=1)
+        rows = np.concatenate([ids.astype(shards_lib.ID_DTYPE), block.labels[:, np.newaxis]], axis=1)
         settings = self._settings
         splits = split_lib.split_of_rows(settings.seed, settings.split_fractions, block.file_name,
                                          block.line_numbers)
@@ -342,118 +348,127 @@ class _EncodeBlock(beam.DoFn):
 
 
 def _all_shard_keys(report: IngestReport, settings: BeamSettings):
-    """Every (split, shard) key with no rows, so that shards without rows are written too (numbered 0..n-1)."""
+    """Every (split, shard) key with no rows, so that every shard file is written even where no row hashes to it."""
     num_shards = split_lib.shards_per_split(report.rows_valid, settings.split_fractions, settings.rows_per_shard)
     return [((name, shard), None) for name, count in num_shards.items() for shard in range(count)]
 
 
-def shard_file_name(split_name: str, shard: int) -> str:
-    """`shards/<split>-NNNNN.npy`, relative to the prepared-data folder."""
-    return f"{build_lib.SHARD_DIR_NAME}/{split_name}-{shard:05d}.npy"
-
-
-def _write_shard(element, num_columns: int, output_dir: str):
-    """Writes one shard, rows sorted by (file, line); returns (split, ShardInfo as a dict)."""
+def _write_shard(element, report: IngestReport, num_fields: int, settings: BeamSettings, output_dir: str):
+    """Writes one shard (`shards.py` format), its rows sorted by (file, line); returns (split, ShardInfo)."""
     (split_name, shard), blocks = element
     blocks = [block for block in blocks if block is not None]
     file_indices = np.concatenate([np.full(len(lines), index, np.int64) for index, lines, _ in blocks]
                                   or [np.zeros(0, np.int64)])
     lines = np.concatenate([lines for _, lines, _ in blocks] or [np.zeros(0, np.int64)])
-    rows = np.concatenate([rows for _, _, rows in blocks] or [np.zeros((0, num_columns), build_lib.ID_DTYPE)])
-    rows = rows[np.lexsort((lines, file_indices))]
-    name = shard_file_name(split_name, shard)
+    rows = np.concatenate([rows for _, _, rows in blocks] or [np.zeros((0, num_fields + 1), shards_lib.ID_DTYPE)])
+    rows = np.ascontiguousarray(rows[np.lexsort((lines, file_indices))], dtype=shards_lib.ID_DTYPE)
+    num_shards = split_lib.shards_per_split(report.rows_valid, settings.split_fractions, settings.rows_per_shard)
+    name = shards_lib.shard_file_name(split_name, shard, num_shards[split_name])
+    step = settings.rows_per_record
     with tempfile.TemporaryDirectory() as folder:
-        local = os.path.join(folder, "shard.npy")
-        writer = build_lib.NpyStreamWriter(local, build_lib.ID_DTYPE, rows.shape)
-        writer.write(rows)
-        writer.close()
+        local = os.path.join(folder, "shard")
+        with open(local, "wb") as handle:
+            for start in range(0, len(rows), step):
+                handle.write(shards_lib.frame_record(rows[start:start + step].tobytes()))
         _publish(local, _join(output_dir, *name.split("/")))
-    return split_name, {"file": name, "rows": int(len(rows)), "header_bytes": writer.header_bytes}
+    return split_name, shards_lib.ShardInfo(name, int(len(rows)), -(-len(rows) // step))
 
 
-def _write_manifest(shards: List[tuple], report: IngestReport, vocabulary: dict, schema: schema_lib.Schema,
+def _write_manifest(written: List[tuple], report: IngestReport, vocabulary: dict, schema: schema_lib.Schema,
                     settings: BeamSettings, inputs: List[str], output_dir: str, runner: str) -> str:
-    """Writes `manifest.json` last (the folder is then finished) and removes the pipeline's scratch files."""
-    splits = {name: sorted((info for split_name, info in shards if split_name == name), key=lambda info: info["file"])
-              for name in splits_lib.SPLIT_NAMES}
-    report = dataclasses.replace(report, rows_written={name: sum(info["rows"] for info in infos)
+    """Writes `manifest.json` last (the folder is then finished) and removes the pipeline's scratch files.
+
+    A split without any row lists no shards (the format's rule); its empty shard files are removed.
+    """
+    splits = {}
+    for name in splits_lib.SPLIT_NAMES:
+        infos = sorted((info for split_name, info in written if split_name == name), key=lambda info: info.file)
+        if infos and not sum(info.rows for info in infos):
+            FileSystems.delete([_join(output_dir, *info.file.split("/")) for info in infos])
+            infos = []
+        splits[name] = infos
+    report = dataclasses.replace(report, rows_written={name: sum(info.rows for info in infos)
                                                        for name, infos in splits.items()})
     report.check_totals()
-    manifest = {
-        "format_version": build_lib.FORMAT_VERSION,
-        "cache_key": "",
-        "schema": schema.to_dict(),
-        # `split` names the family (seeded, random); the Beam rule itself is in "engine" (split.py).
-        "settings": dataclasses.asdict(build_lib.BuildSettings(
-            split=splits_lib.RANDOM_SPLIT, seed=settings.seed, split_fractions=settings.split_fractions,
-            strict=settings.strict, max_skipped_fraction=settings.max_skipped_fraction,
-            rows_per_shard=settings.rows_per_shard)),
-        "inputs": [{"path": path} for path in inputs],
-        "engine": {"name": ENGINE, "runner": runner, "split_rule": split_lib.RULE},
-        "field_names": list(schema.field_names),
-        "vocabulary_sizes": vocabulary["vocabulary_sizes"],
-        "splits": splits,
-        "report": report.to_dict(),
-    }
-    path = _join(output_dir, build_lib.MANIFEST_NAME)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=1)
-    _publish(handle.name, path)
+    local = _is_local(output_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = shards_lib.write_manifest(
+            output_dir if local else scratch, schema=schema, field_names=schema.field_names,
+            vocabulary_sizes=vocabulary["vocabulary_sizes"], hash_buckets={}, min_counts={
+                field.name: field.min_count for field in schema.fields},
+            splits=splits, rows_per_record=settings.rows_per_record,
+            # "random": a seeded random split; its rule (a row hash, not the single-machine permutation) is named.
+            settings={"split": splits_lib.RANDOM_SPLIT, "split_rule": split_lib.RULE, "seed": settings.seed,
+                      "split_fractions": list(settings.split_fractions), "strict": settings.strict,
+                      "max_skipped_fraction": settings.max_skipped_fraction,
+                      "rows_per_shard": settings.rows_per_shard, "runner": runner},
+            report=report.to_dict(), inputs=[{"path": path} for path in inputs], engine=ENGINE, check_files=local)
+        if not local:
+            _publish(str(path), _join(output_dir, shards_lib.MANIFEST_NAME))
     tmp_dir = _join(output_dir, _TMP_DIR_NAME)
     if FileSystems.exists(tmp_dir):
         FileSystems.delete([tmp_dir])
-    return path
+    return _join(output_dir, shards_lib.MANIFEST_NAME)
 
 
-def build_pipeline(pipeline: beam.Pipeline, schema: schema_lib.Schema, input_paths, output_dir: str,
-                   settings: BeamSettings = BeamSettings()):
-    """Adds the whole build to `pipeline`; returns the PCollection of the manifest's path (one element).
+class PrepareData(beam.PTransform):
+    """The whole build as one transform of a pipeline's beginning; its output is the manifest's path (one element).
+
+    Several builds can share one pipeline (each under its own label and output folder).
 
     Example:
         >>> with beam.Pipeline() as p:  # doctest: +SKIP
-        ...     build_pipeline(p, criteo_schema(), "day_*.gz", "gs://bucket/criteo-prepared")
+        ...     p | "Criteo" >> PrepareData(criteo_schema(), "day_*.gz", "gs://bucket/criteo-prepared")
     """
-    import tensorflow_transform.beam as tft_beam
 
-    inputs = input_files(schema, input_paths)
-    runner = type(pipeline.runner).__name__
-    read = (pipeline
-            | "ListInputs" >> beam.Create(list(enumerate(inputs)))
-            | "ReadFiles" >> beam.ParDo(_ReadFile(schema, settings.strict)).with_outputs("stats", main="chunks"))
-    parsed = (read.chunks
-              | "SpreadChunks" >> beam.Reshuffle()
-              | "Parse" >> beam.ParDo(_ParseChunk(schema, settings.strict, settings.max_examples))
-              .with_outputs("stats", main="blocks"))
-    report = ((read.stats, parsed.stats)
-              | "AllStats" >> beam.Flatten()
-              | "Report" >> beam.CombineGlobally(_ReportFn(settings.max_examples)))
+    def __init__(self, schema: schema_lib.Schema, input_paths, output_dir: str,
+                 settings: BeamSettings = BeamSettings()):
+        super().__init__()
+        self._schema, self._output_dir, self._settings = schema, str(output_dir), settings
+        self._inputs = input_files(schema, input_paths)
 
-    tmp_dir = _join(output_dir, _TMP_DIR_NAME)
-    with tft_beam.Context(temp_dir=tmp_dir, force_tf_compat_v1=False):
-        token_batches = parsed.blocks | "TokenBatches" >> beam.Map(
-            lambda block: analyze.token_record_batch(schema, block.tokens))
-        transform_fn_dir, _ = ((token_batches, analyze.tensor_adapter_config(schema))
-                               | "Analyze" >> tft_beam.AnalyzeDataset(analyze.preprocessing_fn(schema)))
-    vocabulary = (pipeline
-                  | "One" >> beam.Create([None])
-                  | "WriteVocabularies" >> beam.Map(_write_vocabularies, beam.pvalue.AsSingleton(transform_fn_dir),
-                                                    beam.pvalue.AsSingleton(report), schema, settings, output_dir))
+    def expand(self, pbegin):
+        import tensorflow_transform.beam as tft_beam
 
-    encoded = parsed.blocks | "Encode" >> beam.ParDo(_EncodeBlock(schema, settings), beam.pvalue.AsSingleton(vocabulary),
-                                                      beam.pvalue.AsSingleton(report))
-    empty_shards = report | "ShardKeys" >> beam.FlatMap(_all_shard_keys, settings)
-    shards = ((encoded, empty_shards)
-              | "WithEmptyShards" >> beam.Flatten()
-              | "GroupShards" >> beam.GroupByKey()
-              | "WriteShards" >> beam.Map(_write_shard, schema.num_fields + 1, output_dir))
-    return (shards
-            | "AllShards" >> beam.combiners.ToList()
-            | "WriteManifest" >> beam.Map(_write_manifest, beam.pvalue.AsSingleton(report),
-                                          beam.pvalue.AsSingleton(vocabulary), schema, settings, inputs, output_dir,
-                                          runner))
+        schema, settings, output_dir, inputs = self._schema, self._settings, self._output_dir, self._inputs
+        pipeline = pbegin.pipeline
+        runner = type(pipeline.runner).__name__
+        read = (pbegin
+                | "ListInputs" >> beam.Create(list(enumerate(inputs)))
+                | "ReadFiles" >> beam.ParDo(_ReadFile(schema, settings.strict)).with_outputs("stats", main="chunks"))
+        parsed = (read.chunks
+                  | "SpreadChunks" >> beam.Reshuffle()
+                  | "Parse" >> beam.ParDo(_ParseChunk(schema, settings.strict, settings.max_examples))
+                  .with_outputs("stats", main="blocks"))
+        report = ((read.stats, parsed.stats)
+                  | "AllStats" >> beam.Flatten()
+                  | "Report" >> beam.CombineGlobally(_ReportFn(settings.max_examples)))
+
+        with tft_beam.Context(temp_dir=_join(output_dir, _TMP_DIR_NAME)):
+            token_batches = parsed.blocks | "TokenBatches" >> beam.Map(
+                lambda block: analyze.token_record_batch(schema, block.tokens))
+            transform_fn_dir, _ = ((token_batches, analyze.tensor_adapter_config(schema))
+                                   | "Analyze" >> tft_beam.AnalyzeDataset(analyze.preprocessing_fn(schema)))
+        report_side = beam.pvalue.AsSingleton(report)
+        vocabulary = (pbegin
+                      | "One" >> beam.Create([None])
+                      | "WriteVocabularies" >> beam.Map(_write_vocabularies, beam.pvalue.AsSingleton(transform_fn_dir),
+                                                        report_side, schema, settings, output_dir))
+        encoded = parsed.blocks | "Encode" >> beam.ParDo(_EncodeBlock(schema, settings),
+                                                          beam.pvalue.AsSingleton(vocabulary), report_side)
+        empty_shards = report | "ShardKeys" >> beam.FlatMap(_all_shard_keys, settings)
+        written = ((encoded, empty_shards)
+                   | "WithEmptyShards" >> beam.Flatten()
+                   | "GroupShards" >> beam.GroupByKey()
+                   | "WriteShards" >> beam.Map(_write_shard, report_side, schema.num_fields, settings, output_dir))
+        return (written
+                | "AllShards" >> beam.combiners.ToList()
+                | "WriteManifest" >> beam.Map(_write_manifest, report_side, beam.pvalue.AsSingleton(vocabulary),
+                                              schema, settings, inputs, output_dir, runner))
 
 
-_OUTPUT_ENTRIES = (build_lib.MANIFEST_NAME, build_lib.VOCAB_DIR_NAME, build_lib.SHARD_DIR_NAME, _TMP_DIR_NAME)
+_OUTPUT_ENTRIES = (shards_lib.MANIFEST_NAME, f".{shards_lib.MANIFEST_NAME}.tmp", shards_lib.VOCAB_DIR_NAME,
+                   shards_lib.SHARD_DIR_NAME, _TMP_DIR_NAME)
 
 
 def _clear_output(output_dir: str, overwrite: bool) -> None:
@@ -470,11 +485,11 @@ def _clear_output(output_dir: str, overwrite: bool) -> None:
     if foreign:
         raise FileExistsError(f"{output_dir} holds {foreign[:5]}, which a prepared-data folder does not; choose an "
                               f"empty or new output folder.")
-    if build_lib.MANIFEST_NAME in entries and not overwrite:
-        raise FileExistsError(f"{output_dir} already holds prepared data ({build_lib.MANIFEST_NAME}); choose another "
+    if shards_lib.MANIFEST_NAME in entries and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds prepared data ({shards_lib.MANIFEST_NAME}); choose another "
                               f"output folder or pass overwrite=True (--overwrite).")
     if entries:  # the manifest goes first: an interrupted clean-up leaves an unfinished folder, never a wrong one
-        ordered = sorted(entries, key=lambda entry: entry != build_lib.MANIFEST_NAME)
+        ordered = sorted(entries, key=lambda entry: entry != shards_lib.MANIFEST_NAME)
         FileSystems.delete([_join(output_dir, entry) for entry in ordered])
 
 
@@ -504,6 +519,6 @@ def prepare_with_beam(schema, input_paths, output_dir, settings: BeamSettings = 
     options = pipeline_options if pipeline_options is not None else PipelineOptions(
         [], runner="DirectRunner", direct_num_workers=1, direct_running_mode="in_memory")
     with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, schema, input_paths, output_dir, settings)
+        _ = pipeline | "Prepare" >> PrepareData(schema, input_paths, output_dir, settings)
     logger.info("Beam build of %s into %s in %.1f s", schema.name, output_dir, time.perf_counter() - started)
     return output_dir
