@@ -135,7 +135,7 @@ def test_failed_build_leaves_nothing_to_reuse(tmp_path, monkeypatch):
     def broken_split(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(build_lib, "write_split_shards", broken_split)
+    monkeypatch.setattr(build_lib._SplitRouter, "finish", broken_split)
     with pytest.raises(OSError, match="disk full"):
         prepare_dataset(small_criteo_schema(), path, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
@@ -147,7 +147,7 @@ def test_manifest_records_inputs_settings_and_report(tmp_path):
     manifest = json.loads((data.directory / "manifest.json").read_text())
     assert manifest["inputs"][0]["size"] == path.stat().st_size
     assert manifest["settings"]["rows_per_shard"] == 2
-    assert [shard["rows"] for shard in manifest["splits"]["train"]] == [2, 2]
+    assert [shard["rows"] for shard in manifest["splits"]["train"]["shards"]] == [2, 2]
     assert data.report.rows_written == {"train": 4, "validation": 0, "test": 2}
 
 

@@ -106,7 +106,7 @@ def test_missing_schema_file():
     ({"fields": (FieldSpec("a"), FieldSpec("a", column="b"))}, r"repeated: \['a'\]"),
     ({"delimiter": "::"}, "`delimiter` must be one character"),
     ({"vocabulary_order": "random"}, "`vocabulary_order` must be one of"),
-    ({"reader": "parquet"}, "`reader` must be one of"),
+    ({"reader": "orc"}, "`reader` must be one of"),
 ])
 def test_schema_validation_errors(kwargs, message):
     arguments = {"name": "x", "fields": (FieldSpec("a"),), "label": LabelSpec("y"), **kwargs}

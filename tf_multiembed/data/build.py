@@ -1,27 +1,31 @@
-"""The streaming two-pass build: count tokens, build vocabularies, encode rows, write split shards, cached.
+"""The columnar two-pass build: count tokens, build vocabularies, encode rows straight into split shards, cached.
 
-Memory does not grow with the number of rows: pass 1 holds one counter per field (it grows with the number of
-distinct values), pass 2 holds the vocabularies and one chunk of rows, and rows go to disk as they are encoded. The
-split step gathers rows from the encoded file in bounded blocks; the random split's permutation (8 bytes per row) is
-built in a file-backed memory map, and the time split's ordering of a time column that is not already sorted is an
-in-memory argsort (16 bytes per row), the two places where anything per row exists.
+Both passes read the inputs in blocks of rows (Arrow's multithreaded CSV reader, Parquet record batches, tf.Example
+batches; `readers/`), applied to the schema with Arrow kernels (`records.py`), while the next block is read:
 
-Output folder (`<cache_dir>/<schema name>-<key>/`):
+1. Pass 1 (count): per block and field, the counts of the distinct values (`value_counts`), merged across blocks by
+   Arrow's hash aggregation in bounded memory (`counting.py`: spilled to disk in hash partitions past a budget).
+   Bad lines are counted here and the skipped-share check runs before anything is written. Each input's sha256 is
+   taken on the way (the data fingerprint, and the check that reuses a build).
+2. Vocabularies (`vocab/<field>.txt`), or none for `hash_buckets` fields.
+3. The split order: the reference permutation for the random split (4 bytes per row, file-backed) and its inverse;
+   nothing for a time split in file order; a stable argsort of the time column otherwise (16 bytes per row).
+4. Pass 2 (encode): each block's ids by dictionary lookup, and its rows written at once towards their split: in file
+   order straight into the shards, or, under a permutation, appended to buckets of consecutive split positions that
+   the last step orders in memory one bucket at a time and writes as shards (`shards.py`, the format contract).
 
-- `manifest.json`: schema, settings, input fingerprints, field names, vocabulary sizes, shards, ingest report;
-- `vocab/<field>.txt`: one vocabulary per encoded column (`vocabulary.py`);
-- `shards/<split>-NNNNN.npy`: int32 `[rows, N + 1]`, the N field ids then the 0/1 label, rows in split order.
+At most two reads of the input; memory holds a few blocks, the token counts (bounded) and the vocabularies.
 
-The key hashes the inputs (path, size, modification time) and every setting that changes the output, so a second
-run with the same inputs and settings reuses the folder; the manifest is written last and the folder is renamed
-into place only when complete, so an interrupted build is never reused.
+Cache: the folder is `<cache_dir>/<schema name>-<key>`, the key a hash of the format, schema, settings and every
+input's path, size and modification time. A finished folder is reused when its manifest matches; an input whose
+change time or inode differs from the manifest's (an in-place edit with restored size and mtime) is hashed again and
+the folder rebuilt unless its content is unchanged. Builds run in `.<name>.partial-*` folders holding a lock; the
+folders of dead builds are removed by the next build in the same cache directory.
 """
 
-import collections
+import contextlib
 import dataclasses
 import hashlib
-import io
-import itertools
 import json
 import logging
 import os
@@ -34,18 +38,20 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from tf_multiembed.data import schema as schema_lib
+from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
+from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
-from tf_multiembed.data.records import MISSING, ParsedRows, RecordParser, make_reader
+from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, file_digest
+from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-VOCAB_DIR_NAME = "vocab"
-SHARD_DIR_NAME = "shards"
-ID_DTYPE = np.dtype("<i4")
-DEFAULT_ROWS_PER_SHARD = 1_000_000
-_BLOCK_ROWS = 1 << 15  # rows per read-and-write block of the split step
+ENGINE = "tf_multiembed.columnar"
+PROGRESS_SECONDS = 10.0
+_MAX_BUCKET_FILES = 1024
+_MIN_BUCKET_ROWS = 1 << 16
+_PARTIAL_MARK = ".partial-"
+_LOCK_NAME = ".lock"
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +65,8 @@ class BuildSettings:
     split_fractions: Tuple[float, float, float] = splits_lib.DEFAULT_FRACTIONS
     strict: bool = False
     max_skipped_fraction: float = 0.01
-    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
+    rows_per_shard: int = shards_lib.DEFAULT_ROWS_PER_SHARD
+    rows_per_record: int = shards_lib.DEFAULT_ROWS_PER_RECORD
 
     def __post_init__(self):
         if self.split not in splits_lib.SPLIT_KINDS:
@@ -69,369 +76,412 @@ class BuildSettings:
         object.__setattr__(self, "split_fractions", splits_lib.check_fractions(self.split_fractions))
         if not 0.0 <= float(self.max_skipped_fraction) <= 1.0:
             raise ValueError(f"`max_skipped_fraction` must lie in [0, 1], got {self.max_skipped_fraction!r}.")
-        if isinstance(self.rows_per_shard, bool) or not isinstance(self.rows_per_shard, int) \
-                or self.rows_per_shard < 1:
-            raise ValueError(f"`rows_per_shard` must be a positive integer, got {self.rows_per_shard!r}.")
+        for name in ("rows_per_shard", "rows_per_record"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BuildSettings":
+        """Settings of a manifest (keys another builder adds are ignored; absent ones take their defaults)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        if "split_fractions" in values:
+            values["split_fractions"] = tuple(values["split_fractions"])
+        return cls(**values)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# .npy files written as a stream: header first (the row count is known), then rows appended.
+# Progress reports.
 
-def npy_header_bytes(dtype: np.dtype, shape: Tuple[int, ...]) -> bytes:
-    """The .npy header of a C-ordered array (so its data can be appended as raw bytes)."""
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                  "fortran_order": False, "shape": tuple(shape)})
-    return buffer.getvalue()
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-class NpyStreamWriter:
-    """Writes a `[num_rows, ...]` .npy file block by block; checks that exactly `num_rows` rows arrive."""
+class _Progress:
+    """Logs a pass's lines, rate and ETA every `PROGRESS_SECONDS` (by input bytes when the total is known)."""
 
-    def __init__(self, path, dtype, shape: Tuple[int, ...]):
-        self.path = pathlib.Path(path)
-        self.dtype = np.dtype(dtype)
-        self.shape = tuple(shape)
-        self.rows_written = 0
-        header = npy_header_bytes(self.dtype, self.shape)
-        self.header_bytes = len(header)
-        self._handle = open(self.path, "wb")
-        self._handle.write(header)
+    def __init__(self, name: str, total_bytes: int = 0, total_lines: int = 0):
+        self.name, self.total_bytes, self.total_lines = name, total_bytes, total_lines
+        self.lines = self.bytes = 0
+        self.started = self._last = time.perf_counter()
 
-    def write(self, block: np.ndarray) -> None:
-        block = np.ascontiguousarray(block, dtype=self.dtype)
-        if block.shape[1:] != self.shape[1:] or self.rows_written + len(block) > self.shape[0]:
-            raise ValueError(f"{self.path}: block of shape {block.shape} does not fit the declared shape "
-                             f"{self.shape} after {self.rows_written} rows.")
-        self._handle.write(block.tobytes())
-        self.rows_written += len(block)
+    def update(self, lines: int, input_bytes: int) -> None:
+        self.lines += lines
+        self.bytes += input_bytes
+        now = time.perf_counter()
+        if now - self._last < PROGRESS_SECONDS:
+            return
+        self._last = now
+        elapsed = now - self.started
+        rate = self.lines / elapsed
+        if self.total_lines:
+            done = self.lines / self.total_lines
+        else:
+            done = self.bytes / self.total_bytes if self.total_bytes else 0.0
+        eta = f", ETA {_duration(elapsed * (1 - done) / done)}" if 0 < done < 1 else ""
+        logger.info("%s: %s lines (%.0f%%), %s lines/s%s", self.name, f"{self.lines:,}", 100 * done,
+                    f"{rate:,.0f}", eta)
 
-    def close(self, check: bool = True) -> None:
-        """Closes the file; with `check`, fails unless exactly the declared rows were written."""
-        self._handle.close()
-        if check and self.rows_written != self.shape[0]:
-            raise ValueError(f"{self.path}: {self.rows_written} rows written, {self.shape[0]} declared.")
-
-
-class NpyRowReader:
-    """Reads rows of a C-ordered .npy file with positional reads (no memory map).
-
-    A memory map would keep every page it touches in the resident set, and random reads through one can map far
-    more than the rows read (the kernel maps whole neighbourhoods of a faulting page); explicit reads keep the memory
-    of the split step at one block whatever the file size.
-    """
-
-    def __init__(self, path):
-        self.path = pathlib.Path(path)
-        self._handle = open(self.path, "rb")
-        version = np.lib.format.read_magic(self._handle)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        self.shape, fortran_order, self.dtype = read_header(self._handle)
-        if fortran_order:
-            raise ValueError(f"{self.path}: Fortran-ordered arrays are not supported.")
-        self.offset = self._handle.tell()
-        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-
-    def _read(self, size: int, offset: int) -> bytes:
-        if hasattr(os, "pread"):
-            data = os.pread(self._handle.fileno(), size, offset)
-        else:  # platforms without pread
-            self._handle.seek(offset)
-            data = self._handle.read(size)
-        if len(data) != size:
-            raise ValueError(f"{self.path}: truncated ({len(data)} of {size} bytes at offset {offset}).")
-        return data
-
-    def read_range(self, start: int, stop: int) -> np.ndarray:
-        """Rows `start:stop`."""
-        data = self._read((stop - start) * self.row_bytes, self.offset + start * self.row_bytes)
-        return np.frombuffer(data, dtype=self.dtype).reshape((stop - start,) + tuple(self.shape[1:]))
-
-    def read_rows(self, indices: np.ndarray) -> np.ndarray:
-        """Rows at `indices`, in that order (read in file order, one read per row)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        by_position = np.argsort(indices, kind="stable")
-        offsets = (self.offset + indices[by_position] * self.row_bytes).tolist()
-        data = b"".join([self._read(self.row_bytes, offset) for offset in offsets])
-        rows = np.empty((len(indices),) + tuple(self.shape[1:]), dtype=self.dtype)
-        rows[by_position] = np.frombuffer(data, dtype=self.dtype).reshape(rows.shape)
-        return rows
-
-    def close(self) -> None:
-        self._handle.close()
+    def finish(self, rows: int) -> Dict[str, float]:
+        seconds = time.perf_counter() - self.started
+        logger.info("%s: %s lines in %.1f s (%s lines/s)", self.name, f"{self.lines:,}", seconds,
+                    f"{self.lines / max(seconds, 1e-9):,.0f}")
+        return {"seconds": round(seconds, 3), "lines": self.lines, "rows": rows,
+                "lines_per_s": round(self.lines / max(seconds, 1e-9), 1), "input_bytes": self.bytes}
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Pass 1: counting.
-
-def count_tokens(schema: schema_lib.Schema, reader, tracker: BadInputTracker,
-                 parse_time: bool = False) -> List[collections.Counter]:
-    """Pass 1: occurrences of every token, per schema field (multi-valued slots share one counter).
-
-    Example:
-        >>> counts = count_tokens(schema, make_reader(schema, "train.txt"), BadInputTracker())  # doctest: +SKIP
-    """
-    parser = RecordParser(schema, tracker, parse_time=parse_time)
-    counters = [collections.Counter() for _ in schema.fields]
-    for chunk in reader.read(tracker):
-        parsed = parser.parse(chunk)
-        for field, counter, tokens in zip(schema.fields, counters, parsed.tokens):
-            counter.update(itertools.chain.from_iterable(tokens)
-                           if field.kind == schema_lib.MULTI_CATEGORICAL else tokens)
-    for field, counter in zip(schema.fields, counters):
-        missing = counter.pop(MISSING, 0)
-        if missing and field.missing_token is not None:
-            counter[field.missing_token] += missing
-    return counters
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Pass 2: encoding.
-
-class RowEncoder:
-    """Encodes parsed rows into int32 `[rows, N + 1]` blocks (field ids in schema order, then the label).
-
-    Example:
-        >>> encoder = RowEncoder(schema, {"user": ["u1", "u2"]})  # doctest: +SKIP
-        >>> encoder.encode(parsed_rows)  # doctest: +SKIP
-    """
-
-    def __init__(self, schema: schema_lib.Schema, vocabularies: Dict[str, Sequence[str]]):
-        self.schema = schema
-        self._ids = []
-        for field in schema.fields:
-            ids = vocabulary_lib.token_ids(vocabularies[field.name])
-            if field.missing_token is not None and field.missing_token in ids:
-                ids[MISSING] = ids[field.missing_token]
-            self._ids.append(ids)
-
-    def encode(self, parsed: ParsedRows) -> np.ndarray:
-        num_rows = parsed.num_rows
-        block = np.empty((num_rows, self.schema.num_fields + 1), dtype=ID_DTYPE)
-        column = 0
-        for field, ids, tokens in zip(self.schema.fields, self._ids, parsed.tokens):
-            if field.kind == schema_lib.MULTI_CATEGORICAL:
-                for slot in range(field.max_values):
-                    block[:, column] = np.fromiter(
-                        (ids.get(values[slot], 0) if len(values) > slot else 0 for values in tokens),
-                        dtype=ID_DTYPE, count=num_rows)
-                    column += 1
-            else:
-                block[:, column] = np.fromiter(map(ids.get, tokens, itertools.repeat(0, num_rows)),
-                                               dtype=ID_DTYPE, count=num_rows)
-                column += 1
-        block[:, column] = np.asarray(parsed.labels, dtype=ID_DTYPE)
-        return block
-
-
-def encode_rows(schema: schema_lib.Schema, reader, vocabularies: Dict[str, Sequence[str]], num_rows: int,
-                encoded_path, times_path=None, strict: bool = False) -> BadInputTracker:
-    """Pass 2: encodes every valid row, in file order, into `encoded_path` (.npy int32 `[num_rows, N + 1]`), and
-    the time column into `times_path` (.npy float64) when given. Returns the pass's tracker.
-
-    Raises:
-        RuntimeError: when the inputs do not give the `num_rows` valid rows pass 1 counted (a file changed).
-    """
-    tracker = BadInputTracker(strict=strict, max_examples=0)
-    parser = RecordParser(schema, tracker, parse_time=times_path is not None)
-    encoder = RowEncoder(schema, vocabularies)
-    encoded = NpyStreamWriter(encoded_path, ID_DTYPE, (num_rows, schema.num_fields + 1))
-    times = NpyStreamWriter(times_path, np.float64, (num_rows,)) if times_path is not None else None
-    try:
-        for chunk in reader.read(tracker):
-            parsed = parser.parse(chunk)
-            if encoded.rows_written + parsed.num_rows > num_rows:
-                raise RuntimeError(f"The inputs gave more valid rows in the encoding pass than the {num_rows} counted "
-                                   f"before; were the input files changed during the build?")
-            encoded.write(encoder.encode(parsed))
-            if times is not None:
-                times.write(np.asarray(parsed.times, dtype=np.float64))
-    finally:
-        encoded.close(check=False)
-        if times is not None:
-            times.close(check=False)
-    if encoded.rows_written != num_rows:
-        raise RuntimeError(f"The encoding pass found {encoded.rows_written} valid rows but the counting pass found "
-                           f"{num_rows}; were the input files changed during the build?")
-    return tracker
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Split step.
+# Pass 1 and the vocabularies.
 
 @dataclasses.dataclass
-class ShardInfo:
-    """One shard file: its name relative to the build folder, its rows and its .npy header size."""
-
-    file: str
-    rows: int
-    header_bytes: int
-
-
-def _write_shards(source: NpyRowReader, order: Optional[NpyRowReader], start: int, stop: int,
-                  shard_dir: pathlib.Path, split_name: str, rows_per_shard: int) -> List[ShardInfo]:
-    """Writes rows `order[start:stop]` (or `start:stop` in file order) of `source` into shards of a split, one
-    bounded block at a time."""
-    shards = []
-    for shard_index, shard_start in enumerate(range(start, stop, rows_per_shard)):
-        shard_stop = min(stop, shard_start + rows_per_shard)
-        name = f"{split_name}-{shard_index:05d}.npy"
-        writer = NpyStreamWriter(shard_dir / name, ID_DTYPE, (shard_stop - shard_start, source.shape[1]))
-        for block_start in range(shard_start, shard_stop, _BLOCK_ROWS):
-            block_stop = min(shard_stop, block_start + _BLOCK_ROWS)
-            if order is None:
-                writer.write(source.read_range(block_start, block_stop))
-            else:
-                writer.write(source.read_rows(order.read_range(block_start, block_stop)))
-        writer.close()
-        shards.append(ShardInfo(f"{SHARD_DIR_NAME}/{name}", shard_stop - shard_start, writer.header_bytes))
-    return shards
+class _CountResult:
+    tracker: BadInputTracker
+    vocabularies: Dict[str, List[str]]
+    digests: Dict[str, str]
+    times_path: Optional[pathlib.Path]  # the valid rows' times, when a time split must sort them
+    seconds: Dict[str, float]
 
 
-def write_split_shards(encoded_path, output_dir, settings: BuildSettings, times_path=None,
-                       work_dir=None) -> Dict[str, List[ShardInfo]]:
-    """The split step: orders the encoded rows (random permutation or time) and writes each split's shards.
-
-    Returns {split name: shards}. `work_dir` holds the temporary permutation file (default: `output_dir`).
-    """
-    output_dir = pathlib.Path(output_dir)
-    shard_dir = output_dir / SHARD_DIR_NAME
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    encoded = NpyRowReader(encoded_path)
-    num_rows = encoded.shape[0]
-    sizes = splits_lib.split_sizes(num_rows, settings.split_fractions)
-    order_path = pathlib.Path(work_dir or output_dir) / "order.npy"
-    order = None
-    try:
-        if settings.split == splits_lib.RANDOM_SPLIT:
-            splits_lib.random_order(num_rows, settings.seed, path=str(order_path))  # unmapped when it returns
-            order = NpyRowReader(order_path)
-        elif times_path is not None:
-            time_order = splits_lib.time_order(np.load(times_path))
-            if time_order is not None:
-                np.save(order_path, time_order)
-                del time_order
-                order = NpyRowReader(order_path)
-        shards, start = {}, 0
-        for split_name, size in zip(splits_lib.SPLIT_NAMES, sizes):
-            shards[split_name] = _write_shards(encoded, order, start, start + size, shard_dir, split_name,
-                                               settings.rows_per_shard)
-            start += size
-    finally:
-        if order is not None:
-            order.close()
-        encoded.close()
-        if order_path.exists():
-            order_path.unlink()
-    return shards
+def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, total_bytes: int,
+                count_memory_bytes: int) -> _CountResult:
+    parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
+    tracker = BadInputTracker(strict=settings.strict)
+    parser = BlockParser(schema, tracker, parse_time=parse_time)
+    counter = TokenCounter(len(schema.fields), work / "counts", memory_bytes=count_memory_bytes)
+    progress = _Progress("pass 1 (count)", total_bytes=total_bytes)
+    digests: Dict[str, str] = {}
+    times_path = work / "times.bin" if parse_time else None
+    last_time, in_order = -np.inf, True
+    with open(times_path, "wb") if times_path else contextlib.nullcontext() as times_file:
+        for block in reader.read_blocks(tracker, digests):
+            rows = parser.validate(block)
+            counter.add(parser.count(rows))
+            if times_file is not None and rows.num_rows:
+                times = rows.times
+                in_order = in_order and times[0] >= last_time and bool(np.all(times[1:] >= times[:-1]))
+                last_time = times[-1]
+                times.astype(np.float64).tofile(times_file)
+            progress.update(block.num_lines, block.input_bytes)
+    pass_seconds = progress.finish(tracker.rows_valid)
+    tracker.warn_if_skipped()
+    tracker.check(settings.max_skipped_fraction)
+    if times_path is not None and in_order:
+        times_path.unlink()  # rows already in time order: the split keeps file order
+        times_path = None
+    min_counts = schema.resolved_min_counts()
+    counts = counter.result([min_counts[field.name] for field in schema.fields])
+    if counter.spill_files:
+        logger.info("pass 1 spilled token counts %d time(s) (budget %d MB)", len(counter.spill_files),
+                    count_memory_bytes >> 20)
+    vocabularies = vocabulary_lib.build_schema_vocabularies(
+        schema, {field.name: counts[position] for position, field in enumerate(schema.fields)
+                 if field.hash_buckets is None})
+    return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Orchestration and cache.
+# The split order and pass 2.
+
+def _inverse_order_path(settings: BuildSettings, num_rows: int, times_path: Optional[pathlib.Path],
+                        work: pathlib.Path) -> Optional[pathlib.Path]:
+    """The file of each valid row's position in split order (rows in file order), or None for file order."""
+    order_path, inverse_path = work / "order.npy", work / "inverse.npy"
+    if settings.split == splits_lib.RANDOM_SPLIT:
+        splits_lib.random_order(num_rows, settings.seed, path=str(order_path))  # unmapped when it returns
+    elif times_path is not None:
+        times = np.fromfile(times_path, dtype=np.float64)
+        order = splits_lib.time_order(times)
+        del times
+        times_path.unlink()
+        if order is None:
+            return None
+        np.save(order_path, order.astype(splits_lib.position_dtype(num_rows)))
+        del order
+    else:
+        return None
+    splits_lib.inverse_order(str(order_path), str(inverse_path))
+    order_path.unlink()
+    return inverse_path
+
+
+class _SplitRouter:
+    """Takes encoded rows in file order and writes every split's shards in split order.
+
+    Without a permutation (`inverse_path` None), rows are in split order already and go straight to the shards.
+    With one, each row goes to the bucket of `bucket_rows` consecutive split positions it belongs to (an append to
+    that bucket's file); `finish` then orders each bucket in memory and writes the shards bucket by bucket.
+    """
+
+    def __init__(self, folder: pathlib.Path, work: pathlib.Path, num_rows: int, num_fields: int,
+                 settings: BuildSettings, inverse_path: Optional[pathlib.Path]):
+        self.num_rows, self.num_fields = num_rows, num_fields
+        sizes = splits_lib.split_sizes(num_rows, settings.split_fractions)
+        self._starts = np.cumsum((0,) + sizes)
+        self._writers = [shards_lib.SplitWriter(folder, name, size, num_fields, settings.rows_per_shard,
+                                                settings.rows_per_record)
+                         for name, size in zip(splits_lib.SPLIT_NAMES, sizes)]
+        self.rows_routed = 0
+        self._inverse = None
+        if inverse_path is not None:
+            self._inverse = splits_lib.NpyReader(inverse_path)
+            self.bucket_rows = max(_MIN_BUCKET_ROWS, -(-num_rows // _MAX_BUCKET_FILES))
+            self._bucket_dir = work / "buckets"
+            self._bucket_dir.mkdir()
+            self._buckets: Dict[int, object] = {}
+
+    def _write_ranked(self, rows: np.ndarray, first: int) -> None:
+        """Writes rows that hold split positions first, first + 1, ... (cut at the split boundaries)."""
+        for index, writer in enumerate(self._writers):
+            start = max(first, self._starts[index])
+            stop = min(first + len(rows), self._starts[index + 1])
+            if start < stop:
+                writer.write_rows(rows[start - first:stop - first])
+
+    def add(self, rows: np.ndarray) -> None:
+        if self.rows_routed + len(rows) > self.num_rows:
+            raise RuntimeError(f"The inputs gave more valid rows in the encoding pass than the {self.num_rows} "
+                               f"counted before; were the input files changed during the build?")
+        if self._inverse is None:
+            self._write_ranked(rows, self.rows_routed)
+        else:
+            positions = self._inverse.read(self.rows_routed, self.rows_routed + len(rows)).astype(np.int64)
+            buckets = positions // self.bucket_rows
+            order = np.argsort(buckets, kind="stable")
+            records = np.empty((len(rows), self.num_fields + 2), dtype=np.int32)
+            records[:, 0] = positions[order] - buckets[order] * self.bucket_rows
+            records[:, 1:] = rows[order]
+            sorted_buckets = buckets[order]
+            cuts = np.flatnonzero(np.diff(sorted_buckets)) + 1
+            for start, stop in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(rows)]])):
+                bucket = int(sorted_buckets[start])
+                if bucket not in self._buckets:
+                    self._buckets[bucket] = open(self._bucket_dir / f"{bucket:05d}.bin", "wb")
+                self._buckets[bucket].write(records[start:stop].tobytes())
+        self.rows_routed += len(rows)
+
+    def finish(self) -> Dict[str, List[shards_lib.ShardInfo]]:
+        if self.rows_routed != self.num_rows:
+            raise RuntimeError(f"The encoding pass found {self.rows_routed} valid rows but the counting pass found "
+                               f"{self.num_rows}; were the input files changed during the build?")
+        if self._inverse is not None:
+            self._inverse.close()
+            for handle in self._buckets.values():
+                handle.close()
+            for bucket in range(-(-self.num_rows // self.bucket_rows)):
+                path = self._bucket_dir / f"{bucket:05d}.bin"
+                records = np.fromfile(path, dtype=np.int32).reshape(-1, self.num_fields + 2)
+                size = min(self.bucket_rows, self.num_rows - bucket * self.bucket_rows)
+                rows = np.empty((size, self.num_fields + 1), dtype=np.int32)
+                filled = np.zeros(size, dtype=bool)
+                rows[records[:, 0]] = records[:, 1:]
+                filled[records[:, 0]] = True
+                if len(records) != size or not filled.all():
+                    raise RuntimeError(f"Split bucket {bucket} holds {len(records)} rows for {size} positions; the "
+                                       f"build is inconsistent (a bug or a changed input).")
+                self._write_ranked(rows, bucket * self.bucket_rows)
+                path.unlink()
+        return {name: writer.close() for name, writer in zip(splits_lib.SPLIT_NAMES, self._writers)}
+
+
+def _encode_pass(schema, reader, settings: BuildSettings, counted: _CountResult, router: _SplitRouter
+                 ) -> Dict[str, float]:
+    parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
+    tracker = BadInputTracker(strict=settings.strict, max_examples=0)
+    parser = BlockParser(schema, tracker, parse_time=parse_time)
+    lookups = IdLookups(schema, counted.vocabularies)
+    progress = _Progress("pass 2 (encode)", total_lines=counted.tracker.lines_read)
+    for block in reader.read_blocks(tracker):
+        router.add(parser.encode(parser.validate(block), lookups))
+        progress.update(block.num_lines, block.input_bytes)
+    first = counted.tracker
+    if (tracker.lines_read, tracker.rows_skipped) != (first.lines_read, first.rows_skipped):
+        raise RuntimeError(f"The two passes read different inputs ({first.lines_read} vs {tracker.lines_read} lines, "
+                           f"{first.rows_skipped} vs {tracker.rows_skipped} skipped); were the input files changed "
+                           f"during the build?")
+    return progress.finish(tracker.rows_valid)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cache keys, reuse, partial folders.
 
 def input_fingerprints(files: Sequence[pathlib.Path]) -> List[dict]:
-    """(resolved path, size, modification time) per input file; missing files are marked as such."""
+    """Per input file: resolved path, size, modification and change times (ns), inode; missing files marked."""
     fingerprints = []
     for file in files:
         path = pathlib.Path(file).resolve()
         if path.is_file():
             stat = path.stat()
-            fingerprints.append({"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+            fingerprints.append({"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                 "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino})
         else:
             fingerprints.append({"path": str(path), "missing": True})
     return fingerprints
 
 
 def cache_key(schema: schema_lib.Schema, fingerprints: Sequence[dict], settings: BuildSettings) -> str:
-    """A hex digest of the format version, schema, input fingerprints and settings."""
-    payload = json.dumps({"format_version": FORMAT_VERSION, "schema": schema.to_dict(), "inputs": list(fingerprints),
+    """A hex digest of the format version, schema, settings and inputs (path, size, modification time)."""
+    inputs = [{key: entry[key] for key in ("path", "size", "mtime_ns", "missing") if key in entry}
+              for entry in fingerprints]
+    payload = json.dumps({"format_version": shards_lib.FORMAT_VERSION, "schema": schema.to_dict(), "inputs": inputs,
                           "settings": dataclasses.asdict(settings)}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, settings: BuildSettings) -> dict:
-    parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
-    started = time.perf_counter()
-    tracker = BadInputTracker(strict=settings.strict)
-    counts = count_tokens(schema, reader, tracker, parse_time=parse_time)
-    tracker.warn_if_skipped()
-    tracker.check(settings.max_skipped_fraction)
-    num_rows = tracker.rows_valid
-    logger.info("pass 1 (count): %d rows in %.1f s", num_rows, time.perf_counter() - started)
+def _unchanged(manifest: dict, fingerprints: Sequence[dict]) -> bool:
+    """Whether a finished build's inputs are those at hand. Same size and mtime (the key) but another change time
+    or inode means the file was rewritten, perhaps in place with its times restored: its content is hashed again."""
+    recorded = {entry["path"]: entry for entry in manifest.get("inputs", [])}
+    for entry in fingerprints:
+        old = recorded.get(entry["path"])
+        if old is None:
+            return False
+        if entry.get("missing") or (old.get("ctime_ns"), old.get("inode")) == (entry["ctime_ns"], entry["inode"]):
+            continue
+        if old.get("sha256") is None or file_digest(entry["path"]) != old["sha256"]:
+            logger.warning("input %s changed since the cached build (same size and modification time, other "
+                           "content): rebuilding", entry["path"])
+            return False
+    return True
 
-    vocabularies = vocabulary_lib.build_schema_vocabularies(schema, counts)
-    del counts
-    empty = [field.name for field in schema.fields if not vocabularies[field.name]]
+
+def _lock(folder: pathlib.Path):
+    """Holds an exclusive lock on `folder/.lock` for this process's lifetime (the OS drops it when it dies)."""
+    handle = open(folder / _LOCK_NAME, "w")
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # no fcntl (Windows): dead builds are not detected
+        pass
+    return handle
+
+
+def remove_dead_partials(cache_dir: pathlib.Path, grace_seconds: float = 60.0) -> List[pathlib.Path]:
+    """Removes the `.partial-*` folders of builds whose process is gone (their lock is free), and unlocked ones
+    older than `grace_seconds` (a build that died before taking its lock); returns the removed folders."""
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    removed = []
+    for folder in cache_dir.glob(f".*{_PARTIAL_MARK}*"):
+        if not folder.is_dir():
+            continue
+        lock = folder / _LOCK_NAME
+        if lock.exists():
+            with open(lock, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live build
+        elif time.time() - folder.stat().st_mtime < grace_seconds:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    if removed:
+        logger.info("removed %d folder(s) of dead builds in %s", len(removed), cache_dir)
+    return removed
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Orchestration.
+
+def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, settings: BuildSettings,
+                fingerprints: List[dict], key: Optional[str], count_memory_bytes: int) -> None:
+    work = folder / "work"
+    work.mkdir()
+    defaulted = schema.fields_with_default_min_count()
+    if defaulted:
+        logger.info("fields %s set no min_count and the schema none: they use min_count %d", list(defaulted),
+                    schema_lib.DEFAULT_MIN_COUNT)
+    total_bytes = sum(entry.get("size", 0) for entry in fingerprints)
+    counted = _count_pass(schema, reader, settings, work, total_bytes, count_memory_bytes)
+    num_rows = counted.tracker.rows_valid
+    empty = [name for name, tokens in counted.vocabularies.items() if not tokens]
     if empty:
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
-    vocabulary_sizes = vocabulary_lib.write_schema_vocabularies(schema, vocabularies, folder / VOCAB_DIR_NAME)
-
+    vocabulary_sizes = vocabulary_lib.write_schema_vocabularies(schema, counted.vocabularies,
+                                                                folder / shards_lib.VOCAB_DIR_NAME)
     started = time.perf_counter()
-    encoded_path, times_path = folder / "encoded.npy", (folder / "times.npy" if parse_time else None)
-    second = encode_rows(schema, reader, vocabularies, num_rows, encoded_path, times_path)
-    if (second.lines_read, second.rows_skipped) != (tracker.lines_read, tracker.rows_skipped):
-        raise RuntimeError(f"The two passes read different inputs ({tracker.lines_read} vs {second.lines_read} lines); "
-                           f"were the input files changed during the build?")
-    del vocabularies
-    logger.info("pass 2 (encode): %d rows in %.1f s", num_rows, time.perf_counter() - started)
-
+    inverse_path = _inverse_order_path(settings, num_rows, counted.times_path, work)
+    order_seconds = time.perf_counter() - started
+    router = _SplitRouter(folder, work, num_rows, schema.num_fields, settings, inverse_path)
+    encode_seconds = _encode_pass(schema, reader, settings, counted, router)
     started = time.perf_counter()
-    shards = write_split_shards(encoded_path, folder, settings, times_path=times_path)
-    encoded_path.unlink()
-    if times_path is not None:
-        times_path.unlink()
-    logger.info("split (%s): %s in %.1f s", settings.split, {k: sum(s.rows for s in v) for k, v in shards.items()},
-                time.perf_counter() - started)
-    report = IngestReport.from_tracker(tracker, {name: sum(shard.rows for shard in split_shards)
-                                                 for name, split_shards in shards.items()})
+    split_shards = router.finish()
+    shard_seconds = time.perf_counter() - started
+    shutil.rmtree(work)
+    report = IngestReport.from_tracker(counted.tracker, {name: sum(shard.rows for shard in split)
+                                                         for name, split in split_shards.items()})
+    report.passes = {"count": counted.seconds, "order": {"seconds": round(order_seconds, 3)},
+                     "encode": encode_seconds, "shards": {"seconds": round(shard_seconds, 3)}}
     report.check_totals()
-    return {"field_names": list(schema.field_names), "vocabulary_sizes": vocabulary_sizes,
-            "splits": {name: [dataclasses.asdict(shard) for shard in split_shards]
-                       for name, split_shards in shards.items()},
-            "report": report.to_dict()}
+    logger.info("split (%s): %s", settings.split, report.rows_written)
+    digests = {str(pathlib.Path(path).resolve()): digest for path, digest in counted.digests.items()}
+    inputs = [entry if entry.get("missing") else {**entry, "sha256": digests.get(entry["path"])}
+              for entry in fingerprints]
+    min_counts = schema.resolved_min_counts()
+    shards_lib.write_manifest(
+        folder, schema=schema, field_names=schema.field_names, vocabulary_sizes=vocabulary_sizes,
+        hash_buckets={name: field.hash_buckets for field in schema.fields if field.hash_buckets is not None
+                      for name in field.output_names},
+        min_counts=min_counts, splits=split_shards, rows_per_record=settings.rows_per_record,
+        settings=dataclasses.asdict(settings), report=report.to_dict(), inputs=inputs, cache_key=key, engine=ENGINE)
 
 
 def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSettings = BuildSettings(),
-          rebuild: bool = False) -> pathlib.Path:
+          rebuild: bool = False, count_memory_bytes: int = DEFAULT_MEMORY_BYTES,
+          block_bytes: int = DEFAULT_BLOCK_BYTES) -> pathlib.Path:
     """Builds (or reuses) the prepared data of `input_paths` under `cache_dir`; returns its folder.
+
+    Args:
+        schema: the schema.
+        input_paths: files, glob patterns, or the MovieLens folder.
+        cache_dir: where builds are kept.
+        settings: split, seed and the other settings that change the output.
+        rebuild: build even when a finished build of the same inputs and settings exists.
+        count_memory_bytes: the budget of the token counts in memory before they spill to disk.
+        block_bytes: about how many bytes of delimited text are parsed at a time.
 
     Example:
         >>> folder = build(criteo_schema(), "train.txt.gz", "/tmp/cache")  # doctest: +SKIP
     """
-    reader = make_reader(schema, input_paths)
+    reader = make_reader(schema, input_paths, block_bytes=block_bytes)
     fingerprints = input_fingerprints(reader.input_files())
     key = cache_key(schema, fingerprints, settings)
     cache_dir = pathlib.Path(cache_dir)
     folder = cache_dir / f"{schema.name}-{key[:16]}"
-    if (folder / MANIFEST_NAME).is_file() and not rebuild:
-        logger.info("reusing prepared data at %s", folder)
-        return folder
+    if cache_dir.is_dir():
+        remove_dead_partials(cache_dir)
+    if (folder / shards_lib.MANIFEST_NAME).is_file() and not rebuild:
+        try:
+            reusable = _unchanged(shards_lib.load_manifest(folder), fingerprints)
+        except ValueError as error:  # another format version, or a damaged manifest
+            logger.warning("not reusing %s: %s", folder, error)
+            reusable = False
+        if reusable:
+            logger.info("reusing prepared data at %s", folder)
+            return folder
+        rebuild = True
     cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=cache_dir))
+    partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}{_PARTIAL_MARK}", dir=cache_dir))
+    lock = _lock(partial)
     try:
-        manifest = {"format_version": FORMAT_VERSION, "cache_key": key, "schema": schema.to_dict(),
-                    "settings": dataclasses.asdict(settings), "inputs": fingerprints}
-        manifest.update(_build_into(partial, schema, reader, settings))
-        with open(partial / MANIFEST_NAME, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=1)
+        _build_into(partial, schema, reader, settings, fingerprints, key, count_memory_bytes)
+        (partial / _LOCK_NAME).unlink()
         if rebuild and folder.exists():
             shutil.rmtree(folder)
         if not folder.exists():  # else another process finished the same build first: keep theirs
             os.replace(partial, folder)
     finally:
+        lock.close()
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
     return folder
 
 
 def load_manifest(folder) -> dict:
-    """The manifest of a finished build folder."""
-    path = pathlib.Path(folder) / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a finished prepared-data folder (no {MANIFEST_NAME}).")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {manifest.get('format_version')} is not the supported "
-                         f"{FORMAT_VERSION}; rebuild with rebuild=True.")
-    return manifest
+    """The checked manifest of a finished prepared-data folder (`shards.load_manifest`)."""
+    return shards_lib.load_manifest(folder)

@@ -3,7 +3,9 @@
 `RawFeatureEncoder` is a `tf.Module` that maps `{field name: raw values [B]}` (strings for categorical fields, numbers
 for numeric fields, NaN for missing) to ids int64 `[B, N]`. It applies the TensorFlow twin of each field's transform
 (`transforms.py`) and looks tokens up in `tf.lookup.StaticHashTable`s initialised from the build's vocabulary files,
-which `tf.saved_model.save` copies into the SavedModel's `assets/`, so the exported graph needs no other file.
+which `tf.saved_model.save` copies into the SavedModel's `assets/`, so the exported graph needs no other file. A
+`hash_buckets` field has no table: its id is `1 + tf.strings.to_hash_bucket_fast(token, hash_buckets)`, the op the
+offline build runs on the same tokens (`shards.hash_bucket_ids`), and 0 for a missing value.
 """
 
 import itertools
@@ -92,24 +94,29 @@ class RawFeatureEncoder(tf.Module):
         super().__init__(name=name)
         self.schema = schema
         vocab_dir = pathlib.Path(vocab_dir)
-        files = {output: vocabulary_lib.vocabulary_path(vocab_dir, output) for output in schema.field_names}
+        self._hash_buckets = {output: field.hash_buckets for field in schema.fields if field.hash_buckets is not None
+                              for output in field.output_names}
+        files = {output: vocabulary_lib.vocabulary_path(vocab_dir, output) for output in schema.field_names
+                 if output not in self._hash_buckets}
         missing = [str(path) for path in files.values() if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"RawFeatureEncoder: vocabulary files {missing} do not exist; build the data "
                                     f"with prepare_dataset first.")
         self.field_names = schema.field_names
-        self.vocabulary_sizes = tuple(len(vocabulary_lib.read_vocabulary(path)) + 1 for path in files.values())
+        self.vocabulary_sizes = tuple(self._hash_buckets[output] + 1 if output in self._hash_buckets
+                                      else len(vocabulary_lib.read_vocabulary(files[output])) + 1
+                                      for output in schema.field_names)
         # A list of tables is tracked by tf.Module, so SavedModel export copies each vocabulary file as an asset.
         # TensorFlow cannot initialise a table from an empty file; a field without any token is all OOV (id 0).
+        has_table = [output in files and size > 1 for output, size in zip(schema.field_names, self.vocabulary_sizes)]
         self.tables = [
             tf.lookup.StaticHashTable(
                 tf.lookup.TextFileInitializer(str(files[output]), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
                                               tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, value_index_offset=1),
                 default_value=0)
-            for output, size in zip(schema.field_names, self.vocabulary_sizes) if size > 1]
-        self._table_of_column = list(itertools.accumulate(int(size > 1) for size in self.vocabulary_sizes))
-        self._table_of_column = [index - 1 if size > 1 else None
-                                 for index, size in zip(self._table_of_column, self.vocabulary_sizes)]
+            for output, table in zip(schema.field_names, has_table) if table]
+        self._table_of_column = [index - 1 if table else None
+                                 for index, table in zip(itertools.accumulate(has_table), has_table)]
         self._transforms = [transforms.get_transform(field.transform) for field in schema.fields]
         self.serve = tf.function(self._encode, input_signature=[raw_feature_signature(schema)])
 
@@ -145,6 +152,11 @@ class RawFeatureEncoder(tf.Module):
         return self._encode(checked)
 
     def _lookup(self, column: int, tokens: tf.Tensor) -> tf.Tensor:
+        """Ids of tokens ("" = missing, id 0) of one encoded column."""
+        buckets = self._hash_buckets.get(self.field_names[column])
+        if buckets is not None:
+            hashed = tf.strings.to_hash_bucket_fast(tokens, buckets) + 1
+            return tf.where(tf.equal(tokens, ""), tf.zeros_like(hashed), hashed)
         table = self._table_of_column[column]
         if table is None:
             return tf.zeros_like(tokens, dtype=tf.int64)

@@ -1,5 +1,6 @@
-"""From raw files to training input: `prepare_dataset` builds (or reuses) encoded shards, `PreparedData` serves them
-as `tf.data` pipelines of `(ids int64 [B, N], label float32 [B])` and as whole NumPy splits.
+"""From raw files to training input: `prepare_dataset` builds (or reuses) encoded shards, `PreparedData` opens any
+prepared-data folder (`shards.py`) and serves it as `tf.data` pipelines of `(ids int64 [B, N], label float32 [B])`
+that read blocks of rows, and as whole NumPy splits.
 
 Example:
     >>> data = prepare_dataset("movielens", "../shared/data/ml-100k", cache_dir="/tmp/cache")  # doctest: +SKIP
@@ -10,7 +11,6 @@ Example:
 """
 
 import dataclasses
-import functools
 import pathlib
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -19,8 +19,10 @@ import tensorflow as tf
 
 from tf_multiembed.data import build as build_lib
 from tf_multiembed.data import schema as schema_lib
+from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
+from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
 from tf_multiembed.data.quality import IngestReport
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
@@ -28,17 +30,24 @@ DEFAULT_SHUFFLE_BUFFER = 100_000
 
 @dataclasses.dataclass(frozen=True)
 class PreparedData:
-    """An encoded, split data set on disk, with its vocabularies and ingest report.
+    """An encoded, split data set on disk (a folder in the format of `shards.py`), with its vocabularies and report.
 
     Attributes:
-        directory: the build folder (see `build.py` for its layout).
+        directory: the folder.
         schema: the schema it was built with.
         field_names: the N encoded columns, in `ids` order.
-        vocabulary_sizes: per encoded column, `len(vocabulary) + 1` (id 0 is OOV): `MultiEmbedding`'s sizes.
+        vocabulary_sizes: per encoded column, `len(vocabulary) + 1` (id 0 is OOV), or `hash_buckets + 1`:
+            `MultiEmbedding`'s sizes.
         vocab_dir: the folder of `<field>.txt` vocabulary files.
         split_rows: rows per split ("train", "validation", "test").
-        report: what was read, skipped and written.
+        report: what was read, skipped and written, and how long each step took (the manifest's `report`).
         settings: the split and bad-input settings of the build.
+        shards: per split, its shard files in split order.
+        rows_per_record: rows per shard record (the last record of a shard may hold fewer).
+        hash_buckets: {encoded column: buckets} of hash-bucket columns (no vocabulary file).
+        min_counts: {field: the minimum count the build applied} (None for hash-bucket fields).
+        data_fingerprint: "sha256:..." of the inputs' content, or None when the builder did not hash them.
+        cache_key: the build's cache key (None for a folder that is not a cache entry).
     """
 
     directory: pathlib.Path
@@ -49,33 +58,42 @@ class PreparedData:
     split_rows: Dict[str, int]
     report: IngestReport
     settings: build_lib.BuildSettings
-    shards: Dict[str, Tuple[build_lib.ShardInfo, ...]]
+    shards: Dict[str, Tuple[shards_lib.ShardInfo, ...]]
+    rows_per_record: int
+    hash_buckets: Dict[str, int]
+    min_counts: Dict[str, Optional[int]]
+    data_fingerprint: Optional[str]
+    cache_key: Optional[str]
 
     @classmethod
     def load(cls, directory) -> "PreparedData":
-        """Opens a finished build folder."""
+        """Opens a finished prepared-data folder (any writer of the `shards.py` format, e.g. the Beam pipeline)."""
         directory = pathlib.Path(directory)
-        manifest = build_lib.load_manifest(directory)
-        shards = {name: tuple(build_lib.ShardInfo(**shard) for shard in split_shards)
-                  for name, split_shards in manifest["splits"].items()}
-        settings = dict(manifest["settings"])
-        settings["split_fractions"] = tuple(settings["split_fractions"])
+        manifest = shards_lib.load_manifest(directory)
+        splits = {name: tuple(shards_lib.ShardInfo(**shard) for shard in entry["shards"])
+                  for name, entry in manifest["splits"].items()}
         return cls(directory=directory, schema=schema_lib.Schema.from_dict(manifest["schema"], source=str(directory)),
                    field_names=tuple(manifest["field_names"]), vocabulary_sizes=tuple(manifest["vocabulary_sizes"]),
-                   vocab_dir=directory / build_lib.VOCAB_DIR_NAME,
-                   split_rows={name: sum(shard.rows for shard in split) for name, split in shards.items()},
-                   report=IngestReport(**manifest["report"]), settings=build_lib.BuildSettings(**settings),
-                   shards=shards)
+                   vocab_dir=directory / shards_lib.VOCAB_DIR_NAME,
+                   split_rows={name: entry["rows"] for name, entry in manifest["splits"].items()},
+                   report=IngestReport.from_dict(manifest["report"]),
+                   settings=build_lib.BuildSettings.from_dict(manifest["settings"]), shards=splits,
+                   rows_per_record=int(manifest["record_format"]["rows_per_record"]),
+                   hash_buckets={column["name"]: column["hash_buckets"] for column in manifest["columns"]
+                                 if column["hash_buckets"] is not None},
+                   min_counts=dict(manifest["min_counts"]), data_fingerprint=manifest["data_fingerprint"],
+                   cache_key=manifest["cache_key"])
 
     @property
     def num_fields(self) -> int:
         return len(self.field_names)
 
     def vocabulary_files(self) -> Dict[str, pathlib.Path]:
-        """{encoded column: its vocabulary file}."""
-        return {name: vocabulary_lib.vocabulary_path(self.vocab_dir, name) for name in self.field_names}
+        """{encoded column: its vocabulary file}, for the columns with a vocabulary (not hash buckets)."""
+        return {name: vocabulary_lib.vocabulary_path(self.vocab_dir, name) for name in self.field_names
+                if name not in self.hash_buckets}
 
-    def _split_shards(self, split: str) -> Tuple[build_lib.ShardInfo, ...]:
+    def _split_shards(self, split: str) -> Tuple[shards_lib.ShardInfo, ...]:
         if split not in self.shards:
             raise ValueError(f"Unknown split {split!r}; expected one of {list(self.shards)}.")
         return self.shards[split]
@@ -83,63 +101,80 @@ class PreparedData:
     def dataset(self, split: str, batch_size: int, shuffle: bool = False, seed: Optional[int] = None,
                 shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER, drop_remainder: bool = False,
                 repeat: bool = False) -> tf.data.Dataset:
-        """Batches `(ids int64 [B, N], label float32 [B])` of one split.
+        """Batches `(ids int64 [B, N], label float32 [B])` of one split, read a record (a block of rows) at a time.
 
-        Without shuffling, rows come in split order (for the random split, the reference's permutation order). With
-        shuffling, the shard order and a buffer of `shuffle_buffer_size` rows are reshuffled every epoch; a `seed`
-        makes the sequence of epochs reproducible.
+        Without shuffling, rows come in split order (for the random split, the reference's permutation order).
+        With shuffling, every epoch anew: the shard order is shuffled, records (blocks of `rows_per_record` rows) are
+        shuffled in a buffer of about `shuffle_buffer_size` rows, and consecutive windows of that many rows are
+        permuted row by row; a `seed` makes the sequence of epochs reproducible. The source is the list of shard
+        files, so tf.distribute's auto-sharding gives each worker its own files (policy FILE or AUTO).
+
+        Finite datasets carry their cardinality (the number of batches), so Keras knows the epoch length.
 
         Args:
             split: "train", "validation" or "test".
             batch_size: rows per batch.
             shuffle: shuffle (every epoch anew).
             seed: the shuffle seed; None for a non-reproducible shuffle.
-            shuffle_buffer_size: rows held by the shuffle buffer.
+            shuffle_buffer_size: about how many rows are shuffled together.
             drop_remainder: drop the last partial batch (static batch shapes, e.g. for TPUs).
-            repeat: repeat the epochs without end (each one reshuffled); pass `steps_per_epoch=num_batches(...)`
-                to `fit`. Keras 3 does not restart a finite dataset when `steps_per_epoch` is given, so
-                `steps_per_epoch` without `repeat` trains the later epochs on nothing.
+            repeat: repeat the epochs without end (each one reshuffled); with `steps_per_epoch=num_batches(...)`
+                every epoch is exactly one pass over the split.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         shards = self._split_shards(split)
         num_fields = self.num_fields
-        files = tf.constant([str(self.directory / shard.file) for shard in shards], dtype=tf.string)
-        record_bytes = (num_fields + 1) * build_lib.ID_DTYPE.itemsize
-        header_sizes = sorted({shard.header_bytes for shard in shards})
-        def read(file, header):
-            return tf.data.FixedLengthRecordDataset(file, record_bytes, header_bytes=header, buffer_size=1 << 20)
+        files = [str(self.directory / shard.file) for shard in shards]
 
-        if len(header_sizes) <= 1:
-            # One header size (the usual case): the files-then-reader shape that tf.distribute shards by file.
-            dataset = tf.data.Dataset.from_tensor_slices(files)
-            read_file = functools.partial(read, header=header_sizes[0] if header_sizes else 0)
+        def decode(payloads):
+            values = tf.io.decode_raw(tf.strings.reduce_join(payloads), tf.int32, little_endian=True)
+            return tf.reshape(values, [-1, num_fields + 1])
+
+        def permute(rows):
+            # A stateless permutation seeded by `seed` and the window's first rows: reproducible for a seed, new in
+            # every window and epoch (the record order differs), and without a second source dataset, which would
+            # keep tf.distribute's auto-sharding from finding the files.
+            content = tf.strings.to_hash_bucket_fast(tf.strings.reduce_join(tf.strings.as_string(rows[:4])),
+                                                     2 ** 31 - 1)
+            return tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([tf.constant(seed or 0, tf.int64),
+                                                                                 content]))
+
+        if not files:
+            dataset = tf.data.Dataset.from_tensor_slices(tf.zeros([0, num_fields + 1], tf.int32)).batch(1)
         else:
-            dataset = tf.data.Dataset.from_tensor_slices(
-                (files, tf.constant([shard.header_bytes for shard in shards], dtype=tf.int64)))
-            read_file = read
-        if shuffle and len(shards) > 1:
-            dataset = dataset.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.interleave(read_file, cycle_length=min(max(len(shards), 1), 8) if shuffle else 1,
-                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if shuffle:
-            buffer = max(1, min(int(shuffle_buffer_size), self.split_rows[split]))
-            dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+            dataset = tf.data.Dataset.from_tensor_slices(files)
+            if shuffle and len(files) > 1:
+                dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+            read = lambda file: tf.data.TFRecordDataset(file, buffer_size=1 << 20)  # noqa: E731
+            if shuffle:
+                dataset = dataset.interleave(read, cycle_length=min(len(files), 4), block_length=1,
+                                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            else:
+                dataset = dataset.interleave(read, cycle_length=1)  # file by file: the split's order
+            if shuffle:
+                records = max(1, min(int(shuffle_buffer_size) // self.rows_per_record, sum(s.records for s in shards)))
+                # Another seed than the file shuffle's: two shuffles drawing the same numbers can cancel out.
+                record_seed = None if seed is None else seed + 1
+                dataset = dataset.shuffle(records, seed=record_seed, reshuffle_each_iteration=True).batch(records)
+                dataset = dataset.map(lambda payloads: permute(decode(payloads)), num_parallel_calls=tf.data.AUTOTUNE)
+            else:
+                dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.rebatch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.map(lambda rows: (tf.cast(rows[:, :num_fields], tf.int64),
+                                            tf.cast(rows[:, num_fields], tf.float32)),
+                              num_parallel_calls=tf.data.AUTOTUNE)
         if repeat:
             dataset = dataset.repeat()  # after batching: every epoch is exactly num_batches(...) batches
-
-        def decode(records):
-            values = tf.io.decode_raw(records, tf.int32, little_endian=True)
-            values = tf.reshape(values, [-1, num_fields + 1])
-            return tf.cast(values[:, :num_fields], tf.int64), tf.cast(values[:, num_fields], tf.float32)
-
-        return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        else:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(
+                self.num_batches(split, batch_size, drop_remainder)))
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def num_batches(self, split: str, batch_size: int, drop_remainder: bool = False) -> int:
-        """Batches per epoch of a split, for `steps_per_epoch` with `repeat=True` (tf.data cannot count the
-        records of the shard files itself)."""
-        rows = sum(shard.rows for shard in self._split_shards(split))
+        """Batches per epoch of a split (the cardinality of its finite dataset)."""
+        self._split_shards(split)
+        rows = self.split_rows[split]
         return rows // batch_size if drop_remainder else -(-rows // batch_size)
 
     def train_dataset(self, batch_size: int, shuffle: bool = True, seed: Optional[int] = None,
@@ -162,11 +197,13 @@ class PreparedData:
 
         It needs about 12 bytes per id in memory; for splits too large for that, iterate `dataset(split, ...)`.
         """
-        blocks = [np.load(self.directory / shard.file, mmap_mode="r") for shard in self._split_shards(split)]
+        blocks = [shards_lib.parse_block(payload, self.num_fields)
+                  for shard in self._split_shards(split)
+                  for payload in shards_lib.read_tfrecord(self.directory / shard.file)]
         if not blocks:
             return np.zeros((0, self.num_fields), np.int64), np.zeros((0,), np.float32)
-        values = np.concatenate(blocks)
-        return values[:, :self.num_fields].astype(np.int64), values[:, self.num_fields].astype(np.float32)
+        return (np.concatenate([ids for ids, _ in blocks]).astype(np.int64),
+                np.concatenate([labels for _, labels in blocks]).astype(np.float32))
 
     def feature_encoder(self):
         """A `RawFeatureEncoder` over this build's vocabularies (raw features -> the same ids as the shards)."""
@@ -177,26 +214,33 @@ class PreparedData:
 
 def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RANDOM_SPLIT, seed: int = 0,
                     split_fractions: Sequence[float] = splits_lib.DEFAULT_FRACTIONS, strict: bool = False,
-                    max_skipped_fraction: float = 0.01, rows_per_shard: int = build_lib.DEFAULT_ROWS_PER_SHARD,
-                    rebuild: bool = False) -> PreparedData:
+                    max_skipped_fraction: float = 0.01, rows_per_shard: int = shards_lib.DEFAULT_ROWS_PER_SHARD,
+                    rows_per_record: int = shards_lib.DEFAULT_ROWS_PER_RECORD, rebuild: bool = False,
+                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20) -> PreparedData:
     """Reads, counts, encodes and splits raw files into cached shards (or reuses a cached build) and opens them.
 
-    Two streaming passes over the inputs (count, then encode) keep memory independent of the number of rows. Bad
-    lines are skipped and counted (a `SkippedInputWarning` names the first few by file and line), or raise at the
-    first one with `strict=True`; more than `max_skipped_fraction` of bad lines fails the build.
+    Two passes over the inputs in blocks of rows (count, then encode straight into the split shards) keep memory
+    independent of the number of rows. Bad lines are skipped and counted (a `SkippedInputWarning` names the first
+    few by file and line), or raise at the first one with `strict=True`; more than `max_skipped_fraction` of bad
+    lines fails the build. Long builds log their progress (rows/s, ETA) at INFO level every 10 s.
 
     Args:
         schema: a `Schema`, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file.
-        input_paths: a file, a list of files or glob patterns (plain or gzip); the folder for MovieLens-100K.
-        cache_dir: where builds are stored; a build is reused when inputs (path, size, mtime) and settings match.
+        input_paths: a file, a list of files or glob patterns (CSV/TSV plain or gzip, Parquet, TFRecord as the
+            schema's reader says); the folder for MovieLens-100K.
+        cache_dir: where builds are stored; a build is reused when its inputs (path, size, modification time, and
+            content when the file was rewritten in place) and settings match.
         split: "random" (the paper's: seeded permutation, 8:1:1) or "time" (ordered by the schema's time column,
             or file order without one).
         seed: the random split's seed (`numpy.random.default_rng(seed).permutation`).
         split_fractions: train, validation and test shares.
         strict: raise at the first bad line or missing/empty file instead of skipping it.
         max_skipped_fraction: the largest share of bad lines accepted.
-        rows_per_shard: rows per shard file.
+        rows_per_shard: rows per shard file (a multi-worker run wants at least one train shard per worker).
+        rows_per_record: rows per shard record (the unit the input pipeline reads and shuffles).
         rebuild: rebuild even when a cached build exists.
+        count_memory_mb: memory for the token counts of pass 1 before they spill to disk (not part of the cache
+            key: it does not change the output).
 
     Returns:
         The `PreparedData`.
@@ -207,6 +251,7 @@ def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RAND
     schema = schema_lib.resolve_schema(schema)
     settings = build_lib.BuildSettings(split=split, seed=seed, split_fractions=tuple(split_fractions),
                                        strict=strict, max_skipped_fraction=max_skipped_fraction,
-                                       rows_per_shard=rows_per_shard)
-    return PreparedData.load(build_lib.build(schema, input_paths, cache_dir, settings, rebuild=rebuild))
-
+                                       rows_per_shard=rows_per_shard, rows_per_record=rows_per_record)
+    folder = build_lib.build(schema, input_paths, cache_dir, settings, rebuild=rebuild,
+                             count_memory_bytes=int(count_memory_mb) << 20)
+    return PreparedData.load(folder)

@@ -9,7 +9,12 @@ Skip reasons (keys of `IngestReport.skipped_by_reason`):
 - `non_numeric`: a numeric field whose cell is not a number;
 - `bad_label`: a label that is not "0"/"1" (binary rule) or not a number (threshold rule);
 - `bad_time`: a time column cell that is not a number (read only for the "time" split);
-- `unknown_user` / `unknown_item`: a MovieLens rating whose user or item is absent from the user or item table.
+- `unknown_user` / `unknown_item`: a MovieLens rating whose user or item is absent from the user or item table;
+- `bad_record`: a TFRecord record that is not a `tf.train.Example`, or whose feature has another type than in the
+  file's first records;
+- `multiple_values`: a list of several values (Parquet list column, tf.Example feature) for a single-valued field.
+
+In Parquet and TFRecord inputs the "line" of a message is the 1-based row or record number in its file.
 
 Missing and empty input files are listed separately (`files_missing`, `files_empty`).
 """
@@ -28,6 +33,8 @@ REASON_TEXT = {
     "bad_time": "bad time value",
     "unknown_user": "user absent from the user table",
     "unknown_item": "item absent from the item table",
+    "bad_record": "not a readable tf.train.Example record",
+    "multiple_values": "several values in a single-valued field",
 }
 
 
@@ -170,6 +177,8 @@ class IngestReport:
         first_bad_lines: the first few skipped lines as "file:line: reason (detail)".
         values_truncated: per multi_categorical field, cells that had more values than slots.
         rows_written: rows written per split.
+        passes: per build step ("count", "encode", "shards"), its seconds, rows/s and input bytes read (empty
+            when unknown).
     """
 
     files_read: List[str]
@@ -183,6 +192,7 @@ class IngestReport:
     first_bad_lines: List[str]
     values_truncated: Dict[str, int]
     rows_written: Dict[str, int]
+    passes: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_tracker(cls, tracker: BadInputTracker, rows_written: Optional[Dict[str, int]] = None) -> "IngestReport":
@@ -204,6 +214,15 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "IngestReport":
+        """The report of `to_dict` (keys it does not know are an error; `passes` may be absent)."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ValueError(f"IngestReport: unknown keys {unknown}; expected keys among {sorted(fields)}.")
+        return cls(**data)
 
     def summary(self) -> str:
         written = ", ".join(f"{split} {rows}" for split, rows in self.rows_written.items())

@@ -1,63 +1,87 @@
-"""Schema-aware parsing: reader rows -> per-field tokens and 0/1 labels, with bad rows skipped and counted.
+"""The schema applied to column blocks: label rule, field transforms, missing values, multi-value slots, bad rows.
 
-The build runs this twice (count, then encode), so the parser is deterministic: the same input gives the same rows
-and the same skips. Tokens are what the vocabulary stores; `MISSING` ("") stands for a missing value.
+`BlockParser` works a block at a time with Arrow kernels: a field's transform (and the time column's and a threshold
+label's parse) runs once per distinct raw value of the block (`dictionary_encode`), never per row, and its results
+are cached across blocks. `validate` checks a block and skips (counts, names) its bad rows; `count` gives the
+token counts of its valid rows (pass 1); `encode` gives their ids (pass 2). The build runs the same parse twice, so
+the parser is deterministic: the same input gives the same rows and the same skips.
+
+A row is skipped for the first problem found, in this order: the reader's rejection of the line, the label, then
+the fields in schema order, then the time column (a problem of a later check on the same line is not reported).
 """
 
 import dataclasses
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import transforms
 from tf_multiembed.data.quality import BadInputTracker
-from tf_multiembed.data.readers import DelimitedReader, MovieLensReader, RowChunk
-from tf_multiembed.data.readers.lines import DEFAULT_CHUNK_BYTES
+from tf_multiembed.data.readers import DelimitedReader, MovieLensReader
+from tf_multiembed.data.readers.blocks import ColumnBlock, chunked
+from tf_multiembed.data.readers.columnar import ParquetReader, TFRecordReader
+from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, DEFAULT_CHUNK_BYTES
 
-_BINARY_LABELS = {"0": 0, "1": 1}
-MISSING = ""  # the token of a missing value in ParsedRows, before the field's missing_token applies
+MISSING = ""  # a missing value, before the field's missing_token applies
 _MAX_CACHED_VALUES = 1 << 20  # transform results kept per field; bounded so memory does not follow the row count
+_BINARY_LABELS = pa.array(["0", "1"], type=pa.string())
 
 
-def make_reader(schema: schema_lib.Schema, input_paths, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+def make_reader(schema: schema_lib.Schema, input_paths, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                block_bytes: int = DEFAULT_BLOCK_BYTES):
     """The reader the schema names, over `input_paths` (files or glob patterns; a folder for MovieLens).
+
+    Every reader has `read_blocks(tracker)` (column blocks, what the build uses) and `read(tracker)` (rows of text
+    cells), and `input_files()`.
 
     Example:
         >>> reader = make_reader(criteo_schema(), "train.txt.gz")  # doctest: +SKIP
     """
+    separators = {field.column: field.separator for field in schema.fields
+                  if field.kind == schema_lib.MULTI_CATEGORICAL}
     if schema.reader == schema_lib.MOVIELENS_READER:
-        return MovieLensReader(input_paths, chunk_bytes=chunk_bytes)
+        return MovieLensReader(input_paths, chunk_bytes=chunk_bytes, required_columns=schema.required_columns)
+    if schema.reader == schema_lib.PARQUET_READER:
+        return ParquetReader(input_paths, schema.required_columns, separators)
+    if schema.reader == schema_lib.TFRECORD_READER:
+        return TFRecordReader(input_paths, schema.required_columns, separators)
     return DelimitedReader(input_paths, delimiter=schema.delimiter, has_header=schema.has_header,
                            column_names=schema.column_names, required_columns=schema.required_columns,
-                           quotechar=schema.quotechar, encoding=schema.encoding, chunk_bytes=chunk_bytes)
+                           quotechar=schema.quotechar, encoding=schema.encoding, chunk_bytes=chunk_bytes,
+                           block_bytes=block_bytes)
 
 
 @dataclasses.dataclass
-class ParsedRows:
-    """The valid rows of one chunk, column-wise.
+class ValidRows:
+    """The valid rows of one block.
 
     Attributes:
-        tokens: per schema field, one entry per row: single-valued fields hold the token, with `MISSING` ("") for
-            a missing value (the encoder and the counter read it as the field's `missing_token`, or id 0 without
-            one); multi-valued fields hold a tuple of at most `max_values` tokens (the missing token, or nothing,
-            for an empty cell).
-        labels: 0/1 per row.
-        times: per row, the time column as a float (only when the parser reads times), else None.
-        cells: the valid rows' raw cells (only when the parser keeps them), else None.
+        path: the file.
+        line_numbers: int64 `[rows]`.
+        columns: {column: raw text cells} of the rows.
+        labels: int32 0/1 `[rows]`.
+        times: float64 `[rows]` of the time column (only when the parser reads times), else None.
+        encoded: {field position: the field's column dictionary-encoded} for fields with a numeric transform.
     """
 
-    tokens: List[Sequence]
-    labels: List[int]
-    times: Optional[List[float]]
-    cells: Optional[List[List[str]]] = None
+    path: str
+    line_numbers: np.ndarray
+    columns: Dict[str, pa.ChunkedArray]
+    labels: np.ndarray
+    times: Optional[np.ndarray]
+    encoded: Dict[int, pa.ChunkedArray]
 
     @property
     def num_rows(self) -> int:
-        return len(self.labels)
+        return len(self.line_numbers)
 
 
 class _Invalid:
-    """A cached transform failure (the reason a value is not readable)."""
+    """A cached failure: why a value is not readable."""
 
     __slots__ = ("detail",)
 
@@ -65,152 +89,323 @@ class _Invalid:
         self.detail = detail
 
 
-class RecordParser:
-    """Applies a schema to reader chunks: label rule, field transforms, missing values, multi-value slots.
+class _Cache(dict):
+    """Results of a function of raw values, kept for at most `_MAX_CACHED_VALUES` values (then started afresh)."""
+
+    def __init__(self, function):
+        super().__init__()
+        self._function = function
+
+    def results(self, values: Sequence[str]) -> list:
+        if len(self) + len(values) > _MAX_CACHED_VALUES:
+            self.clear()
+        function = self._function
+        return [self[value] if value in self else self.setdefault(value, function(value)) for value in values]
+
+
+def _tokens_of(results: list) -> list:
+    """Cached transform results as tokens; values that were not readable (their rows were skipped, but they stay in
+    a filtered block's dictionary) read as missing."""
+    return [MISSING if isinstance(result, _Invalid) else result for result in results]
+
+
+def _dictionary(encoded: pa.ChunkedArray) -> pa.Array:
+    """The dictionary shared by the chunks of `dictionary_encode(chunked array)`."""
+    return encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], type=pa.string())
+
+
+def _indices(encoded: pa.ChunkedArray) -> np.ndarray:
+    if not encoded.num_chunks:
+        return np.zeros((0,), dtype=np.int32)
+    return np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
+
+
+def _as_number(raw: str):
+    try:
+        number = float(raw)
+    except ValueError:
+        return math.nan
+    return number
+
+
+def _transform_result(transform):
+    def apply(raw: str):
+        try:
+            token = transform.python(raw)
+        except ValueError as error:
+            return _Invalid(str(error))
+        return MISSING if token is None else token
+    return apply
+
+
+def _multi_parts(field: schema_lib.FieldSpec):
+    """cell -> (the tokens of its slots, whether values beyond `max_values` were dropped)."""
+    def split(cell: str) -> Tuple[Tuple[str, ...], bool]:
+        parts = [part for part in cell.split(field.separator) if part]  # identity transform: "" is missing
+        truncated = len(parts) > field.max_values
+        parts = parts[:field.max_values]
+        if not parts and field.missing_token is not None:
+            parts = [field.missing_token]
+        return tuple(parts), truncated
+    return split
+
+
+class BlockParser:
+    """Applies a schema to column blocks (see the module doc).
 
     Args:
         schema: the schema.
         tracker: counts skipped rows (strict mode raises at the first one).
         parse_time: also read the schema's time column (rows whose time is not a number are then skipped).
-        keep_cells: also return the raw cells of the valid rows.
 
     Example:
-        >>> parser = RecordParser(schema, BadInputTracker())  # doctest: +SKIP
-        >>> rows = parser.parse(chunk)  # doctest: +SKIP
+        >>> parser = BlockParser(schema, BadInputTracker())  # doctest: +SKIP
+        >>> rows = parser.validate(block)  # doctest: +SKIP
+        >>> parser.count(rows)  # doctest: +SKIP
     """
 
-    def __init__(self, schema: schema_lib.Schema, tracker: BadInputTracker, parse_time: bool = False,
-                 keep_cells: bool = False):
+    def __init__(self, schema: schema_lib.Schema, tracker: BadInputTracker, parse_time: bool = False):
         if parse_time and schema.time_column is None:
             raise ValueError(f"schema {schema.name!r} has no time_column to read.")
         self.schema = schema
         self.tracker = tracker
         self.parse_time = bool(parse_time)
-        self.keep_cells = bool(keep_cells)
-        self._transforms = [transforms.get_transform(field.transform) for field in schema.fields]
-        self._caches: List[Dict[str, object]] = [{} for _ in schema.fields]
-        self._invalid_values: List[set] = [set() for _ in schema.fields]
-        self._indices: Dict[Tuple[str, ...], Tuple[int, List[int], Optional[int]]] = {}
+        self._numeric = [transforms.get_transform(field.transform).name != "identity"
+                         and field.kind != schema_lib.MULTI_CATEGORICAL for field in schema.fields]
+        self._tokens = [_Cache(_transform_result(transforms.get_transform(field.transform)))
+                        if numeric else None for field, numeric in zip(schema.fields, self._numeric)]
+        self._parts = [_Cache(_multi_parts(field)) if field.kind == schema_lib.MULTI_CATEGORICAL else None
+                       for field in schema.fields]
+        self._numbers = _Cache(_as_number)
 
-    def _column_indices(self, chunk: RowChunk) -> Tuple[int, List[int], Optional[int]]:
-        names = chunk.column_names
-        if names not in self._indices:
-            missing = [column for column in self.schema.required_columns if column not in names]
-            if missing:
-                raise ValueError(f"{chunk.path}: the reader gives the columns {list(names)}, which lack {missing} "
-                                 f"named by schema {self.schema.name!r}.")
-            time_index = names.index(self.schema.time_column) if self.parse_time else None
-            self._indices[names] = (names.index(self.schema.label.column),
-                                    [names.index(field.column) for field in self.schema.fields], time_index)
-        return self._indices[names]
+    # -- validation ---------------------------------------------------------------------------------------------
 
-    def _transformed(self, position: int, values: Sequence[str]) -> Tuple[list, Dict[int, str]]:
-        """Transformed tokens of one column (`MISSING` for missing values) and {row: detail} of unreadable values."""
-        cache, invalid_values = self._caches[position], self._invalid_values[position]
-        transform = self._transforms[position]
-        distinct = set(values)
-        new = distinct.difference(cache)
-        if len(cache) + len(new) > _MAX_CACHED_VALUES:
-            cache.clear()
-            invalid_values.clear()
-            new = distinct
-        for value in new:
-            try:
-                token = transform.python(value)
-                cache[value] = MISSING if token is None else token
-            except ValueError as error:
-                cache[value] = _Invalid(str(error))
-                invalid_values.add(value)
-        tokens = list(map(cache.__getitem__, values))
-        invalid = {}
-        if not invalid_values.isdisjoint(distinct):
-            invalid = {row: token.detail for row, token in enumerate(tokens) if isinstance(token, _Invalid)}
-        return tokens, invalid
-
-    def _labels(self, values: Sequence[str], bad: List[tuple]) -> list:
+    def _labels(self, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
         label = self.schema.label
         if label.rule == schema_lib.BINARY_LABEL:
-            labels = list(map(_BINARY_LABELS.get, values))
-            if None in labels:
-                bad.extend((row, "bad_label", f"label {value!r}, expected 0 or 1")
-                           for row, value in enumerate(values) if value not in _BINARY_LABELS)
+            labels = pc.equal(cells, "1").to_numpy(zero_copy_only=False).astype(np.int32)
+            readable = pc.is_in(cells, value_set=_BINARY_LABELS).to_numpy(zero_copy_only=False)
+            for row in np.flatnonzero(~readable):
+                bad.append((row, "bad_label", f"label {cells[int(row)].as_py()!r}, expected 0 or 1"))
             return labels
-        labels = []
-        for row, value in enumerate(values):
-            try:
-                number = float(value)
-            except ValueError:
-                number = math.nan
-            if math.isnan(number):
-                bad.append((row, "bad_label", f"{label.column} {value!r} is not a number"))
-                labels.append(None)
-            else:
-                labels.append(1 if number >= label.threshold else 0)
-        return labels
+        encoded = pc.dictionary_encode(cells)
+        numbers = np.array(self._numbers.results(_dictionary(encoded).to_pylist()), dtype=np.float64)
+        values = numbers[_indices(encoded)]
+        for row in np.flatnonzero(np.isnan(values)):
+            bad.append((row, "bad_label", f"{label.column} {cells[int(row)].as_py()!r} is not a number"))
+        return (values >= label.threshold).astype(np.int32)
 
-    def _multi_values(self, field: schema_lib.FieldSpec, values: Sequence[str]) -> List[tuple]:
-        cells = []
-        for value in values:
-            parts = [part for part in value.split(field.separator) if part]  # identity transform: "" is missing
-            if len(parts) > field.max_values:
-                self.tracker.values_truncated[field.name] += 1
-                parts = parts[:field.max_values]
-            if not parts and field.missing_token is not None:
-                parts = [field.missing_token]
-            cells.append(tuple(parts))
-        return cells
+    def _times(self, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
+        encoded = pc.dictionary_encode(cells)
+        times = np.array(self._numbers.results(_dictionary(encoded).to_pylist()), dtype=np.float64)[_indices(encoded)]
+        for row in np.flatnonzero(np.isnan(times)):
+            bad.append((row, "bad_time", f"{self.schema.time_column} {cells[int(row)].as_py()!r} is not a number"))
+        return times
 
-    def parse(self, chunk: RowChunk) -> ParsedRows:
-        """Parses one chunk; rows with bad values and the reader's rejected lines are reported in line order."""
-        label_index, field_indices, time_index = self._column_indices(chunk)
-        columns = list(zip(*chunk.rows)) if chunk.rows else [()] * len(chunk.column_names)
-        bad: List[tuple] = []  # (row, reason, detail)
-        labels = self._labels(columns[label_index], bad)
-        tokens = []
-        for position, (field, column_index) in enumerate(zip(self.schema.fields, field_indices)):
-            values = columns[column_index]
-            if field.kind == schema_lib.MULTI_CATEGORICAL:
-                tokens.append(self._multi_values(field, values))
+    def validate(self, block: ColumnBlock) -> ValidRows:
+        """Checks a block's rows, skips (reports) the bad ones with the reader's rejections in line order, and
+        returns the valid rows."""
+        bad: List[tuple] = []  # (row, reason, detail), in the order of the checks
+        columns = {name: chunked(cells) for name, cells in block.columns.items()}
+        labels = self._labels(columns[self.schema.label.column], bad)
+        encoded = {}
+        for position, field in enumerate(self.schema.fields):
+            if not self._numeric[position]:
                 continue
-            if self._transforms[position].name == "identity":
-                tokens.append(values)  # an empty cell already is MISSING
-            else:
-                column, invalid = self._transformed(position, values)
-                bad.extend((row, "non_numeric", f"{field.name}: {detail}") for row, detail in invalid.items())
-                tokens.append(column)
-        times = None
-        if time_index is not None:
-            times = []
-            for row, value in enumerate(columns[time_index]):
-                try:
-                    number = float(value)
-                except ValueError:
-                    number = math.nan
-                if math.isnan(number):
-                    bad.append((row, "bad_time", f"{self.schema.time_column} {value!r} is not a number"))
-                times.append(number)
-        self._report(chunk, bad)
-        cells = chunk.rows if self.keep_cells else None
+            encoded[position] = pc.dictionary_encode(columns[field.column])
+            results = self._tokens[position].results(_dictionary(encoded[position]).to_pylist())
+            invalid = [index for index, result in enumerate(results) if isinstance(result, _Invalid)]
+            if invalid:
+                indices = _indices(encoded[position])
+                for row in np.flatnonzero(np.isin(indices, invalid)):
+                    bad.append((row, "non_numeric", f"{field.name}: {results[indices[row]].detail}"))
+        times = self._times(columns[self.schema.time_column], bad) if self.parse_time else None
+        self._report(block, bad)
+        line_numbers = block.line_numbers
         if bad:
-            skip = {row for row, _, _ in bad}
-            keep = [row not in skip for row in range(len(chunk.rows))]
-            tokens = [[token for token, kept in zip(column, keep) if kept] for column in tokens]
-            labels = [label for label, kept in zip(labels, keep) if kept]
-            if times is not None:
-                times = [time for time, kept in zip(times, keep) if kept]
-            if cells is not None:
-                cells = [row for row, kept in zip(cells, keep) if kept]
-        return ParsedRows(tokens, labels, times, cells)
+            keep = np.ones(block.num_rows, dtype=bool)
+            keep[[row for row, _, _ in bad]] = False
+            mask = pa.array(keep)
+            columns = {name: cells.filter(mask) for name, cells in columns.items()}
+            encoded = {position: cells.filter(mask) for position, cells in encoded.items()}
+            labels, line_numbers = labels[keep], line_numbers[keep]
+            times = times[keep] if times is not None else None
+        return ValidRows(block.path, line_numbers, columns, labels, times, encoded)
 
-    def _report(self, chunk: RowChunk, bad: List[tuple]) -> None:
+    def _report(self, block: ColumnBlock, bad: List[tuple]) -> None:
         """Reports the reader's and the parser's rejections merged in line order (strict mode stops at the first)."""
-        if not bad and not chunk.rejected:
+        if not bad and not block.rejected:
             return
         by_line = {}
-        for line_number, reason, detail in chunk.rejected:
+        for line_number, reason, detail in block.rejected:
             by_line.setdefault(line_number, (reason, detail))
         for row, reason, detail in bad:
-            by_line.setdefault(chunk.line_numbers[row], (reason, detail))
+            by_line.setdefault(int(block.line_numbers[row]), (reason, detail))
         for line_number in sorted(by_line):
             reason, detail = by_line[line_number]
-            self.tracker.skip(chunk.path, line_number, reason, detail)
+            self.tracker.skip(block.path, line_number, reason, detail)
+
+    # -- pass 1: counting ---------------------------------------------------------------------------------------
+
+    def _with_missing(self, field: schema_lib.FieldSpec, tokens: pa.Array, counts: np.ndarray):
+        """Counts of `tokens` with MISSING ("") replaced by the field's missing token, or dropped without one."""
+        missing = pc.equal(tokens, MISSING)
+        if not pc.any(missing).as_py():
+            return tokens, counts
+        if field.missing_token is not None:
+            return pc.if_else(missing, field.missing_token, tokens), counts
+        keep = pc.invert(missing)
+        return tokens.filter(keep), counts[keep.to_numpy(zero_copy_only=False)]
+
+    def count(self, rows: ValidRows) -> List[Tuple[int, pa.Array, np.ndarray]]:
+        """(field position, tokens, counts) of the valid rows, per field with a vocabulary; a token may appear more
+        than once (the counter adds them up). Counts values beyond a multi-valued field's slots on the tracker."""
+        counted = []
+        for position, field in enumerate(self.schema.fields):
+            if field.hash_buckets is not None:
+                continue
+            if self._numeric[position]:
+                encoded = rows.encoded[position]
+                dictionary = _dictionary(encoded)
+                counts = np.bincount(_indices(encoded), minlength=len(dictionary))
+                tokens = pa.array(_tokens_of(self._tokens[position].results(dictionary.to_pylist())),
+                                  type=pa.string())
+            elif field.kind == schema_lib.MULTI_CATEGORICAL:
+                tokens, counts = self._count_multi(position, field, rows.columns[field.column])
+            else:
+                value_counts = pc.value_counts(rows.columns[field.column])
+                tokens = value_counts.field("values")
+                counts = value_counts.field("counts").to_numpy(zero_copy_only=False)
+            tokens, counts = self._with_missing(field, tokens, np.asarray(counts, dtype=np.int64))
+            seen = counts > 0  # a filtered block's dictionary keeps the values of its skipped rows
+            if not seen.all():
+                tokens, counts = tokens.filter(pa.array(seen)), counts[seen]
+            counted.append((position, tokens, counts))
+        return counted
+
+    def _count_multi(self, position: int, field: schema_lib.FieldSpec, cells: pa.ChunkedArray):
+        encoded = pc.dictionary_encode(cells)
+        dictionary = _dictionary(encoded)
+        cell_counts = np.bincount(_indices(encoded), minlength=len(dictionary))
+        totals: Dict[str, int] = {}
+        for (parts, truncated), count in zip(self._parts[position].results(dictionary.to_pylist()),
+                                             cell_counts.tolist()):
+            if truncated and count:
+                self.tracker.values_truncated[field.name] += count
+            for part in parts:
+                totals[part] = totals.get(part, 0) + count
+        return pa.array(list(totals), type=pa.string()), np.array(list(totals.values()), dtype=np.int64)
+
+    # -- pass 2: encoding ---------------------------------------------------------------------------------------
+
+    def encode(self, rows: ValidRows, lookups: "IdLookups") -> np.ndarray:
+        """int32 `[rows, N + 1]`: the ids of every encoded column in `schema.field_names` order, then the label."""
+        block = np.empty((rows.num_rows, self.schema.num_fields + 1), dtype=np.int32)
+        column = 0
+        for position, field in enumerate(self.schema.fields):
+            if self._numeric[position]:
+                encoded = rows.encoded[position]
+                tokens = _tokens_of(self._tokens[position].results(_dictionary(encoded).to_pylist()))
+                block[:, column] = lookups.ids_of_tokens(position, tokens)[_indices(encoded)]
+                column += 1
+                continue
+            encoded = pc.dictionary_encode(rows.columns[field.column])
+            dictionary, indices = _dictionary(encoded), _indices(encoded)
+            if field.kind == schema_lib.MULTI_CATEGORICAL:
+                slots = [parts for parts, _ in self._parts[position].results(dictionary.to_pylist())]
+                slot_ids = lookups.ids_of_slots(position, slots)  # [distinct cells, max_values]
+                block[:, column:column + field.max_values] = slot_ids[indices]
+                column += field.max_values
+            else:
+                block[:, column] = lookups.ids_of_cells(position, dictionary)[indices]
+                column += 1
+        block[:, column] = rows.labels
+        return block
+
+
+class IdLookups:
+    """Token -> id maps of every field: vocabulary files (id = 1 + line, 0 for anything else) or hash buckets.
+
+    Args:
+        schema: the schema.
+        vocabularies: {field name: tokens in id order} for every field without `hash_buckets`.
+
+    Example:
+        >>> lookups = IdLookups(schema, {"user": ["u1", "u2"]})  # doctest: +SKIP
+    """
+
+    def __init__(self, schema: schema_lib.Schema, vocabularies: Mapping[str, Sequence[str]]):
+        self.schema = schema
+        self._vocabularies = {}  # position -> Arrow array of the tokens (for index_in)
+        self._ids: Dict[int, Dict[str, int]] = {}  # position -> {token: id}, built when needed
+        self._token_lists = {}
+        self._missing_ids = []
+        for position, field in enumerate(schema.fields):
+            if field.hash_buckets is not None:
+                missing = (0 if field.missing_token is None
+                           else int(_hash_ids([field.missing_token], field.hash_buckets)[0]))
+            else:
+                tokens = list(vocabularies[field.name])
+                self._token_lists[position] = tokens
+                self._vocabularies[position] = pa.array(tokens, type=pa.string())
+                missing = (tokens.index(field.missing_token) + 1
+                           if field.missing_token is not None and field.missing_token in tokens else 0)
+            self._missing_ids.append(missing)
+
+    def _token_ids(self, position: int) -> Dict[str, int]:
+        if position not in self._ids:
+            self._ids[position] = {token: index for index, token in enumerate(self._token_lists[position], start=1)}
+        return self._ids[position]
+
+    def ids_of_tokens(self, position: int, tokens: Sequence[str]) -> np.ndarray:
+        """Ids of transformed tokens (MISSING for a missing value)."""
+        field = self.schema.fields[position]
+        missing = self._missing_ids[position]
+        if field.hash_buckets is not None:
+            return _hash_ids_with_missing(tokens, field.hash_buckets, missing)
+        ids = self._token_ids(position)
+        return np.fromiter((missing if token == MISSING else ids.get(token, 0) for token in tokens), dtype=np.int32,
+                           count=len(tokens))
+
+    def ids_of_cells(self, position: int, cells: pa.Array) -> np.ndarray:
+        """Ids of raw cells of an identity-transform field ("" is missing)."""
+        field = self.schema.fields[position]
+        missing = self._missing_ids[position]
+        if field.hash_buckets is not None:
+            return _hash_ids_with_missing(cells.to_pylist(), field.hash_buckets, missing)
+        found = pc.index_in(cells, value_set=self._vocabularies[position])
+        ids = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32) + 1
+        if missing:
+            ids[pc.equal(cells, MISSING).to_numpy(zero_copy_only=False)] = missing
+        return ids
+
+    def ids_of_slots(self, position: int, slots: Sequence[Tuple[str, ...]]) -> np.ndarray:
+        """int32 `[len(slots), max_values]` ids of the slot tokens of distinct cells, 0-padded."""
+        field = self.schema.fields[position]
+        table = np.zeros((len(slots), field.max_values), dtype=np.int32)
+        flat = [token for parts in slots for token in parts]
+        if not flat:
+            return table
+        if field.hash_buckets is not None:
+            flat_ids = _hash_ids(flat, field.hash_buckets)
+        else:
+            ids = self._token_ids(position)
+            flat_ids = [ids.get(token, 0) for token in flat]
+        rows = np.repeat(np.arange(len(slots)), [len(parts) for parts in slots])
+        slot = np.concatenate([np.arange(len(parts)) for parts in slots if parts])
+        table[rows, slot] = flat_ids
+        return table
+
+
+def _hash_ids(tokens: Sequence[str], hash_buckets: int) -> np.ndarray:
+    from tf_multiembed.data.shards import hash_bucket_ids
+
+    return hash_bucket_ids(tokens, hash_buckets).astype(np.int32)
+
+
+def _hash_ids_with_missing(tokens: Sequence[str], hash_buckets: int, missing_id: int) -> np.ndarray:
+    ids = np.full(len(tokens), missing_id, dtype=np.int32)
+    present = [index for index, token in enumerate(tokens) if token != MISSING]
+    if present:
+        ids[present] = _hash_ids([tokens[index] for index in present], hash_buckets)
+    return ids

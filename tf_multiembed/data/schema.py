@@ -1,21 +1,27 @@
 """Feature schemas: which columns become which fields, how they are transformed, and how the label is made.
 
-A `Schema` describes one data set: its reader (delimited text or the MovieLens-100K layouts), its fields in model
-order, its label rule and the vocabulary settings. Built-in schemas cover Criteo, Avazu and MovieLens-100K; any other
-CSV/TSV is described by a small JSON or YAML file read with `Schema.from_file`:
+A `Schema` describes one data set: its reader (delimited text, Parquet, TFRecord of tf.Example, or the
+MovieLens-100K layouts), its fields in model order, its label rule and the vocabulary settings. Built-in schemas
+cover Criteo, Avazu and MovieLens-100K; any other data set is described by a small JSON or YAML file read with
+`Schema.from_file`:
 
 ```yaml
 name: my_clicks
-reader: delimited
+reader: delimited            # or parquet, tfrecord (columns / features named by `column`)
 delimiter: ","
 has_header: true
 label: {column: clicked, rule: binary}
 time_column: ts
+min_count: 2                 # every field's minimum count unless the field sets its own
 fields:
-  - {name: user, column: user_id, kind: categorical, min_count: 2}
-  - {name: price, kind: numeric}                      # transform defaults to criteo_log_bucket
+  - {name: user, column: user_id, kind: categorical}
+  - {name: price, kind: numeric, min_count: 5}        # transform defaults to criteo_log_bucket
   - {name: tags, kind: multi_categorical, separator: "|", max_values: 3}
+  - {name: device_ip, hash_buckets: 1000000}          # no vocabulary: ids are hash buckets (bounded memory)
 ```
+
+A field's minimum count is its own `min_count`, else the schema's, else 1 (`Schema.resolved_min_counts` says which,
+and the build records it in the manifest).
 
 Encoded ids follow one rule (docs/architecture.md): per output field, id 0 is OOV/missing/rare and the known tokens
 are 1..len(vocabulary) in vocabulary-file order. A `multi_categorical` field becomes `max_values` output fields
@@ -43,7 +49,10 @@ LABEL_RULES = (BINARY_LABEL, THRESHOLD_LABEL)
 
 DELIMITED_READER = "delimited"
 MOVIELENS_READER = "movielens"
-READERS = (DELIMITED_READER, MOVIELENS_READER)
+PARQUET_READER = "parquet"
+TFRECORD_READER = "tfrecord"
+READERS = (DELIMITED_READER, MOVIELENS_READER, PARQUET_READER, TFRECORD_READER)
+DEFAULT_MIN_COUNT = 1
 
 FREQUENCY_ORDER = "frequency"
 SORTED_ORDER = "sorted"
@@ -57,6 +66,10 @@ def _fail(where: str, message: str):
     raise ValueError(f"{where}: {message}")
 
 
+def _is_count(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 1
+
+
 @dataclasses.dataclass(frozen=True)
 class FieldSpec:
     """One feature field.
@@ -68,12 +81,16 @@ class FieldSpec:
         column: the source column; defaults to `name`.
         transform: a name from `transforms.TRANSFORMS`; defaults to "identity" for categorical kinds and
             "criteo_log_bucket" for numeric.
-        min_count: tokens seen fewer times than this in the whole input get the OOV id 0.
+        min_count: tokens seen fewer times than this in the whole input get the OOV id 0; None takes the schema's
+            `min_count` (or 1 when neither is set).
         missing_token: the token an empty or missing value becomes (it then gets its own id like any token);
             None maps missing values to id 0.
         separator: multi_categorical only: the separator between values.
         max_values: multi_categorical only: the number of slots (values beyond it are dropped and counted).
         max_tokens: keep at most this many tokens (the most frequent) in the vocabulary; None keeps all.
+        hash_buckets: instead of a vocabulary, the id of a token is 1 + its hash bucket among `hash_buckets`
+            (`tf.strings.to_hash_bucket_fast`, offline and in the serving graph); one pass, memory independent of
+            the number of distinct values; a missing value is id 0 (or the bucket of `missing_token`).
 
     Example:
         >>> FieldSpec("price", kind="numeric").transform
@@ -84,11 +101,12 @@ class FieldSpec:
     kind: str = CATEGORICAL
     column: Optional[str] = None
     transform: Optional[str] = None
-    min_count: int = 1
+    min_count: Optional[int] = None
     missing_token: Optional[str] = None
     separator: str = " "
     max_values: Optional[int] = None
     max_tokens: Optional[int] = None
+    hash_buckets: Optional[int] = None
 
     def __post_init__(self):
         where = f"field {self.name!r}"
@@ -105,7 +123,7 @@ class FieldSpec:
         if transform.input_kind != _TRANSFORM_INPUT_KIND[self.kind]:
             _fail(where, f"transform {self.transform!r} reads {transform.input_kind} values but a {self.kind} field "
                          f"needs a {_TRANSFORM_INPUT_KIND[self.kind]} transform.")
-        if isinstance(self.min_count, bool) or not isinstance(self.min_count, int) or self.min_count < 1:
+        if self.min_count is not None and not _is_count(self.min_count):
             _fail(where, f"`min_count` must be an integer >= 1, got {self.min_count!r}.")
         if self.missing_token is not None and (not isinstance(self.missing_token, str) or not self.missing_token
                                                or "\n" in self.missing_token):
@@ -122,9 +140,15 @@ class FieldSpec:
                 _fail(where, f"`separator` must be a non-empty string, got {self.separator!r}.")
         elif self.max_values is not None:
             _fail(where, f"`max_values` applies to multi_categorical fields only (kind is {self.kind!r}).")
-        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int)
-                                            or self.max_tokens < 1):
+        if self.max_tokens is not None and not _is_count(self.max_tokens):
             _fail(where, f"`max_tokens` must be None or an integer >= 1, got {self.max_tokens!r}.")
+        if self.hash_buckets is not None:
+            if not _is_count(self.hash_buckets) or self.hash_buckets >= 2 ** 31 - 1:
+                _fail(where, f"`hash_buckets` must be None or an integer in [1, 2**31 - 2], got "
+                             f"{self.hash_buckets!r}.")
+            if self.min_count is not None or self.max_tokens is not None:
+                _fail(where, "a hash_buckets field has no vocabulary, so `min_count` and `max_tokens` do not apply; "
+                             "remove them (or remove `hash_buckets`).")
 
     @property
     def output_names(self) -> Tuple[str, ...]:
@@ -173,7 +197,7 @@ class LabelSpec:
 
 
 _SCHEMA_KEYS = ("name", "fields", "label", "reader", "delimiter", "has_header", "column_names", "quotechar",
-                "encoding", "time_column", "vocabulary_order")
+                "encoding", "time_column", "vocabulary_order", "min_count")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +208,9 @@ class Schema:
         name: a short identifier (used in cache folder names).
         fields: the fields, in the order of the encoded id columns.
         label: the label rule.
-        reader: "delimited" (CSV/TSV, plain or gzip) or "movielens" (MovieLens-100K, GroupLens or RecBole layout).
+        reader: "delimited" (CSV/TSV, plain or gzip), "parquet" (Parquet files), "tfrecord" (TFRecord files of
+            tf.train.Example; columns are feature names) or "movielens" (MovieLens-100K, GroupLens or RecBole
+            layout).
         delimiter: delimited reader: the one-character column separator.
         has_header: delimited reader: whether each file starts with a header line naming the columns.
         column_names: delimited reader: the column names of a headerless file (required then); with a header,
@@ -193,6 +219,7 @@ class Schema:
         encoding: delimited reader: the text encoding (lines that fail to decode are skipped as bad input).
         time_column: an optional column that orders rows in time (used by the "time" split).
         vocabulary_order: "frequency" (descending count, then token) or "sorted" (by token text).
+        min_count: the minimum count of every field that does not set its own (None: such fields use 1).
 
     Example:
         >>> schema = Schema("toy", fields=(FieldSpec("user"),), label=LabelSpec("click"))
@@ -211,6 +238,7 @@ class Schema:
     encoding: str = "utf-8"
     time_column: Optional[str] = None
     vocabulary_order: str = FREQUENCY_ORDER
+    min_count: Optional[int] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
@@ -250,6 +278,11 @@ class Schema:
         if self.vocabulary_order not in VOCABULARY_ORDERS:
             _fail(f"schema {self.name!r}", f"`vocabulary_order` must be one of {list(VOCABULARY_ORDERS)}, got "
                                            f"{self.vocabulary_order!r}.")
+        if self.min_count is not None and not _is_count(self.min_count):
+            _fail(f"schema {self.name!r}", f"`min_count` must be an integer >= 1, got {self.min_count!r}.")
+        if self.reader in (PARQUET_READER, TFRECORD_READER) and self.column_names is not None:
+            _fail(f"schema {self.name!r}", f"a {self.reader} reader takes the column names from the files; remove "
+                                           f"`column_names`.")
 
     @property
     def field_names(self) -> Tuple[str, ...]:
@@ -269,9 +302,23 @@ class Schema:
         return tuple(dict.fromkeys(columns))
 
     def with_min_count(self, min_count: int) -> "Schema":
-        """A copy whose every field has the given minimum count (e.g. 1 for tiny test files)."""
-        return dataclasses.replace(
-            self, fields=tuple(dataclasses.replace(field, min_count=min_count) for field in self.fields))
+        """A copy whose every vocabulary field has the given minimum count (e.g. 1 for tiny test files)."""
+        return dataclasses.replace(self, min_count=min_count, fields=tuple(
+            field if field.hash_buckets is not None else dataclasses.replace(field, min_count=min_count)
+            for field in self.fields))
+
+    def resolved_min_counts(self) -> Dict[str, Optional[int]]:
+        """{field name: the minimum count that applies} (None for hash-bucket fields): the field's own, else the
+        schema's, else `DEFAULT_MIN_COUNT`."""
+        return {field.name: None if field.hash_buckets is not None else
+                field.min_count if field.min_count is not None else
+                self.min_count if self.min_count is not None else DEFAULT_MIN_COUNT for field in self.fields}
+
+    def fields_with_default_min_count(self) -> Tuple[str, ...]:
+        """Vocabulary fields whose minimum count is the default because neither they nor the schema set one."""
+        if self.min_count is not None:
+            return ()
+        return tuple(field.name for field in self.fields if field.hash_buckets is None and field.min_count is None)
 
     def to_dict(self) -> Dict[str, Any]:
         """The schema as plain data; `Schema.from_dict(schema.to_dict()) == schema`."""

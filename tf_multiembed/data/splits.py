@@ -7,6 +7,7 @@ none (Criteo's Kaggle file is already in time order), and cuts the same fraction
 """
 
 import math
+import os
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -42,11 +43,17 @@ def split_sizes(num_rows: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -
     return num_train, num_validation, num_rows - num_train - num_validation
 
 
+def position_dtype(num_rows: int) -> np.dtype:
+    """The smallest integer type that numbers `num_rows` rows (int32 below 2**31 rows)."""
+    return np.dtype(np.int32) if num_rows < 2 ** 31 else np.dtype(np.int64)
+
+
 def random_order(num_rows: int, seed: int, path: Optional[str] = None) -> np.ndarray:
     """`numpy.random.default_rng(seed).permutation(num_rows)`, optionally built inside a file-backed memory map.
 
-    With `path`, the 8 bytes per row live in the page cache (evictable, written back to `path`) instead of the heap;
-    the permutation is the same (`Generator.shuffle` of `arange` is what `permutation` does).
+    With `path`, the permutation lives in the page cache (evictable, written back to `path`) instead of the heap,
+    in `position_dtype` (4 bytes per row below 2**31 rows); the values are the same (`Generator.shuffle` of `arange`
+    is what `permutation` does, and its swaps do not depend on the dtype).
 
     Example:
         >>> random_order(5, seed=0).tolist() == np.random.default_rng(0).permutation(5).tolist()
@@ -54,15 +61,51 @@ def random_order(num_rows: int, seed: int, path: Optional[str] = None) -> np.nda
     """
     if path is None:
         return np.random.default_rng(seed).permutation(num_rows)
-    order = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=(num_rows,))
+    dtype = position_dtype(num_rows)
+    order = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(num_rows,))
     block = 1 << 20
     for start in range(0, num_rows, block):
         stop = min(num_rows, start + block)
-        order[start:stop] = np.arange(start, stop, dtype=np.int64)
+        order[start:stop] = np.arange(start, stop, dtype=dtype)
     # A plain-ndarray view of the map takes numpy's fast in-place shuffle (a memmap subclass would not).
     np.random.default_rng(seed).shuffle(order.view(np.ndarray))
     order.flush()
     return order  # dropping the last reference unmaps it
+
+
+def inverse_order(order_path: str, path: str, block: int = 1 << 20) -> None:
+    """Writes the inverse of the permutation stored in `order_path` (.npy) to `path` (.npy): for each row in file
+    order, its position in the ordered rows. Both live in file-backed maps (page cache), not the heap."""
+    order = np.load(order_path, mmap_mode="r")
+    inverse = np.lib.format.open_memmap(path, mode="w+", dtype=order.dtype, shape=order.shape)
+    for start in range(0, len(order), block):
+        stop = min(len(order), start + block)
+        inverse[np.asarray(order[start:stop])] = np.arange(start, stop, dtype=order.dtype)
+    inverse.flush()
+    del inverse, order
+
+
+class NpyReader:
+    """Reads ranges of a 1-D .npy file with positional reads: no memory map, so nothing read stays resident."""
+
+    def __init__(self, path):
+        self.path = path
+        self._handle = open(path, "rb")
+        version = np.lib.format.read_magic(self._handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        self.shape, _, self.dtype = read_header(self._handle)
+        self._offset = self._handle.tell()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        size = (stop - start) * self.dtype.itemsize
+        data = os.pread(self._handle.fileno(), size, self._offset + start * self.dtype.itemsize)
+        if len(data) != size:
+            raise ValueError(f"{self.path}: truncated ({len(data)} of {size} bytes at row {start}).")
+        return np.frombuffer(data, dtype=self.dtype)
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def time_order(times: np.ndarray) -> Optional[np.ndarray]:

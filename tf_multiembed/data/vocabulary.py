@@ -79,20 +79,27 @@ def token_ids(tokens: Iterable[str]) -> Dict[str, int]:
 
 
 def build_schema_vocabularies(schema: schema_lib.Schema,
-                              counts: Sequence[Mapping[str, int]]) -> Dict[str, List[str]]:
-    """{field name: tokens} for every schema field, using each field's min_count and max_tokens."""
-    return {field.name: build_vocabulary(field_counts, field.min_count, schema.vocabulary_order, field.max_tokens)
-            for field, field_counts in zip(schema.fields, counts)}
+                              counts: Mapping[str, Mapping[str, int]]) -> Dict[str, List[str]]:
+    """{field name: tokens} for every field with a vocabulary (not `hash_buckets`), from {field name: token counts},
+    using each field's resolved minimum count and max_tokens."""
+    min_counts = schema.resolved_min_counts()
+    return {field.name: build_vocabulary(counts[field.name], min_counts[field.name], schema.vocabulary_order,
+                                         field.max_tokens)
+            for field in schema.fields if field.hash_buckets is None}
 
 
 def write_schema_vocabularies(schema: schema_lib.Schema, vocabularies: Mapping[str, Sequence[str]],
                               vocab_dir) -> List[int]:
     """Writes one file per encoded column (each slot of a multi-valued field gets a copy of the field's tokens) and
-    returns the vocabulary sizes (tokens + 1 for the OOV id) in `schema.field_names` order."""
+    returns the vocabulary sizes (tokens + 1 for the OOV id; hash_buckets + 1 for hash-bucket fields, which have no
+    file) in `schema.field_names` order."""
     vocab_dir = pathlib.Path(vocab_dir)
     vocab_dir.mkdir(parents=True, exist_ok=True)
     sizes = []
     for field in schema.fields:
+        if field.hash_buckets is not None:
+            sizes.extend([field.hash_buckets + 1] * len(field.output_names))
+            continue
         tokens = vocabularies[field.name]
         for output_name in field.output_names:
             write_vocabulary(vocabulary_path(vocab_dir, output_name), tokens)
@@ -101,6 +108,7 @@ def write_schema_vocabularies(schema: schema_lib.Schema, vocabularies: Mapping[s
 
 
 def read_schema_vocabularies(schema: schema_lib.Schema, vocab_dir) -> Dict[str, List[str]]:
-    """{field name: tokens} read back from `vocab_dir` (the first slot's file for multi-valued fields)."""
+    """{field name: tokens} read back from `vocab_dir` (the first slot's file for multi-valued fields), for the fields
+    with a vocabulary."""
     return {field.name: read_vocabulary(vocabulary_path(vocab_dir, field.output_names[0]))
-            for field in schema.fields}
+            for field in schema.fields if field.hash_buckets is None}

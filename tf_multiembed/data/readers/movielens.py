@@ -13,11 +13,12 @@ RecBole's: item 267's empty GroupLens release date is "unkonwn" there, and item 
 
 import pathlib
 import warnings
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tf_multiembed.data.quality import BadInputTracker, SkippedInputWarning
+from tf_multiembed.data.readers.blocks import ColumnBlock, block_from_rows
 from tf_multiembed.data.readers.delimited import DelimitedReader, RowChunk, check_columns
-from tf_multiembed.data.readers.lines import DEFAULT_CHUNK_BYTES
+from tf_multiembed.data.readers.lines import DEFAULT_CHUNK_BYTES, file_digest
 
 RATING_COLUMN = "rating"
 TIMESTAMP_COLUMN = "timestamp"
@@ -68,6 +69,7 @@ class MovieLensReader:
     Args:
         path: the MovieLens-100K folder (or a file in it), in the GroupLens or the RecBole layout.
         chunk_bytes: about how many bytes of ratings to read at a time.
+        required_columns: the columns `read_blocks` yields (default: all of `COLUMNS`).
 
     Example:
         >>> reader = MovieLensReader("../shared/data/ml-100k")  # doctest: +SKIP
@@ -75,12 +77,16 @@ class MovieLensReader:
         ['196', '242', '3', '881250949', '49', 'M', 'writer', '55105', 'Kolya', '1996', 'Comedy']
     """
 
-    def __init__(self, path, chunk_bytes: int = DEFAULT_CHUNK_BYTES):
+    def __init__(self, path, chunk_bytes: int = DEFAULT_CHUNK_BYTES, required_columns: Sequence[str] = ()):
         paths = [path] if isinstance(path, (str, pathlib.Path)) else list(path)
         if len(paths) != 1:
             raise ValueError(f"MovieLensReader reads one MovieLens-100K folder, got {len(paths)} paths: {paths}.")
         self.path = pathlib.Path(paths[0])
         self.chunk_bytes = int(chunk_bytes)
+        unknown = [column for column in required_columns if column not in COLUMNS]
+        if unknown:
+            raise ValueError(f"MovieLens-100K has no columns {unknown}; its columns are {list(COLUMNS)}.")
+        self.required_columns = tuple(required_columns) or COLUMNS
 
     def _files(self) -> Tuple[str, pathlib.Path, List[pathlib.Path]]:
         layout, folder = detect_layout(self.path)
@@ -148,6 +154,15 @@ class MovieLensReader:
                     rows.append([user_id, item_id, rating, timestamp, *user, *item])
                     line_numbers.append(line_number)
             yield RowChunk(chunk.path, COLUMNS, line_numbers, rows, sorted(rejected))
+
+
+    def read_blocks(self, tracker: BadInputTracker, digests: Optional[dict] = None) -> Iterator[ColumnBlock]:
+        """`read` as `ColumnBlock`s of the required columns; with `digests`, stores each file's sha256 there."""
+        for chunk in self.read(tracker):
+            yield block_from_rows(chunk.path, chunk.column_names, self.required_columns, chunk.rows,
+                                  chunk.line_numbers, chunk.rejected)
+        if digests is not None and self.path.exists():
+            digests.update((str(file), file_digest(file)) for file in self._files()[2])
 
 
 def _table(reader: DelimitedReader, key: str, columns: Sequence[str],

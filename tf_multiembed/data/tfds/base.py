@@ -11,7 +11,7 @@ default random split; the split assignment holds one byte per row in memory whil
 import abc
 import math
 import pathlib
-from typing import Iterator, Tuple
+from typing import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -20,7 +20,7 @@ from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import transforms
 from tf_multiembed.data.quality import BadInputTracker
-from tf_multiembed.data.records import RecordParser, make_reader
+from tf_multiembed.data.records import BlockParser, ValidRows, make_reader
 
 
 class SchemaBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
@@ -59,7 +59,7 @@ class SchemaBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         schema = self.schema()
         paths = self.input_paths(pathlib.Path(dl_manager.manual_dir))
         tracker = BadInputTracker(strict=self.STRICT)
-        num_rows = sum(rows.num_rows for _, rows in _parsed(schema, paths, tracker))
+        num_rows = sum(rows.num_rows for rows in _parsed(schema, paths, tracker))
         tracker.warn_if_skipped()
         tracker.check(self.MAX_SKIPPED_FRACTION)
         membership = splits_lib.split_membership(num_rows, self.SPLIT_SEED)
@@ -70,21 +70,21 @@ class SchemaBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         numeric = [transforms.get_transform(field.transform).input_kind == "number" for field in schema.fields]
         tracker = BadInputTracker(max_examples=0)  # the counting pass already reported the bad lines
         row = 0
-        for column_names, rows in _parsed(schema, paths, tracker):
-            indices = [column_names.index(field.column) for field in schema.fields]
-            for cells, label in zip(rows.cells, rows.labels):
+        for rows in _parsed(schema, paths, tracker):
+            columns = [rows.columns[field.column].to_pylist() for field in schema.fields]
+            for position, label in enumerate(rows.labels.tolist()):
                 if membership[row] == split_index:
-                    features = {field.name: _raw_value(cells[index], is_numeric)
-                                for field, index, is_numeric in zip(schema.fields, indices, numeric)}
+                    features = {field.name: _raw_value(cells[position], is_numeric)
+                                for field, cells, is_numeric in zip(schema.fields, columns, numeric)}
                     yield row, {"features": features, "label": label}
                 row += 1
 
 
-def _parsed(schema: schema_lib.Schema, paths, tracker: BadInputTracker) -> Iterator[Tuple[Tuple[str, ...], object]]:
-    """(column names, parsed valid rows with their cells) per chunk of the inputs."""
-    parser = RecordParser(schema, tracker, keep_cells=True)
-    for chunk in make_reader(schema, paths).read(tracker):
-        yield chunk.column_names, parser.parse(chunk)
+def _parsed(schema: schema_lib.Schema, paths, tracker: BadInputTracker) -> Iterator[ValidRows]:
+    """The valid rows (with their raw cells) of each block of the inputs."""
+    parser = BlockParser(schema, tracker)
+    for block in make_reader(schema, paths).read_blocks(tracker):
+        yield parser.validate(block)
 
 
 def _raw_value(cell: str, numeric: bool):
