@@ -29,7 +29,7 @@ from tf_multiembed.data.beam import BeamSettings, PrepareData, prepare_with_beam
 from tf_multiembed.data.beam import pipeline as beam_pipeline  # noqa: E402
 from tf_multiembed.data.beam import split as split_lib  # noqa: E402
 from tf_multiembed.data.quality import BadInputTracker, SkippedInputWarning  # noqa: E402
-from tf_multiembed.data.records import RecordParser, make_reader  # noqa: E402
+from tf_multiembed.data.records import BlockParser, make_reader  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -87,14 +87,12 @@ class BeamOutput:
 def _single_machine_file_order(schema, inputs, data, seed):
     """The single-machine build's valid rows (ids, then label) in file order with their (file base name, line):
     its seeded permutation split undone."""
-    tracker = BadInputTracker(max_examples=1 << 30)
-    parser = RecordParser(schema, tracker)
+    tracker = BadInputTracker()
+    parser = BlockParser(schema, tracker)
     places = []
-    for chunk in make_reader(schema, inputs).read(tracker):
-        before = len(tracker.examples)
-        parser.parse(chunk)
-        skipped = {bad.line_number for bad in tracker.examples[before:]}
-        places.extend((os.path.basename(chunk.path), line) for line in chunk.line_numbers if line not in skipped)
+    for block in make_reader(schema, inputs).read_blocks(tracker):
+        rows = parser.validate(block)
+        places.extend((os.path.basename(rows.path), int(line)) for line in rows.line_numbers)
     splits = [data.numpy_split(name) for name in splits_lib.SPLIT_NAMES]
     permuted = np.concatenate([np.concatenate([ids, labels[:, None]], axis=1) for ids, labels in splits])
     rows = np.empty_like(permuted)
@@ -309,12 +307,7 @@ def test_beam_road_prepare_train_export_serve(tmp_path):
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert f"Prepared data: {output}" in completed.stdout
 
-    try:
-        data = PreparedData.load(output)
-    except ValueError as error:  # until the data branch's loader of format 2 is merged (then this must not skip)
-        if "format version 2 is not the supported 1" not in str(error):
-            raise
-        pytest.skip(f"PreparedData.load does not read prepared-data format 2 yet: {error}")
+    data = PreparedData.load(output)
     assert sum(data.split_rows.values()) == 1200 and data.report.rows_skipped == 0
     assert len(data.shards["train"]) == 3
     # train.py has no flag for an existing prepared folder yet: its Python API trains what train.py would.

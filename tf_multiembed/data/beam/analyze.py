@@ -1,10 +1,13 @@
 """The analyze phase: per-field token counts with tf.Transform's `tft.vocabulary`, turned into the vocabulary files of
 the single-machine build.
 
-The tokens are the ones the single-machine build counts: `RecordParser` applies each field's Python transform, the
-multi-valued split and truncation, and the missing token. They reach tf.Transform as Arrow record batches with one
-variable-length list of tokens per row and field (an empty list for a missing value without a missing token), and
-`tft.vocabulary(..., frequency_threshold=min_count, store_frequency=True)` counts them across workers.
+The tokens are the ones the single-machine build counts: `BlockParser.count` applies each field's transform, the
+multi-valued split and truncation and the missing token, and gives each block's distinct tokens with their counts.
+They reach tf.Transform as Arrow record batches of one row per block (per field: the tokens, and the counts as
+float64 weights), and `tft.vocabulary(..., weights=counts, frequency_threshold=min_count, store_frequency=True)`
+adds them up across workers. Weighted, tf.Transform reduces each batch to its distinct tokens inside the graph;
+unweighted, it hands every token occurrence to Python, several times slower. The weights are float64 and sums of
+integers are exact below 2**53, far above any token count.
 
 Why the files are post-processed instead of taken as tf.Transform writes them:
 
@@ -15,20 +18,26 @@ Why the files are post-processed instead of taken as tf.Transform writes them:
   made by `build_vocabulary` too (no `top_k` is passed);
 - text safety: tf.Transform's text files drop tokens that contain "\\r" or "\\n" anywhere, while the project's rule
   only rejects a trailing "\\r"; tokens are therefore counted in web-safe base64 and decoded afterwards;
-- empty vocabularies: tf.Transform writes a dummy token with count 1 so that its own lookup tables initialise; it is
-  removed (the project's encoder handles empty vocabularies itself).
+- empty vocabularies: tf.Transform writes a dummy token so that its own lookup tables initialise; it is removed.
+
+Hash-bucket fields have no vocabulary and are not analyzed.
 """
 
 import base64
-from typing import Dict, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
 
 from tf_multiembed.data import schema as schema_lib
-from tf_multiembed.data.records import MISSING
 
-_TOKEN_LIST = pa.large_list(pa.large_binary())
+_TOKENS = pa.large_list(pa.large_binary())
+_WEIGHTS = pa.large_list(pa.float64())
+
+
+def vocabulary_positions(schema: schema_lib.Schema) -> List[int]:
+    """Positions of the fields with a vocabulary (not `hash_buckets`)."""
+    return [position for position, field in enumerate(schema.fields) if field.hash_buckets is None]
 
 
 def vocabulary_asset_name(position: int) -> str:
@@ -38,12 +47,16 @@ def vocabulary_asset_name(position: int) -> str:
 
 
 def arrow_schema(schema: schema_lib.Schema) -> pa.Schema:
-    """One `large_list<large_binary>` column of tokens per schema field."""
-    return pa.schema([(vocabulary_asset_name(position), _TOKEN_LIST) for position in range(len(schema.fields))])
+    """Per vocabulary field, a list of tokens and a list of their counts."""
+    columns = []
+    for position in vocabulary_positions(schema):
+        name = vocabulary_asset_name(position)
+        columns += [(f"{name}_tokens", _TOKENS), (f"{name}_counts", _WEIGHTS)]
+    return pa.schema(columns)
 
 
 def tensor_adapter_config(schema: schema_lib.Schema):
-    """tf.Transform's description of `arrow_schema`: each column a `tf.SparseTensor` `[rows, None]` of strings."""
+    """tf.Transform's description of `arrow_schema`: each column a `tf.SparseTensor` `[batch, None]`."""
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx_bsl.tfxio import tensor_adapter
 
@@ -55,59 +68,50 @@ def tensor_adapter_config(schema: schema_lib.Schema):
     return tensor_adapter.TensorAdapterConfig(arrow_schema(schema), representations)
 
 
-def token_record_batch(schema: schema_lib.Schema, tokens: Sequence[Sequence]) -> pa.RecordBatch:
-    """A record batch of the tokens of `ParsedRows.tokens` (per field, one entry per row).
-
-    Single-valued fields: `MISSING` becomes the field's missing token, or no token at all without one. Multi-valued
-    fields: the row's tuple of tokens as it is (the parser already applied truncation and the missing token).
-    """
-    columns = []
-    for field, values in zip(schema.fields, tokens):
-        if field.kind == schema_lib.MULTI_CATEGORICAL:
-            lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-            flat = [token for row in values for token in row]
-        else:
-            present = [value != MISSING or field.missing_token is not None for value in values]
-            lengths = np.asarray(present, dtype=np.int64)
-            flat = [value if value != MISSING else field.missing_token for value in values if
-                    value != MISSING or field.missing_token is not None]
-        offsets = np.zeros(len(values) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        columns.append(pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.large_binary())))
-    return pa.RecordBatch.from_arrays(columns, schema=arrow_schema(schema))
+def counts_record_batch(schema: schema_lib.Schema, counted: Sequence[Tuple[int, pa.Array, np.ndarray]]
+                        ) -> pa.RecordBatch:
+    """One row: the `(position, tokens, counts)` of `BlockParser.count` for one block."""
+    by_position = {position: (tokens, counts) for position, tokens, counts in counted}
+    arrays = []
+    for position in vocabulary_positions(schema):
+        tokens, counts = by_position.get(position, (pa.array([], pa.string()), np.zeros(0, np.int64)))
+        offsets = pa.array([0, len(tokens)], type=pa.int64())
+        arrays.append(pa.LargeListArray.from_arrays(offsets, tokens.cast(pa.large_binary())))
+        arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(np.asarray(counts, np.float64))))
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(schema))
 
 
 def preprocessing_fn(schema: schema_lib.Schema):
-    """The tf.Transform `preprocessing_fn`: one `tft.vocabulary` per field, with the field's min_count as
-    `frequency_threshold` and the counts stored beside the tokens."""
+    """The tf.Transform `preprocessing_fn`: one weighted `tft.vocabulary` per vocabulary field, with the field's
+    minimum count as `frequency_threshold` and the counts stored beside the tokens."""
     import tensorflow as tf
     import tensorflow_transform as tft
 
+    min_counts = schema.resolved_min_counts()
+
     def fn(inputs):
-        for position, field in enumerate(schema.fields):
-            tokens = inputs[vocabulary_asset_name(position)].values
-            tft.vocabulary(tf.io.encode_base64(tokens), frequency_threshold=field.min_count if field.min_count > 1
-                           else None, store_frequency=True, vocab_filename=vocabulary_asset_name(position))
-        # tf.Transform needs an output; the encoded data are made by the serving-graph encoder, not by this graph.
-        first = inputs[vocabulary_asset_name(0)]
-        return {"rows": tf.zeros([first.dense_shape[0]], tf.int64)}
+        for position in vocabulary_positions(schema):
+            name = vocabulary_asset_name(position)
+            min_count = min_counts[schema.fields[position].name]
+            tft.vocabulary(tf.io.encode_base64(inputs[f"{name}_tokens"].values),
+                           weights=inputs[f"{name}_counts"].values,
+                           frequency_threshold=min_count if min_count > 1 else None, store_frequency=True,
+                           vocab_filename=name)
+        # tf.Transform needs an output; the encoded data are made by the build's own encoder, not by this graph.
+        any_column = inputs[next(iter(inputs))]
+        return {"blocks": tf.zeros([any_column.dense_shape[0]], tf.int64)}
 
     return fn
-
-
-def _empty_vocabulary_dummy() -> bytes:
-    from tensorflow_transform import analyzers
-
-    return analyzers.get_empy_vocabulary_dummy_value("string")[1]
 
 
 def read_token_counts(path) -> Dict[str, int]:
     """{token: count} from a tf.Transform vocabulary file written with `store_frequency=True` over base64 tokens."""
     from apache_beam.io.filesystems import FileSystems
+    from tensorflow_transform import analyzers
 
     with FileSystems.open(str(path)) as handle:
         lines = handle.read().split(b"\n")
-    dummy = _empty_vocabulary_dummy()
+    dummy = analyzers.get_empy_vocabulary_dummy_value("string")[1]
     counts = {}
     for line in lines:
         if not line:
@@ -116,6 +120,5 @@ def read_token_counts(path) -> Dict[str, int]:
         if encoded == dummy and len(lines) <= 2:
             continue  # tf.Transform's placeholder for an empty vocabulary
         token = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4)).decode("utf-8")
-        counts[token] = int(count)
+        counts[token] = int(float(count))  # weighted counts are written as floats ("3.0")
     return counts
-

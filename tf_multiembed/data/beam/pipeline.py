@@ -3,17 +3,16 @@ shards, manifest), on any Beam runner.
 
 Stages (docs/beam.md draws them):
 
-1. read: one element per input file (the MovieLens folder is one element); the project's readers turn it into row
-   chunks with line numbers (plain or gzip, header checks, undecodable lines set aside), then a reshuffle spreads
-   the chunks over the workers;
-2. parse: `RecordParser` (the single-machine parser) applies the schema to each chunk: bad lines are counted by
-   reason as Beam metrics and in the ingest report, the first ones kept as `file:line: reason`; strict mode raises
-   at the first one;
-3. analyze: `tft.vocabulary` counts every field's tokens (`analyze.py`); one step checks the bad-input share, then
-   writes the vocabulary files by the single-machine rule;
-4. encode: the serving signature's own encoder (`RawFeatureEncoder`, the TensorFlow twins and lookup tables over
-   the vocabulary files just written) turns the valid rows' raw cells into ids, so the data a model trains on and
-   the requests it serves are encoded by one graph;
+1. read: one element per input file (the MovieLens folder is one element); the single-machine engine's readers
+   turn it into Arrow column blocks with line numbers (CSV/TSV plain or gzip, Parquet, TFRecord; header checks,
+   undecodable lines set aside), then a reshuffle spreads the blocks over the workers;
+2. parse: the engine's `BlockParser` applies the schema to each block: bad lines are counted by reason as Beam
+   metrics and in the ingest report, the first ones kept as `file:line: reason`; strict mode raises at the first
+   one; each block's token counts go to the analysis;
+3. analyze: `tft.vocabulary` adds the counts up (`analyze.py`); one step checks the bad-input share, then writes the
+   vocabulary files by the single-machine rule;
+4. encode: the engine's encoder (`BlockParser.encode` with `IdLookups` over the vocabulary files just written, hash
+   buckets included) gives each valid row its ids;
 5. split and write: each row goes to a split and a shard by a seeded hash of its file and line (`split.py`); each
    shard's rows are sorted by (file, line), so a run writes the same files whatever the runner and the workers;
 6. the manifest, written last: a folder without one is unfinished.
@@ -43,7 +42,7 @@ from tf_multiembed.data.beam import analyze
 from tf_multiembed.data.beam import split as split_lib
 from tf_multiembed.data.quality import BadInputTracker, BadLine, IngestReport
 from tf_multiembed.data.readers import expand_paths
-from tf_multiembed.data.records import RecordParser, make_reader
+from tf_multiembed.data.records import BlockParser, IdLookups, ValidRows, make_reader
 
 METRICS_NAMESPACE = "tf_multiembed.ingest"
 ENGINE = "beam"
@@ -142,14 +141,11 @@ def input_files(schema: schema_lib.Schema, input_paths) -> List[str]:
 
 @dataclasses.dataclass
 class ParsedBlock:
-    """The valid rows of one chunk: where they are, their tokens (for counting), raw cells (for encoding), labels."""
+    """The valid rows of one block and where they come from (the input's index and base name)."""
 
     file_index: int
     file_name: str
-    line_numbers: np.ndarray
-    tokens: list
-    cells: Dict[str, list]
-    labels: np.ndarray
+    rows: ValidRows
 
 
 def _stats(file_index=None, files_read=(), files_missing=(), files_empty=(), header_lines=0, lines_read=0,
@@ -162,7 +158,7 @@ def _stats(file_index=None, files_read=(), files_missing=(), files_empty=(), hea
 
 
 class _ReadFile(beam.DoFn):
-    """(file index, path) -> (file index, RowChunk) chunks, and one file-level partial report (tag "stats")."""
+    """(file index, path) -> (file index, ColumnBlock) blocks, and one file-level partial report (tag "stats")."""
 
     def __init__(self, schema: schema_lib.Schema, strict: bool):
         self._schema, self._strict = schema, strict
@@ -171,10 +167,10 @@ class _ReadFile(beam.DoFn):
         file_index, path = element
         tracker = BadInputTracker(strict=self._strict, max_examples=0)
         with _local_copy(path) as local:
-            for chunk in make_reader(self._schema, local).read(tracker):
-                if local != path and chunk.path == local:
-                    chunk.path = path
-                yield file_index, chunk
+            for block in make_reader(self._schema, local).read_blocks(tracker):
+                if block.path == local:
+                    block.path = path
+                yield file_index, block
 
         def named(paths):
             return [path if name == local else name for name in paths]
@@ -184,36 +180,36 @@ class _ReadFile(beam.DoFn):
                                                        header_lines=tracker.header_lines))
 
 
-class _ParseChunk(beam.DoFn):
-    """(file index, RowChunk) -> ParsedBlock of its valid rows, and a partial report (tag "stats")."""
+class _ParseBlock(beam.DoFn):
+    """(file index, ColumnBlock) -> ParsedBlock of its valid rows, its token counts (tag "counts", a record batch for
+    the analysis) and a partial report (tag "stats")."""
 
     def __init__(self, schema: schema_lib.Schema, strict: bool, max_examples: int):
         self._schema, self._strict, self._max_examples = schema, strict, max_examples
+        self._parser = None
         self._lines = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "lines_read")
         self._valid = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_valid")
 
     def process(self, element):
-        file_index, chunk = element
-        tracker = BadInputTracker(strict=self._strict, max_examples=len(chunk.rows) + len(chunk.rejected))
-        parsed = RecordParser(self._schema, tracker, keep_cells=True).parse(chunk)
-        lines = len(chunk.rows) + len(chunk.rejected)
-        self._lines.inc(lines)
-        self._valid.inc(parsed.num_rows)
+        file_index, block = element
+        # One parser per worker keeps its transform caches across blocks; each block gets its own tracker.
+        tracker = BadInputTracker(strict=self._strict, max_examples=self._max_examples)
+        if self._parser is None:
+            self._parser = BlockParser(self._schema, tracker)
+        self._parser.tracker = tracker
+        rows = self._parser.validate(block)
+        counted = self._parser.count(rows)
+        self._lines.inc(block.num_lines)
+        self._valid.inc(rows.num_rows)
         for reason, count in tracker.skipped_by_reason.items():
             beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"skipped_{reason}").inc(count)
-        skipped_lines = {bad_line.line_number for bad_line in tracker.examples}
-        line_numbers = np.fromiter((line for line in chunk.line_numbers if line not in skipped_lines), np.int64)
-        if len(line_numbers) != parsed.num_rows:
-            raise AssertionError(f"{chunk.path}: {len(line_numbers)} valid line numbers for {parsed.num_rows} rows.")
-        examples = [(file_index, bad_line.line_number, str(bad_line))
-                    for bad_line in tracker.examples[:self._max_examples]]
-        yield beam.pvalue.TaggedOutput("stats", _stats(lines_read=lines, skipped=tracker.skipped_by_reason,
+        examples = [(file_index, bad_line.line_number, str(bad_line)) for bad_line in tracker.examples]
+        yield beam.pvalue.TaggedOutput("stats", _stats(lines_read=block.num_lines, skipped=tracker.skipped_by_reason,
                                                        examples=examples, values_truncated=tracker.values_truncated))
-        if parsed.num_rows:
-            position = {name: index for index, name in enumerate(chunk.column_names)}
-            cells = {field.name: [row[position[field.column]] for row in parsed.cells] for field in self._schema.fields}
-            yield ParsedBlock(file_index, os.path.basename(chunk.path), line_numbers, parsed.tokens, cells,
-                              np.asarray(parsed.labels, dtype=np.int32))
+        if rows.num_rows:
+            if analyze.vocabulary_positions(self._schema):
+                yield beam.pvalue.TaggedOutput("counts", analyze.counts_record_batch(self._schema, counted))
+            yield ParsedBlock(file_index, os.path.basename(block.path), rows)
 
 
 class _ReportFn(beam.CombineFn):
@@ -277,70 +273,47 @@ class _ReportedLine:
 # ----------------------------------------------------------------------------------------------------------------
 # Vocabularies, encoding, shards, manifest.
 
-def _write_vocabularies(_, transform_fn_dir: str, report: IngestReport, schema: schema_lib.Schema,
+def _write_vocabularies(_, transform_fn_dir: Optional[str], report: IngestReport, schema: schema_lib.Schema,
                         settings: BeamSettings, output_dir: str) -> dict:
-    """Checks the bad-input share, then writes `<output>/vocab/<column>.txt` from tf.Transform's counts."""
+    """Checks the bad-input share, then writes `<output>/vocab/<column>.txt` from tf.Transform's counts; returns the
+    vocabularies (the encoders' side input) and the vocabulary sizes."""
     _check_report(report, settings)
-    counts = [analyze.read_token_counts(_join(transform_fn_dir, "assets", analyze.vocabulary_asset_name(position)))
-              for position in range(len(schema.fields))]
+    positions = analyze.vocabulary_positions(schema)
+    counts = {schema.fields[position].name: analyze.read_token_counts(
+        _join(transform_fn_dir, "assets", analyze.vocabulary_asset_name(position))) for position in positions}
     vocabularies = vocabulary_lib.build_schema_vocabularies(schema, counts)
-    empty = [field.name for field in schema.fields if not vocabularies[field.name]]
+    empty = [name for name, tokens in vocabularies.items() if not tokens]
     if empty:
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
-    vocab_dir = _join(output_dir, shards_lib.VOCAB_DIR_NAME)
     with tempfile.TemporaryDirectory() as local_dir:
         sizes = vocabulary_lib.write_schema_vocabularies(schema, vocabularies, local_dir)
-        for name in schema.field_names:
-            _publish(str(vocabulary_lib.vocabulary_path(local_dir, name)),
-                     str(vocabulary_lib.vocabulary_path(vocab_dir, name)) if _is_local(vocab_dir)
-                     else _join(vocab_dir, f"{name}{vocabulary_lib.VOCABULARY_SUFFIX}"))
-    return {"vocab_dir": vocab_dir, "vocabulary_sizes": sizes}
+        for file_name in sorted(os.listdir(local_dir)):
+            _publish(os.path.join(local_dir, file_name), _join(output_dir, shards_lib.VOCAB_DIR_NAME, file_name))
+    return {"vocabularies": vocabularies, "vocabulary_sizes": sizes}
 
 
 class _EncodeBlock(beam.DoFn):
-    """ParsedBlock -> ((split, shard), (file index, line numbers, int32 rows [n, N + 1])) with the serving encoder."""
+    """ParsedBlock -> ((split, shard), (file index, line numbers, int32 rows [n, N + 1])), encoded by the engine's
+    own encoder (`BlockParser.encode`, `IdLookups`), so ids are the single-machine build's by construction."""
 
     def __init__(self, schema: schema_lib.Schema, settings: BeamSettings):
         self._schema, self._settings = schema, settings
-        self._encoder = None
-        self._local_vocab = None
-
-    def _encoder_for(self, vocab_dir: str):
-        if self._encoder is None:
-            from tf_multiembed.data.encoding import RawFeatureEncoder
-
-            if not _is_local(vocab_dir):
-                self._local_vocab = tempfile.mkdtemp(prefix="vocab-")
-                for name in self._schema.field_names:
-                    file_name = f"{name}{vocabulary_lib.VOCABULARY_SUFFIX}"
-                    with FileSystems.open(_join(vocab_dir, file_name)) as source, \
-                            open(os.path.join(self._local_vocab, file_name), "wb") as target:
-                        shutil.copyfileobj(source, target)
-                vocab_dir = self._local_vocab
-            self._encoder = RawFeatureEncoder(self._schema, vocab_dir)
-        return self._encoder
-
-    def teardown(self):
-        if self._local_vocab is not None:
-            shutil.rmtree(self._local_vocab, ignore_errors=True)
+        self._parser = self._lookups = None
 
     def process(self, block: ParsedBlock, vocabulary: dict, report: IngestReport):
-        import tensorflow as tf
-        from tf_multiembed.data.encoding import raw_features_from_cells
-
-        encoder = self._encoder_for(vocabulary["vocab_dir"])
-        features = raw_features_from_cells(self._schema, block.cells)
-        ids = encoder.serve({name: tf.constant(values) for name, values in features.items()}).numpy()
-        rows = np.concatenate([ids.astype(shards_lib.ID_DTYPE), block.labels[:, np.newaxis]], axis=1)
+        if self._lookups is None:
+            self._parser = BlockParser(self._schema, BadInputTracker())
+            self._lookups = IdLookups(self._schema, vocabulary["vocabularies"])
+        rows = np.ascontiguousarray(self._parser.encode(block.rows, self._lookups), dtype=shards_lib.ID_DTYPE)
+        line_numbers = block.rows.line_numbers
         settings = self._settings
-        splits = split_lib.split_of_rows(settings.seed, settings.split_fractions, block.file_name,
-                                         block.line_numbers)
+        splits = split_lib.split_of_rows(settings.seed, settings.split_fractions, block.file_name, line_numbers)
         num_shards = split_lib.shards_per_split(report.rows_valid, settings.split_fractions, settings.rows_per_shard)
         for split_index, split_name in enumerate(splits_lib.SPLIT_NAMES):
             in_split = splits == split_index
             if not in_split.any():
                 continue
-            lines = block.line_numbers[in_split]
+            lines = line_numbers[in_split]
             shards = split_lib.shard_of_rows(settings.seed, block.file_name, lines, num_shards[split_name])
             for shard in np.unique(shards):
                 chosen = shards == shard
@@ -394,8 +367,10 @@ def _write_manifest(written: List[tuple], report: IngestReport, vocabulary: dict
     with tempfile.TemporaryDirectory() as scratch:
         path = shards_lib.write_manifest(
             output_dir if local else scratch, schema=schema, field_names=schema.field_names,
-            vocabulary_sizes=vocabulary["vocabulary_sizes"], hash_buckets={}, min_counts={
-                field.name: field.min_count for field in schema.fields},
+            vocabulary_sizes=vocabulary["vocabulary_sizes"],
+            hash_buckets={name: field.hash_buckets for field in schema.fields if field.hash_buckets is not None
+                          for name in field.output_names},
+            min_counts=schema.resolved_min_counts(),
             splits=splits, rows_per_record=settings.rows_per_record,
             # "random": a seeded random split; its rule (a row hash, not the single-machine permutation) is named.
             settings={"split": splits_lib.RANDOM_SPLIT, "split_rule": split_lib.RULE, "seed": settings.seed,
@@ -435,25 +410,26 @@ class PrepareData(beam.PTransform):
         runner = type(pipeline.runner).__name__
         read = (pbegin
                 | "ListInputs" >> beam.Create(list(enumerate(inputs)))
-                | "ReadFiles" >> beam.ParDo(_ReadFile(schema, settings.strict)).with_outputs("stats", main="chunks"))
-        parsed = (read.chunks
-                  | "SpreadChunks" >> beam.Reshuffle()
-                  | "Parse" >> beam.ParDo(_ParseChunk(schema, settings.strict, settings.max_examples))
-                  .with_outputs("stats", main="blocks"))
+                | "ReadFiles" >> beam.ParDo(_ReadFile(schema, settings.strict)).with_outputs("stats", main="blocks"))
+        parsed = (read.blocks
+                  | "SpreadBlocks" >> beam.Reshuffle()
+                  | "Parse" >> beam.ParDo(_ParseBlock(schema, settings.strict, settings.max_examples))
+                  .with_outputs("stats", "counts", main="blocks"))
         report = ((read.stats, parsed.stats)
                   | "AllStats" >> beam.Flatten()
                   | "Report" >> beam.CombineGlobally(_ReportFn(settings.max_examples)))
-
-        with tft_beam.Context(temp_dir=_join(output_dir, _TMP_DIR_NAME)):
-            token_batches = parsed.blocks | "TokenBatches" >> beam.Map(
-                lambda block: analyze.token_record_batch(schema, block.tokens))
-            transform_fn_dir, _ = ((token_batches, analyze.tensor_adapter_config(schema))
-                                   | "Analyze" >> tft_beam.AnalyzeDataset(analyze.preprocessing_fn(schema)))
         report_side = beam.pvalue.AsSingleton(report)
+        if analyze.vocabulary_positions(schema):
+            with tft_beam.Context(temp_dir=_join(output_dir, _TMP_DIR_NAME)):
+                transform_fn_dir, _ = ((parsed.counts, analyze.tensor_adapter_config(schema))
+                                       | "Analyze" >> tft_beam.AnalyzeDataset(analyze.preprocessing_fn(schema)))
+            transform_fn_side = beam.pvalue.AsSingleton(transform_fn_dir)
+        else:  # every field hashes its tokens: nothing to count
+            transform_fn_side = None
         vocabulary = (pbegin
                       | "One" >> beam.Create([None])
-                      | "WriteVocabularies" >> beam.Map(_write_vocabularies, beam.pvalue.AsSingleton(transform_fn_dir),
-                                                        report_side, schema, settings, output_dir))
+                      | "WriteVocabularies" >> beam.Map(_write_vocabularies, transform_fn_side, report_side, schema,
+                                                        settings, output_dir))
         encoded = parsed.blocks | "Encode" >> beam.ParDo(_EncodeBlock(schema, settings),
                                                           beam.pvalue.AsSingleton(vocabulary), report_side)
         empty_shards = report | "ShardKeys" >> beam.FlatMap(_all_shard_keys, settings)
