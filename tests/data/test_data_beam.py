@@ -36,13 +36,14 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Every vocabulary rule: min_count, and a tie at the max_tokens cut (u0..u3 all seen 3 times: ascending order keeps
 # u0, u1, u2; tf.Transform's own order would keep u3, u2, u1), missing tokens for categorical, numeric and
 # multi-valued fields, truncated multi-valued cells, tokens with a space, a non-ASCII letter, a carriage return
-# inside, the reserved "[UNK]"; and bad lines of four reasons.
+# inside, the reserved "[UNK]"; a hash-bucket field (no vocabulary); and bad lines of three reasons.
 RULES_SCHEMA = Schema(
     name="beam-rules",
     fields=(FieldSpec("user", min_count=2, max_tokens=3),
             FieldSpec("city", missing_token="NONE"),
             FieldSpec("age", kind="numeric", missing_token="NULL"),
-            FieldSpec("tags", kind="multi_categorical", separator="|", max_values=2, missing_token="none")),
+            FieldSpec("tags", kind="multi_categorical", separator="|", max_values=2, missing_token="none"),
+            FieldSpec("user_bucket", column="user", hash_buckets=7)),
     label=LabelSpec("clicked"), delimiter=",", has_header=True)
 FIRST_FILE = ["clicked,user,city,age,tags",
               "1,u0,paris,5,a|b", "0,u1,lyon,,a", "1,u2,,1000,b|c|a", "0,u3,nice,3,", "1,u0,paris,-1,c",
@@ -107,8 +108,11 @@ def _assert_same_as_single_machine(schema, inputs, beam_output, single_data, see
     manifest = beam_output.manifest
     assert tuple(manifest["field_names"]) == single_data.field_names
     assert tuple(manifest["vocabulary_sizes"]) == single_data.vocabulary_sizes
-    for name in schema.field_names:
-        assert beam_output.vocabulary_bytes(name) == single_data.vocabulary_files()[name].read_bytes(), name
+    vocab_dir = beam_output.folder / shards_lib.VOCAB_DIR_NAME
+    assert sorted(path.name for path in vocab_dir.iterdir()) == sorted(
+        path.name for path in single_data.vocabulary_files().values())
+    for name, path in single_data.vocabulary_files().items():
+        assert beam_output.vocabulary_bytes(name) == path.read_bytes(), name
     places, rows = _single_machine_file_order(schema, inputs, single_data, seed)
     fractions = manifest["settings"]["split_fractions"]
     num_shards = split_lib.shards_per_split(len(rows), fractions, rows_per_shard)
@@ -146,8 +150,11 @@ def case_rules(folder):
         "seed": 3, "max_skipped_fraction": 0.5, "rows_per_shard": 4}
 
 
-# The golden cases minus two that no other reader path than small_criteo / criteo_like_files exercises.
-BEAM_CASES = {**{name: case for name, case in CASES.items() if name not in ("small_criteo", "criteo_like_time_split")},
+# The golden cases that reach a distinct reader path or input problem (the others repeat them for the Beam side:
+# sorted order is in multi_valued_tags, the RecBole layout in the real MovieLens-100K test below, threshold labels
+# are parsed by the same BlockParser), and the rules fixture.
+BEAM_CASES = {**{name: CASES[name] for name in ("bad_criteo_lines", "criteo_like_files", "avazu_like", "quoted_csv",
+                                                 "multi_valued_tags", "movielens_grouplens")},
               "rules": case_rules}
 
 
@@ -191,13 +198,17 @@ def test_vocabularies_ids_and_report_equal_the_single_machine_build(fixture_buil
 def test_rules_fixture_keeps_the_single_machine_tie_order_and_tokens(fixture_builds):
     _, _, _, beam_output, _, _ = fixture_builds["rules"]
     tokens = {name: beam_output.vocabulary_bytes(name).decode("utf-8").split("\n")[:-1]
-              for name in RULES_SCHEMA.field_names}
+              for name in RULES_SCHEMA.field_names if name != "user_bucket"}
     assert tokens["user"] == ["u0", "u1", "u2"]  # u0..u3: 3 each, cut at 3 by ascending token; u4: 1
     assert "NONE" in tokens["city"] and "a\rb" in tokens["city"] and "é x" in tokens["city"]
     assert "[UNK]" not in tokens["city"] and "NULL" in tokens["age"]
     assert tokens["tags_0"] == tokens["tags_1"] and "none" in tokens["tags_0"]
     settings = beam_output.manifest["settings"]
     assert settings["seed"] == 3 and settings["split_rule"] == split_lib.RULE
+    assert beam_output.manifest["vocabulary_sizes"][-1] == 8 and not (
+        beam_output.folder / shards_lib.VOCAB_DIR_NAME / "user_bucket.txt").exists()
+    ids = np.concatenate([rows for split in splits_lib.SPLIT_NAMES for _, rows in beam_output.shard_rows(split)])
+    assert set(ids[:, -2].tolist()) <= set(range(1, 8)) and len(set(ids[:, -2].tolist())) > 2
 
 
 def test_bad_input_is_counted_by_reason_in_the_report_and_as_beam_metrics(fixture_builds):

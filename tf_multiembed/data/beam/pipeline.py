@@ -278,9 +278,8 @@ def _write_vocabularies(_, transform_fn_dir: Optional[str], report: IngestReport
     """Checks the bad-input share, then writes `<output>/vocab/<column>.txt` from tf.Transform's counts; returns the
     vocabularies (the encoders' side input) and the vocabulary sizes."""
     _check_report(report, settings)
-    positions = analyze.vocabulary_positions(schema)
-    counts = {schema.fields[position].name: analyze.read_token_counts(
-        _join(transform_fn_dir, "assets", analyze.vocabulary_asset_name(position))) for position in positions}
+    counts = (analyze.read_token_counts(_join(transform_fn_dir, "assets", analyze.VOCABULARY_NAME), schema)
+              if transform_fn_dir is not None else {})
     vocabularies = vocabulary_lib.build_schema_vocabularies(schema, counts)
     empty = [name for name, tokens in vocabularies.items() if not tokens]
     if empty:
