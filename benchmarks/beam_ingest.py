@@ -6,8 +6,8 @@ Each measurement runs in a fresh process pinned to one core (`taskset -c 0`, one
 `(rows_large - rows_small) / (time_large - time_small)` cancels the fixed costs of a run (pipeline start, tf.Transform
 tracing, SavedModel writing) that a long run on a real cluster pays once. Three pipelines share their first stages:
 
-- `parse`: read files, reshuffle chunks, parse (bad-input accounting) and count the rows;
-- `analyze`: the same, then tf.Transform's vocabulary analysis (`tft.vocabulary` per field);
+- `parse`: read files into Arrow blocks, reshuffle them, parse (bad-input accounting, per-block token counts);
+- `analyze`: the same, then tf.Transform's vocabulary analysis of the counts (`analyze.py`);
 - `full`: the whole build (`PrepareData`): analyze, vocabularies, encoding, split, shards, manifest;
 - `single_machine`: the baseline, `prepare_dataset` (the single-machine build) on the same files and core.
 
@@ -70,15 +70,15 @@ def _child(variant: str, path: str, output: str) -> dict:
     else:
         read = (pipeline
                 | beam.Create([(0, path)])
-                | beam.ParDo(beam_pipeline._ReadFile(schema, False)).with_outputs("stats", main="chunks"))
-        parsed = (read.chunks | beam.Reshuffle()
-                  | beam.ParDo(beam_pipeline._ParseChunk(schema, False, 5)).with_outputs("stats", main="blocks"))
+                | beam.ParDo(beam_pipeline._ReadFile(schema, False)).with_outputs("stats", main="blocks"))
+        parsed = (read.blocks | beam.Reshuffle()
+                  | beam.ParDo(beam_pipeline._ParseBlock(schema, False, 5)).with_outputs("stats", "counts",
+                                                                                         main="blocks"))
         if variant == "parse":
-            _ = parsed.blocks | beam.Map(lambda block: len(block.labels)) | beam.CombineGlobally(sum)
+            _ = parsed.blocks | beam.Map(lambda block: block.rows.num_rows) | beam.CombineGlobally(sum)
         else:
             with tft_beam.Context(temp_dir=os.path.join(output, "tmp")):
-                batches = parsed.blocks | beam.Map(lambda block: analyze.token_record_batch(schema, block.tokens))
-                _ = ((batches, analyze.tensor_adapter_config(schema))
+                _ = ((parsed.counts, analyze.tensor_adapter_config(schema))
                      | tft_beam.AnalyzeDataset(analyze.preprocessing_fn(schema)))
     started = time.perf_counter()
     pipeline.run().wait_until_finish()
@@ -108,19 +108,22 @@ VCPU_HOUR, GB_HOUR, GB_PER_VCPU, SHUFFLE_GB = 0.056, 0.003557, 4.0, 0.011
 RAW_BYTES_PER_ROW = 300  # a Criteo line is about 300 bytes uncompressed (1.3 TB / 4.37 B rows)
 
 
-def projection(whole_build_rate: float) -> dict:
-    """vCPU-hours and dollars of the whole build on Criteo-1TB at a per-core rate (rows/s per vCPU).
+def projection(rates: dict) -> dict:
+    """vCPU-hours and dollars of the whole build on Criteo-1TB at the measured per-core rates (rows/s per vCPU), and
+    an upper bound of the serial part: one worker reads a gzip day file (1/24 of the rows) at most at the read+parse
+    rate's pace.
 
-    Shuffled bytes: the raw row chunks once (the reshuffle after reading), the parsed blocks once (they wait for the
+    Shuffled bytes: the raw row blocks once (the reshuffle after reading), the parsed blocks once (they wait for the
     vocabularies), and the encoded rows once (grouping into shards, 40 int32 each).
     """
-    vcpu_hours = CRITEO_1TB_ROWS / whole_build_rate / 3600
+    vcpu_hours = CRITEO_1TB_ROWS / rates["whole_build"] / 3600
     shuffled_gb = CRITEO_1TB_ROWS * (2 * RAW_BYTES_PER_ROW + 40 * 4) / 1e9
     compute = vcpu_hours * (VCPU_HOUR + GB_PER_VCPU * GB_HOUR)
     shuffle = shuffled_gb * SHUFFLE_GB
     return {"vcpu_hours": vcpu_hours, "shuffled_gb": shuffled_gb, "compute_dollars": compute,
             "shuffle_dollars": shuffle, "dollars": compute + shuffle,
-            "hours_on_100_workers_of_8_vcpus": vcpu_hours / 800}
+            "hours_on_100_workers_of_8_vcpus": vcpu_hours / 800,
+            "read_hours_per_day_file_at_most": CRITEO_1TB_ROWS / 24 / rates["read_parse"] / 3600}
 
 
 def _table(results: dict) -> str:
@@ -134,7 +137,9 @@ def _table(results: dict) -> str:
                   f"(${VCPU_HOUR}/vCPU-h, ${GB_HOUR}/GB-h with {GB_PER_VCPU} GB per vCPU, ${SHUFFLE_GB}/GB shuffled, "
                   f"{projected['shuffled_gb']:,.0f} GB shuffled): about ${projected['dollars']:,.0f} "
                   f"(compute ${projected['compute_dollars']:,.0f}, shuffle ${projected['shuffle_dollars']:,.0f}); "
-                  f"{projected['hours_on_100_workers_of_8_vcpus']:.1f} h on 100 workers of 8 vCPUs."]
+                  f"{projected['hours_on_100_workers_of_8_vcpus']:.1f} h of work on 100 workers of 8 vCPUs, but "
+                  f"reading one gzip day file takes one worker up to "
+                  f"{projected['read_hours_per_day_file_at_most']:.1f} h (24 files: split them for more readers)."]
     lines += ["", f"End to end, local runner (DirectRunner, one worker, not pinned), {end_to_end['rows']:,} rows: "
                   f"{end_to_end['seconds']:.1f} s ({end_to_end['rows'] / end_to_end['seconds']:,.0f} rows/s). "
                   f"Load average at the start: {results['load_average_at_start']}; "
@@ -179,7 +184,7 @@ def main(argv=None):
                "seconds": times, "per_core_rows_per_second": rates,
                "end_to_end": {"rows": args.rows, "seconds": end_to_end},
                "load_average_at_start": [round(value, 2) for value in load], "cpu_count": os.cpu_count(),
-               "criteo_1tb_projection": projection(rates["whole_build"]),
+               "criteo_1tb_projection": projection(rates),
                "command": f"nice -n 10 python benchmarks/beam_ingest.py --rows {args.rows} "
                           f"--small_rows {args.small_rows}"}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
