@@ -1,26 +1,33 @@
-"""Ingest benchmark: throughput (rows/s) and peak memory of the streaming build on synthetic Criteo-format files.
+"""Ingest benchmark: the columnar build on synthetic Criteo-format files, against the floor of reading them, and the
+input pipeline against training.
 
-For each file the build runs in a fresh process, phase by phase (pass 1 count, pass 2 encode, split), and the peak
-resident set size of each phase is measured from Linux's VmHWM, reset at the start of the phase
-(`/proc/self/clear_refs`). Three files show what memory depends on:
+For each file (made by the package's generator with the 39 Criteo cardinalities of benchmarks/criteo_shape.py), in
+a fresh child process per measurement:
 
-- `base`: N rows from the generator;
-- `doubled`: the same N rows written twice (2N rows, the same distinct values): memory must stay flat;
-- `fresh`: 2N new rows (2N rows, more distinct values from the Zipf tail): memory grows only with the vocabulary.
+- floor: `cat file > /dev/null` (the page cache's speed), and the build's own reader parsing every block of the file
+  without counting (Arrow's CSV reader plus the checks that choose the fast path);
+- build: pass 1 (count), the split order, pass 2 (encode and route rows to their splits), the shard files; per step
+  its rows/s, seconds and peak resident memory (Linux VmHWM reset at the start of the step), and how many times the
+  input was read (the input bytes each pass consumed over the file size);
+- input pipeline: one epoch of `train_dataset(batch)` shuffled and unshuffled (input only), and, for comparison,
+  the training throughput of a DNN (scale 2) on the same prepared data.
 
-Usage (takes several minutes on 2 cores; run it niced so that it does not starve other work):
+`--count-rows N` instead measures pass 1 alone on one N-row file generated with each categorical field's
+cardinality multiplied by `--vocabulary-scale` (a long tail of distinct values, as in the real Criteo's 33M), with
+the token counts' memory budget at its default: the bounded-memory claim for full Criteo (45.8M rows).
 
-    nice -n 10 python benchmarks/ingest.py --rows 2000000 --update-doc docs/data.md
+The machine is shared: rates are reported with the floor measured in the same run (our rate as a fraction of the
+reader's), with the load average before and after. Usage (niced, so that other work goes first):
 
-The vocabulary sizes come from ../shared/data/criteo_shape.json when present (Criteo-like, 1.14M values in all),
-else from the package's default synthetic configuration.
+    nice -n 10 python benchmarks/ingest.py --rows 2000000 10000000 --update-doc docs/data.md
+    nice -n 10 python benchmarks/ingest.py --count-rows 45000000 --vocabulary-scale 20
 """
 
 import argparse
 import json
 import os
 import pathlib
-import resource
+import platform
 import shutil
 import subprocess
 import sys
@@ -28,157 +35,264 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHAPE_FILE = REPO.parent / "shared" / "data" / "criteo_shape.json"
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "results"
 DOC_START, DOC_END = "<!-- ingest-benchmark:start -->", "<!-- ingest-benchmark:end -->"
 
 
-def _generator_config():
-    from tf_multiembed.data.synthetic import SyntheticCriteoConfig
+def _generator(vocabulary_scale: int = 1):
+    from tf_multiembed.data.synthetic import SyntheticCriteo, SyntheticCriteoConfig
 
-    if SHAPE_FILE.is_file():
-        shape = json.loads(SHAPE_FILE.read_text())
-        return SyntheticCriteoConfig(vocabulary_sizes=tuple(shape["vocabulary_sizes"]), num_numeric=13), SHAPE_FILE.name
-    return SyntheticCriteoConfig(), "package default"
-
-
-def _reset_peak() -> bool:
     try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # resets VmHWM to the current RSS
-        return True
-    except OSError:
-        return False
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from criteo_shape import criteo_vocabulary_sizes
+
+        sizes, source = list(criteo_vocabulary_sizes()), "Criteo cardinalities (criteo_shape)"
+    except (ImportError, OSError):
+        sizes, source = list(SyntheticCriteoConfig().vocabulary_sizes), "the package's default cardinalities"
+    sizes = sizes[:13] + [size * vocabulary_scale for size in sizes[13:]]
+    return SyntheticCriteo(SyntheticCriteoConfig(vocabulary_sizes=tuple(sizes), num_numeric=13)), source
 
 
-def _status_kb(key: str) -> int:
+# ----------------------------------------------------------------------------------------------------------------
+# Child-process measurements.
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # VmHWM := the current RSS
+
+
+def _status_mb(key: str) -> float:
     with open("/proc/self/status") as handle:
         for line in handle:
             if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
 
 
-def _measure(name, function, rows, results):
-    resettable = _reset_peak()
-    before = _status_kb("VmRSS")
-    started = time.perf_counter()
-    value = function()
-    seconds = time.perf_counter() - started
-    results[name] = {"seconds": seconds, "rows_per_s": rows / seconds if seconds else float("inf"),
-                     "rss_before_mb": before / 1024, "peak_rss_mb": _status_kb("VmHWM") / 1024,
-                     "peak_is_per_phase": resettable}
-    return value
+class _Steps:
+    """Wraps build steps to record each one's seconds and peak RSS."""
+
+    def __init__(self):
+        self.results = {}
+
+    def wrap(self, owner, name: str, label: str):
+        function = getattr(owner, name)
+
+        def measured(*args, **kwargs):
+            _reset_peak()
+            before = _status_mb("VmRSS")
+            started, cpu = time.perf_counter(), time.process_time()
+            value = function(*args, **kwargs)
+            self.results[label] = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+                                   "rss_before_mb": before, "peak_rss_mb": _status_mb("VmHWM")}
+            return value
+
+        setattr(owner, name, measured)
 
 
-def run_phases(path: str, work_dir: str) -> dict:
-    """Child process: the three build phases on one file, measured."""
-    from tf_multiembed.data import build, vocabulary
+def child_build(path: str, work: str) -> dict:
+    """The reader floor, then the whole build with per-step measurements."""
+    from tf_multiembed.data import build as build_lib
+    from tf_multiembed.data import transforms
     from tf_multiembed.data.quality import BadInputTracker
     from tf_multiembed.data.records import make_reader
 
-    config, _ = _generator_config()
-    schema = config.schema(min_count=10)
-    reader = make_reader(schema, path)
-    work = pathlib.Path(work_dir)
-    results = {}
+    generator, _ = _generator()
+    schema = generator.config.schema(min_count=10)
+    transforms.criteo_log_thresholds()  # computed once per process (0.5 s): not part of any pass
+    size = os.path.getsize(path)
+    results = {"file_bytes": size}
+    _reset_peak()
+    started, cpu = time.perf_counter(), time.process_time()
     tracker = BadInputTracker()
-    rows_estimate = sum(1 for _ in open(path, "rb"))
-    counts = _measure("count", lambda: build.count_tokens(schema, reader, tracker), rows_estimate, results)
-    results["distinct_values"] = sum(len(counter) for counter in counts)
-    vocabularies = vocabulary.build_schema_vocabularies(schema, counts)
-    del counts
-    results["vocabulary_total"] = sum(len(tokens) + 1 for tokens in vocabularies.values())
-    vocabulary.write_schema_vocabularies(schema, vocabularies, work / "vocab")
-    num_rows = tracker.rows_valid
-    _measure("encode", lambda: build.encode_rows(schema, reader, vocabularies, num_rows, work / "encoded.npy"),
-             num_rows, results)
-    del vocabularies
-    _measure("split", lambda: build.write_split_shards(work / "encoded.npy", work, build.BuildSettings()),
-             num_rows, results)
-    results["rows"] = num_rows
+    for _ in make_reader(schema, path).read_blocks(tracker):
+        pass
+    seconds = time.perf_counter() - started
+    results["reader"] = {"seconds": seconds, "cpu_seconds": time.process_time() - cpu,
+                         "rows_per_s": tracker.lines_read / seconds, "peak_rss_mb": _status_mb("VmHWM")}
+    steps = _Steps()
+    steps.wrap(build_lib, "_count_pass", "count")
+    steps.wrap(build_lib, "_inverse_order_path", "order")
+    steps.wrap(build_lib, "_encode_pass", "encode")
+    steps.wrap(build_lib._SplitRouter, "finish", "shards")
+    folder = build_lib.build(schema, path, work, rebuild=True)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    rows = manifest["report"]["lines_read"]
+    for label, step in steps.results.items():
+        step["rows_per_s"] = rows / step["seconds"]
+    results.update(steps.results)
+    results["rows"] = rows
+    results["reads_of_input"] = sum(manifest["report"]["passes"][name]["input_bytes"]
+                                    for name in ("count", "encode")) / size
+    results["vocabulary_rows"] = sum(manifest["vocabulary_sizes"])
+    results["prepared_dir"] = str(folder)
     return results
 
 
-def _tf_data_read_rate(path: pathlib.Path, cache_dir: pathlib.Path) -> float:
-    """Rows/s of one epoch of `train_dataset` (batch 8192, shuffled) over a prepared copy of the file."""
-    from tf_multiembed.data import prepare_dataset
+def child_count(path: str, work: str) -> dict:
+    """Pass 1 alone (with the default memory budget of the token counts)."""
+    from tf_multiembed.data import build as build_lib
+    from tf_multiembed.data import transforms
+    from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
+    from tf_multiembed.data.records import make_reader
 
-    config, _ = _generator_config()
-    data = prepare_dataset(config.schema(min_count=10), path, cache_dir)
-    dataset = data.train_dataset(8192, seed=0)
-    for _ in dataset.take(2):  # warm-up
-        pass
+    generator, _ = _generator()
+    schema = generator.config.schema(min_count=10)
+    transforms.criteo_log_thresholds()
+    _reset_peak()
+    before = _status_mb("VmRSS")
     started = time.perf_counter()
-    rows = sum(int(labels.shape[0]) for _, labels in dataset)
-    return rows / (time.perf_counter() - started)
+    counted = build_lib._count_pass(schema, make_reader(schema, path), build_lib.BuildSettings(), pathlib.Path(work),
+                                    os.path.getsize(path), DEFAULT_MEMORY_BYTES)
+    seconds = time.perf_counter() - started
+    return {"rows": counted.tracker.lines_read, "seconds": seconds,
+            "rows_per_s": counted.tracker.lines_read / seconds, "rss_before_mb": before,
+            "peak_rss_mb": _status_mb("VmHWM"), "count_memory_budget_mb": DEFAULT_MEMORY_BYTES >> 20,
+            "vocabulary_rows": sum(len(tokens) + 1 for tokens in counted.vocabularies.values())}
 
 
-def _child(path, work_dir) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--child", str(path), str(work_dir)], check=True,
-                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+def child_input(prepared_dir: str, batch_size: int, train_steps: int) -> dict:
+    """Rows/s of one epoch of the input pipeline (shuffled, unshuffled), and of training a DNN on it."""
+    import tensorflow as tf
+
+    from tf_multiembed.data import PreparedData
+    from tf_multiembed.models import build_model
+
+    data = PreparedData.load(prepared_dir)
+    results = {"batch_size": batch_size, "train_rows": data.split_rows["train"]}
+    for label, dataset in (("shuffled", data.train_dataset(batch_size, seed=0)),
+                           ("unshuffled", data.train_dataset(batch_size, shuffle=False))):
+        for _ in dataset.take(3):  # warm-up: graph building, first file opens
+            pass
+        started = time.perf_counter()
+        rows = sum(int(labels.shape[0]) for _, labels in dataset)
+        results[f"input_{label}_rows_per_s"] = rows / (time.perf_counter() - started)
+    tf.keras.utils.set_random_seed(0)
+    model = build_model("dnn", list(data.vocabulary_sizes), scale=2, multi_embedding=True,
+                        field_names=list(data.field_names))
+    model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    dataset = data.train_dataset(batch_size, seed=0, repeat=True)
+    model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # warm-up: tracing
+    started = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=train_steps, epochs=1, verbose=0)
+    results["training_examples_per_s"] = train_steps * batch_size / (time.perf_counter() - started)
+    results["training_model"] = "dnn, multi-embedding, scale 2 (Adam, sparse updates)"
+    return results
+
+
+def _child(*arguments) -> dict:
+    output = subprocess.run([sys.executable, __file__, "--child", *map(str, arguments)], check=True,
+                            capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)})
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def _table(runs, rows, source, generation_rate, read_rate) -> str:
-    lines = [f"Synthetic Criteo-format files (13 integer + 26 categorical columns; vocabulary sizes: {source}; "
-             f"min count 10), measured by `benchmarks/ingest.py --rows {rows}` on this 2-core machine. Generation ran "
-             f"at {generation_rate:,.0f} rows/s; one shuffled epoch of `train_dataset(8192)` read "
-             f"{read_rate:,.0f} rows/s.", "",
-             "| file | rows | distinct values | vocabulary rows | pass 1 count rows/s | peak RSS | "
-             "pass 2 encode rows/s | peak RSS | split rows/s | peak RSS |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, result in runs.items():
-        phases = [result[phase] for phase in ("count", "encode", "split")]
-        cells = " | ".join(f"{phase['rows_per_s']:,.0f} | {phase['peak_rss_mb']:,.0f} MB" for phase in phases)
-        lines.append(f"| {name} | {result['rows']:,} | {result['distinct_values']:,} | {result['vocabulary_total']:,} "
-                     f"| {cells} |")
+def _cat_rows_per_s(path: pathlib.Path, rows: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(f"cat '{path}' > /dev/null", shell=True, check=True)
+    return rows / (time.perf_counter() - started)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reports.
+
+def _machine() -> dict:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "load_average": list(os.getloadavg())}
+
+
+def _build_table(results: dict) -> str:
+    lines = [f"Synthetic Criteo-format files (13 integer + 26 categorical columns, {results['source']}, min count 10), "
+             f"`{results['command']}`, {results['date']}, {results['machine']['cpus']} cores, load average "
+             f"{results['load_before'][0]:.1f} before and {results['machine']['load_average'][0]:.1f} after (the "
+             f"machine was shared: compare the rates with the floor of the same run).", "",
+             "| rows | file | `cat` rows/s | reader (floor) rows/s | pass 1 count rows/s (of floor) | peak RSS | "
+             "order s | pass 2 encode rows/s (of floor) | peak RSS | shards s | peak RSS | reads of input |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in results["files"]:
+        floor = entry["reader"]["rows_per_s"]
+        lines.append(
+            f"| {entry['rows']:,} | {entry['file_bytes'] / 2 ** 30:.2f} GiB | {entry['cat_rows_per_s']:,.0f} | "
+            f"{floor:,.0f} | {entry['count']['rows_per_s']:,.0f} ({entry['count']['rows_per_s'] / floor:.0%}) | "
+            f"{entry['count']['peak_rss_mb']:,.0f} MB | {entry['order']['seconds']:.1f} | "
+            f"{entry['encode']['rows_per_s']:,.0f} ({entry['encode']['rows_per_s'] / floor:.0%}) | "
+            f"{entry['encode']['peak_rss_mb']:,.0f} MB | {entry['shards']['seconds']:.1f} | "
+            f"{entry['shards']['peak_rss_mb']:,.0f} MB | {entry['reads_of_input']:.2f} |")
+    pipeline = results["input_pipeline"]
+    lines += ["", f"Input pipeline ({pipeline['train_rows']:,} training rows, batch {pipeline['batch_size']}): "
+                  f"{pipeline['input_shuffled_rows_per_s']:,.0f} rows/s shuffled, "
+                  f"{pipeline['input_unshuffled_rows_per_s']:,.0f} rows/s unshuffled, input only; training "
+                  f"({pipeline['training_model']}) {pipeline['training_examples_per_s']:,.0f} examples/s."]
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the base file (doubled: 2x)")
-    parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary folder, removed)")
+    parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 10_000_000], help="rows per file")
+    parser.add_argument("--count-rows", type=int, default=None, help="measure pass 1 alone on a file of this many "
+                                                                      "rows (with --vocabulary-scale)")
+    parser.add_argument("--vocabulary-scale", type=int, default=20, help="categorical cardinalities x this, for "
+                                                                          "--count-rows")
+    parser.add_argument("--batch-size", type=int, default=8192)
+    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary one, removed)")
     parser.add_argument("--update-doc", default=None, help="markdown file whose benchmark section to rewrite")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_phases(*args.child)))
+        kind, *rest = args.child
+        if kind == "build":
+            print(json.dumps(child_build(*rest)))
+        elif kind == "count":
+            print(json.dumps(child_count(*rest)))
+        else:
+            print(json.dumps(child_input(rest[0], int(rest[1]), int(rest[2]))))
         return
 
-    from tf_multiembed.data.synthetic import SyntheticCriteo
-
-    config, source = _generator_config()
-    generator = SyntheticCriteo(config)
+    command = "python benchmarks/ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])
     scratch = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="ingest-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
+    results = {"command": command, "date": time.strftime("%Y-%m-%d"), "load_before": list(os.getloadavg())}
     try:
-        base = scratch / "base.tsv"
-        started = time.perf_counter()
-        generator.write_tsv(base, args.rows, seed=1)
-        generation_rate = args.rows / (time.perf_counter() - started)
-        doubled = scratch / "doubled.tsv"
-        with open(doubled, "wb") as output:
-            for _ in range(2):
-                with open(base, "rb") as source_file:
-                    shutil.copyfileobj(source_file, output, 1 << 24)
-        fresh = scratch / "fresh.tsv"
-        generator.write_tsv(fresh, 2 * args.rows, seed=1)
-        runs = {}
-        for name, path in (("base", base), ("doubled (base twice)", doubled), ("fresh (2x new rows)", fresh)):
-            work = scratch / f"work-{path.stem}"
+        if args.count_rows:
+            generator, source = _generator(args.vocabulary_scale)
+            path = scratch / f"count-{args.count_rows}.tsv"
+            started = time.perf_counter()
+            generator.write_tsv(path, args.count_rows, seed=1)
+            results.update({"source": f"{source}, categorical x{args.vocabulary_scale}",
+                            "generation_seconds": time.perf_counter() - started, "file_bytes": path.stat().st_size})
+            work = scratch / "count-work"
             work.mkdir(exist_ok=True)
-            runs[name] = _child(path, work)
-            shutil.rmtree(work)
-            print(name, json.dumps(runs[name]), flush=True)
-        read_rate = _tf_data_read_rate(base, scratch / "cache")
-        table = _table(runs, args.rows, source, generation_rate, read_rate)
-        print(table)
-        if args.update_doc:
-            doc = pathlib.Path(args.update_doc)
-            text = doc.read_text(encoding="utf-8")
-            start, end = text.index(DOC_START) + len(DOC_START), text.index(DOC_END)
-            doc.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
+            results["count"] = _child("count", path, work)
+            results["machine"] = _machine()
+            output = RESULTS / f"ingest_count_{args.count_rows}.json"
+        else:
+            generator, source = _generator()
+            results.update({"source": source, "files": []})
+            for rows in args.rows:
+                path = scratch / f"criteo-{rows}.tsv"
+                generator.write_tsv(path, rows, seed=1)
+                entry = _child("build", path, scratch / f"cache-{rows}")
+                entry["cat_rows_per_s"] = _cat_rows_per_s(path, entry["rows"])
+                results["files"].append(entry)
+                print(json.dumps(entry), flush=True)
+                if rows != args.rows[0]:
+                    shutil.rmtree(scratch / f"cache-{rows}", ignore_errors=True)
+                path.unlink()
+            results["input_pipeline"] = _child("input", results["files"][0]["prepared_dir"], args.batch_size,
+                                               args.train_steps)
+            results["machine"] = _machine()
+            output = RESULTS / "ingest.json"
+            table = _build_table(results)
+            print(table)
+            if args.update_doc:
+                from doc_tables import write_between_markers
+
+                write_between_markers(args.update_doc, DOC_START, DOC_END, table)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {output}")
     finally:
         if args.work_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -128,3 +128,35 @@ def test_resolve_schema_from_name_file_or_instance(tmp_path):
     assert schema_lib.resolve_schema(str(path)) == schema
     with pytest.raises(ValueError, match="Cannot resolve the schema 'kaggle'"):
         schema_lib.resolve_schema("kaggle")
+
+
+def test_schema_wide_min_count_is_inherited_and_recorded(tmp_path):
+    from data_test_files import write_lines
+    from tf_multiembed.data import prepare_dataset
+    from tf_multiembed.data.vocabulary import read_vocabulary
+
+    path = tmp_path / "clicks.yaml"
+    path.write_text("name: clicks\nlabel: {column: y}\nmin_count: 2\nfields:\n  - {name: a}\n"
+                    "  - {name: b, min_count: 1}\n  - {name: c, hash_buckets: 8}\n", encoding="utf-8")
+    schema = Schema.from_file(path)
+    assert schema.resolved_min_counts() == {"a": 2, "b": 1, "c": None}
+    assert Schema.from_dict(schema.to_dict()) == schema
+    csv = write_lines(tmp_path / "clicks.csv", ["y,a,b,c", "1,x,p,k", "0,x,q,k", "1,y,q,k"])
+    data = prepare_dataset(schema, csv, tmp_path / "cache")
+    vocabularies = {name: read_vocabulary(file) for name, file in data.vocabulary_files().items()}
+    assert vocabularies == {"a": ["x"], "b": ["q", "p"]}
+    assert data.min_counts == {"a": 2, "b": 1, "c": None}
+
+
+def test_a_default_min_count_is_logged_not_silent(tmp_path, caplog):
+    from data_test_files import write_lines
+    from tf_multiembed.data import prepare_dataset
+
+    schema = Schema("plain", fields=(FieldSpec("a"), FieldSpec("b", min_count=3)), label=LabelSpec("y"))
+    assert schema.fields_with_default_min_count() == ("a",)
+    with caplog.at_level("INFO", logger="tf_multiembed.data.build"):
+        data = prepare_dataset(schema, write_lines(tmp_path / "p.csv", ["y,a,b", "1,x,p"]), tmp_path / "cache")
+    assert "fields ['a'] set no min_count and the schema none: they use min_count 1" in caplog.text
+    assert data.min_counts == {"a": 1, "b": 3}
+    with pytest.raises(ValueError, match=r"schema 'x': `min_count` must be an integer >= 1, got 0"):
+        Schema("x", fields=(FieldSpec("a"),), label=LabelSpec("y"), min_count=0)

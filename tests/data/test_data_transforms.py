@@ -81,3 +81,30 @@ def test_identity_twins_agree():
 def test_unknown_transform_names_the_known_ones():
     with pytest.raises(ValueError, match=r"Unknown transform 'log'.*criteo_log_bucket.*identity"):
         transforms.get_transform("log")
+
+
+ODD_NUMBER_CELLS = ["+5", " 5", "5 ", "05", "1_000", "1e5", ".5", "5.", "inf", "nan", "NaN", "-inf", "Infinity", "-0",
+                    "0x10", "1e400", "1e-400", "", "1.5e-3", "+.5e+2", "\u0665", "-1e300", "1e300", "abc", "2",
+                    "9007199254740993", "-9007199254740993", "12345678901234567890123", "1e0000000005",
+                    "2.0000000000000004", "-2.5", "3", "1000", "1e9"]
+
+
+def test_arrow_twin_equals_the_python_twin_cell_for_cell():
+    """The build's vectorized twin: the same token, missing value or refusal as the Python reference, on odd syntax
+    (which it hands to Python) and on both sides of every 7th bucket boundary (which Arrow parses)."""
+    import pyarrow as pa
+
+    cells = list(ODD_NUMBER_CELLS)
+    for threshold in transforms.criteo_log_thresholds()[::7]:
+        for value in (threshold, np.nextafter(threshold, 0), np.nextafter(threshold, np.inf)):
+            cells += [repr(float(value)), str(int(value))]
+    transform = transforms.get_transform("criteo_log_bucket")
+    tokens, unreadable = transform.arrow(pa.array(cells))
+    for cell, token, refused in zip(cells, tokens.to_pylist(), unreadable):
+        try:
+            expected, expected_refusal = transform.python(cell) or "", False
+        except ValueError:
+            expected, expected_refusal = "", True
+        assert (token, bool(refused)) == (expected, expected_refusal), cell
+    identity_tokens, identity_refused = transforms.get_transform("identity").arrow(pa.array(["a", ""]))
+    assert identity_tokens.to_pylist() == ["a", ""] and not identity_refused.any()

@@ -247,18 +247,18 @@ class _SplitRouter:
             self._write_ranked(rows, self.rows_routed)
         else:
             positions = self._inverse.read(self.rows_routed, self.rows_routed + len(rows)).astype(np.int64)
-            buckets = positions // self.bucket_rows
+            buckets = (positions // self.bucket_rows).astype(np.uint16)  # < _MAX_BUCKET_FILES: a radix sort
             order = np.argsort(buckets, kind="stable")
-            records = np.empty((len(rows), self.num_fields + 2), dtype=np.int32)
-            records[:, 0] = positions[order] - buckets[order] * self.bucket_rows
-            records[:, 1:] = rows[order]
             sorted_buckets = buckets[order]
+            records = np.empty((len(rows), self.num_fields + 2), dtype=np.int32)
+            records[:, 0] = positions[order] - sorted_buckets.astype(np.int64) * self.bucket_rows
+            records[:, 1:] = rows[order]
             cuts = np.flatnonzero(np.diff(sorted_buckets)) + 1
             for start, stop in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(rows)]])):
                 bucket = int(sorted_buckets[start])
                 if bucket not in self._buckets:
                     self._buckets[bucket] = open(self._bucket_dir / f"{bucket:05d}.bin", "wb")
-                self._buckets[bucket].write(records[start:stop].tobytes())
+                self._buckets[bucket].write(memoryview(records[start:stop]))
         self.rows_routed += len(rows)
 
     def finish(self) -> Dict[str, List[shards_lib.ShardInfo]]:

@@ -121,9 +121,11 @@ class TokenCounter:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.work_dir / f"counts-{len(self.spill_files):04d}.arrow"
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, _SCHEMA) as writer:
-            for part in range(self.partitions):
-                writer.write_table(table.slice(bounds[part], bounds[part + 1] - bounds[part]),
-                                   max_chunksize=max(int(bounds[part + 1] - bounds[part]), 1))
+            for part in range(self.partitions):  # one batch per partition, empty ones included
+                start, length = int(bounds[part]), int(bounds[part + 1] - bounds[part])
+                writer.write_batch(pa.RecordBatch.from_arrays(
+                    [table.column(name).slice(start, length).combine_chunks() for name in _SCHEMA.names],
+                    schema=_SCHEMA))
         logger.info("token counts spilled to %s (%d entries, %.0f MB in memory)", path, table.num_rows,
                     self._merged.nbytes / 2 ** 20)
         self.spill_files.append(path)

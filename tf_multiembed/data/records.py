@@ -1,8 +1,8 @@
 """The schema applied to column blocks: label rule, field transforms, missing values, multi-value slots, bad rows.
 
 `BlockParser` works a block at a time with Arrow kernels: a field's transform (and the time column's and a threshold
-label's parse) runs once per distinct raw value of the block (`dictionary_encode`), never per row, and its results
-are cached across blocks. `validate` checks a block and skips (counts, names) its bad rows; `count` gives the
+label's parse) runs once per distinct raw value of the block (`dictionary_encode`), never per row, as the transform's
+Arrow twin (`transforms.py`). `validate` checks a block and skips (counts, names) its bad rows; `count` gives the
 token counts of its valid rows (pass 1); `encode` gives their ids (pass 2). The build runs the same parse twice, so
 the parser is deterministic: the same input gives the same rows and the same skips.
 
@@ -11,7 +11,6 @@ the fields in schema order, then the time column (a problem of a later check on 
 """
 
 import dataclasses
-import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,6 +28,7 @@ from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, DEFAULT_CHUNK_
 MISSING = ""  # a missing value, before the field's missing_token applies
 _MAX_CACHED_VALUES = 1 << 20  # transform results kept per field; bounded so memory does not follow the row count
 _BINARY_LABELS = pa.array(["0", "1"], type=pa.string())
+PER_ROW_LIMIT = 1 << 16  # vocabularies up to this size are looked up row by row by Arrow (see IdLookups)
 
 
 def make_reader(schema: schema_lib.Schema, input_paths, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -65,7 +65,8 @@ class ValidRows:
         columns: {column: raw text cells} of the rows.
         labels: int32 0/1 `[rows]`.
         times: float64 `[rows]` of the time column (only when the parser reads times), else None.
-        encoded: {field position: the field's column dictionary-encoded} for fields with a numeric transform.
+        encoded: {field position: (the field's column dictionary-encoded, the transformed token of each dictionary
+            entry, "" where missing)} for fields with a numeric transform.
     """
 
     path: str
@@ -73,20 +74,11 @@ class ValidRows:
     columns: Dict[str, pa.ChunkedArray]
     labels: np.ndarray
     times: Optional[np.ndarray]
-    encoded: Dict[int, pa.ChunkedArray]
+    encoded: Dict[int, Tuple[pa.ChunkedArray, pa.Array]]
 
     @property
     def num_rows(self) -> int:
         return len(self.line_numbers)
-
-
-class _Invalid:
-    """A cached failure: why a value is not readable."""
-
-    __slots__ = ("detail",)
-
-    def __init__(self, detail: str):
-        self.detail = detail
 
 
 class _Cache(dict):
@@ -103,12 +95,6 @@ class _Cache(dict):
         return [self[value] if value in self else self.setdefault(value, function(value)) for value in values]
 
 
-def _tokens_of(results: list) -> list:
-    """Cached transform results as tokens; values that were not readable (their rows were skipped, but they stay in
-    a filtered block's dictionary) read as missing."""
-    return [MISSING if isinstance(result, _Invalid) else result for result in results]
-
-
 def _dictionary(encoded: pa.ChunkedArray) -> pa.Array:
     """The dictionary shared by the chunks of `dictionary_encode(chunked array)`."""
     return encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], type=pa.string())
@@ -120,22 +106,11 @@ def _indices(encoded: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate([chunk.indices.to_numpy(zero_copy_only=False) for chunk in encoded.chunks])
 
 
-def _as_number(raw: str):
-    try:
-        number = float(raw)
-    except ValueError:
-        return math.nan
-    return number
-
-
-def _transform_result(transform):
-    def apply(raw: str):
-        try:
-            token = transform.python(raw)
-        except ValueError as error:
-            return _Invalid(str(error))
-        return MISSING if token is None else token
-    return apply
+def _numbers(cells: pa.ChunkedArray) -> np.ndarray:
+    """float(cell) per row (NaN where Python's float() fails), parsed once per distinct cell."""
+    encoded = pc.dictionary_encode(cells)
+    numbers, _ = transforms.parse_numbers(_dictionary(encoded))
+    return numbers[_indices(encoded)]
 
 
 def _multi_parts(field: schema_lib.FieldSpec):
@@ -170,13 +145,11 @@ class BlockParser:
         self.schema = schema
         self.tracker = tracker
         self.parse_time = bool(parse_time)
-        self._numeric = [transforms.get_transform(field.transform).name != "identity"
-                         and field.kind != schema_lib.MULTI_CATEGORICAL for field in schema.fields]
-        self._tokens = [_Cache(_transform_result(transforms.get_transform(field.transform)))
-                        if numeric else None for field, numeric in zip(schema.fields, self._numeric)]
+        self._transforms = [transforms.get_transform(field.transform) for field in schema.fields]
+        self._numeric = [transform.name != "identity" and field.kind != schema_lib.MULTI_CATEGORICAL
+                         for field, transform in zip(schema.fields, self._transforms)]
         self._parts = [_Cache(_multi_parts(field)) if field.kind == schema_lib.MULTI_CATEGORICAL else None
                        for field in schema.fields]
-        self._numbers = _Cache(_as_number)
 
     # -- validation ---------------------------------------------------------------------------------------------
 
@@ -188,16 +161,13 @@ class BlockParser:
             for row in np.flatnonzero(~readable):
                 bad.append((row, "bad_label", f"label {cells[int(row)].as_py()!r}, expected 0 or 1"))
             return labels
-        encoded = pc.dictionary_encode(cells)
-        numbers = np.array(self._numbers.results(_dictionary(encoded).to_pylist()), dtype=np.float64)
-        values = numbers[_indices(encoded)]
+        values = _numbers(cells)
         for row in np.flatnonzero(np.isnan(values)):
             bad.append((row, "bad_label", f"{label.column} {cells[int(row)].as_py()!r} is not a number"))
         return (values >= label.threshold).astype(np.int32)
 
     def _times(self, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
-        encoded = pc.dictionary_encode(cells)
-        times = np.array(self._numbers.results(_dictionary(encoded).to_pylist()), dtype=np.float64)[_indices(encoded)]
+        times = _numbers(cells)
         for row in np.flatnonzero(np.isnan(times)):
             bad.append((row, "bad_time", f"{self.schema.time_column} {cells[int(row)].as_py()!r} is not a number"))
         return times
@@ -212,13 +182,15 @@ class BlockParser:
         for position, field in enumerate(self.schema.fields):
             if not self._numeric[position]:
                 continue
-            encoded[position] = pc.dictionary_encode(columns[field.column])
-            results = self._tokens[position].results(_dictionary(encoded[position]).to_pylist())
-            invalid = [index for index, result in enumerate(results) if isinstance(result, _Invalid)]
-            if invalid:
-                indices = _indices(encoded[position])
-                for row in np.flatnonzero(np.isin(indices, invalid)):
-                    bad.append((row, "non_numeric", f"{field.name}: {results[indices[row]].detail}"))
+            cells = pc.dictionary_encode(columns[field.column])
+            dictionary = _dictionary(cells)
+            tokens, unreadable = self._transforms[position].arrow(dictionary)
+            encoded[position] = (cells, tokens)
+            if unreadable.any():
+                indices = _indices(cells)
+                for row in np.flatnonzero(unreadable[indices]):
+                    detail = self._unreadable(position, dictionary, indices[row])
+                    bad.append((row, "non_numeric", f"{field.name}: {detail}"))
         times = self._times(columns[self.schema.time_column], bad) if self.parse_time else None
         self._report(block, bad)
         line_numbers = block.line_numbers
@@ -227,10 +199,18 @@ class BlockParser:
             keep[[row for row, _, _ in bad]] = False
             mask = pa.array(keep)
             columns = {name: cells.filter(mask) for name, cells in columns.items()}
-            encoded = {position: cells.filter(mask) for position, cells in encoded.items()}
+            encoded = {position: (cells.filter(mask), tokens) for position, (cells, tokens) in encoded.items()}
             labels, line_numbers = labels[keep], line_numbers[keep]
             times = times[keep] if times is not None else None
         return ValidRows(block.path, line_numbers, columns, labels, times, encoded)
+
+    def _unreadable(self, position: int, dictionary: pa.Array, index: int) -> str:
+        """Why the transform cannot read dictionary entry `index` (the Python twin's message)."""
+        try:
+            self._transforms[position].python(dictionary[int(index)].as_py())
+        except ValueError as error:
+            return str(error)
+        return "unreadable"
 
     def _report(self, block: ColumnBlock, bad: List[tuple]) -> None:
         """Reports the reader's and the parser's rejections merged in line order (strict mode stops at the first)."""
@@ -265,11 +245,8 @@ class BlockParser:
             if field.hash_buckets is not None:
                 continue
             if self._numeric[position]:
-                encoded = rows.encoded[position]
-                dictionary = _dictionary(encoded)
-                counts = np.bincount(_indices(encoded), minlength=len(dictionary))
-                tokens = pa.array(_tokens_of(self._tokens[position].results(dictionary.to_pylist())),
-                                  type=pa.string())
+                cells, tokens = rows.encoded[position]
+                counts = np.bincount(_indices(cells), minlength=len(tokens))
             elif field.kind == schema_lib.MULTI_CATEGORICAL:
                 tokens, counts = self._count_multi(position, field, rows.columns[field.column])
             else:
@@ -304,12 +281,16 @@ class BlockParser:
         column = 0
         for position, field in enumerate(self.schema.fields):
             if self._numeric[position]:
-                encoded = rows.encoded[position]
-                tokens = _tokens_of(self._tokens[position].results(_dictionary(encoded).to_pylist()))
-                block[:, column] = lookups.ids_of_tokens(position, tokens)[_indices(encoded)]
+                cells, tokens = rows.encoded[position]
+                block[:, column] = lookups.ids_of_tokens(position, tokens)[_indices(cells)]
                 column += 1
                 continue
-            encoded = pc.dictionary_encode(rows.columns[field.column])
+            cells = rows.columns[field.column]
+            if field.kind != schema_lib.MULTI_CATEGORICAL and lookups.per_row(position):
+                block[:, column] = lookups.ids_of_tokens(position, cells)
+                column += 1
+                continue
+            encoded = pc.dictionary_encode(cells)
             dictionary, indices = _dictionary(encoded), _indices(encoded)
             if field.kind == schema_lib.MULTI_CATEGORICAL:
                 slots = [parts for parts, _ in self._parts[position].results(dictionary.to_pylist())]
@@ -317,7 +298,7 @@ class BlockParser:
                 block[:, column:column + field.max_values] = slot_ids[indices]
                 column += field.max_values
             else:
-                block[:, column] = lookups.ids_of_cells(position, dictionary)[indices]
+                block[:, column] = lookups.ids_of_tokens(position, dictionary)[indices]
                 column += 1
         block[:, column] = rows.labels
         return block
@@ -325,6 +306,10 @@ class BlockParser:
 
 class IdLookups:
     """Token -> id maps of every field: vocabulary files (id = 1 + line, 0 for anything else) or hash buckets.
+
+    Small vocabularies are looked up by Arrow (`index_in`, which builds its hash table of the vocabulary at every
+    call: cheap below `PER_ROW_LIMIT` tokens, so rows are looked up directly); larger ones through a Python dict
+    built once, applied to the distinct values of a block only.
 
     Args:
         schema: the schema.
@@ -352,31 +337,29 @@ class IdLookups:
                            if field.missing_token is not None and field.missing_token in tokens else 0)
             self._missing_ids.append(missing)
 
+    def per_row(self, position: int) -> bool:
+        """Whether rows of this field are best looked up directly (a small vocabulary), not their distinct values."""
+        return position in self._vocabularies and len(self._vocabularies[position]) <= PER_ROW_LIMIT
+
     def _token_ids(self, position: int) -> Dict[str, int]:
         if position not in self._ids:
             self._ids[position] = {token: index for index, token in enumerate(self._token_lists[position], start=1)}
         return self._ids[position]
 
-    def ids_of_tokens(self, position: int, tokens: Sequence[str]) -> np.ndarray:
-        """Ids of transformed tokens (MISSING for a missing value)."""
+    def ids_of_tokens(self, position: int, tokens: pa.Array) -> np.ndarray:
+        """int32 ids of an array of (transformed) tokens of a single-valued field; "" (MISSING) is missing."""
         field = self.schema.fields[position]
         missing = self._missing_ids[position]
         if field.hash_buckets is not None:
-            return _hash_ids_with_missing(tokens, field.hash_buckets, missing)
-        ids = self._token_ids(position)
-        return np.fromiter((missing if token == MISSING else ids.get(token, 0) for token in tokens), dtype=np.int32,
-                           count=len(tokens))
-
-    def ids_of_cells(self, position: int, cells: pa.Array) -> np.ndarray:
-        """Ids of raw cells of an identity-transform field ("" is missing)."""
-        field = self.schema.fields[position]
-        missing = self._missing_ids[position]
-        if field.hash_buckets is not None:
-            return _hash_ids_with_missing(cells.to_pylist(), field.hash_buckets, missing)
-        found = pc.index_in(cells, value_set=self._vocabularies[position])
+            return _hash_ids_with_missing(tokens.to_pylist(), field.hash_buckets, missing)
+        if len(self._vocabularies[position]) > PER_ROW_LIMIT:
+            known = self._token_ids(position)
+            return np.fromiter((missing if token == MISSING else known.get(token, 0) for token in tokens.to_pylist()),
+                               dtype=np.int32, count=len(tokens))
+        found = pc.index_in(tokens, value_set=self._vocabularies[position])
         ids = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32) + 1
         if missing:
-            ids[pc.equal(cells, MISSING).to_numpy(zero_copy_only=False)] = missing
+            ids[pc.equal(tokens, MISSING).to_numpy(zero_copy_only=False)] = missing
         return ids
 
     def ids_of_slots(self, position: int, slots: Sequence[Tuple[str, ...]]) -> np.ndarray:

@@ -1,9 +1,13 @@
-"""Value transforms with Python and TensorFlow twins: the offline build and the serving graph encode identically.
+"""Value transforms with Python, Arrow and TensorFlow twins: the offline build and the serving graph encode
+identically.
 
 A transform turns one raw value into a vocabulary token, or reports it missing:
 
 - the Python twin takes the raw text of a file cell and returns a token, `None` for a missing value, or raises
-  `ValueError` for a value it cannot read (the build then skips that row as bad input);
+  `ValueError` for a value it cannot read (the build then skips that row as bad input); it is the reference;
+- the Arrow twin does the same for a whole array of cells at once (what the build runs): it returns the tokens
+  ("" where missing or unreadable) and which cells are unreadable; cells whose syntax it does not handle itself go
+  through the Python twin, so the two agree on every string (tested on edge cases);
 - the TensorFlow twin takes a batch of raw values `[B]` and returns `(tokens: tf.string [B], missing: tf.bool [B])`.
 
 Transforms:
@@ -22,6 +26,10 @@ import functools
 import math
 import struct
 from typing import Callable, Optional, Tuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Above 2**53 a float64 no longer holds every integer; the exact threshold table stops there and both twins fall
 # back to the formula (TensorFlow's float64 log may differ from libm's by one ulp there, which no CTR log reaches).
@@ -107,6 +115,53 @@ def _criteo_log_bucket_tensorflow(values):
     return tf.strings.as_string(bucket), missing
 
 
+# Numbers in this syntax parse to the same float64 in Arrow (fast_float, correctly rounded) as in Python's float();
+# anything else (spaces, underscores, "infinity", other digits) is parsed by Python's float() itself.
+_PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$"
+
+
+def parse_numbers(values: pa.Array) -> Tuple[np.ndarray, np.ndarray]:
+    """`(float(value) as float64 [n], readable bool [n])` of an Arrow string array: exactly Python's `float()`
+    (NaN where it raises, "" included), computed by Arrow for plain decimal syntax and by Python for the rest.
+
+    Example:
+        >>> parse_numbers(pa.array(["1.5", " 2", "x", ""]))[1].tolist()
+        [True, True, False, False]
+    """
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    plain = pc.match_substring_regex(values, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+    numbers = pc.cast(pc.if_else(pa.array(plain), values, "0"), pa.float64()).to_numpy(zero_copy_only=False).copy()
+    readable = plain.copy()
+    for index in np.flatnonzero(~plain):
+        try:
+            numbers[index] = float(values[int(index)].as_py())
+            readable[index] = True
+        except ValueError:
+            numbers[index] = math.nan
+    return numbers, readable
+
+
+def _criteo_log_bucket_arrow(values: pa.Array) -> Tuple[pa.Array, np.ndarray]:
+    numbers, readable = parse_numbers(values)
+    finite = readable & np.isfinite(numbers)
+    safe = np.where(finite, numbers, 0.0)
+    buckets = np.where(safe > 2, np.searchsorted(np.asarray(criteo_log_thresholds()), safe, side="right"),
+                       np.floor(np.clip(safe, -_EXACT_LIMIT, 2.0)) - 2).astype(np.int64)
+    tokens = pc.cast(pa.array(buckets), pa.string())
+    extreme = np.flatnonzero(finite & (np.abs(safe) > _EXACT_LIMIT))  # beyond the table: the formula itself
+    if len(extreme):
+        texts = tokens.to_pylist()
+        for index in extreme:
+            texts[index] = criteo_log_bucket_value(float(safe[index]))
+        tokens = pa.array(texts, type=pa.string())
+    empty = pc.equal(values, "").to_numpy(zero_copy_only=False)
+    return pc.if_else(pa.array(finite), tokens, ""), ~readable & ~empty
+
+
+def _identity_arrow(values: pa.Array) -> Tuple[pa.Array, np.ndarray]:
+    return values, np.zeros(len(values), dtype=bool)
+
+
 def _identity_python(raw: str) -> Optional[str]:
     return raw if raw != "" else None
 
@@ -125,19 +180,21 @@ class Transform:
         name: the name used in schemas.
         input_kind: "string" (raw text, served as `tf.string`) or "number" (served as a float).
         python: raw cell text -> token, None when missing; raises ValueError on unreadable input.
+        arrow: Arrow string array of cells -> (tokens, "" where missing or unreadable; unreadable bool [n]).
         tensorflow: raw batch `[B]` -> `(tokens tf.string [B], missing tf.bool [B])`.
     """
 
     name: str
     input_kind: str
     python: Callable[[str], Optional[str]]
+    arrow: Callable[[pa.Array], Tuple[pa.Array, np.ndarray]]
     tensorflow: Callable[[object], Tuple[object, object]]
 
 
 TRANSFORMS = {
-    "identity": Transform("identity", "string", _identity_python, _identity_tensorflow),
+    "identity": Transform("identity", "string", _identity_python, _identity_arrow, _identity_tensorflow),
     "criteo_log_bucket": Transform("criteo_log_bucket", "number", _criteo_log_bucket_python,
-                                   _criteo_log_bucket_tensorflow),
+                                   _criteo_log_bucket_arrow, _criteo_log_bucket_tensorflow),
 }
 
 

@@ -89,7 +89,10 @@ class _ColumnarReader:
                 digests[str(path)] = file_digest(path)
 
     def _texts(self, path, column: str, values) -> Tuple[pa.Array, List[Tuple[int, str, str]]]:
-        return column_texts(values, f"column {column!r} of {path}", self.separators.get(column))
+        try:
+            return column_texts(values, f"column {column!r}", self.separators.get(column))
+        except ValueError as error:  # a column type the rules do not cover
+            raise ValueError(f"{path}: {error}") from None
 
     def _file_blocks(self, path: pathlib.Path) -> Iterator[ColumnBlock]:
         raise NotImplementedError
@@ -171,7 +174,7 @@ class TFRecordReader(_ColumnarReader):
             self._learn_kinds(records, kinds)
             try:
                 block = self._parsed_block(path, records, kinds, first_row)
-            except tf.errors.InvalidArgumentError:
+            except (tf.errors.InvalidArgumentError, UnicodeDecodeError):  # (the error text may hold the bad bytes)
                 block = self._record_by_record(path, records, kinds, first_row)
             block.input_bytes = sum(len(record) + 16 for record in records)  # 16 bytes of TFRecord framing each
             yield block
@@ -238,14 +241,14 @@ class TFRecordReader(_ColumnarReader):
                 converted = [value_text(value) for value in values]
                 for text, detail in converted:
                     if detail is not None:
-                        bad.append((row, "bad_encoding", f"column {column!r} of {path}: {detail}"))
+                        bad.append((row, "bad_encoding", f"column {column!r}: {detail}"))
                 texts = [text or "" for text, _ in converted]
                 separator = self.separators.get(column)
                 if separator is not None:
                     cells[column].append(separator.join(texts))
                 else:
                     if len(texts) > 1:
-                        bad.append((row, "multiple_values", f"column {column!r} of {path}: {len(texts)} values in a "
+                        bad.append((row, "multiple_values", f"column {column!r}: {len(texts)} values in a "
                                                             f"single-valued field"))
                     cells[column].append(texts[0] if texts else "")
         bad.sort(key=lambda entry: entry[0])  # the first problem of a row is the one reported

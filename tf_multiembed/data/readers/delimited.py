@@ -21,7 +21,7 @@ from tf_multiembed.data.readers.blocks import ColumnBlock, Rejection, block_from
 from tf_multiembed.data.readers.lines import (DEFAULT_BLOCK_BYTES, DEFAULT_CHUNK_BYTES, count_lines, decode_lines,
                                               iter_line_blocks, iter_line_chunks)
 
-_ARROW_BLOCK_BYTES = 1 << 22  # Arrow parses a block in pieces of this size, in parallel
+_ARROW_BLOCK_BYTES = 1 << 21  # Arrow parses a block in pieces of this size, in parallel
 
 PathLike = Union[str, pathlib.Path]
 

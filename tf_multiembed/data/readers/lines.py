@@ -11,7 +11,7 @@ from tf_multiembed.data.readers.blocks import Rejection
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_CHUNK_BYTES = 1 << 20
-DEFAULT_BLOCK_BYTES = 1 << 25  # the columnar reader's blocks: about 130k Criteo lines
+DEFAULT_BLOCK_BYTES = 1 << 23  # the columnar reader's blocks: about 33k Criteo lines
 
 
 def is_gzip(path) -> bool:
