@@ -17,8 +17,8 @@ Why the files are post-processed instead of taken as tf.Transform writes them:
 - `max_tokens`: tf.Transform's `top_k` would cut equal counts at the boundary in its own tie order, so the cut is
   made by `build_vocabulary` too (no `top_k` is passed);
 - text safety: tf.Transform's text files drop tokens that contain "\\r" or "\\n" anywhere, while the project's rule
-  only rejects a trailing "\\r"; tokens are therefore counted in web-safe base64 and decoded afterwards (prefixed by their field's position: one
-  analyzer counts every field, see `preprocessing_fn`);
+  only rejects a trailing "\\r"; tokens are therefore counted in web-safe base64 and decoded afterwards (prefixed
+  by their field's position: one analyzer counts every field, see `preprocessing_fn`);
 - empty vocabularies: tf.Transform writes a dummy token so that its own lookup tables initialise; it is removed.
 
 Hash-bucket fields have no vocabulary and are not analyzed.

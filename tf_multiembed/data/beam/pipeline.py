@@ -21,14 +21,13 @@ Stages (docs/beam.md draws them):
 import collections
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import pathlib
 import shutil
 import tempfile
 import time
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -40,7 +39,7 @@ from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.beam import analyze
 from tf_multiembed.data.beam import split as split_lib
-from tf_multiembed.data.quality import BadInputTracker, BadLine, IngestReport
+from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers import expand_paths
 from tf_multiembed.data.records import BlockParser, IdLookups, ValidRows, make_reader
 
@@ -105,10 +104,11 @@ def _local_copy(path: str) -> Iterator[str]:
 
 
 def _publish(local_path: str, path: str) -> None:
-    """Moves a finished local file to its destination (a rename on the local file system)."""
+    """Moves a finished local file to its destination (a copy when it is on another device or file system; the
+    manifest, written last, is what marks a folder finished)."""
     if _is_local(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.replace(local_path, path)
+        shutil.move(local_path, path)
         return
     with open(local_path, "rb") as source, FileSystems.create(path) as target:
         shutil.copyfileobj(source, target, 1 << 24)
