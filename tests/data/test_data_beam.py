@@ -225,6 +225,19 @@ def test_bad_input_is_counted_by_reason_in_the_report_and_as_beam_metrics(fixtur
     assert files_report["files_empty"][0].endswith("part-2.tsv")
 
 
+def test_two_worker_processes_write_the_same_files(fixture_builds, tmp_path):
+    """Elements pickled between two worker processes, bundles in another order: byte-identical vocabularies and
+    shards (rows are placed by hash and sorted by (file, line) within each shard)."""
+    schema, paths, settings, beam_output, _, _ = fixture_builds["rules"]
+    options = PipelineOptions([], runner="DirectRunner", direct_num_workers=2, direct_running_mode="multi_processing")
+    folder = pathlib.Path(prepare_with_beam(schema, paths, tmp_path / "two", settings, options))
+    for part in (shards_lib.VOCAB_DIR_NAME, shards_lib.SHARD_DIR_NAME):
+        files = sorted(path.name for path in (beam_output.folder / part).iterdir())
+        assert files and files == sorted(path.name for path in (folder / part).iterdir())
+        for name in files:
+            assert (folder / part / name).read_bytes() == (beam_output.folder / part / name).read_bytes(), name
+
+
 def test_strict_mode_fails_the_pipeline_at_a_bad_line(tmp_path):
     _, rules_inputs, _ = case_rules(tmp_path)
     with pytest.raises(Exception, match=r"first\.csv:8: bad label .*Strict mode"):
