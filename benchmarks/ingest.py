@@ -165,9 +165,10 @@ def child_input(prepared_dir: str, batch_size: int, train_steps: int) -> dict:
                            ("unshuffled", data.train_dataset(batch_size, shuffle=False))):
         for _ in dataset.take(3):  # warm-up: graph building, first file opens
             pass
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         rows = sum(int(labels.shape[0]) for _, labels in dataset)
         results[f"input_{label}_rows_per_s"] = rows / (time.perf_counter() - started)
+        results[f"input_{label}_cpu_s_per_million"] = (time.process_time() - cpu) / rows * 1e6
     tf.keras.utils.set_random_seed(0)
     model = build_model("dnn", list(data.vocabulary_sizes), scale=2, multi_embedding=True,
                         field_names=list(data.field_names))
@@ -207,22 +208,31 @@ def _build_table(results: dict) -> str:
              f"`{results['command']}`, {results['date']}, {results['machine']['cpus']} cores, load average "
              f"{results['load_before'][0]:.1f} before and {results['machine']['load_average'][0]:.1f} after (the "
              f"machine was shared: compare the rates with the floor of the same run).", "",
-             "| rows | file | `cat` rows/s | reader (floor) rows/s | pass 1 count rows/s (of floor) | peak RSS | "
-             "order s | pass 2 encode rows/s (of floor) | peak RSS | shards s | peak RSS | reads of input |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| rows | file | `cat` rows/s | reader (floor) rows/s [CPU s/M] | pass 1 count rows/s (of floor) "
+             "[CPU s/M] | peak RSS | order s (peak RSS) | pass 2 encode rows/s (of floor) [CPU s/M] | peak RSS | "
+             "shards s (peak RSS) | reads of input |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cpu(step):  # CPU seconds (all threads) per million rows: what a quiet machine's cores would have to give
+        return f"[{step['cpu_seconds'] / entry['rows'] * 1e6:.2f}]"
+
     for entry in results["files"]:
         floor = entry["reader"]["rows_per_s"]
+        count, encode = entry["count"], entry["encode"]
         lines.append(
             f"| {entry['rows']:,} | {entry['file_bytes'] / 2 ** 30:.2f} GiB | {entry['cat_rows_per_s']:,.0f} | "
-            f"{floor:,.0f} | {entry['count']['rows_per_s']:,.0f} ({entry['count']['rows_per_s'] / floor:.0%}) | "
-            f"{entry['count']['peak_rss_mb']:,.0f} MB | {entry['order']['seconds']:.1f} | "
-            f"{entry['encode']['rows_per_s']:,.0f} ({entry['encode']['rows_per_s'] / floor:.0%}) | "
-            f"{entry['encode']['peak_rss_mb']:,.0f} MB | {entry['shards']['seconds']:.1f} | "
-            f"{entry['shards']['peak_rss_mb']:,.0f} MB | {entry['reads_of_input']:.2f} |")
+            f"{floor:,.0f} {cpu(entry['reader'])} | {count['rows_per_s']:,.0f} ({count['rows_per_s'] / floor:.0%}) "
+            f"{cpu(count)} | {count['peak_rss_mb']:,.0f} MB | {entry['order']['seconds']:.1f} "
+            f"({entry['order']['peak_rss_mb']:,.0f} MB) | {encode['rows_per_s']:,.0f} "
+            f"({encode['rows_per_s'] / floor:.0%}) {cpu(encode)} | {encode['peak_rss_mb']:,.0f} MB | "
+            f"{entry['shards']['seconds']:.1f} ({entry['shards']['peak_rss_mb']:,.0f} MB) | "
+            f"{entry['reads_of_input']:.2f} |")
     pipeline = results["input_pipeline"]
     lines += ["", f"Input pipeline ({pipeline['train_rows']:,} training rows, batch {pipeline['batch_size']}): "
-                  f"{pipeline['input_shuffled_rows_per_s']:,.0f} rows/s shuffled, "
-                  f"{pipeline['input_unshuffled_rows_per_s']:,.0f} rows/s unshuffled, input only; training "
+                  f"{pipeline['input_shuffled_rows_per_s']:,.0f} rows/s shuffled "
+                  f"[{pipeline['input_shuffled_cpu_s_per_million']:.2f} CPU s/M], "
+                  f"{pipeline['input_unshuffled_rows_per_s']:,.0f} rows/s unshuffled "
+                  f"[{pipeline['input_unshuffled_cpu_s_per_million']:.2f} CPU s/M], input only; training "
                   f"({pipeline['training_model']}) {pipeline['training_examples_per_s']:,.0f} examples/s."]
     return "\n".join(lines)
 
@@ -238,6 +248,7 @@ def main(argv=None):
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary one, removed)")
     parser.add_argument("--update-doc", default=None, help="markdown file whose benchmark section to rewrite")
+    parser.add_argument("--table-only", action="store_true", help="rewrite the table from results/ingest.json only")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -250,6 +261,14 @@ def main(argv=None):
             print(json.dumps(child_input(rest[0], int(rest[1]), int(rest[2]))))
         return
 
+    if args.table_only:
+        table = _build_table(json.loads((RESULTS / "ingest.json").read_text()))
+        print(table)
+        if args.update_doc:
+            from doc_tables import write_between_markers
+
+            write_between_markers(args.update_doc, DOC_START, DOC_END, table)
+        return
     command = "python benchmarks/ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])
     scratch = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="ingest-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)

@@ -289,7 +289,7 @@ def _encode_pass(schema, reader, settings: BuildSettings, counted: _CountResult,
                  ) -> Dict[str, float]:
     parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
     tracker = BadInputTracker(strict=settings.strict, max_examples=0)
-    parser = BlockParser(schema, tracker, parse_time=parse_time)
+    parser = BlockParser(schema, tracker, parse_time=parse_time, for_encoding=True)
     lookups = IdLookups(schema, counted.vocabularies)
     progress = _Progress("pass 2 (encode)", total_lines=counted.tracker.lines_read)
     for block in reader.read_blocks(tracker):

@@ -65,8 +65,7 @@ class ValidRows:
         columns: {column: raw text cells} of the rows.
         labels: int32 0/1 `[rows]`.
         times: float64 `[rows]` of the time column (only when the parser reads times), else None.
-        encoded: {field position: (the field's column dictionary-encoded, the transformed token of each dictionary
-            entry, "" where missing)} for fields with a numeric transform.
+        numeric: {field position: its `NumericColumn`} for fields with a numeric transform.
     """
 
     path: str
@@ -74,11 +73,27 @@ class ValidRows:
     columns: Dict[str, pa.ChunkedArray]
     labels: np.ndarray
     times: Optional[np.ndarray]
-    encoded: Dict[int, Tuple[pa.ChunkedArray, pa.Array]]
+    numeric: Dict[int, "NumericColumn"]
 
     @property
     def num_rows(self) -> int:
         return len(self.line_numbers)
+
+
+@dataclasses.dataclass
+class NumericColumn:
+    """A numeric field's column of a block, transformed once per distinct value.
+
+    Attributes:
+        tokens: the token of each distinct value ("" where missing or unreadable).
+        counts: for counting (pass 1): the rows of each distinct value; else None.
+        cells: for encoding (pass 2): the column dictionary-encoded (its dictionary is the distinct values); else
+            None.
+    """
+
+    tokens: pa.Array
+    counts: Optional[np.ndarray] = None
+    cells: Optional[pa.ChunkedArray] = None
 
 
 class _Cache(dict):
@@ -132,6 +147,7 @@ class BlockParser:
         schema: the schema.
         tracker: counts skipped rows (strict mode raises at the first one).
         parse_time: also read the schema's time column (rows whose time is not a number are then skipped).
+        for_encoding: prepare the valid rows for `encode` (pass 2) rather than `count` (pass 1).
 
     Example:
         >>> parser = BlockParser(schema, BadInputTracker())  # doctest: +SKIP
@@ -139,12 +155,14 @@ class BlockParser:
         >>> parser.count(rows)  # doctest: +SKIP
     """
 
-    def __init__(self, schema: schema_lib.Schema, tracker: BadInputTracker, parse_time: bool = False):
+    def __init__(self, schema: schema_lib.Schema, tracker: BadInputTracker, parse_time: bool = False,
+                 for_encoding: bool = False):
         if parse_time and schema.time_column is None:
             raise ValueError(f"schema {schema.name!r} has no time_column to read.")
         self.schema = schema
         self.tracker = tracker
         self.parse_time = bool(parse_time)
+        self.for_encoding = bool(for_encoding)
         self._transforms = [transforms.get_transform(field.transform) for field in schema.fields]
         self._numeric = [transform.name != "identity" and field.kind != schema_lib.MULTI_CATEGORICAL
                          for field, transform in zip(schema.fields, self._transforms)]
@@ -178,19 +196,10 @@ class BlockParser:
         bad: List[tuple] = []  # (row, reason, detail), in the order of the checks
         columns = {name: chunked(cells) for name, cells in block.columns.items()}
         labels = self._labels(columns[self.schema.label.column], bad)
-        encoded = {}
+        numeric = {}
         for position, field in enumerate(self.schema.fields):
-            if not self._numeric[position]:
-                continue
-            cells = pc.dictionary_encode(columns[field.column])
-            dictionary = _dictionary(cells)
-            tokens, unreadable = self._transforms[position].arrow(dictionary)
-            encoded[position] = (cells, tokens)
-            if unreadable.any():
-                indices = _indices(cells)
-                for row in np.flatnonzero(unreadable[indices]):
-                    detail = self._unreadable(position, dictionary, indices[row])
-                    bad.append((row, "non_numeric", f"{field.name}: {detail}"))
+            if self._numeric[position]:
+                numeric[position] = self._numeric_column(position, columns[field.column], bad)
         times = self._times(columns[self.schema.time_column], bad) if self.parse_time else None
         self._report(block, bad)
         line_numbers = block.line_numbers
@@ -199,18 +208,35 @@ class BlockParser:
             keep[[row for row, _, _ in bad]] = False
             mask = pa.array(keep)
             columns = {name: cells.filter(mask) for name, cells in columns.items()}
-            encoded = {position: (cells.filter(mask), tokens) for position, (cells, tokens) in encoded.items()}
+            for position, column in numeric.items():
+                if self.for_encoding:  # the dictionary keeps the skipped rows' values: harmless, they map to ""
+                    column.cells = column.cells.filter(mask)
+                else:  # recount without the skipped rows
+                    numeric[position] = self._numeric_column(
+                        position, columns[self.schema.fields[position].column], [])
             labels, line_numbers = labels[keep], line_numbers[keep]
             times = times[keep] if times is not None else None
-        return ValidRows(block.path, line_numbers, columns, labels, times, encoded)
+        return ValidRows(block.path, line_numbers, columns, labels, times, numeric)
 
-    def _unreadable(self, position: int, dictionary: pa.Array, index: int) -> str:
-        """Why the transform cannot read dictionary entry `index` (the Python twin's message)."""
-        try:
-            self._transforms[position].python(dictionary[int(index)].as_py())
-        except ValueError as error:
-            return str(error)
-        return "unreadable"
+    def _numeric_column(self, position: int, cells: pa.ChunkedArray, bad: List[tuple]) -> NumericColumn:
+        """The field's transform run once per distinct value; rows with an unreadable value appended to `bad`."""
+        if self.for_encoding:
+            encoded = pc.dictionary_encode(cells)
+            distinct, column = _dictionary(encoded), NumericColumn(None, cells=encoded)
+        else:
+            value_counts = pc.value_counts(cells)
+            distinct = value_counts.field("values")
+            column = NumericColumn(None, counts=value_counts.field("counts").to_numpy(zero_copy_only=False))
+        column.tokens, unreadable = self._transforms[position].arrow(distinct)
+        if unreadable.any():
+            values = distinct.filter(pa.array(unreadable))
+            transform, name = self._transforms[position], self.schema.fields[position].name
+            for row in np.flatnonzero(pc.is_in(cells, value_set=values).to_numpy(zero_copy_only=False)):
+                try:
+                    transform.python(cells[int(row)].as_py())
+                except ValueError as error:
+                    bad.append((row, "non_numeric", f"{name}: {error}"))
+        return column
 
     def _report(self, block: ColumnBlock, bad: List[tuple]) -> None:
         """Reports the reader's and the parser's rejections merged in line order (strict mode stops at the first)."""
@@ -245,8 +271,7 @@ class BlockParser:
             if field.hash_buckets is not None:
                 continue
             if self._numeric[position]:
-                cells, tokens = rows.encoded[position]
-                counts = np.bincount(_indices(cells), minlength=len(tokens))
+                tokens, counts = rows.numeric[position].tokens, rows.numeric[position].counts
             elif field.kind == schema_lib.MULTI_CATEGORICAL:
                 tokens, counts = self._count_multi(position, field, rows.columns[field.column])
             else:
@@ -254,9 +279,6 @@ class BlockParser:
                 tokens = value_counts.field("values")
                 counts = value_counts.field("counts").to_numpy(zero_copy_only=False)
             tokens, counts = self._with_missing(field, tokens, np.asarray(counts, dtype=np.int64))
-            seen = counts > 0  # a filtered block's dictionary keeps the values of its skipped rows
-            if not seen.all():
-                tokens, counts = tokens.filter(pa.array(seen)), counts[seen]
             counted.append((position, tokens, counts))
         return counted
 
@@ -281,8 +303,8 @@ class BlockParser:
         column = 0
         for position, field in enumerate(self.schema.fields):
             if self._numeric[position]:
-                cells, tokens = rows.encoded[position]
-                block[:, column] = lookups.ids_of_tokens(position, tokens)[_indices(cells)]
+                numeric = rows.numeric[position]
+                block[:, column] = lookups.ids_of_tokens(position, numeric.tokens)[_indices(numeric.cells)]
                 column += 1
                 continue
             cells = rows.columns[field.column]

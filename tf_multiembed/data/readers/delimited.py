@@ -219,7 +219,7 @@ class DelimitedReader:
             digest = hashlib.sha256() if hashing else None
             columns = None if self.has_header else self.column_names
             data_lines = 0
-            for first_line, data, input_bytes in iter_line_blocks(path, block_bytes, digest):
+            for first_line, data, num_lines, input_bytes in iter_line_blocks(path, block_bytes, digest):
                 if columns is None:
                     end = data.find(b"\n") + 1 or len(data)
                     header = decode_lines(data[:end], 1, self.encoding)
@@ -227,17 +227,17 @@ class DelimitedReader:
                         raise ValueError(f"{path}:1: the header line is not valid {self.encoding} text.")
                     columns = self._header(path, header.texts[0])
                     yield "header", None
-                    data, first_line = data[end:], 2
+                    data, first_line, num_lines = data[end:], 2, num_lines - 1
                     if not data:
                         continue
-                block = self._parse_block(str(path), columns, first_line, data, input_bytes)
+                block = self._parse_block(str(path), columns, first_line, data, num_lines, input_bytes)
                 data_lines += block.num_lines
                 yield "block", block
             yield "done", (str(path), data_lines, digest.hexdigest() if digest is not None else None)
 
-    def _parse_block(self, path: str, columns: Sequence[str], first_line: int, data: bytes,
+    def _parse_block(self, path: str, columns: Sequence[str], first_line: int, data: bytes, num_lines: int,
                      input_bytes: int) -> ColumnBlock:
-        block = self._arrow_block(path, columns, first_line, data)
+        block = self._arrow_block(path, columns, first_line, data, num_lines)
         if block is None:
             # Split the block into pieces of whole lines: the clean ones still go through Arrow, only the pieces
             # holding a line it would misread take the row path.
@@ -247,7 +247,7 @@ class DelimitedReader:
                 stop = data.find(b"\n", min(start + step, len(data) - 1)) + 1 or len(data)
                 piece_first = first_line + data.count(b"\n", 0, start)
                 piece = data[start:stop]
-                pieces.append(self._arrow_block(path, columns, piece_first, piece)
+                pieces.append(self._arrow_block(path, columns, piece_first, piece, count_lines(piece))
                               or self._row_block(path, columns, piece_first, piece))
                 start = stop
             block = concat_blocks(pieces)
@@ -258,10 +258,11 @@ class DelimitedReader:
         """The block as UTF-8 bytes for Arrow, or None when Arrow could read some line differently from `read`."""
         if self._delimiter_byte is None or data.startswith(b"\xef\xbb\xbf"):
             return None  # Arrow skips a leading byte-order mark, the row path keeps it in the first cell
-        if data.startswith(b"\n") or b"\n\n" in data or data.startswith(b"\r\n") or b"\n\r\n" in data:
+        if data.startswith(b"\n") or b"\n\n" in data:
             return None  # blank lines: Arrow may accept them as rows
-        if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
-            return None  # Arrow ends lines at a lone "\r" too
+        if b"\r" in data and (data.count(b"\r") != data.count(b"\r\n") or data.startswith(b"\r\n")
+                               or b"\n\r\n" in data):
+            return None  # Arrow ends lines at a lone "\r" too; a blank line ended by "\r\n"
         if self.quotechar is not None and self.quotechar.encode(self.encoding) in data:
             return None  # Python's csv module and Arrow disagree on malformed quoting
         if self._utf8:
@@ -271,7 +272,8 @@ class DelimitedReader:
         except UnicodeError:
             return None
 
-    def _arrow_block(self, path: str, columns: Sequence[str], first_line: int, data: bytes) -> Optional[ColumnBlock]:
+    def _arrow_block(self, path: str, columns: Sequence[str], first_line: int, data: bytes,
+                     num_lines: int) -> Optional[ColumnBlock]:
         """The block read by Arrow, or None when it must take the row path."""
         utf8 = self._arrow_compatible(data)
         if utf8 is None:
@@ -292,7 +294,6 @@ class DelimitedReader:
                                                       strings_can_be_null=False, quoted_strings_can_be_null=False))
         except (pa.ArrowInvalid, UnicodeError):
             return None  # a line with the wrong number of columns, or invalid UTF-8: the row path names it
-        num_lines = count_lines(data)
         if table.num_rows != num_lines:
             return None
         block_columns = {}

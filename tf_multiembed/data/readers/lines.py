@@ -102,8 +102,9 @@ class _HashingReader:
 
 
 def iter_line_blocks(path, block_bytes: int = DEFAULT_BLOCK_BYTES,
-                     digest: Optional["hashlib._Hash"] = None) -> Iterator[Tuple[int, bytes, int]]:
-    """Yields `(first line number, block of whole lines as bytes, input bytes consumed)` of a plain or gzip file,
+                     digest: Optional["hashlib._Hash"] = None) -> Iterator[Tuple[int, bytes, int, int]]:
+    """Yields `(first line number, block of whole lines as bytes, its lines, input bytes consumed)` of a plain or
+    gzip file,
     reading about `block_bytes` at a time; with `digest` (a hashlib object), every byte of the file (compressed
     bytes for gzip) is hashed on the way, so a content digest costs no extra read.
 
@@ -124,7 +125,7 @@ def iter_line_blocks(path, block_bytes: int = DEFAULT_BLOCK_BYTES,
                 raise ValueError(f"{path}: cannot read the file after line {first_line - 1}: {error}") from None
             if not data:
                 if carry:
-                    yield first_line, carry, raw.tell() - consumed
+                    yield first_line, carry, count_lines(carry), raw.tell() - consumed
                 break
             if carry:
                 data = carry + data
@@ -133,10 +134,11 @@ def iter_line_blocks(path, block_bytes: int = DEFAULT_BLOCK_BYTES,
                 carry = data
                 continue
             block, carry = data[:cut], data[cut:]
+            lines = block.count(b"\n")
             position = raw.tell()
-            yield first_line, block, position - consumed
+            yield first_line, block, lines, position - consumed
             consumed = position
-            first_line += block.count(b"\n")
+            first_line += lines
         if digest is not None:
             while source.read(1 << 20):  # bytes after the gzip stream, if any, belong to the file's content too
                 pass
@@ -163,5 +165,5 @@ def iter_line_chunks(path, encoding: str = "utf-8",
         >>> for chunk in iter_line_chunks("train.txt.gz"):  # doctest: +SKIP
         ...     print(chunk.line_numbers[0], len(chunk.texts))
     """
-    for first_line, data, _ in iter_line_blocks(path, chunk_bytes):
+    for first_line, data, _, _ in iter_line_blocks(path, chunk_bytes):
         yield decode_lines(data, first_line, encoding)
