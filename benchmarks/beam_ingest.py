@@ -75,7 +75,7 @@ def _child(variant: str, path: str, output: str) -> dict:
                   | beam.ParDo(beam_pipeline._ParseBlock(schema, False, 5)).with_outputs("stats", "counts",
                                                                                          main="blocks"))
         if variant == "parse":
-            _ = parsed.blocks | beam.Map(lambda block: block.rows.num_rows) | beam.CombineGlobally(sum)
+            _ = parsed.blocks | beam.Map(lambda block: block.num_rows) | beam.CombineGlobally(sum)
         else:
             with tft_beam.Context(temp_dir=os.path.join(output, "tmp")):
                 _ = ((parsed.counts, analyze.tensor_adapter_config(schema))

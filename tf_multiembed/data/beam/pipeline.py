@@ -11,8 +11,8 @@ Stages (docs/beam.md draws them):
    one; each block's token counts go to the analysis;
 3. analyze: `tft.vocabulary` adds the counts up (`analyze.py`); one step checks the bad-input share, then writes the
    vocabulary files by the single-machine rule;
-4. encode: the engine's encoder (`BlockParser.encode` with `IdLookups` over the vocabulary files just written, hash
-   buckets included) gives each valid row its ids;
+4. encode: the engine's pass 2 (`BlockParser.validate` again, then `encode` with `IdLookups` over the vocabularies
+   just written, hash buckets included) gives each valid row its ids;
 5. split and write: each row goes to a split and a shard by a seeded hash of its file and line (`split.py`); each
    shard's rows are sorted by (file, line), so a run writes the same files whatever the runner and the workers;
 6. the manifest, written last: a folder without one is unfinished.
@@ -41,7 +41,8 @@ from tf_multiembed.data.beam import analyze
 from tf_multiembed.data.beam import split as split_lib
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers import expand_paths
-from tf_multiembed.data.records import BlockParser, IdLookups, ValidRows, make_reader
+from tf_multiembed.data.readers.blocks import ColumnBlock
+from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
 
 METRICS_NAMESPACE = "tf_multiembed.ingest"
 ENGINE = "beam"
@@ -141,11 +142,12 @@ def input_files(schema: schema_lib.Schema, input_paths) -> List[str]:
 
 @dataclasses.dataclass
 class ParsedBlock:
-    """The valid rows of one block and where they come from (the input's index and base name)."""
+    """A block with valid rows, where it comes from (the input's index and base name), and its valid rows' count."""
 
     file_index: int
     file_name: str
-    rows: ValidRows
+    block: ColumnBlock
+    num_rows: int
 
 
 def _stats(file_index=None, files_read=(), files_missing=(), files_empty=(), header_lines=0, lines_read=0,
@@ -181,8 +183,8 @@ class _ReadFile(beam.DoFn):
 
 
 class _ParseBlock(beam.DoFn):
-    """(file index, ColumnBlock) -> ParsedBlock of its valid rows, its token counts (tag "counts", a record batch for
-    the analysis) and a partial report (tag "stats")."""
+    """(file index, ColumnBlock) -> the block again if it has valid rows (a `ParsedBlock`, for the encode step), its
+    token counts (tag "counts", a record batch for the analysis) and a partial report (tag "stats")."""
 
     def __init__(self, schema: schema_lib.Schema, strict: bool, max_examples: int):
         self._schema, self._strict, self._max_examples = schema, strict, max_examples
@@ -209,7 +211,7 @@ class _ParseBlock(beam.DoFn):
         if rows.num_rows:
             if analyze.vocabulary_positions(self._schema):
                 yield beam.pvalue.TaggedOutput("counts", analyze.counts_record_batch(self._schema, counted))
-            yield ParsedBlock(file_index, os.path.basename(block.path), rows)
+            yield ParsedBlock(file_index, os.path.basename(block.path), block, rows.num_rows)
 
 
 class _ReportFn(beam.CombineFn):
@@ -301,10 +303,16 @@ class _EncodeBlock(beam.DoFn):
 
     def process(self, block: ParsedBlock, vocabulary: dict, report: IngestReport):
         if self._lookups is None:
-            self._parser = BlockParser(self._schema, BadInputTracker())
+            # The engine's pass 2: validate again (the same rows as the parse step; its skips were counted there)
+            # and encode.
+            self._parser = BlockParser(self._schema, BadInputTracker(max_examples=0), for_encoding=True)
             self._lookups = IdLookups(self._schema, vocabulary["vocabularies"])
-        rows = np.ascontiguousarray(self._parser.encode(block.rows, self._lookups), dtype=shards_lib.ID_DTYPE)
-        line_numbers = block.rows.line_numbers
+        valid = self._parser.validate(block.block)
+        if valid.num_rows != block.num_rows:
+            raise RuntimeError(f"{block.block.path}: {valid.num_rows} valid rows when encoding, {block.num_rows} when "
+                               f"parsing; the parse is not deterministic.")
+        rows = np.ascontiguousarray(self._parser.encode(valid, self._lookups), dtype=shards_lib.ID_DTYPE)
+        line_numbers = valid.line_numbers
         settings = self._settings
         splits = split_lib.split_of_rows(settings.seed, settings.split_fractions, block.file_name, line_numbers)
         num_shards = split_lib.shards_per_split(report.rows_valid, settings.split_fractions, settings.rows_per_shard)
