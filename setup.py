@@ -25,7 +25,8 @@ setup(
         "tensorflow-datasets>=4.9.10,<4.10",
         # tensorflow-datasets 4.9.x imports it without declaring it.
         "importlib_resources>=6",
-        "absl-py>=2.1,<3",
+        # tensorflow-transform (the [beam] extra) needs absl-py<2; TensorFlow 2.21 accepts 1.4 too.
+        "absl-py>=1.4,<3",
         "numpy>=1.26,<3",
         # The columnar ingest engine (multithreaded CSV/Parquet readers, compute kernels); tf.Transform 1.21 pins
         # pyarrow 25, so the range keeps it.
@@ -51,7 +52,13 @@ setup(
             "tensorflow-recommenders>=0.7.3,<0.8",
         ],
         "serving": [
-            "tensorflow-serving-api>=2.21,<2.22",
+            # 2.19 and 2.20 accept TensorFlow 2.21; tensorflow-transform 1.21 (the [beam] extra) needs <2.20.
+            "tensorflow-serving-api>=2.19,<2.22",
+        ],
+        # The Beam/tf.Transform pipeline (tf_multiembed.data.beam): prepared data beyond one machine.
+        "beam": [
+            "tensorflow-transform>=1.21,<1.22",
+            "apache-beam>=2.60,<3",
         ],
     },
 )
