@@ -127,7 +127,7 @@ def child_build(path: str, work: str) -> dict:
     folder = build_lib.build(schema, path, work, rebuild=True)
     manifest = json.loads((folder / "manifest.json").read_text())
     rows = manifest["report"]["lines_read"]
-    for label, step in steps.results.items():
+    for step in steps.results.values():
         step["rows_per_s"] = rows / step["seconds"]
     results.update(steps.results)
     results["rows"] = rows

@@ -29,6 +29,7 @@ Example:
 """
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -182,13 +183,18 @@ def model_variable_paths(model) -> Dict[int, str]:
 # --- what is recorded about data and models ---------------------------------------------------------------------
 
 def data_fingerprint(data) -> str:
-    """The prepared data's identity: the cache key of its build (content, schema and split settings), or for a folder
-    written outside the cache (e.g. by the Beam pipeline) the fingerprint of its inputs' content."""
+    """The prepared data's identity: the cache key of its build (content, schema and split settings); for a folder
+    written outside the cache (e.g. by the Beam pipeline), the fingerprint of its inputs' content, or else a hash of
+    its manifest (schema, settings, ingest report, shard rows) and vocabulary files."""
     identity = data.cache_key or data.data_fingerprint
-    if not identity:
-        raise ValueError(f"{data.directory}: the prepared data records neither a cache key nor a content fingerprint, "
-                         "so a run or an export cannot tell it from other data; rebuild it with prepare_dataset.")
-    return str(identity)
+    if identity:
+        return str(identity)
+    folder = pathlib.Path(data.directory)
+    digest = hashlib.sha256((folder / "manifest.json").read_bytes())
+    for path in sorted(data.vocabulary_files().values()):
+        if path.is_file():
+            digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes())
+    return f"folder-sha256:{digest.hexdigest()}"
 
 
 def data_record(data, name: str) -> Dict[str, Any]:

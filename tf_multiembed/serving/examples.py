@@ -39,8 +39,8 @@ def raw_features_from_files(schema: schema_lib.Schema, input_paths, num_rows: in
 
 
 def raw_columns_from_vocabularies(schema: schema_lib.Schema, vocab_dir, num_rows: int) -> Dict[str, List]:
-    """Rows made of known vocabulary tokens for categorical features and small numbers (and one NaN) for numeric ones:
-    warm-up input when no raw file is at hand.
+    """Rows made of known vocabulary tokens for categorical features (made-up tokens for hash-bucket fields, which
+    have no vocabulary) and small numbers (and one NaN) for numeric ones: warm-up input when no raw file is at hand.
 
     Example:
         >>> raw_columns_from_vocabularies(schema, data.vocab_dir, 4)  # doctest: +SKIP
@@ -50,6 +50,9 @@ def raw_columns_from_vocabularies(schema: schema_lib.Schema, vocab_dir, num_rows
     for field in schema.fields:
         if field.kind == schema_lib.NUMERIC:
             columns[field.name] = [numbers[row % len(numbers)] for row in range(num_rows)]
+            continue
+        if field.hash_buckets is not None:
+            columns[field.name] = [f"value{row}" for row in range(num_rows)]
             continue
         first_output = field.name if field.kind != schema_lib.MULTI_CATEGORICAL else f"{field.name}_0"
         tokens = vocabulary_lib.read_vocabulary(vocabulary_lib.vocabulary_path(vocab_dir, first_output)) or [""]

@@ -21,8 +21,10 @@ from tf_multiembed.training.optimizers import EMBEDDING_UPDATES
 from tf_multiembed.training.recipe import PaperRecipe
 
 # "custom" is any input described by a schema file (--schema); "csv" is its older name and means the same.
-DATASETS = ("synthetic", "criteo", "avazu", "movielens", "custom", "csv")
+# "prepared" is a folder already written by `prepare_dataset` or the Beam pipeline (tf_multiembed.data.beam).
+DATASETS = ("synthetic", "criteo", "avazu", "movielens", "custom", "csv", "prepared")
 CUSTOM_DATASET = "custom"
+PREPARED_DATASET = "prepared"
 SPLITS = ("random", "time")
 EMBEDDINGS = ("me", "se")
 MIXED_PRECISION_POLICIES = ("", "mixed_bfloat16", "mixed_float16")
@@ -66,7 +68,8 @@ class RunConfig:
     # Data
     dataset: str = _setting(str, "synthetic", "'synthetic' (generated Criteo-shaped data with a planted click model), "
                             "'criteo' (Kaggle train.txt layout), 'avazu' (Kaggle CSV), 'movielens' (the ml-100k "
-                            "folder) or 'custom' (any input described by --schema; 'csv' is accepted as a synonym).",
+                            "folder), 'custom' (any input described by --schema; 'csv' is accepted as a synonym) or "
+                            "'prepared' (--data_path is a folder written by prepare_dataset or the Beam pipeline).",
                             choices=DATASETS)
     data_path: str = _setting(str, "", "Input files: a path, glob pattern or comma-separated list (plain or .gz); the "
                               "ml-100k folder for movielens. Not used for synthetic.", changes_result=False)
@@ -156,8 +159,9 @@ class RunConfig:
         if self.dataset == "csv":
             object.__setattr__(self, "dataset", CUSTOM_DATASET)
         if self.dataset != "synthetic" and not self.data_path:
-            raise ValueError(f"--data_path is required for dataset {self.dataset!r} (the input files"
-                             f"{'; the ml-100k folder' if self.dataset == 'movielens' else ''}).")
+            what = {"movielens": "the ml-100k folder", PREPARED_DATASET: "the prepared-data folder"}.get(
+                self.dataset, "the input files")
+            raise ValueError(f"--data_path is required for dataset {self.dataset!r} ({what}).")
         if self.dataset == CUSTOM_DATASET and not self.schema:
             raise ValueError("--schema is required for dataset 'custom' (or its synonym 'csv'): a JSON/YAML file "
                              "describing the input (see docs/data.md).")

@@ -25,7 +25,11 @@ from tf_multiembed.training.recipe import PaperRecipe
 
 
 def _with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    # In-memory data has no files to shard by; shard by element so multi-worker runs do not warn and fall back.
+    # A dataset that chose its sharding keeps it (train_prepared gives a prepared split with enough shard files
+    # FILE sharding: each worker reads its own files). Otherwise shard by element: in-memory data has no files, and
+    # FILE sharding fails outright with fewer files than workers.
+    if dataset.options().experimental_distribute.auto_shard_policy != tf.data.experimental.AutoShardPolicy.AUTO:
+        return dataset
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)

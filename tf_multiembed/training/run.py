@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from tf_multiembed import artifacts
 from tf_multiembed.training import distribute
-from tf_multiembed.training.config import CUSTOM_DATASET, DATASETS, RunConfig  # noqa: F401  (DATASETS: public)
+from tf_multiembed.training.config import (  # noqa: F401  (DATASETS: public)
+    CUSTOM_DATASET, DATASETS, PREPARED_DATASET, RunConfig)
 from tf_multiembed.training.loop import train
 from tf_multiembed.training.recipe import compile_model
 from tf_multiembed.training.run_directory import open_run_directory
@@ -41,9 +42,15 @@ def configure_threads(threads: int) -> None:
 
 
 def prepare_data(config: RunConfig):
-    """(PreparedData, schema, input paths) for the configured data set."""
-    from tf_multiembed.data import prepare_dataset, resolve_schema
+    """(PreparedData, schema, input paths) for the configured data set (input paths are None for a prepared folder)."""
+    from tf_multiembed.data import PreparedData, prepare_dataset, resolve_schema
 
+    if config.dataset == PREPARED_DATASET:
+        if config.min_count is not None:
+            raise ValueError("--min_count cannot change a prepared folder's vocabularies; prepare the data again with "
+                             "it (prepare_dataset or the Beam pipeline).")
+        data = PreparedData.load(config.data_path)
+        return data, data.schema, None
     cache_dir = pathlib.Path(config.data_dir)
     if config.dataset == "synthetic":
         from tf_multiembed.data.synthetic import synthetic_criteo_file
@@ -61,7 +68,7 @@ def prepare_data(config: RunConfig):
 
 def data_name(config: RunConfig, data) -> str:
     """The data's name in default run and export names: the dataset, or the schema's name for custom input."""
-    name = data.schema.name if config.dataset == CUSTOM_DATASET else config.dataset
+    name = data.schema.name if config.dataset in (CUSTOM_DATASET, PREPARED_DATASET) else config.dataset
     return "".join(char if char.isalnum() or char in "._-" else "_" for char in name) or "data"
 
 
@@ -107,6 +114,19 @@ def _open(config: RunConfig, data, name: str, info: distribute.StrategyInfo):
                               is_chief=info.is_chief, restart=config.restart)
 
 
+def _shard_by_file_if_possible(dataset: tf.data.Dataset, num_files: int, info: distribute.StrategyInfo):
+    """Multi-worker runs read disjoint shard files when the split has at least one per worker (else the loop shards
+    by element: every worker reads every file and keeps its share of the rows)."""
+    if info.name != "multi_worker" or info.cluster_resolver is None:
+        return dataset
+    cluster = info.cluster_resolver.cluster_spec().as_dict()
+    if num_files < len(cluster.get("worker", [])) + len(cluster.get("chief", [])):
+        return dataset
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+    return dataset.with_options(options)
+
+
 def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name: Optional[str] = None
                    ) -> Tuple[dict, tf.keras.Model]:
     """Builds, compiles and trains (or resumes) the configured model on prepared data; returns (results, model).
@@ -133,9 +153,9 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
         results = train(
             model,
             # TPUs compile for one batch shape: no partial last batch there.
-            train_data=lambda epoch: data.train_dataset(batch_size, shuffle=config.shuffle,
-                                                        seed=seed * 1_000_003 + epoch,
-                                                        drop_remainder=info.name == "tpu"),
+            train_data=lambda epoch: _shard_by_file_if_possible(
+                data.train_dataset(batch_size, shuffle=config.shuffle, seed=seed * 1_000_003 + epoch,
+                                   drop_remainder=info.name == "tpu"), len(data.shards["train"]), info),
             validation_data=data.validation_dataset(batch_size), test_data=data.test_dataset(batch_size),
             model_dir=config.model_dir, recipe=config.recipe(), strategy_info=info,
             steps_per_epoch=min(config.steps_per_epoch or full_epoch, full_epoch),
@@ -149,8 +169,8 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
     return results, model
 
 
-def _warmup_columns(schema, input_paths):
-    from tf_multiembed.serving.examples import raw_columns_from_files
+def _warmup_columns(schema, input_paths, data):
+    from tf_multiembed.serving.examples import raw_columns_from_files, raw_columns_from_vocabularies
 
     try:
         import tensorflow_serving.apis  # noqa: F401  (the warm-up records are its protos)
@@ -158,6 +178,8 @@ def _warmup_columns(schema, input_paths):
         print("tensorflow-serving-api is not installed (pip install tf-multiembed[serving]): exporting without "
               "assets.extra/tf_serving_warmup_requests.", flush=True)
         return None
+    if input_paths is None:  # a prepared folder: no raw files at hand
+        return raw_columns_from_vocabularies(schema, data.vocab_dir, 16)
     return raw_columns_from_files(schema, input_paths, 16)
 
 
@@ -168,7 +190,7 @@ def _export(config: RunConfig, model, data, schema, input_paths, info, name: str
         return None
     export_dir = config.export_dir if info.is_chief else os.path.join(config.model_dir, ".scratch", info.task_id)
     path = export_for_serving(model, data.feature_encoder(), export_dir, config.export_name,
-                              version=config.export_version, warmup_columns=_warmup_columns(schema, input_paths),
+                              version=config.export_version, warmup_columns=_warmup_columns(schema, input_paths, data),
                               data_name=name, data_fingerprint=artifacts.data_fingerprint(data),
                               model_family=config.model)
     if not info.is_chief:

@@ -239,7 +239,7 @@ class TFRecordReader(_ColumnarReader):
                     bad.append((row, "bad_record", f"feature {column!r} is a {kind}, expected a {kinds[column]} as in "
                                                    f"the file's first records"))
                 converted = [value_text(value) for value in values]
-                for text, detail in converted:
+                for _text, detail in converted:
                     if detail is not None:
                         bad.append((row, "bad_encoding", f"column {column!r}: {detail}"))
                 texts = [text or "" for text, _ in converted]
