@@ -146,7 +146,7 @@ def check_export() -> dict:
     """train.py end to end on the accelerator, then the SavedModel served in a fresh process."""
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
-        command = [sys.executable, str(REPO / "train.py"), "--synthetic_rows=4000", "--epochs=1", "--verbose=0",
+        command = [sys.executable, str(REPO / "train.py"), "--synthetic_rows=2000", "--epochs=1", "--verbose=0",
                    f"--data_dir={folder / 'data'}", f"--model_dir={folder / 'run'}", f"--export_dir={folder / 'export'}",
                    "--export_name=check", "--batch_size=512"]
         trained = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
@@ -168,7 +168,7 @@ import json, sys
 import tensorflow as tf
 from tf_multiembed.data.synthetic import synthetic_criteo_file
 from tf_multiembed.serving.examples import raw_features_from_files
-synthetic = synthetic_criteo_file(sys.argv[2] + "/synthetic", num_rows=4000)  # the file train.py generated
+synthetic = synthetic_criteo_file(sys.argv[2] + "/synthetic", num_rows=2000)  # the file train.py generated
 signature = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 specs = signature.structured_input_signature[1]
 features = raw_features_from_files(synthetic.schema, str(synthetic.path), 4)
