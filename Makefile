@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LEGACY_TEST_DIRS := tests/layers tests/models $(sort $(shell find tests -type d -name legacy))
 
-.PHONY: install test test-keras3 test-legacy train benchmark-step
+.PHONY: install lint test test-keras3 test-legacy train benchmark-step
 
 install: $(VENV)/.installed
 
@@ -16,9 +16,15 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet -e ".[test,tfrs,serving]"
 	touch $@
 
-# Keras 3 (the default runtime) runs every test; legacy tf-keras (TFRS users) runs the layer and model tests and the
-# `legacy/` folders. The runtime is fixed when TensorFlow is imported, hence two pytest processes.
-test: test-keras3 test-legacy
+# Lint first (seconds), then Keras 3 (the default runtime) runs every test; legacy tf-keras (TFRS users) runs the layer
+# and model tests and the `legacy/` folders. The runtime is fixed when TensorFlow is imported, hence two pytest
+# processes.
+test: lint test-keras3 test-legacy
+
+# ruff on everything, mypy on the public layer and model API (both configured in pyproject.toml).
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 test-keras3: install
 	$(PY) -m pytest tests

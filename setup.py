@@ -37,6 +37,9 @@ setup(
             "nbclient>=0.10,<1",
             "nbformat>=5.10,<6",
             "ipykernel>=6.29,<8",
+            # `make lint`: the rule set and the checked files are in pyproject.toml.
+            "ruff>=0.17,<0.18",
+            "mypy>=2.4,<3",
         ],
         "tfrs": [
             "tf-keras>=2.21,<2.22",

@@ -1,15 +1,16 @@
-"""The Criteo-shaped benchmark inputs: the 39 cardinalities of ../shared/data/criteo_shape.json and Zipf(1.3) ids."""
+"""The Criteo-shaped benchmark inputs: the 39 per-field cardinalities of criteo_shape.json (shipped next to this
+file, so every benchmark runs from a bare clone) and Zipf(1.3) ids."""
 
 import json
 import pathlib
 
 import numpy as np
 
-CRITEO_SHAPE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "criteo_shape.json"
+CRITEO_SHAPE = pathlib.Path(__file__).resolve().parent / "criteo_shape.json"
 
 
 def criteo_vocabulary_sizes():
-    """The 39 per-field vocabulary sizes (sum 1,142,531)."""
+    """The 39 per-field vocabulary sizes (13 bucketed integers, then 26 categoricals; sum 1,142,531)."""
     return json.loads(CRITEO_SHAPE.read_text())["vocabulary_sizes"]
 
 

@@ -2,7 +2,7 @@
 
 Part 1 (the issue's "1M rows x K = 100" question): singular values of one tall float32 matrix by the SVD of the
 float64 matrix (LAPACK gesdd) and by the float64 Gram matrix accumulated in 64k-row chunks (the package's route).
-Part 2: a full per-field report of an ME DCNv2 with the 39 vocabulary sizes of ../shared/data/criteo_shape.json
+Part 2: a full per-field report of an ME DCNv2 with the 39 vocabulary sizes of benchmarks/criteo_shape.json
 (sum 1.14M rows), M = 10 sets of K = 10, random weights: each stage timed, with the extra resident memory it needs
 (peak RSS during the stage minus RSS before it, sampled every 5 ms; each stage run --repeats times, the fastest time
 reported, since other processes on a shared machine only add time), and the per-field IA of the Gram route compared
@@ -36,12 +36,14 @@ from tf_multiembed.diagnostics import abundance  # noqa: E402
 from tf_multiembed.diagnostics import tables as tables_lib  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
 from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
+from tf_multiembed.training import config as run_config  # noqa: E402
+from tf_multiembed.training.config import define_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("rows", 1_000_000, "Rows of the Part 1 matrix.")
 flags.DEFINE_integer("columns", 100, "Columns of the Part 1 matrix (K).")
-flags.DEFINE_integer("num_sets", 10, "M of the Part 2 model.")
-flags.DEFINE_integer("embedding_dim", 10, "K of the Part 2 model.")
+define_flags(["scale", "embedding_dim", "threads"])  # train.py's: Part 2 is ME DCNv2 with M = --scale sets of width K
+flags.adopt_module_key_flags(run_config)
 flags.DEFINE_bool("skip_svd_report", False, "Skip the per-field SVD of Part 2 (the slow reference).")
 flags.DEFINE_integer("repeats", 3, "Runs per measurement; the fastest is reported.")
 flags.DEFINE_bool("write_docs", True, "Rewrite the benchmark section of docs/diagnostics.md.")
@@ -159,7 +161,8 @@ def part2(num_sets, dim, skip_svd):
 def markdown(results):
     one, two = results["part1"], results["part2"]
     lines = [
-        f"Measured by `python benchmarks/diagnostics_report.py` on {results['machine']}; fastest of "
+        f"Measured by `python benchmarks/diagnostics_report.py --scale={two['num_sets']}` on {results['machine']}; "
+        "fastest of "
         f"{FLAGS.repeats} runs per line (the machine is shared), extra memory = peak RSS during the stage minus RSS "
         "before it.", "",
         f"**SVD vs Gram route**, one {one['shape'][0]:,} x {one['shape'][1]} float32 matrix "
@@ -187,12 +190,14 @@ def markdown(results):
 
 def main(argv):
     del argv
-    tf.config.threading.set_intra_op_parallelism_threads(2)
+    from tf_multiembed.training.run import configure_threads
+
+    configure_threads(FLAGS.threads)
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, "
                    f"NumPy {np.__version__}",
         "part1": part1(FLAGS.rows, FLAGS.columns),
-        "part2": part2(FLAGS.num_sets, FLAGS.embedding_dim, FLAGS.skip_svd_report),
+        "part2": part2(FLAGS.scale, FLAGS.embedding_dim or 10, FLAGS.skip_svd_report),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1, default=float))

@@ -61,7 +61,8 @@ def _device_name() -> str:
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
-        return f"GPU:0 ({details.get('device_name', 'unknown')}, compute capability {details.get('compute_capability')})"
+        name, capability = details.get("device_name", "unknown"), details.get("compute_capability")
+        return f"GPU:0 ({name}, compute capability {capability})"
     return "CPU"
 
 
@@ -79,7 +80,7 @@ def _tiny_model(sizes, jit_compile=False, strategy=None):
     tf.keras.utils.set_random_seed(0)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model("dcnv2", sizes, scale=2, multi_embedding=True, dropout=0.0)
-        compile_model(model, PaperRecipe(), metrics_in_step=False, jit_compile=jit_compile)
+        compile_model(model, PaperRecipe(), jit_compile=jit_compile)
     return model
 
 
@@ -147,8 +148,8 @@ def check_export() -> dict:
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
         command = [sys.executable, str(REPO / "train.py"), "--synthetic_rows=2000", "--epochs=1", "--verbose=0",
-                   f"--data_dir={folder / 'data'}", f"--model_dir={folder / 'run'}", f"--export_dir={folder / 'export'}",
-                   "--export_name=check", "--batch_size=512"]
+                   f"--data_dir={folder / 'data'}", f"--model_dir={folder / 'run'}",
+                   f"--export_dir={folder / 'export'}", "--export_name=check", "--batch_size=512"]
         trained = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
         if trained.returncode != 0:
             return {"passed": False, "error": trained.stderr[-2000:]}
@@ -233,7 +234,8 @@ def markdown(report: dict) -> str:
     for name, result in report["checks"].items():
         details = {key: value for key, value in result.items() if key not in ("passed", "losses", "xla_losses")}
         lines.append(f"| {name} | {'passed' if result.get('passed') else 'FAILED'} | {json.dumps(details)[:200]} |")
-    lines += ["", "| model | precision | XLA | step (ms) | examples/s | first epoch (s) |", "|---|---|---|---:|---:|---:|"]
+    lines += ["", "| model | precision | XLA | step (ms) | examples/s | first epoch (s) |",
+              "|---|---|---|---:|---:|---:|"]
     for row in report["table"]:
         if "error" in row:
             lines.append(f"| {row['model']} | {row['mixed_precision']} | {'on' if row['jit_compile'] else 'off'} | "

@@ -1,12 +1,14 @@
 """The scaling study: SE vs ME across scale factors, with information abundance, resumable and spread over processes.
 
-For every model x scale x seed it trains SE (one set of width s*K) and ME (s sets of width K) with the paper's
-protocol: the seeded 8:1:1 split (split seed 0), Adam 1e-3 with coupled L2 1e-6, batch 2048, early stopping on the
-exact validation AUC with patience 3, and test AUC / log loss of the best epoch's weights. ME at 1x is SE at 1x (one
-set) and is trained once. After training, the per-field IA of the best weights is recorded: the IA of each field's
-`[D_i, M*K]` rows (comparable between SE and ME at the same total width) and the mean per-set IA.
+For every model x scale x seed it trains SE (one set of width s*K) and ME (s sets of width K) with train.py's
+run configuration (the same flags, names and defaults, generated from `RunConfig`; `--preset=paper` sets the paper's
+protocol: the seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 and dense embedding updates, batch 2048, the split's
+fixed order every epoch, early stopping on the exact validation AUC with patience 3), and test AUC / log loss of the
+best epoch's weights. ME at 1x is SE at 1x (one set) and is trained once. After training, the per-field IA of the
+best weights is recorded: the IA of each field's `[D_i, M*K]` rows (comparable between SE and ME at the same total
+width) and the mean per-set IA.
 
-    python benchmarks/scaling.py --dataset=movielens --data_path=../shared/data/ml-100k \\
+    python benchmarks/scaling.py --preset=paper --dataset=movielens --data_path=../shared/data/ml-100k \\
         --models=dnn,dcnv2 --scales=1,2,4,10 --seeds=0,1,2 --out=docs/results/scaling_ml100k
     # the same on two processes of one thread each (2 cores): worker i takes runs i, i+2, ...
     for i in 0 1; do python benchmarks/scaling.py ... --threads=1 --num_workers=2 --worker_index=$i & done; wait
@@ -14,7 +16,8 @@ set) and is trained once. After training, the per-field IA of the best weights i
 
 Each run lives in `<out>/runs/<model>-<se|me>-<scale>x-seed<seed>/`; a run with a `record.json` is finished and is
 skipped when the command is repeated, a killed run resumes from its checkpoint. The checkpoints of a finished run are
-deleted (its `results.json`, `record.json` and TensorBoard logs stay). Outputs: `<out>/runs.csv`, `<out>/table.md`
+deleted, and so is its `best.keras` (its `run.json`, `results.json`, `record.json` and TensorBoard logs stay).
+Outputs: `<out>/runs.csv`, `<out>/table.md`
 (the paper's Table 1 layout, mean ± population std over seeds) and `<out>/auc_vs_scale.png`, `ia_vs_scale.png`;
 with `--reference=<json>` also `<out>/fidelity.md`.
 """
@@ -33,25 +36,20 @@ from absl import app, flags, logging  # noqa: E402
 
 import scaling_report  # noqa: E402  (benchmarks/ is on sys.path)
 
+from tf_multiembed.training import config as run_config  # noqa: E402
+from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402
+
+# train.py's settings that shape a study (the rest of each run's configuration comes from the study's plan).
+RUN_SETTINGS = ("dataset", "data_path", "schema", "data_dir", "synthetic_rows", "min_count", "split", "split_seed",
+                "batch_size", "learning_rate", "l2", "embedding_updates", "epochs", "patience", "shuffle", "preset",
+                "jit_compile", "mixed_precision", "threads")
+define_flags(RUN_SETTINGS)
+flags.adopt_module_key_flags(run_config)  # --help lists them as this script's flags
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", "movielens", ["synthetic", "criteo", "avazu", "movielens", "csv"], "Data set (train.py).")
-flags.DEFINE_string("data_path", "", "Input files (train.py's --data_path); the ml-100k folder for movielens.")
-flags.DEFINE_string("schema", "", "Schema file for --dataset=csv.")
-flags.DEFINE_string("data_dir", "runs/data", "Prepared-data cache.")
-flags.DEFINE_integer("synthetic_rows", 200_000, "Rows of the synthetic data set.", lower_bound=100)
 flags.DEFINE_list("models", ["dnn", "dcnv2"], "Registered model names.")
 flags.DEFINE_list("scales", ["1", "2", "4", "10"], "Scale factors.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Initialisation seeds.")
 flags.DEFINE_string("out", "", "Output folder (runs/, runs.csv, table.md, plots).")
-flags.DEFINE_enum("embedding_updates", "dense", ["dense", "sparse"],
-                  "Embedding update mode; 'dense' is the paper's recipe.")
-flags.DEFINE_bool("shuffle", True,
-                  "Reshuffle the training split every epoch; --noshuffle walks the split's order (the reference's).")
-flags.DEFINE_integer("max_epochs", 100, "Maximum epochs per run.", lower_bound=1)
-flags.DEFINE_integer("patience", 3, "Early-stopping patience (epochs).", lower_bound=1)
-flags.DEFINE_integer("batch_size", 2048, "Batch size.", lower_bound=1)
-flags.DEFINE_integer("threads", 0, "TensorFlow intra- and inter-op threads per process (0 = TensorFlow's default).",
-                     lower_bound=0)
 flags.DEFINE_integer("num_workers", 1, "Processes sharing the runs.", lower_bound=1)
 flags.DEFINE_integer("worker_index", 0, "This process's index in [0, num_workers).", lower_bound=0)
 flags.DEFINE_bool("report_only", False, "Only rewrite the CSV, tables and plots from the finished runs.")
@@ -115,18 +113,16 @@ def abundance_summary(model) -> dict:
 
 def train_run(run: Run, data, run_dir: pathlib.Path) -> dict:
     """Trains (or resumes) one run, records its metrics and IA in `record.json`, deletes its checkpoints."""
-    from tf_multiembed.training.run import RunConfig, create_strategy, train_prepared
+    from tf_multiembed.training.run import create_strategy, train_prepared
 
-    config = RunConfig(dataset=FLAGS.dataset, model=run.model, multi_embedding=run.embedding == "me",
-                       scale=run.scale, seed=run.seed, epochs=FLAGS.max_epochs, patience=FLAGS.patience,
-                       batch_size=FLAGS.batch_size, embedding_updates=FLAGS.embedding_updates, shuffle=FLAGS.shuffle,
-                       model_dir=str(run_dir), export_dir="", verbose=0)
+    config = config_from_flags(RUN_SETTINGS, model=run.model, embedding=run.embedding, scale=run.scale, seed=run.seed,
+                               model_dir=str(run_dir), export_dir="", verbose=0)
     results, model = train_prepared(config, data, create_strategy(config))
     best = next(entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"])
     record = {"dataset": FLAGS.dataset, "model": run.model, "embedding": run.embedding, "scale": run.scale,
               "num_sets": run.scale if run.embedding == "me" else 1,
               "width": model.get_layer("multi_embedding").embedding_dim, "seed": run.seed,
-              "embedding_updates": FLAGS.embedding_updates, "shuffle": FLAGS.shuffle,
+              "embedding_updates": config.embedding_updates, "shuffle": config.shuffle, "preset": config.preset,
               "epochs": len(results["epochs"]),
               "best_epoch": results["best_epoch"], "wall_seconds": round(results["wall_seconds"], 1),
               "num_parameters": int(model.count_params()), "val_auc": best["val_auc"],
@@ -135,15 +131,8 @@ def train_run(run: Run, data, run_dir: pathlib.Path) -> dict:
     (run_dir / RECORD).write_text(json.dumps(record, indent=1))
     for folder in ("checkpoints", "best"):  # up to 3x the parameters each; the record has what the study needs
         shutil.rmtree(run_dir / folder, ignore_errors=True)
+    (run_dir / "best.keras").unlink(missing_ok=True)
     return record
-
-
-def _configure_threads(threads: int) -> None:
-    if threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def main(argv):
@@ -154,8 +143,9 @@ def main(argv):
     out = pathlib.Path(FLAGS.out)
     runs = planned_runs(FLAGS.models, [int(scale) for scale in FLAGS.scales], [int(seed) for seed in FLAGS.seeds])
     if not FLAGS.report_only:
-        _configure_threads(FLAGS.threads)
-        from tf_multiembed.training.run import RunConfig, prepare_data
+        from tf_multiembed.training.run import configure_threads, prepare_data
+
+        configure_threads(FLAGS.threads)
 
         mine = worker_share(runs, FLAGS.num_workers, FLAGS.worker_index)
         data = None
@@ -165,9 +155,7 @@ def main(argv):
                 print(f"[{index}/{len(mine)}] {run.name}: finished before, skipped", flush=True)
                 continue
             if data is None:  # prepared once per process (and cached on disk between processes)
-                data, _, _ = prepare_data(RunConfig(dataset=FLAGS.dataset, data_path=FLAGS.data_path,
-                                                    schema=FLAGS.schema, data_dir=FLAGS.data_dir,
-                                                    synthetic_rows=FLAGS.synthetic_rows))
+                data, _, _ = prepare_data(config_from_flags(RUN_SETTINGS))
             started = time.time()
             record = train_run(run, data, run_dir)
             print(f"[{index}/{len(mine)}] {run.name}: test AUC {record['test_auc']:.4f}, IA {record['ia_mean']:.2f}, "

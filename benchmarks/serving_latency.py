@@ -30,17 +30,18 @@ from absl import app, flags  # noqa: E402
 from tf_multiembed.serving import export_for_serving  # noqa: E402
 from tf_multiembed.serving.examples import raw_features_from_files  # noqa: E402
 from tf_multiembed.training import distribute  # noqa: E402
-from tf_multiembed.training.run import RunConfig, build_and_compile, prepare_data  # noqa: E402
+from tf_multiembed.training import config as run_config  # noqa: E402
+from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402
+from tf_multiembed.training.run import build_and_compile, configure_threads, prepare_data  # noqa: E402
 from doc_tables import write_between_markers  # noqa: E402  (benchmarks/ is on sys.path)
 
+RUN_SETTINGS = ("model", "scale", "synthetic_rows", "data_dir", "threads")
+define_flags(RUN_SETTINGS)  # train.py's flags, names and defaults
+flags.adopt_module_key_flags(run_config)
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "dcnv2", "Model name.")
-flags.DEFINE_integer("scale", 2, "Scale factor (ME: that many sets of width 10).")
 flags.DEFINE_integer("calls", 300, "Timed calls per batch size for the latency figures.")
 flags.DEFINE_float("seconds", 3.0, "Duration of each concurrency measurement.")
 flags.DEFINE_list("callers", ["1", "2", "4", "8"], "Numbers of concurrent callers.")
-flags.DEFINE_integer("synthetic_rows", 200_000, "Rows of the synthetic data (train.py's default).")
-flags.DEFINE_string("data_dir", "runs/data", "Prepared-data cache (shared with train.py).")
 flags.DEFINE_string("docs", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "serving.md"),
                     "Markdown file to update between the serving_latency markers ('' to skip).")
 
@@ -89,8 +90,8 @@ def update_docs(path: str, table: str) -> None:
 
 def main(argv):
     del argv
-    config = RunConfig(model=FLAGS.model, scale=FLAGS.scale, synthetic_rows=FLAGS.synthetic_rows,
-                       data_dir=FLAGS.data_dir, verbose=0)
+    config = config_from_flags(RUN_SETTINGS, verbose=0)
+    configure_threads(config.threads)
     data, schema, input_paths = prepare_data(config)
     model = build_and_compile(config, data.vocabulary_sizes, data.field_names, distribute.create_strategy("default"))
     model.fit(data.train_dataset(2048, seed=0), steps_per_epoch=5, epochs=1, verbose=0)

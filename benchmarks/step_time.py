@@ -1,7 +1,7 @@
 """Training-step time of vectorized ME vs SE (same total width) vs a naive per-set loop, on Criteo-shaped inputs.
 
 One step = forward + backward + Adam update, batch 2048, 39 fields with the cardinalities of
-../shared/data/criteo_shape.json (sum 1.14M rows) and Zipf(1.3) ids. All variants of one model run in the same
+benchmarks/criteo_shape.json (sum 1.14M rows) and Zipf(1.3) ids. All variants of one model run in the same
 process and are reported as ratios to SE at the same total embedding width, so machine noise cancels out.
 
     python benchmarks/step_time.py                          # paper-scale vocabularies
@@ -26,15 +26,16 @@ from absl import app, flags  # noqa: E402
 from tf_multiembed.layers import MLP, MultiEmbedding, SetCross, SetFlatten, SetMLP  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
 from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
+from tf_multiembed.training import config as run_config  # noqa: E402
+from tf_multiembed.training.config import define_flags  # noqa: E402
 
+define_flags(["batch_size", "threads", "jit_compile"])  # train.py's flags, names and defaults
+flags.adopt_module_key_flags(run_config)
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("vocabulary", "criteo", ["criteo", "small"], "criteo_shape.json cardinalities, or 1,000 per field.")
 flags.DEFINE_list("models", ["dnn", "dcnv2"], "Models to time.")
 flags.DEFINE_list("num_sets", ["2", "4", "10"], "Numbers of sets M (SE runs at width M*10).")
-flags.DEFINE_integer("batch_size", 2048, "Examples per step.")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant (after 2 warm-up steps).")
-flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
-flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BASE_DIM = 10
@@ -87,10 +88,10 @@ def main(argv):
     rows = []
     for name in FLAGS.models:
         for num_sets in (int(m) for m in FLAGS.num_sets):
-            variants = {
-                "se": lambda: build_model(name, sizes, scale=num_sets, multi_embedding=False),
-                "me": lambda: build_model(name, sizes, scale=num_sets, multi_embedding=True),
-                "naive_me": lambda: naive_loop_model(name, sizes, num_sets),
+            variants = {  # called within this iteration; the defaults bind its values
+                "se": lambda name=name, m=num_sets: build_model(name, sizes, scale=m, multi_embedding=False),
+                "me": lambda name=name, m=num_sets: build_model(name, sizes, scale=m, multi_embedding=True),
+                "naive_me": lambda name=name, m=num_sets: naive_loop_model(name, sizes, m),
             }
             seconds, cpu = {}, {}
             for variant, factory in variants.items():
@@ -110,7 +111,8 @@ def main(argv):
     suffix = "_xla" if FLAGS.jit_compile else ""
     out = REPO / "benchmarks" / "results" / f"step_time_{FLAGS.vocabulary}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"vocabulary": FLAGS.vocabulary, "jit_compile": FLAGS.jit_compile, "sum_vocabulary": sum(sizes), "batch_size": FLAGS.batch_size,
+    meta = {"vocabulary": FLAGS.vocabulary, "jit_compile": FLAGS.jit_compile, "sum_vocabulary": sum(sizes),
+            "batch_size": FLAGS.batch_size,
             "threads": FLAGS.threads, "steps": FLAGS.steps, "tensorflow": tf.__version__, "rows": rows}
     out.write_text(json.dumps(meta, indent=2))
     print(f"\nvocabulary={FLAGS.vocabulary} (sum {sum(sizes):,}), batch {FLAGS.batch_size}, {FLAGS.threads} threads, "

@@ -1,9 +1,9 @@
 """Training throughput (examples/s) and peak memory at Criteo scale: SE vs ME, sparse vs dense embedding updates.
 
 Every variant runs in its own process (so its peak RSS is its own): the model of the zoo, compiled with the paper's
-recipe (`compile_model`: coupled-L2 Adam 1e-3 / 1e-6, in-step metrics off so that XLA variants compile the same
-step) and trained with `model.fit` for warm-up plus timed steps of batch 2048, on the 39 cardinalities of
-../shared/data/criteo_shape.json (1.14M rows) with Zipf(1.3) ids held in memory. The figure is the median time per step
+recipe (`compile_model`: coupled-L2 Adam 1e-3 / 1e-6, no metric in the step, so XLA variants compile the same step)
+and trained with `model.fit` for warm-up plus timed steps of batch 2048, on the 39 cardinalities of
+benchmarks/criteo_shape.json (1.14M rows) with Zipf(1.3) ids held in memory. The figure is the median time per step
 of the timed epochs.
 The same script also times the real input pipeline alone (`PreparedData.train_dataset` on the synthetic data set of
 train.py), so the two can be compared: the input path must not be the bottleneck.
@@ -31,18 +31,19 @@ from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is 
 from doc_tables import write_between_markers  # noqa: E402
 from training_speed import isolated_child_kwargs, peak_rss_mb, scheduling_report, time_training  # noqa: E402
 
+from tf_multiembed.training import config as run_config  # noqa: E402
+from tf_multiembed.training.config import define_flags  # noqa: E402
+
+define_flags(["batch_size", "threads", "jit_compile", "mixed_precision"])  # train.py's flags, names and defaults
+flags.adopt_module_key_flags(run_config)
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["dnn", "dcnv2", "xdeepfm"], "Models to time.")
 flags.DEFINE_list("scales", ["1", "4", "10"], "Scale factors: SE width 10*s, ME s sets of width 10.")
 flags.DEFINE_list("embeddings", ["se", "me"], "Embedding kinds (ME at scale 1 is SE at scale 1 and is skipped).")
 flags.DEFINE_list("modes", ["sparse", "dense"], "Embedding update modes of CoupledL2Adam.")
-flags.DEFINE_integer("batch_size", 2048, "Examples per step (the paper's).")
 flags.DEFINE_integer("steps", 5, "Steps per epoch: one warm-up epoch, then --timed_epochs timed ones.")
 flags.DEFINE_integer("timed_epochs", 3, "Timed epochs; the figure is their median time per step.")
-flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
 flags.DEFINE_integer("vocabulary_multiplier", 1, "Multiply every vocabulary size by this (memory grows with it).")
-flags.DEFINE_bool("jit_compile", False, "Compile the training step with XLA.")
-flags.DEFINE_string("mixed_precision", "", "Keras dtype policy, e.g. mixed_bfloat16 ('' = float32).")
 flags.DEFINE_integer("input_batches", 200, "Batches read by the input-pipeline measurement (0 skips it).")
 flags.DEFINE_bool("isolate", True, "Run each measured variant in its own session at the highest scheduling priority "
                   "(root only; see training_speed.py): other sessions on the machine then barely disturb it.")
@@ -61,8 +62,9 @@ REFERENCE = {"se_dnn_k10": 15_100, "se_dnn_k100": 1_900, "me_dnn_10x10": 1_500, 
 def _configure_tensorflow():
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    from tf_multiembed.training.run import configure_threads
+
+    configure_threads(FLAGS.threads)
     return tf
 
 
@@ -107,7 +109,8 @@ def _child(spec: str) -> dict:
 def markdown(rows, input_row) -> str:
     baseline = next((row for row in rows if row["model"] == "se_dnn_k10" and row["mode"] == "dense"), None)
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} with {os.cpu_count()} CPU cores, "
-             f"{FLAGS.threads} TensorFlow threads, batch {FLAGS.batch_size}, median over {FLAGS.timed_epochs} "
+             f"{FLAGS.threads or os.cpu_count()} TensorFlow threads, batch {FLAGS.batch_size}, median over "
+             f"{FLAGS.timed_epochs} "
              f"epochs of {FLAGS.steps} steps after one warm-up epoch, criteo_shape cardinalities "
              f"x{FLAGS.vocabulary_multiplier} "
              f"({rows[0]['vocabulary_rows']:,} rows), Zipf(1.3) ids, XLA {'on' if FLAGS.jit_compile else 'off'}, "

@@ -57,9 +57,9 @@ def time_training(model_name: str, multi_embedding: bool, scale: int, embedding_
     """Trains one zoo variant with `model.fit` for one warm-up epoch and `timed_epochs` timed epochs of `steps` steps
     and returns its figures (the median time per step of the timed epochs, examples/s, peak RSS).
 
-    The data is `batch_size * 8` rows of Zipf(1.3) ids held in memory, so the input pipeline costs nothing. In-step
-    metrics are off so that XLA variants compile the same step. Epoch-level timing only: a per-batch callback would
-    block Keras on every step and hide its overlap of host work with the device's computation.
+    The data is `batch_size * 8` rows of Zipf(1.3) ids held in memory, so the input pipeline costs nothing. Epoch-level
+    timing only: a per-batch callback would block Keras on every step and hide its overlap of host work with the
+    device's computation.
 
     Example:
         >>> time_training("dcnv2", True, 10, "sparse", criteo_vocabulary_sizes())["examples_per_s"]  # doctest: +SKIP
@@ -81,8 +81,7 @@ def time_training(model_name: str, multi_embedding: bool, scale: int, embedding_
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         model = build_model(model_name, list(vocabulary_sizes), scale=int(scale), multi_embedding=multi_embedding)
-        compile_model(model, PaperRecipe(embedding_updates=embedding_updates), metrics_in_step=False,
-                      jit_compile=jit_compile)
+        compile_model(model, PaperRecipe(embedding_updates=embedding_updates), jit_compile=jit_compile)
     epoch_seconds = []
 
     class EpochTimer(tf.keras.callbacks.Callback):

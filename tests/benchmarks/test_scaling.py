@@ -18,7 +18,7 @@ import scaling_report  # noqa: E402
 
 def _study(ml100k_dir, out, data_dir, *extra):
     command = [sys.executable, str(BENCHMARKS / "scaling.py"), "--dataset=movielens", f"--data_path={ml100k_dir}",
-               f"--data_dir={data_dir}", "--models=dnn,dcnv2", "--scales=1,2", "--seeds=0", "--max_epochs=1",
+               f"--data_dir={data_dir}", "--models=dnn,dcnv2", "--scales=1,2", "--seeds=0", "--epochs=1",
                f"--out={out}", "--threads=2", *extra]
     output = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert output.returncode == 0, output.stderr[-3000:]

@@ -40,12 +40,12 @@ def _statistics(layer):
 @pytest.mark.parametrize("training", [True, False])
 def test_fused_equals_keras_outputs_gradients_and_moving_statistics(training):
     keras_layer, fused_layer = _twin_layers(6)
-    for step in range(3):  # three updates of the moving statistics
+    for _ in range(3):  # three updates of the moving statistics
         x = tf.constant(RNG.normal(2.0, 3.0, (32, 6)).astype("float32"))
         upstream = tf.constant(RNG.normal(size=(32, 6)).astype("float32"))
         results = []
-        for layer, function in ((keras_layer, lambda l, v: l(v, training=training)),
-                                (fused_layer, lambda l, v: fused_batch_norm(l, v, training=training))):
+        for layer, function in ((keras_layer, lambda bn, v: bn(v, training=training)),
+                                (fused_layer, lambda bn, v: fused_batch_norm(bn, v, training=training))):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 y = function(layer, x)

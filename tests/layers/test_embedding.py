@@ -87,7 +87,8 @@ def test_gradient_is_sparse_over_looked_up_rows():
 def test_out_of_range_ids_fail_with_the_field_and_the_expected_range(bad_ids, field, value, size):
     layer = MultiEmbedding([4, 5], num_sets=2, embedding_dim=3, field_names=["user", "item"])
     # Eager and graph mode print the assertion's data differently: numbers between quoted message pieces.
-    expected = rf"(?s)out of range in field\D*?{field}\D*?received\D*?{value}\D*?expected 0 <= id <\D*?{size}\D.*fields: 0=user, 1=item"
+    expected = (rf"(?s)out of range in field\D*?{field}\D*?received\D*?{value}\D*?expected 0 <= id <\D*?{size}\D"
+                r".*fields: 0=user, 1=item")
     with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
         layer(tf.constant(bad_ids))
 

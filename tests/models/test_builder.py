@@ -151,7 +151,7 @@ def _zoo(scale=2):
 
 def test_config_round_trip_and_keras_file_round_trip_give_identical_predictions(tmp_path):
     ids = _ids(32, SMALL_VOCABULARY_SIZES)
-    for name, multi, model in _zoo():
+    for _name, multi, model in _zoo():
         # Non-trivial BatchNorm statistics and weights, so that a lost weight would show.
         model.compile(optimizer="adam", loss="binary_crossentropy")
         model.fit(ids, np.arange(32) % 2, epochs=1, batch_size=16, verbose=0)
@@ -170,7 +170,7 @@ def test_exported_savedmodels_reload_in_a_fresh_process(tmp_path):
     ids = _ids(16, SMALL_VOCABULARY_SIZES, seed=1)
     np.save(tmp_path / "ids.npy", ids)
     names = []
-    for name, multi, model in _zoo():
+    for _name, _multi, model in _zoo():
         model.export(str(tmp_path / model.name))  # both runtimes: a SavedModel with `serving_default`
         np.save(tmp_path / f"{model.name}.npy", model.predict(ids, verbose=0))
         names.append(model.name)

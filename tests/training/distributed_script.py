@@ -47,7 +47,8 @@ def _metrics(results):
 
 
 def local(output_dir: pathlib.Path):
-    from tf_multiembed.training import compat, distribute
+    from tf_multiembed import compat
+    from tf_multiembed.training import distribute
     from tf_multiembed.training.optimizers import CoupledL2Adam
 
     cpus = tf.config.list_physical_devices("CPU")

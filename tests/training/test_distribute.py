@@ -16,7 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from tf_multiembed.training import compat, distribute
+from tf_multiembed import compat
+from tf_multiembed.training import distribute
 
 SCRIPT = pathlib.Path(__file__).resolve().parent / "distributed_script.py"
 TOLERANCE = 0.02

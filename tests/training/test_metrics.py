@@ -60,20 +60,18 @@ def test_auc_reset_and_single_class_is_nan():
     assert float(auc.result()) == 1.0
 
 
-def test_auc_in_graph_result_is_the_binned_estimate_and_exact_result_is_exact():
-    auc = ExactAUC(num_estimate_bins=10)
+def test_auc_result_is_exact_inside_tf_function_and_eagerly():
+    auc = ExactAUC()
     labels = tf.constant([0.0, 1.0, 0.0, 1.0])
-    scores = tf.constant([0.51, 0.52, 0.53, 0.54])  # all in one of 10 bins: the estimate sees only ties
+    scores = tf.constant([0.51, 0.52, 0.53, 0.54])  # close scores: any binning would see ties (AUC 0.5)
 
     @tf.function
     def step():
         auc.update_state(labels, scores)
-        return auc.result(), auc.exact_result()
+        return auc.result()
 
-    estimate, exact = step()
-    assert float(estimate) == 0.5
-    assert float(exact) == pytest.approx(0.75)
-    assert float(auc.result()) == pytest.approx(0.75)  # eager: exact
+    assert float(step()) == pytest.approx(0.75)  # pairs (pos, neg) ordered right: 3 of 4
+    assert float(auc.result()) == pytest.approx(0.75)
 
 
 @pytest.mark.parametrize("labels, scores, message", [
@@ -108,12 +106,10 @@ def test_logloss_matches_sklearn_and_hand_value():
 
 
 def test_config_round_trip():
-    auc = ExactAUC(name="val_auc_exact", num_estimate_bins=50)
+    auc = ExactAUC(name="val_auc_exact")
     clone = ExactAUC.from_config(auc.get_config())
-    assert (clone.name, clone.num_estimate_bins) == ("val_auc_exact", 50)
+    assert clone.name == "val_auc_exact"
     assert LogLoss.from_config(LogLoss(name="ll").get_config()).name == "ll"
-    with pytest.raises(ValueError, match="num_estimate_bins"):
-        ExactAUC(num_estimate_bins=1)
 
 
 def test_metrics_in_model_compile_report_exact_values():

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import training_fixtures as tiny
+from tf_multiembed import compat
 from tf_multiembed.training.optimizers import CoupledL2Adam, deduplicate_slices, unique_slices
 
 
@@ -71,8 +72,8 @@ def _lazy_adam_reference(weights, steps, l2, learning_rate, beta_1=0.9, beta_2=0
     return weights, m, v
 
 
-def _slots(optimizer):
-    return [np.array(slot) for slot in (optimizer._momentums[0], optimizer._velocities[0])]
+def _slots(optimizer, variable):
+    return [np.array(slot) for slot in compat.adam_slots(optimizer, variable)]
 
 
 def test_dense_mode_moves_every_row_like_dense_embedding_gradients():
@@ -94,17 +95,17 @@ def test_sparse_mode_changes_only_looked_up_rows_and_their_slots_by_hand():
                               dense_shape=tf.constant([4, 2]))
     _run(optimizer, variable, [_sparse_gradient()])
     after_first = variable.numpy()
-    m_first, _ = _slots(optimizer)
+    m_first, _ = _slots(optimizer, variable)
     np.testing.assert_array_equal(after_first[[0, 2]], initial[[0, 2]])
     np.testing.assert_array_equal(m_first[[0, 2]], 0.0)
     _run(optimizer, variable, [second])
     # Step 2 looks up row 2 only: rows 1 and 3 keep their weights and moments (no decay, no momentum step).
     np.testing.assert_array_equal(variable.numpy()[[0, 1, 3]], after_first[[0, 1, 3]])
-    np.testing.assert_array_equal(_slots(optimizer)[0][[1, 3]], m_first[[1, 3]])
+    np.testing.assert_array_equal(_slots(optimizer, variable)[0][[1, 3]], m_first[[1, 3]])
     steps = [{1: [0.1, 0.1], 3: [0.5, -0.1]}, {2: [-0.4, 0.2]}]  # row 3's two slices summed
     weights, m, v = _lazy_adam_reference(initial, steps, l2=0.5, learning_rate=0.1)
     np.testing.assert_allclose(variable.numpy(), weights, atol=1e-5)
-    m_slot, v_slot = _slots(optimizer)
+    m_slot, v_slot = _slots(optimizer, variable)
     np.testing.assert_allclose(m_slot, m, atol=1e-6)
     np.testing.assert_allclose(v_slot, v, rtol=1e-4)  # float32 (1 - beta_2) is 1.3e-5 off
     np.testing.assert_array_equal(m_slot[0], 0.0)  # never looked up: slots untouched
@@ -193,3 +194,16 @@ def test_model_fit_step_updates_looked_up_rows_or_every_row(mode):
     assert len(looked_up) < len(all_rows)
     expected = looked_up if mode == "sparse" else all_rows  # dense: L2 moves every row
     assert changed == expected and moved_moment == expected
+
+
+def test_adam_slots_finds_each_variables_moments_and_refuses_other_optimizers():
+    first, second = tf.Variable([1.0, 2.0]), tf.Variable([3.0, 4.0])
+    optimizer = CoupledL2Adam(learning_rate=0.1, l2=0.0)
+    optimizer.apply_gradients([(tf.constant([1.0, 0.0]), first), (tf.constant([0.0, 2.0]), second)])
+    (m_first, _), (m_second, _) = compat.adam_slots(optimizer, first), compat.adam_slots(optimizer, second)
+    np.testing.assert_allclose(m_first.numpy(), [0.1, 0.0], rtol=1e-6)  # (1 - beta_1) * gradient, each its own
+    np.testing.assert_allclose(m_second.numpy(), [0.0, 0.2], rtol=1e-6)
+    sgd = tf.keras.optimizers.SGD()
+    sgd.build([first])
+    with pytest.raises(RuntimeError, match="stores the slots of SGD differently"):
+        compat.adam_slots(sgd, first)

@@ -22,5 +22,6 @@ def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     assert not [output for output in outputs if output.output_type == "error"]
     text = "".join(output.get("text", "") for output in outputs)
     assert "test AUC" in text and "se_dnn_k20" in text and "me_dnn_2x10" in text
-    assert "SavedModel on raw rows:" in text
+    assert "SavedModel on raw rows:" in text and "mean IA" in text
+    assert (tmp_path / "report" / "summary.md").is_file()
     assert (tmp_path / "export" / "quickstart" / "1" / "saved_model.pb").is_file()

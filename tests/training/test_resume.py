@@ -64,28 +64,56 @@ def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
     assert (export_dir / "ctr" / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()
 
 
-def test_help_documents_every_flag():
-    output = subprocess.run([sys.executable, str(REPO / "train.py"), "--helpfull"], capture_output=True, text=True,
+def test_help_documents_every_setting_of_the_run_configuration():
+    from tf_multiembed.training.config import RunConfig, setting_names
+
+    output = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True,
                             timeout=120).stdout
-    for flag in ("dataset", "data_path", "schema", "data_dir", "model", "embedding", "scale", "num_sets",
-                 "embedding_dim", "batch_size", "learning_rate", "l2", "epochs", "patience", "seed", "strategy",
-                 "model_dir", "export_dir", "checkpoint_every_steps", "embedding_updates", "mixed_precision",
-                 "jit_compile"):
+    for flag in setting_names():
         assert f"--{flag}:" in output or f"--[no]{flag}:" in output, flag
+    assert "(default: '2048')" in output.split("--batch_size:")[1].split("--")[0]  # defaults from RunConfig
+    assert RunConfig().batch_size == 2048
 
 
 def test_bad_configurations_fail_with_a_clear_message(tmp_path):
-    from tf_multiembed.training.run import RunConfig, prepare_data
+    from tf_multiembed.training.config import RunConfig
 
     with pytest.raises(ValueError, match="--data_path is required for dataset 'criteo'"):
-        prepare_data(RunConfig(dataset="criteo", data_dir=str(tmp_path)))
-    with pytest.raises(ValueError, match="--schema is required for dataset 'csv'"):
-        prepare_data(RunConfig(dataset="csv", data_path="x.csv", data_dir=str(tmp_path)))
-    with pytest.raises(ValueError, match="Unknown dataset 'parquet'"):
-        prepare_data(RunConfig(dataset="parquet", data_dir=str(tmp_path)))
-    output = subprocess.run([sys.executable, str(REPO / "train.py"), "--strategy=tpuu"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
-    assert output.returncode != 0 and "--strategy" in output.stderr and "multi_worker" in output.stderr
+        RunConfig(dataset="criteo", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="--schema is required for dataset 'custom' \\(or its synonym 'csv'\\)"):
+        RunConfig(dataset="csv", data_path="x.csv", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="--dataset must be one of .*'custom'.*, received 'parquet'"):
+        RunConfig(dataset="parquet", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="--export_name must be a plain directory name"):
+        RunConfig(export_name="../served")
+    with pytest.raises(ValueError, match="--batch_size must be >= 1, received 0"):
+        RunConfig(batch_size=0)
+    with pytest.raises(ValueError, match="Unknown model name 'dcn'"):
+        RunConfig(model="dcn")
+    assert RunConfig(dataset="csv", data_path="x.csv", schema="s.json").dataset == "custom"
+    for bad in ("--strategy=tpuu", "--export_name=.hidden"):  # refused before any data or training work
+        output = subprocess.run([sys.executable, str(REPO / "train.py"), bad], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+        assert output.returncode != 0 and bad.split("=")[0] in output.stderr
+        assert not (tmp_path / "runs").exists()
+
+
+def test_flags_and_presets_come_from_the_one_declaration():
+    from absl import flags
+
+    from tf_multiembed.training.config import PRESETS, RunConfig, config_from_flags, define_flags
+
+    values = flags.FlagValues()
+    define_flags(["batch_size", "embedding_updates", "shuffle", "preset", "threads", "min_count"], flag_values=values)
+    values(["benchmark", "--preset=paper", "--batch_size=512"])
+    config = config_from_flags(["batch_size", "embedding_updates", "shuffle", "preset", "threads", "min_count"],
+                               flag_values=values, model="dnn")
+    # The preset sets the paper's protocol; an explicit flag wins over it; unset settings keep RunConfig's defaults.
+    assert (config.embedding_updates, config.shuffle, config.batch_size, config.preset) == ("dense", False, 512,
+                                                                                            "paper")
+    assert config.model == "dnn" and config.threads == 0 and config.min_count is None
+    assert RunConfig.from_preset("paper") == RunConfig(**PRESETS["paper"], preset="paper")
+    assert values["threads"].default == RunConfig().threads and values["batch_size"].help.startswith("Global batch")
 
 
 def test_run_in_mixed_bfloat16_with_dense_updates_trains_and_exports_float32(tmp_path):

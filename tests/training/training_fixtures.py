@@ -3,6 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import compat
+
 VOCABULARY_SIZES = (12, 9, 7, 5)
 
 
@@ -48,6 +50,5 @@ def rows_changed_by_one_fit_step(embedding_updates: str, l2: float = 1e-3):
     offsets = np.concatenate([[0], np.cumsum(VOCABULARY_SIZES)[:-1]])
     looked_up = set((ids + offsets).ravel().tolist())
     changed = set(np.flatnonzero(np.any(np.array(table) != before, axis=1)).tolist())
-    # The table's Adam first moment: the only slot of its shape ([sum of vocabularies, sets * width]).
-    moment = next(np.array(slot) for slot in model.optimizer._momentums if tuple(slot.shape) == before.shape)
+    moment = np.array(compat.adam_slots(model.optimizer, table)[0])  # the table's Adam first moment
     return looked_up, changed, set(np.flatnonzero(np.any(moment != 0, axis=1)).tolist())

@@ -21,7 +21,7 @@ from tf_multiembed.diagnostics.abundance import (
 )
 from tf_multiembed.diagnostics.callback import InformationAbundanceCallback, abundance_record
 from tf_multiembed.diagnostics.field_analysis import EmbeddingDiagnostics, analyze_embeddings
-from tf_multiembed.diagnostics.loading import SavedModelWeights, load_for_diagnostics, read_saved_model
+from tf_multiembed.diagnostics.loading import SavedModelWeights, load_for_diagnostics, read_export
 from tf_multiembed.diagnostics.pairwise import (
     PairwiseDiagnostics,
     cross_projection_diagnostics,
@@ -70,7 +70,7 @@ __all__ = [
     "plot_toy_experiment",
     "plot_weight_norms",
     "random_abundance",
-    "read_saved_model",
+    "read_export",
     "run_toy_collapse_experiment",
     "singular_values",
     "write_report",

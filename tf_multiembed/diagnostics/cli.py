@@ -11,16 +11,6 @@ from tf_multiembed.diagnostics import loading
 from tf_multiembed.diagnostics import report
 
 
-def _int_list(text: str) -> List[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, received {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, received {text!r}")
-    return values
-
-
 def _name_list(text: str) -> List[str]:
     return [part.strip() for part in text.split(",")]
 
@@ -32,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "interaction-projected IA) for trained models of tf_multiembed.",
     )
     parser.add_argument("models", nargs="+",
-                        help="a .keras file, a model directory containing one, or a SavedModel directory; "
+                        help="a .keras file, a run directory (train.py --model_dir) or an export "
+                             "(<export_dir>/<name>/<version>, or <export_dir>/<name> for its newest version); "
                              "several models (e.g. SE and ME of the same data) are compared")
     parser.add_argument("--output-dir", default="diagnostics_report", help="report folder (default %(default)s)")
     parser.add_argument("--labels", type=_name_list, default=None,
@@ -42,10 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "(npz arrays field_0, field_1, ...): rows never seen in training are reported apart")
     parser.add_argument("--min-count", type=int, default=1,
                         help="rows seen fewer times than this count as untrained (default %(default)s)")
-    parser.add_argument("--vocabulary-sizes", type=_int_list, default=None,
-                        help="SavedModel only: comma-separated rows per field, when no JSON file beside it says so")
-    parser.add_argument("--num-sets", type=int, default=None,
-                        help="SavedModel only: number of embedding sets, when it cannot be inferred")
     parser.add_argument("--field-names", type=_name_list, default=None, help="comma-separated field names")
     parser.add_argument("--history", default=None,
                         help="JSON written by InformationAbundanceCallback(json_path=...), to plot IA over training")
@@ -73,15 +60,15 @@ def load_id_counts(path: str):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command and returns 0; paths that are not models by the artifact contract raise `ArtifactError`."""
     args = build_parser().parse_args(argv)
     if args.labels is not None and len(args.labels) != len(args.models):
         raise SystemExit(f"--labels has {len(args.labels)} entries for {len(args.models)} models; give one each.")
-    labels = args.labels or [pathlib.Path(path).stem or pathlib.Path(path).name for path in args.models]
+    labels = args.labels or [loading.default_label(path) for path in args.models]
     if len(set(labels)) != len(labels):
         labels = [f"{label}_{index}" for index, label in enumerate(labels)]
     sources = {
-        label: loading.load_for_diagnostics(path, vocabulary_sizes=args.vocabulary_sizes, num_sets=args.num_sets,
-                                            field_names=args.field_names)
+        label: loading.load_for_diagnostics(path, field_names=args.field_names)
         for label, path in zip(labels, args.models)
     }
     id_counts = None if args.id_counts is None else load_id_counts(args.id_counts)

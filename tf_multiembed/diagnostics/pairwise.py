@@ -178,7 +178,8 @@ def pairwise_diagnostics(model, *, layer_index: int = 0, id_counts=None, min_cou
     if cross is None:
         return None
     if not 0 <= layer_index < cross.num_layers:
-        raise ValueError(f"pairwise_diagnostics: layer_index must be in [0, {cross.num_layers}), received {layer_index}.")
+        raise ValueError(f"pairwise_diagnostics: layer_index must be in [0, {cross.num_layers}), received "
+                         f"{layer_index}.")
     kernel = tf.convert_to_tensor(cross.effective_kernel(layer_index))
     return cross_projection_diagnostics(tables, kernel, id_counts=id_counts, min_count=min_count,
                                         source=f"dcnv2_cross_layer_{layer_index}")

@@ -50,6 +50,9 @@ def diagnose(source, label: str, *, id_counts=None, min_count: int = 1,
         if source.cross_kernel is not None:
             pairwise = pairwise_lib.cross_projection_diagnostics(
                 source.tables, source.cross_kernel, id_counts=id_counts, min_count=min_count)
+        elif source.pairwise == "ffm":
+            pairwise = pairwise_lib.ffm_sub_embedding_diagnostics(source.tables, id_counts=id_counts,
+                                                                  min_count=min_count)
         return ModelDiagnostics(label, loading.describe(source), embedding, pairwise)
     embedding = analyze_embeddings(source, id_counts=id_counts, min_count=min_count, field_names=field_names)
     pairwise = None

@@ -58,7 +58,8 @@ class EmbeddingTables:
         if shape != expected:
             raise ValueError(
                 f"EmbeddingTables: the table has shape {shape}, expected {expected} = [sum(vocabulary_sizes), "
-                f"num_sets * embedding_dim] for {len(sizes)} fields, {self.num_sets} sets of width {self.embedding_dim}."
+                f"num_sets * embedding_dim] for {len(sizes)} fields, {self.num_sets} sets of width "
+                f"{self.embedding_dim}."
             )
         names = self.field_names
         names = tuple(f"field_{i}" for i in range(len(sizes))) if names is None else tuple(str(n) for n in names)
@@ -177,7 +178,8 @@ def count_ids(batches, vocabulary_sizes: Sequence[int]) -> List[np.ndarray]:
         ids = np.asarray(batch.numpy() if hasattr(batch, "numpy") else batch)
         if ids.ndim != 2 or ids.shape[1] != len(sizes):
             raise ValueError(
-                f"count_ids: batch {batch_index} has shape {ids.shape}, expected [batch, {len(sizes)}] (one id per field)."
+                f"count_ids: batch {batch_index} has shape {ids.shape}, expected [batch, {len(sizes)}] (one id per "
+                "field)."
             )
         for field, size in enumerate(sizes):
             column = ids[:, field]

@@ -6,9 +6,9 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers import initializers
-from tf_multiembed.layers.variables import as_tf_variable
+from tf_multiembed.compat import as_tf_variable
 
 _KERAS_3 = not tf.keras.__name__.startswith("tf_keras")  # add_weight spells its autocast switch differently
 
@@ -58,9 +58,9 @@ class MultiEmbedding(tf.keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         owner = "MultiEmbedding"
-        self.vocabulary_sizes = _validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", owner)
-        self.num_sets = _validation.check_positive_int(num_sets, "num_sets", owner)
-        self.embedding_dim = _validation.check_positive_int(embedding_dim, "embedding_dim", owner)
+        self.vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", owner)
+        self.num_sets = validation.check_positive_int(num_sets, "num_sets", owner)
+        self.embedding_dim = validation.check_positive_int(embedding_dim, "embedding_dim", owner)
         if field_names is not None:
             field_names = [str(name) for name in field_names]
             if len(field_names) != len(self.vocabulary_sizes):

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.batch_norm import fused_batch_norm
 from tf_multiembed.layers.dropout import BitsDropout
@@ -41,14 +41,14 @@ class SetDense(tf.keras.layers.Layer):
     def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer=None,
                  bias_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = _validation.check_positive_int(units, "units", "SetDense")
+        self.units = validation.check_positive_int(units, "units", "SetDense")
         self.activation = tf.keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self._kernel_initializer_arg = kernel_initializer
         self._bias_initializer_arg = bias_initializer
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetDense")
+        validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetDense")
         num_sets, fan_in = int(input_shape[1]), int(input_shape[2])
         self.kernel = self.add_weight(
             name="kernel", shape=(num_sets, fan_in, self.units),
@@ -106,7 +106,7 @@ class SetBatchNormalization(tf.keras.layers.Layer):
         self.epsilon = float(epsilon)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetBatchNormalization")
+        validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetBatchNormalization")
         self._set_shape = (int(input_shape[1]), int(input_shape[2]))
         self.batch_norm = tf.keras.layers.BatchNormalization(
             momentum=self.momentum, epsilon=self.epsilon, name="batch_norm"
@@ -129,8 +129,8 @@ class SetBatchNormalization(tf.keras.layers.Layer):
 
 
 def _check_mlp_args(units, dropout, owner):
-    units = _validation.check_positive_int_list(units, "units", owner)
-    dropout = _validation.check_rate(dropout, "dropout", owner)
+    units = validation.check_positive_int_list(units, "units", owner)
+    dropout = validation.check_rate(dropout, "dropout", owner)
     return units, dropout
 
 
@@ -163,16 +163,17 @@ class SetMLP(tf.keras.layers.Layer):
         self.batch_norm_epsilon = float(batch_norm_epsilon)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetMLP")
+        validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetMLP")
         self.dense_layers, self.norm_layers = [], []
         shape = tuple(input_shape)
         for index, width in enumerate(self.units):
-            dense = _validation.track_as_attribute(self, f"set_dense_{index}", SetDense(width, name=f"set_dense_{index}"))
+            dense = validation.track_as_attribute(self, f"set_dense_{index}",
+                                                  SetDense(width, name=f"set_dense_{index}"))
             dense.build(shape)
             shape = (shape[0], shape[1], width)
             self.dense_layers.append(dense)
             if self.use_batch_norm:
-                norm = _validation.track_as_attribute(self, f"set_batch_norm_{index}", SetBatchNormalization(
+                norm = validation.track_as_attribute(self, f"set_batch_norm_{index}", SetBatchNormalization(
                     self.batch_norm_momentum, self.batch_norm_epsilon, name=f"set_batch_norm_{index}"))
                 norm.build(shape)
                 self.norm_layers.append(norm)
@@ -226,10 +227,10 @@ class MLP(tf.keras.layers.Layer):
                  use_batch_norm: bool = True, batch_norm_momentum: float = DEFAULT_BN_MOMENTUM,
                  batch_norm_epsilon: float = DEFAULT_BN_EPSILON, **kwargs):
         super().__init__(**kwargs)
-        self.units = _validation.check_positive_int_list(units, "units", "MLP", allow_empty=True)
-        self.dropout = _validation.check_rate(dropout, "dropout", "MLP")
+        self.units = validation.check_positive_int_list(units, "units", "MLP", allow_empty=True)
+        self.dropout = validation.check_rate(dropout, "dropout", "MLP")
         if output_units is not None:
-            output_units = _validation.check_positive_int(output_units, "output_units", "MLP")
+            output_units = validation.check_positive_int(output_units, "output_units", "MLP")
         if output_units is None and not self.units:
             raise ValueError("MLP: give hidden `units`, `output_units`, or both; received neither.")
         self.output_units = output_units
@@ -243,15 +244,15 @@ class MLP(tf.keras.layers.Layer):
                                      bias_initializer=initializers.fan_in_uniform(fan_in), name=name)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 2, "[B, H]", "MLP")
+        validation.check_input_rank(input_shape, 2, "[B, H]", "MLP")
         self.dense_layers, self.norm_layers = [], []
         fan_in = int(input_shape[-1])
         for index, width in enumerate(self.units):
-            dense = _validation.track_as_attribute(self, f"dense_{index}", self._dense(width, fan_in, f"dense_{index}"))
+            dense = validation.track_as_attribute(self, f"dense_{index}", self._dense(width, fan_in, f"dense_{index}"))
             dense.build((input_shape[0], fan_in))
             self.dense_layers.append(dense)
             if self.use_batch_norm:
-                norm = _validation.track_as_attribute(self, f"batch_norm_{index}", tf.keras.layers.BatchNormalization(
+                norm = validation.track_as_attribute(self, f"batch_norm_{index}", tf.keras.layers.BatchNormalization(
                     momentum=self.batch_norm_momentum, epsilon=self.batch_norm_epsilon, name=f"batch_norm_{index}"
                 ))
                 norm.build((input_shape[0], width))

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 
 
 def sets_first(x):
@@ -41,7 +41,7 @@ class SetFlatten(tf.keras.layers.Layer):
     """
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetFlatten")
+        validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetFlatten")
         self._output_dims = (int(input_shape[1]), int(input_shape[2]) * int(input_shape[3]))
         super().build(input_shape)
 

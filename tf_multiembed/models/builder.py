@@ -4,7 +4,7 @@ from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.models.registry import get_model_spec
 
 
@@ -23,13 +23,14 @@ def resolve_embedding_shape(name: str, scale: int = 1, multi_embedding: bool = T
         (4, 10)
     """
     spec = get_model_spec(name)
-    scale = _validation.check_positive_int(scale, "scale", "build_model")
-    base = spec.base_embedding_dim if embedding_dim is None else _validation.check_positive_int(
+    scale = validation.check_positive_int(scale, "scale", "build_model")
+    base = spec.base_embedding_dim if embedding_dim is None else validation.check_positive_int(
         embedding_dim, "embedding_dim", "build_model")
     if num_sets is not None:
-        num_sets = _validation.check_positive_int(num_sets, "num_sets", "build_model")
+        num_sets = validation.check_positive_int(num_sets, "num_sets", "build_model")
         if not multi_embedding and num_sets != 1:
-            raise ValueError(f"build_model: multi_embedding=False means one embedding set, received num_sets={num_sets}.")
+            raise ValueError(f"build_model: multi_embedding=False means one embedding set, received "
+                             f"num_sets={num_sets}.")
         if scale not in (1, num_sets):
             raise ValueError(
                 f"build_model: num_sets={num_sets} and scale={scale} disagree; for ME the scale is the number of "

@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from tf_multiembed.layers import MLP, MultiEmbedding, SetMean, SetMLP
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 
 FEATURE_IDS_INPUT = "feature_ids"
 PROBABILITY_OUTPUT = "click_probability"
@@ -19,7 +19,7 @@ def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_di
                     field_names: Optional[Sequence[str]] = None, embeddings_initializer=None,
                     embeddings_regularizer=None, validate_ids: bool = True):
     """The model input `feature_ids` `[B, N]` and its embeddings `[B, M, N, K]` (layer name "multi_embedding")."""
-    vocabulary_sizes = _validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_model")
+    vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_model")
     inputs = tf.keras.Input(shape=(len(vocabulary_sizes),), dtype="int64", name=FEATURE_IDS_INPUT)
     embeddings = MultiEmbedding(
         vocabulary_sizes, num_sets=num_sets, embedding_dim=embedding_dim, field_names=field_names,
@@ -31,7 +31,7 @@ def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_di
 
 def check_hidden_units(hidden_units) -> list:
     """At least one hidden width: the first becomes the per-set projection, the rest the shared head."""
-    return _validation.check_positive_int_list(hidden_units, "hidden_units", "build_model")
+    return validation.check_positive_int_list(hidden_units, "hidden_units", "build_model")
 
 
 def projection_mean_head(set_features, hidden_units: Sequence[int], dropout: float, batch_norm_momentum: float,
@@ -42,10 +42,11 @@ def projection_mean_head(set_features, hidden_units: Sequence[int], dropout: flo
     For one set this is exactly the SE model's MLP.
     """
     hidden_units = check_hidden_units(hidden_units)
-    bn = dict(batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon)
-    projected = SetMLP(hidden_units[:1], dropout, name=f"{prefix}set_projection", **bn)(set_features)
+    projected = SetMLP(hidden_units[:1], dropout, batch_norm_momentum=batch_norm_momentum,
+                       batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}set_projection")(set_features)
     combined = SetMean(name=f"{prefix}set_mean")(projected)
-    return MLP(hidden_units[1:], dropout, output_units=1, name=f"{prefix}shared_head", **bn)(combined)
+    return MLP(hidden_units[1:], dropout, output_units=1, batch_norm_momentum=batch_norm_momentum,
+               batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}shared_head")(combined)
 
 
 def linear_logit(features, name: str):

@@ -1,4 +1,5 @@
-"""FFM: the field-aware factorization machine of the paper's Evidence I (paper §2, `torchfm` `FieldAwareFactorizationMachine`).
+"""FFM: the field-aware factorization machine of the paper's Evidence I (paper §2, `torchfm`
+`FieldAwareFactorizationMachine`).
 
 The paper uses FFM only for its collapse analysis: its field-pair sub-embeddings E_i^{->j} are separate tables, so
 their information abundance can be compared with DCNv2's projected embeddings (Fig. 3). The logit is
@@ -13,7 +14,7 @@ expressive as SE and exists only so that diagnostics can be run on both (paper: 
 import tensorflow as tf
 
 from tf_multiembed.layers import MultiEmbedding, SetFlatten, SetMean
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers.interactions.ffm import SetFieldAwareInteraction
 from tf_multiembed.models import common
 from tf_multiembed.models.registry import register_model
@@ -41,7 +42,7 @@ def build_ffm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, em
         >>> model.get_layer("multi_embedding").num_sets  # one sub-table per target field
         3
     """
-    vocabulary_sizes = _validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_ffm")
+    vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_ffm")
     num_fields = len(vocabulary_sizes)
     if num_fields < 2:
         raise ValueError(f"build_ffm: an FFM needs at least 2 fields to form pairs, received {num_fields}.")

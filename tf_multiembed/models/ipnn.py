@@ -1,4 +1,5 @@
-"""IPNN: pairwise inner products (+ raw embeddings for SE) -> MLP (paper §2, `ProductNeuralNetworkModel` / `MultiPNNModel`)."""
+"""IPNN: pairwise inner products (+ raw embeddings for SE) -> MLP (paper §2, `ProductNeuralNetworkModel` /
+`MultiPNNModel`)."""
 
 from tf_multiembed.layers import SetInnerProduct
 from tf_multiembed.models import common

@@ -6,13 +6,14 @@ Example:
     >>> body = serving.RequestBuilder.from_schema(data.schema).rest_rows(rows)  # doctest: +SKIP
 """
 
-from tf_multiembed.serving.export import OUTPUT_NAME, export_for_serving, next_version, serving_module
+from tf_multiembed.serving.export import (OUTPUT_NAME, ExportMismatchError, check_export_target, export_for_serving,
+                                          next_version, remove_dead_staging, serving_module)
 from tf_multiembed.serving.requests import (SERVING_SIGNATURE, RequestBuilder, decode_predict_request,
                                             decode_rest_request, rest_url)
 from tf_multiembed.serving.warmup import WARMUP_FILE, read_warmup_requests, write_warmup_requests
 
 __all__ = [
-    "OUTPUT_NAME", "RequestBuilder", "SERVING_SIGNATURE", "WARMUP_FILE", "decode_predict_request",
-    "decode_rest_request", "export_for_serving", "next_version", "read_warmup_requests", "rest_url",
-    "serving_module", "write_warmup_requests",
+    "ExportMismatchError", "OUTPUT_NAME", "RequestBuilder", "SERVING_SIGNATURE", "WARMUP_FILE", "check_export_target",
+    "decode_predict_request", "decode_rest_request", "export_for_serving", "next_version", "read_warmup_requests",
+    "remove_dead_staging", "rest_url", "serving_module", "write_warmup_requests",
 ]

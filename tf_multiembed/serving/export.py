@@ -5,33 +5,51 @@ of the offline build) around the trained id model, so the server needs no prepro
 training: raw rows give exactly the predictions the training model gives on the same rows encoded by the pipeline.
 Vocabulary files are copied into the SavedModel's `assets/`.
 
-Layout: `<export_dir>/<model_name>/<version>/` with `saved_model.pb`, `variables/`, `assets/` and
-`assets.extra/tf_serving_warmup_requests`. The version is written under a temporary name and renamed when
-complete, so a TF Serving instance polling `<export_dir>/<model_name>` never loads half a version.
+Layout: `<export_dir>/<model_name>/<version>/` with `saved_model.pb`, `variables/`, `assets/`,
+`assets.extra/tf_serving_warmup_requests` and `assets.extra/tf_multiembed.json` (the metadata of
+`tf_multiembed.artifacts`). The version is written under a temporary name (`.staging-<version>-<host>-<pid>`) and
+renamed when complete, so a TF Serving instance polling `<export_dir>/<model_name>` never loads half a version; the
+staging folders of processes that died are removed by the next export to that name.
+
+One name, one signature: TF Serving serves the newest version of a name to the same clients, so a version whose
+inputs (names or dtypes) differ from the existing versions' is refused with `ExportMismatchError` naming the
+difference (`check_export_target`, which `train.py` runs before training).
 
 Signature `serving_default` (method `tensorflow/serving/predict`):
 - inputs: one tensor per raw feature, shape `[batch]`: `tf.string` for categorical features, `tf.float64` for
-  numeric ones ("" / NaN = missing);
+  numeric ones ("" / NaN = missing); every feature must have the same batch size, which may be 0;
 - output: `click_probability`, float32 `[batch]`.
 """
 
 import os
 import pathlib
+import re
 import shutil
-from typing import Mapping, Optional, Sequence
+import socket
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from tf_multiembed import artifacts
+from tf_multiembed.compat import as_tf_variable
 from tf_multiembed.data import raw_feature_signature
-from tf_multiembed.layers.variables import as_tf_variable
 from tf_multiembed.serving import warmup as warmup_lib
-from tf_multiembed.serving.requests import SERVING_SIGNATURE, RequestBuilder
+from tf_multiembed.serving.requests import (SERVING_SIGNATURE, RequestBuilder, check_version,
+                                            input_specs_of_signature)
 
 OUTPUT_NAME = "click_probability"
+_STAGING = re.compile(r"^\.staging-(?P<version>\d+)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+
+
+class ExportMismatchError(ValueError):
+    """A new version whose serving inputs differ from the existing versions of the same export name."""
 
 
 def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
     """A `tf.Module` whose `serve(features)` maps raw features to `{"click_probability": [B]}`.
+
+    It also carries `diagnostic_weights()` (the tensors the collapse report reads, see `tf_multiembed.artifacts`)
+    for models with a `MultiEmbedding` table.
 
     Args:
         model: the trained model: int64 ids `[B, N]` -> probability `[B, 1]`.
@@ -51,33 +69,133 @@ def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
                          "data the model was trained on.")
     module = tf.Module(name="raw_feature_ctr_model")
     module.encoder = encoder
-    # The variables are tracked explicitly: Keras 3 layers that keep sub-layers in Python lists are invisible to
-    # TensorFlow's object-graph tracking, and every captured variable must be tracked to be saved. They are tracked
-    # as the `tf.Variable`s the function captures, not Keras 3's wrappers: otherwise the TF1 loader that TF Serving
-    # and `saved_model_cli run` use restores copies while the graph reads the originals ("Could not find variable").
-    module.model_variables = [as_tf_variable(variable) for variable in model.variables]
+    # Every variable the functions capture must be tracked, as the `tf.Variable` itself rather than Keras 3's wrapper
+    # (otherwise the TF1 loader that TF Serving and `saved_model_cli run` use restores copies while the graph reads
+    # the originals: "Could not find variable"). They are tracked under their object-graph paths in the model; the
+    # few the object graph cannot reach (Keras 3 dropout seed states) under "untracked_state".
+    paths = artifacts.model_variable_paths(model)
+    module.model_variables = {paths[id(variable)].replace("/", "."): as_tf_variable(variable)
+                              for variable in model.variables if id(variable) in paths}
+    module.untracked_state = [as_tf_variable(variable) for variable in model.variables if id(variable) not in paths]
+    signature = raw_feature_signature(encoder.schema)
 
-    @tf.function(input_signature=[raw_feature_signature(encoder.schema)])
+    @tf.function(input_signature=[signature])
     def serve(features):
-        ids = encoder.serve(features)
-        probability = model(ids, training=False)
-        return {OUTPUT_NAME: tf.reshape(tf.cast(probability, tf.float32), [-1])}
+        sizes = [tf.shape(features[name])[0] for name in signature]
+        checks = [tf.debugging.assert_equal(size, sizes[0], message=f"serving_default: feature {name} has another "
+                                            f"number of rows than {next(iter(signature))}; every feature needs one "
+                                            "value per row") for name, size in zip(signature, sizes)]
+        with tf.control_dependencies(checks):
+            batch = tf.identity(sizes[0])
+
+        def predict():
+            probability = model(encoder.serve(features), training=False)
+            return tf.reshape(tf.cast(probability, tf.float32), [-1])
+
+        # An empty request gets an empty answer (the model's id checks reduce over the batch and fail on none).
+        return {OUTPUT_NAME: tf.cond(batch > 0, predict, lambda: tf.zeros([0], tf.float32))}
 
     module.serve = serve
+    try:
+        artifacts.diagnostic_weights(model)
+    except ValueError:  # no MultiEmbedding layer: nothing for the collapse report
+        pass
+    else:
+        module.diagnostic_weights = tf.function(lambda: artifacts.diagnostic_weights(model), input_signature=[])
     return module
 
 
 def next_version(model_root) -> int:
     """One more than the largest numeric version directory under `model_root` (1 for none)."""
+    return max(artifacts.export_versions(model_root), default=0) + 1
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_dead_staging(model_root) -> list:
+    """Deletes `.staging-*` folders that processes of this host left when they died mid-export; returns them."""
+    removed = []
     root = pathlib.Path(model_root)
-    versions = [int(path.name) for path in root.iterdir() if path.is_dir() and path.name.isdigit()] \
-        if root.is_dir() else []
-    return max(versions, default=0) + 1
+    if not root.is_dir():
+        return removed
+    host = socket.gethostname()
+    for path in root.iterdir():
+        match = _STAGING.match(path.name)
+        if not match or (match["host"] not in (None, host)) or _pid_alive(int(match["pid"])):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(str(path))
+    return removed
+
+
+def _existing_inputs(version_dir: pathlib.Path) -> Dict[str, str]:
+    try:
+        return dict(artifacts.read_export_metadata(version_dir)["inputs"])
+    except artifacts.ArtifactError:  # exported without metadata (older versions): read the signature itself
+        loaded = tf.saved_model.load(str(version_dir))
+        if SERVING_SIGNATURE not in loaded.signatures:
+            return {}
+        return {name: spec.dtype.name for name, spec in
+                input_specs_of_signature(loaded.signatures[SERVING_SIGNATURE]).items()}
+
+
+def check_export_target(export_dir, model_name: str, input_specs: Mapping[str, tf.TensorSpec],
+                        version: Optional[int] = None) -> Tuple[pathlib.Path, int]:
+    """Checks that `<export_dir>/<model_name>/` can take a new version with these inputs; returns (its folder, the
+    version number). Removes staging folders of dead processes on the way.
+
+    Raises:
+        ValueError: a model name that is not a plain folder name, or a version < 1.
+        FileExistsError: the version exists (TF Serving versions are immutable).
+        ExportMismatchError: the newest existing version takes other inputs (names or dtypes), named in the message.
+
+    Example:
+        >>> check_export_target("export", "criteo-me_dcnv2_2x10", raw_feature_signature(schema))  # doctest: +SKIP
+        (PosixPath('export/criteo-me_dcnv2_2x10'), 3)
+    """
+    if not artifacts.is_valid_export_name(model_name):
+        raise ValueError(f"export: the model name must be {artifacts.EXPORT_NAME_RULE}, received {model_name!r}.")
+    model_root = pathlib.Path(export_dir) / model_name
+    remove_dead_staging(model_root)
+    existing = artifacts.export_versions(model_root)
+    version = next_version(model_root) if version is None else check_version(version)
+    if version in existing:
+        raise FileExistsError(f"export: {model_root / str(version)} exists; TF Serving versions are immutable, "
+                              "choose a new version (or leave it unset for the next one).")
+    if existing:
+        newest = model_root / str(existing[-1])
+        before = _existing_inputs(newest)
+        now = {name: spec.dtype.name for name, spec in input_specs.items()}
+        if before != now:
+            parts = []
+            if sorted(set(before) - set(now)):
+                parts.append(f"inputs only in the served versions: {sorted(set(before) - set(now))}")
+            if sorted(set(now) - set(before)):
+                parts.append(f"inputs only in this model: {sorted(set(now) - set(before))}")
+            changed = {name: f"{before[name]} -> {now[name]}" for name in sorted(set(before) & set(now))
+                       if before[name] != now[name]}
+            if changed:
+                parts.append(f"dtypes changed: {changed}")
+            raise ExportMismatchError(
+                f"export: {model_root} already serves a model whose serving_default takes other inputs (version "
+                f"{existing[-1]}): {'; '.join(parts)}. TF Serving would serve this model as the newest version of "
+                "the same name and break its clients. Export under another name (train.py --export_name; the "
+                "default <data>-<model name> differs per data set).")
+    return model_root, version
 
 
 def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: Optional[str] = None,
                        version: Optional[int] = None, warmup_columns: Optional[Mapping[str, Sequence]] = None,
-                       warmup_batch_sizes: Sequence[int] = (1, 16)) -> pathlib.Path:
+                       warmup_batch_sizes: Sequence[int] = (1, 16), *, data_name: Optional[str] = None,
+                       data_fingerprint: Optional[str] = None, model_family: Optional[str] = None) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/` for TF Serving and returns its path.
 
     Args:
@@ -90,31 +208,32 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
         warmup_columns: raw feature columns for the warm-up requests; one request per size in `warmup_batch_sizes`
             is made by cycling through these rows. None writes no warm-up file.
         warmup_batch_sizes: batch sizes of the warm-up requests.
+        data_name: the data's name, recorded in the metadata.
+        data_fingerprint: the data's fingerprint (`tf_multiembed.artifacts.data_fingerprint(prepared_data)`),
+            recorded in the metadata.
+        model_family: the registered model name (e.g. "dcnv2"), recorded in the metadata.
+
+    Raises:
+        ExportMismatchError, FileExistsError, ValueError: see `check_export_target`.
 
     Example:
-        >>> path = export_for_serving(model, data.feature_encoder(), "export", "ctr", warmup_columns=columns)  # doctest: +SKIP
+        >>> columns = raw_columns_from_files(schema, "train.txt", 16)  # doctest: +SKIP
+        >>> path = export_for_serving(model, data.feature_encoder(), "export", "ctr", columns)  # doctest: +SKIP
         >>> path
         PosixPath('export/ctr/1')
     """
     model_name = model_name or model.name
-    if not model_name or "/" in model_name or model_name.startswith("."):
-        raise ValueError(f"export_for_serving: `model_name` must be a plain directory name, received {model_name!r}.")
-    model_root = pathlib.Path(export_dir) / model_name
-    version = next_version(model_root) if version is None else int(version)
-    if version <= 0:
-        raise ValueError(f"export_for_serving: `version` must be a positive integer, received {version}.")
+    input_specs = raw_feature_signature(encoder.schema)
+    model_root, version = check_export_target(export_dir, model_name, input_specs, version)
     final = model_root / str(version)
-    if final.exists():
-        raise FileExistsError(f"export_for_serving: {final} exists; TF Serving versions are immutable, choose a new "
-                              "version (or leave `version` unset for the next one).")
     model_root.mkdir(parents=True, exist_ok=True)
-    staging = model_root / f".staging-{version}-{os.getpid()}"
+    staging = model_root / f".staging-{version}-{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     module = serving_module(model, encoder)
     signature = module.serve.get_concrete_function()
     tf.saved_model.save(module, str(staging), signatures={SERVING_SIGNATURE: signature})
     if warmup_columns is not None:
-        builder = RequestBuilder(raw_feature_signature(encoder.schema))
+        builder = RequestBuilder(input_specs)
         checked = builder.columns(warmup_columns)
         available = len(next(iter(checked.values())))
         requests = []
@@ -123,6 +242,9 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
             batch = {name: [values[row] for row in rows] for name, values in checked.items()}
             requests.append(builder.predict_request(batch, model_name, version))
         warmup_lib.write_warmup_requests(staging, requests)
+    metadata = artifacts.export_metadata(model, encoder, input_specs, output_name=OUTPUT_NAME,
+                                         signature_name=SERVING_SIGNATURE, data_name=data_name,
+                                         data_fingerprint=data_fingerprint, model_family=model_family)
+    artifacts.write_json(staging / artifacts.EXPORT_METADATA_FILE, metadata)
     os.replace(staging, final)
     return final
-

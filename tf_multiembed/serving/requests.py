@@ -3,16 +3,20 @@
 `RequestBuilder` turns rows (`[{"C1": "68fd1e64", "I1": 3, ...}, ...]`) or columns (`{"C1": [...], "I1": [...]}`)
 into the REST body (row `instances` or columnar `inputs` form) and the gRPC `PredictRequest`. It checks every
 value against the signature first, so a missing feature, an unknown one or a value of the wrong kind fails on the
-client with the feature and row named, not as an opaque server error. Missing values: `None` or "" for categorical
+client with the feature and row named, not as an opaque server error: a column must be a list (a bare string is one
+value, not a column of characters), bytes must be UTF-8 text, a number must fit the input's dtype exactly (as TF
+Serving's own JSON check demands), and a version is an integer >= 1. Missing values: `None` or "" for categorical
 features (sent as "", which the model maps to the OOV id) and `None`, "" or NaN for numeric ones (sent as NaN, the
 missing bucket). REST bodies carry NaN as the bare token `NaN`, which TF Serving's JSON parser accepts
 (rapidjson's kParseNanAndInfFlag) and Python's `json.dumps` writes.
 
 `decode_rest_request` and `decode_predict_request` do what the server does with a request (the REST decoder follows
-tensorflow_serving/util/json_tensor.cc): tests and users can run a request through a loaded signature without a
-`tensorflow_model_server`.
+tensorflow_serving/util/json_tensor.cc, including its refusals): tests and users can run a request through a loaded
+signature without a `tensorflow_model_server`.
 """
 
+import base64
+import binascii
 import json
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Union
@@ -23,9 +27,34 @@ import tensorflow as tf
 SERVING_SIGNATURE = "serving_default"
 
 
-def _input_specs_of_signature(concrete_function) -> Dict[str, tf.TensorSpec]:
+def input_specs_of_signature(concrete_function) -> Dict[str, tf.TensorSpec]:
+    """`{input name: TensorSpec}` of a signature's keyword inputs."""
     _, keyword_specs = concrete_function.structured_input_signature
     return dict(keyword_specs)
+
+
+def check_version(version) -> Optional[int]:
+    """`version` as an int, if it is None or an integer >= 1 (TF Serving's version numbers)."""
+    if version is None:
+        return None
+    if isinstance(version, (bool, float)) or not isinstance(version, (int, np.integer)) or int(version) < 1:
+        raise ValueError(f"version must be an integer >= 1 (TF Serving numbers versions from 1), received "
+                         f"{version!r}.")
+    return int(version)
+
+
+def _lossless_limit(dtype: tf.DType) -> Optional[int]:
+    """The largest integer a float dtype holds exactly (TF Serving refuses JSON integers beyond it)."""
+    if dtype == tf.float64:
+        return 2 ** 53 - 1
+    if dtype in (tf.float32, tf.bfloat16, tf.float16):
+        return 2 ** {tf.float32: 24, tf.bfloat16: 8, tf.float16: 11}[dtype] - 1
+    return None
+
+
+def _integer_range(dtype: tf.DType):
+    info = np.iinfo(dtype.as_numpy_dtype)
+    return int(info.min), int(info.max)
 
 
 class RequestBuilder:
@@ -37,7 +66,8 @@ class RequestBuilder:
         signature_name: the signature the requests address.
 
     Example:
-        >>> builder = RequestBuilder({"city": tf.TensorSpec([None], tf.string), "age": tf.TensorSpec([None], tf.float64)})
+        >>> specs = {"city": tf.TensorSpec([None], tf.string), "age": tf.TensorSpec([None], tf.float64)}
+        >>> builder = RequestBuilder(specs)
         >>> builder.rest_rows([{"city": "paris", "age": 31}])
         {'signature_name': 'serving_default', 'instances': [{'city': 'paris', 'age': 31.0}]}
     """
@@ -66,21 +96,25 @@ class RequestBuilder:
         if signature_name not in loaded.signatures:
             raise ValueError(f"SavedModel {path} has no signature {signature_name!r}; it has "
                              f"{sorted(loaded.signatures)}.")
-        return cls(_input_specs_of_signature(loaded.signatures[signature_name]), signature_name)
+        return cls(input_specs_of_signature(loaded.signatures[signature_name]), signature_name)
 
     # --- value checks -------------------------------------------------------------------------------------------
 
     def _value(self, name: str, value, row: int):
         spec = self.input_specs[name]
         where = f"feature {name!r}, row {row}"
-        if isinstance(value, (np.generic,)):
+        if isinstance(value, np.generic):
             value = value.item()
         if spec.dtype == tf.string:
             if value is None:
                 return ""
             if isinstance(value, bytes):
-                return value.decode("utf-8")
-            if isinstance(value, bool) or isinstance(value, float):
+                try:
+                    return value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise TypeError(f"{where}: the bytes {value[:40]!r} are not UTF-8 text; categorical values are "
+                                    "text (decode them first).") from None
+            if isinstance(value, (bool, float)):
                 raise TypeError(f"{where}: expected a categorical value (str, or an int id as in the data), received "
                                 f"{type(value).__name__} {value!r}.")
             if isinstance(value, (str, int)):
@@ -88,22 +122,32 @@ class RequestBuilder:
             raise TypeError(f"{where}: expected a categorical value (str), received {type(value).__name__}.")
         # Numeric input.
         if value is None or (isinstance(value, str) and value.strip() == ""):
+            if spec.dtype.is_integer:
+                raise TypeError(f"{where}: input {name!r} is {spec.dtype.name}, which has no missing value; "
+                                "received an empty value.")
             return math.nan
         if isinstance(value, bool):
             raise TypeError(f"{where}: expected a number (or None/NaN for missing), received bool {value!r}.")
         if isinstance(value, str):
             try:
-                value = float(value)
+                value = int(value) if spec.dtype.is_integer else float(value)
             except ValueError:
                 raise TypeError(f"{where}: expected a number (or None/NaN for missing), received the text "
                                 f"{value!r}.") from None
-        if isinstance(value, (int, float)):
-            if spec.dtype.is_integer:
-                if isinstance(value, float) and not value.is_integer():
-                    raise TypeError(f"{where}: input {name!r} is {spec.dtype.name}, received {value!r}.")
-                return int(value)
-            return float(value)
-        raise TypeError(f"{where}: expected a number, received {type(value).__name__}.")
+        if not isinstance(value, (int, float)):
+            raise TypeError(f"{where}: expected a number, received {type(value).__name__}.")
+        if spec.dtype.is_integer:
+            if isinstance(value, float) and not value.is_integer():
+                raise TypeError(f"{where}: input {name!r} is {spec.dtype.name}, received {value!r}.")
+            low, high = _integer_range(spec.dtype)
+            if not low <= int(value) <= high:
+                raise ValueError(f"{where}: {value!r} is outside the range of {spec.dtype.name} [{low}, {high}].")
+            return int(value)
+        limit = _lossless_limit(spec.dtype)
+        if isinstance(value, int) and limit is not None and abs(value) > limit:
+            raise ValueError(f"{where}: the integer {value} cannot be sent as {spec.dtype.name} without loss of "
+                             f"precision (TF Serving refuses integers beyond {limit} for this input).")
+        return float(value)
 
     def _check_names(self, names, where: str) -> None:
         names = set(names)
@@ -118,21 +162,43 @@ class RequestBuilder:
             raise ValueError(f"{where}: {' and '.join(parts)}; the signature takes exactly "
                              f"{list(self.input_specs)}.")
 
+    def _column(self, name: str, values) -> list:
+        if isinstance(values, (str, bytes)):
+            raise TypeError(f"feature {name!r}: a {type(values).__name__} is one value, not a column; give a list "
+                            f"with one value per row, e.g. [{values!r}].")
+        if isinstance(values, np.ndarray):
+            if values.ndim != 1:
+                raise ValueError(f"feature {name!r}: expected a 1-D column (one value per row), received an array of "
+                                 f"shape {values.shape}.")
+            return values.tolist()
+        if isinstance(values, Mapping) or not isinstance(values, Sequence):
+            raise TypeError(f"feature {name!r}: expected a list, tuple or 1-D array of values (one per row), "
+                            f"received {type(values).__name__}.")
+        return list(values)
+
     def columns(self, columns: Mapping[str, Sequence]) -> Dict[str, list]:
-        """Checked and normalised columns: `{name: [value, ...]}` with missing values as "" / NaN."""
+        """Checked and normalised columns: `{name: [value, ...]}` with missing values as "" / NaN (0 rows allowed:
+        the signature answers an empty batch with an empty result)."""
+        if not isinstance(columns, Mapping):
+            raise TypeError(f"columns: expected a mapping {{feature name: [values]}}, received "
+                            f"{type(columns).__name__}.")
         self._check_names(columns.keys(), "columns")
-        lengths = {name: len(values) for name, values in columns.items()}
+        lists = {name: self._column(name, columns[name]) for name in self.input_specs}
+        lengths = {name: len(values) for name, values in lists.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"columns: every feature needs the same number of rows, received {lengths}.")
-        if not next(iter(lengths.values())):
-            raise ValueError("columns: a request needs at least one row.")
-        return {name: [self._value(name, value, row) for row, value in enumerate(columns[name])]
-                for name in self.input_specs}
+        return {name: [self._value(name, value, row) for row, value in enumerate(values)]
+                for name, values in lists.items()}
 
     def rows_to_columns(self, rows: Sequence[Mapping[str, object]]) -> Dict[str, list]:
-        """Checked columns of a list of row dicts."""
-        if isinstance(rows, Mapping) or not len(rows):
-            raise ValueError("rows: expected a non-empty list of {feature name: value} dicts.")
+        """Checked columns of a list (or any iterable) of row dicts."""
+        if isinstance(rows, (Mapping, str, bytes)):
+            raise TypeError(f"rows: expected a list of {{feature name: value}} dicts, received one "
+                            f"{type(rows).__name__}.")
+        rows = list(rows)
+        if not rows:
+            raise ValueError("rows: a request in row form needs at least one row (TF Serving refuses an empty "
+                             "'instances' list; send columns for an empty batch).")
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise TypeError(f"rows: row {index} is a {type(row).__name__}, expected a dict of feature values.")
@@ -161,12 +227,16 @@ class RequestBuilder:
         """
         from tensorflow_serving.apis import predict_pb2
 
+        version = check_version(version)
+        if not isinstance(model_name, str) or not model_name:
+            raise ValueError(f"predict_request: `model_name` must be the served model's name, received "
+                             f"{model_name!r}.")
         checked = self.columns(columns)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
         request.model_spec.signature_name = self.signature_name
         if version is not None:
-            request.model_spec.version.value = int(version)
+            request.model_spec.version.value = version
         for name, spec in self.input_specs.items():
             values = checked[name]
             if spec.dtype == tf.string:
@@ -184,66 +254,155 @@ class RequestBuilder:
 
 def rest_url(host: str, port: int, model_name: str, version: Optional[int] = None) -> str:
     """TF Serving's REST predict URL, e.g. `http://localhost:8501/v1/models/ctr:predict`."""
-    version_part = f"/versions/{int(version)}" if version is not None else ""
+    version = check_version(version)
+    version_part = f"/versions/{version}" if version is not None else ""
     return f"http://{host}:{int(port)}/v1/models/{model_name}{version_part}:predict"
 
 
 # --- what the server does with a request ------------------------------------------------------------------------
 
-def _rest_value(name: str, value, dtype: tf.DType, where: str):
+def _json_type(value) -> str:
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
+
+
+def _rest_value(value, dtype: tf.DType, where: str):
+    """One JSON value as TF Serving's AddValueToTensor converts it, or its error."""
+    def type_error():
+        return ValueError(f"{where}: JSON Value: {json.dumps(value)[:80]} Type: {_json_type(value)} is not of "
+                          f"expected type: {dtype.name}")
+
     if dtype == tf.string:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: JSON value {value!r} of input {name!r} is not of expected type string.")
-        return value.encode("utf-8")
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if isinstance(value, Mapping) and set(value) == {"b64"} and isinstance(value["b64"], str):
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(f"{where}: Unable to base64 decode {value['b64'][:40]!r}.") from None
+        raise type_error()
+    if dtype == tf.bool:
+        if not isinstance(value, bool):
+            raise type_error()
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}: JSON value {value!r} of input {name!r} is not of expected type {dtype.name}.")
-    if dtype.is_integer and not isinstance(value, int):
-        raise ValueError(f"{where}: JSON value {value!r} of input {name!r} is not of expected type {dtype.name}.")
+        raise type_error()
+    if dtype.is_integer:
+        if not isinstance(value, int):  # JSON 3.0 is a double, not an integer
+            raise type_error()
+        low, high = _integer_range(dtype)
+        if not low <= value <= high:
+            raise type_error()
+        return value
+    limit = _lossless_limit(dtype)
+    if isinstance(value, int) and limit is not None and abs(value) > limit:
+        raise ValueError(f"{where}: Cannot convert JSON value: {value} to {dtype.name} without loss of precision.")
+    if dtype == tf.float32 and math.isfinite(value) and abs(value) > float(np.finfo(np.float32).max):
+        raise ValueError(f"{where}: Cannot convert JSON value: {value} to float without loss of precision.")
     return value
 
 
-def decode_rest_request(body: Union[str, bytes, Mapping], input_specs: Mapping[str, tf.TensorSpec]
-                        ) -> Dict[str, tf.Tensor]:
-    """The input tensors TF Serving makes of a REST predict body (row or columnar form) for a signature.
+def _rest_column(values, name: str, dtype: tf.DType, where: str) -> list:
+    """A rank-1 input's values from the columnar form (a list of scalars, possibly empty)."""
+    if not isinstance(values, list):
+        raise ValueError(f"{where}: input {name!r} takes shape [batch]: expected a list of values, received a JSON "
+                         f"{_json_type(values)}.")
+    column = []
+    for row, value in enumerate(values):
+        if isinstance(value, list):
+            raise ValueError(f"{where}: input {name!r} takes shape [batch]: element {row} is a list nested deeper "
+                             "than the signature's rank 1.")
+        column.append(_rest_value(value, dtype, f"{where}[{row}]"))
+    return column
 
-    Follows tensorflow_serving/util/json_tensor.cc: exactly one of `instances` / `inputs`; each instance object must
-    have exactly the signature's inputs; each value must have the input's JSON type (string or number; NaN allowed).
+
+def decode_rest_request(body: Union[str, bytes, Mapping], input_specs: Mapping[str, tf.TensorSpec],
+                        signature_name: str = SERVING_SIGNATURE) -> Dict[str, tf.Tensor]:
+    """The input tensors TF Serving makes of a REST predict body (row or columnar form) for a signature of rank-1
+    (`[batch]`) inputs, with TF Serving's refusals.
+
+    Follows tensorflow_serving/util/json_tensor.cc: the body is a JSON object (NaN / Infinity tokens allowed); an
+    optional string `signature_name` (it must name this signature); exactly one of `instances` / `inputs`.
+    `instances` is a non-empty list of objects whose keys are exactly the signature's inputs (a plain list only for
+    a single-input signature). `inputs` is an object with every input (extra keys are ignored, as TF Serving does),
+    or a plain list for a single-input signature; its lists may be empty (a batch of 0). Each value must have the
+    input's JSON type: strings (or `{"b64": ...}` objects) for string inputs, JSON integers within range for
+    integer inputs, numbers that convert without loss of precision for float inputs; bool and null are never numbers.
 
     Example:
         >>> decode_rest_request('{"inputs": {"age": [31.0]}}', {"age": tf.TensorSpec([None], tf.float64)})
         {'age': <tf.Tensor: shape=(1,), dtype=float64, numpy=array([31.])>}
     """
-    document = json.loads(body) if isinstance(body, (str, bytes)) else body
+    if isinstance(body, (str, bytes)):
+        if not body:
+            raise ValueError("JSON Parse error: The document is empty")
+        try:
+            document = json.loads(body)
+        except ValueError as error:
+            raise ValueError(f"JSON Parse error: {error}") from None
+    else:
+        document = body
     if not isinstance(document, Mapping):
-        raise ValueError("JSON body is not an object.")
+        raise ValueError(f"JSON Value: {str(document)[:80]} Is not object")
+    if "signature_name" in document:
+        if not isinstance(document["signature_name"], str):
+            raise ValueError("'signature_name' key must be a string value.")
+        if document["signature_name"] != signature_name:
+            raise ValueError(f"the request addresses signature {document['signature_name']!r}; these inputs are "
+                             f"those of {signature_name!r}.")
     has_instances, has_inputs = "instances" in document, "inputs" in document
-    if has_instances == has_inputs:
-        raise ValueError("JSON body must have exactly one of 'instances' (row form) or 'inputs' (columnar form).")
-    columns: Dict[str, List] = {}
+    if has_instances and has_inputs:
+        raise ValueError("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist.")
+    if not has_instances and not has_inputs:
+        raise ValueError("Missing 'inputs' or 'instances' key.")
+    names = list(input_specs)
+    columns: Dict[str, List] = {name: [] for name in names}
     if has_instances:
         instances = document["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise ValueError("'instances' must be a non-empty list.")
-        columns = {name: [] for name in input_specs}
+        if not isinstance(instances, list):
+            raise ValueError("Excepting 'instances' to be an list/array.")
+        if not instances:
+            raise ValueError("No values in 'instances' array.")
+        named = isinstance(instances[0], Mapping) and set(instances[0]) != {"b64"}
+        if not named and len(names) > 1:
+            raise ValueError("instances is a plain list, but expecting list of objects as multiple input tensors "
+                             "required as per tensorinfo_map.")
         for index, instance in enumerate(instances):
-            if not isinstance(instance, Mapping) or set(instance) != set(input_specs):
-                raise ValueError(f"Failed to process element: {index} of 'instances' list: keys must be equal to "
-                                 f"{sorted(input_specs)}, received {sorted(instance) if isinstance(instance, Mapping) else instance!r}.")
-            for name, spec in input_specs.items():
-                columns[name].append(_rest_value(name, instance[name], spec.dtype, f"instance {index}"))
+            if not named:
+                if isinstance(instance, list):
+                    raise ValueError(f"Failed to process element: {index} of 'instances' list: input {names[0]!r} "
+                                     "takes one value per instance.")
+                columns[names[0]].append(_rest_value(instance, input_specs[names[0]].dtype, f"instance {index}"))
+                continue
+            if not isinstance(instance, Mapping):
+                raise ValueError(f"Expecting object but got {_json_type(instance)} at item {index} of input list.")
+            for name, value in instance.items():
+                if name not in input_specs:
+                    raise ValueError(f"Failed to process element: {index} key: {name} of 'instances' list. Error: "
+                                     f"JSON object: does not have named input: {name}")
+                if isinstance(value, list):
+                    raise ValueError(f"Failed to process element: {index} key: {name} of 'instances' list: the "
+                                     "signature takes one value per instance (shape [batch]), received a list.")
+                columns[name].append(_rest_value(value, input_specs[name].dtype, f"instance {index}, key {name}"))
+            if set(instance) != set(names):
+                raise ValueError(f"Failed to process element: {index} of 'instances' list. JSON object keys must be "
+                                 f"equal to: {','.join(sorted(names))} (missing {sorted(set(names) - set(instance))}).")
     else:
         inputs = document["inputs"]
-        if not isinstance(inputs, Mapping):
-            raise ValueError("'inputs' must be an object of named inputs.")
-        for name, spec in input_specs.items():
+        if not isinstance(inputs, Mapping) or set(inputs) == {"b64"}:
+            if len(names) > 1:
+                raise ValueError("inputs is a plain value/list, but expecting an object as multiple input tensors "
+                                 "required as per tensorinfo_map.")
+            inputs = {names[0]: inputs}
+        for name in names:
             if name not in inputs:
                 raise ValueError(f"Missing named input: {name} in 'inputs' object.")
-            values = inputs[name]
-            if not isinstance(values, list):
-                raise ValueError(f"Input {name!r} must be a list (batch dimension first).")
-            columns[name] = [_rest_value(name, value, spec.dtype, f"inputs[{name!r}][{row}]")
-                             for row, value in enumerate(values)]
-    return {name: tf.constant(values, dtype=input_specs[name].dtype) for name, values in columns.items()}
+            columns[name] = _rest_column(inputs[name], name, input_specs[name].dtype, f"inputs[{name!r}]")
+    return {name: tf.constant(values, dtype=input_specs[name].dtype, shape=[len(values)])
+            for name, values in columns.items()}
 
 
 def decode_predict_request(request) -> Dict[str, tf.Tensor]:

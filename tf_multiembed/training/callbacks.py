@@ -1,5 +1,7 @@
-"""Keras callbacks of the training loop: step checkpoints, exact validation from predictions, one-epoch fits."""
+"""Keras callbacks of the training loop: step checkpoints, divergence, exact validation from predictions (the one
+exact-AUC path of the package), one-epoch fits."""
 
+import math
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -44,11 +46,49 @@ class StopAfterEpoch(tf.keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite: the run stops before anything diverged is saved or exported.
+
+    Attributes:
+        epoch: the (1-based) epoch.
+        step: the (1-based) step within the epoch, or None where it is not known (parameter servers).
+        loss: the loss value (nan, inf).
+    """
+
+    def __init__(self, epoch: int, step: Optional[int], loss: float, what: str = "loss"):
+        where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
+        super().__init__(f"training diverged at {where} ({what} {loss}): lower --learning_rate")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+class DivergenceGuard(tf.keras.callbacks.Callback):
+    """Raises `TrainingDivergedError` after the first step whose loss is not finite.
+
+    Keras logs the running mean of the epoch's loss, which stays NaN from the first bad batch on, so the step named
+    is the first one that diverged. `first_step` counts the steps of the epoch done before this `fit` (a resumed
+    epoch).
+
+    Example:
+        >>> model.fit(data, callbacks=[DivergenceGuard(epoch=1)])  # doctest: +SKIP
+    """
+
+    def __init__(self, epoch: int, first_step: int = 0):
+        super().__init__()
+        self.epoch = epoch
+        self.first_step = first_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDivergedError(self.epoch, self.first_step + batch + 1, float(loss))
+
+
 def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host_loop: bool = False):
     """Predictions and labels of a finite `(features, label)` dataset, in dataset order, as float64 `[n]` arrays.
 
-    `host_loop=True` calls the model batch by batch in this process instead of `model.predict`: the coordinator of a
-    parameter-server run reads the variables from the servers.
+    `host_loop=True` calls the model batch by batch in this process instead of `model.predict`: every worker of a
+    multi-worker run then predicts the whole split in order (`model.predict` would shard it over the workers), and
+    the coordinator of a parameter-server run reads the variables from the servers.
     """
     labels, predictions = [], []
     if host_loop:
@@ -71,14 +111,15 @@ def exact_metrics(labels, predictions, prefix: str = "") -> Dict[str, float]:
 
 
 class ExactValidation(tf.keras.callbacks.Callback):
-    """Adds `val_auc` and `val_logloss` to the epoch logs, computed from predictions on the host.
+    """Adds `val_auc` and `val_logloss` to the epoch logs: the exact values of the whole validation split, from its
+    predictions (`predict_with_labels` + `exact_metrics`, the same path as the training loop and `evaluate`).
 
-    For strategies where the in-step `ExactAUC` metric cannot run (TPU, parameter servers, XLA). Put it before
-    callbacks that read the logs (TensorBoard, early stopping).
+    Works under every strategy and with XLA. Put it before callbacks that read the logs (TensorBoard, early stopping).
 
     Args:
         validation_data: a finite `(features, label)` dataset in a fixed order.
-        host_loop: predict batch by batch in this process (parameter-server coordinator) instead of `model.predict`.
+        host_loop: predict batch by batch in this process (multi-worker, parameter-server coordinator) instead of
+            `model.predict`.
 
     Example:
         >>> model.fit(train, epochs=10, callbacks=[ExactValidation(valid)])  # doctest: +SKIP

@@ -1,17 +1,17 @@
 """Choosing a `tf.distribute` strategy by name, and what the training loop needs to know about it.
 
-| name               | strategy                                   | runtime           | exact AUC computed  |
-|--------------------|--------------------------------------------|-------------------|---------------------|
-| `default`          | the default strategy (one device)          | both              | in the step (metric)|
-| `one_device`       | `OneDeviceStrategy` (first GPU, else CPU)   | both              | in the step         |
-| `mirrored`         | `MirroredStrategy` (all local GPUs)         | both              | in the step         |
-| `multi_worker`     | `MultiWorkerMirroredStrategy` (`TF_CONFIG`) | both (Keras 3 via `compat`) | in the step |
-| `tpu`              | `TPUStrategy` (`tpu` address or `local`)    | both              | from predictions    |
-| `parameter_server` | `ParameterServerStrategy` (`TF_CONFIG`)     | legacy tf-keras   | from predictions    |
+| name               | strategy                                    | runtime                  | predicts validation    |
+|--------------------|---------------------------------------------|--------------------------|------------------------|
+| `default`          | the default strategy (one device)           | both                     | `model.predict`        |
+| `one_device`       | `OneDeviceStrategy` (first GPU, else CPU)   | both                     | `model.predict`        |
+| `mirrored`         | `MirroredStrategy` (all local GPUs)         | both                     | `model.predict`        |
+| `multi_worker`     | `MultiWorkerMirroredStrategy` (`TF_CONFIG`) | both (Keras 3: `compat`) | each worker, in order  |
+| `tpu`              | `TPUStrategy` (`tpu` address or `local`)    | both                     | `model.predict`        |
+| `parameter_server` | `ParameterServerStrategy` (`TF_CONFIG`)     | legacy tf-keras          | the coordinator        |
 
-The exact AUC needs a dynamic-shape buffer (`metrics.ExactAUC`), which XLA/TPU programs and parameter-server
-workers (several workers writing one buffer) cannot hold; there the loop predicts the validation split and ranks
-the predictions on the host (`callbacks.ExactValidation`).
+The exact AUC always comes from predictions of the whole validation split ranked on the host
+(`callbacks.ExactValidation`); where `model.predict` would split the data over workers, each process predicts the
+split itself, in order.
 """
 
 import dataclasses
@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from tf_multiembed.training import compat
+from tf_multiembed import compat
 
 STRATEGY_NAMES = ("default", "one_device", "mirrored", "multi_worker", "tpu", "parameter_server")
 
@@ -35,7 +35,6 @@ class StrategyInfo:
         strategy: the `tf.distribute.Strategy`.
         is_chief: this process writes the checkpoints the run resumes from, TensorBoard logs, results and exports.
         task_id: a name for this process in a multi-process run ("worker_1"), used for its scratch directory.
-        metrics_in_step: the exact AUC and log loss can run as compiled Keras metrics.
         cluster_resolver: the cluster resolver of a multi-process strategy, else None.
     """
 
@@ -43,12 +42,17 @@ class StrategyInfo:
     strategy: tf.distribute.Strategy
     is_chief: bool = True
     task_id: str = "chief"
-    metrics_in_step: bool = True
     cluster_resolver: Optional[object] = None
 
     @property
     def is_parameter_server(self) -> bool:
         return self.name == "parameter_server"
+
+    @property
+    def predicts_on_host(self) -> bool:
+        """Predict evaluation splits batch by batch in this process (`model.predict` would shard them over
+        workers, or cannot run on a parameter-server coordinator)."""
+        return self.name in ("multi_worker", "parameter_server")
 
 
 def _tf_config() -> dict:
@@ -89,8 +93,8 @@ def create_strategy(name: str = "default", *, devices: Optional[Sequence[str]] =
 
     Example:
         >>> info = create_strategy("default")
-        >>> info.is_chief, info.metrics_in_step
-        (True, True)
+        >>> info.is_chief, info.predicts_on_host
+        (True, False)
     """
     if name not in STRATEGY_NAMES:
         raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGY_NAMES}.")
@@ -117,7 +121,7 @@ def create_strategy(name: str = "default", *, devices: Optional[Sequence[str]] =
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "local")
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-        return StrategyInfo(name, tf.distribute.TPUStrategy(resolver), metrics_in_step=False,
+        return StrategyInfo(name, tf.distribute.TPUStrategy(resolver),
                             cluster_resolver=resolver)
     return _parameter_server_strategy(num_parameter_server_shards, min_shard_bytes)
 
@@ -151,7 +155,7 @@ def parameter_server_strategy_from_resolver(resolver, num_shards: Optional[int] 
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=min_shard_bytes, max_shards=num_shards or num_ps)
     strategy = tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
-    return StrategyInfo("parameter_server", strategy, metrics_in_step=False, cluster_resolver=resolver)
+    return StrategyInfo("parameter_server", strategy, cluster_resolver=resolver)
 
 
 def parameter_server_role() -> Optional[str]:

@@ -1,28 +1,27 @@
 """`train`: the paper's recipe around `model.fit`, one epoch per `fit`, with state that survives a SIGKILL.
 
-Each epoch: `fit` on that epoch's training data (resumed epochs skip the steps already done), exact validation
-AUC and log loss, early-stopping bookkeeping, a checkpoint with the progress inside, the results JSON and
-TensorBoard scalars. When patience runs out (or at `max_epochs`), the best epoch's weights are restored and the
-test split is evaluated with them. Started again with the same arguments, `train` resumes from the latest
+Each epoch: `fit` on that epoch's training data (resumed epochs skip the steps already done; a loss that turns NaN
+or infinite stops the run with `TrainingDivergedError` before anything is saved), the exact validation AUC and log
+loss from predictions of the whole split, the early-stopping rule, a checkpoint with the progress inside, the results
+JSON and TensorBoard scalars. When patience runs out (or at `max_epochs`), the best epoch's weights are restored and
+the test split is evaluated with them. Started again with the same arguments, `train` resumes from the latest
 checkpoint; a finished run only re-evaluates its best checkpoint.
 """
 
-import logging
-import math
 import os
 import time
 from typing import Callable, Dict, Mapping, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import artifacts, compat
 from tf_multiembed.training import callbacks as callbacks_lib
-from tf_multiembed.training import compat
 from tf_multiembed.training import results as results_lib
 from tf_multiembed.training.checkpointing import RunCheckpoints, TrainingProgress
 from tf_multiembed.training.distribute import StrategyInfo, barrier, create_strategy
-from tf_multiembed.training.recipe import MONITOR, PaperRecipe
-
-_logger = logging.getLogger(__name__)
+from tf_multiembed.training.early_stopping import MONITOR
+from tf_multiembed.training.recipe import PaperRecipe
 
 
 def _with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -54,10 +53,23 @@ def _float_logs(logs: Mapping) -> Dict[str, float]:
                                                                                                           "item")}
 
 
+def _exact_metrics(model: tf.keras.Model, dataset: tf.data.Dataset, info: StrategyInfo, epoch: Optional[int],
+                   prefix: str = "") -> Dict[str, float]:
+    predictions, labels = callbacks_lib.predict_with_labels(model, dataset, host_loop=info.predicts_on_host)
+    if not np.all(np.isfinite(predictions)):
+        bad = predictions[~np.isfinite(predictions)][0]
+        if epoch is not None:
+            raise callbacks_lib.TrainingDivergedError(epoch, None, float(bad), what="validation prediction")
+        raise ValueError(f"evaluate: the model predicts {bad} for {int(np.sum(~np.isfinite(predictions)))} of "
+                         f"{predictions.size} examples; its weights are not finite.")
+    return callbacks_lib.exact_metrics(labels, predictions, prefix=prefix)
+
+
 def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset], validation_data: tf.data.Dataset,
           test_data: Optional[tf.data.Dataset], model_dir: str, recipe: Optional[PaperRecipe] = None,
           strategy_info: Optional[StrategyInfo] = None, steps_per_epoch: Optional[int] = None,
-          checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping] = None, verbose: int = 1,
+          checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping] = None,
+          extra_results: Optional[Mapping] = None, verbose: int = 1,
           extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> Dict[str, object]:
     """Trains `model` with early stopping on the exact validation AUC, resumably; returns the results dict.
 
@@ -70,14 +82,19 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         model_dir: where checkpoints (`checkpoints/`, `best/`), TensorBoard logs (`logs/`) and `results.json` go.
         recipe: max epochs and patience (the optimizer settings were used by `compile_model`).
         strategy_info: from `distribute.create_strategy`; the default strategy if None.
-        steps_per_epoch: steps per epoch; required for parameter-server training (datasets there repeat).
+        steps_per_epoch: steps per epoch; required for parameter-server training (datasets repeat).
         checkpoint_every_steps: also checkpoint every this many steps inside an epoch.
         config: the run's configuration, copied into the results JSON.
+        extra_results: more entries for the results JSON (e.g. the data record and its ingest report).
         verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
         extra_callbacks: more Keras callbacks for every `fit`.
 
     Returns:
         The results: config, per-epoch history, best epoch and value, test metrics, wall time, resumes, runtime.
+
+    Raises:
+        TrainingDivergedError: when the loss (or a validation prediction) is not finite; `results.json` then says
+            "diverged" and no checkpoint of the diverged weights is written.
 
     Example:
         >>> with info.strategy.scope():  # doctest: +SKIP
@@ -103,41 +120,41 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
     validation_data = _with_data_sharding(validation_data)
     test_data = _with_data_sharding(test_data) if test_data is not None else None
 
-    progress = TrainingProgress()
+    progress = TrainingProgress(recipe.patience)
+    stopping = progress.early_stopping
     checkpoints = RunCheckpoints(model_dir, model, progress, is_chief=info.is_chief, task_id=info.task_id)
     barrier(strategy)  # every worker reads the chief's checkpoints: all must see the same files
     if checkpoints.restore_latest() and not bool(progress.finished.numpy()):
         resume = {"epoch": int(progress.epoch.numpy()) + 1, "step": int(progress.step_in_epoch.numpy())}
-        progress.resumes = progress.resumes + [resume]
+        progress.set_resumes(progress.resumes + [resume])
         print(f"Resuming from {checkpoints.latest_path()}: epoch {resume['epoch']}, step {resume['step']}.",
               flush=True)
 
     summaries = results_lib.EpochSummaries(model_dir) if info.is_chief else None
-    results_path = os.path.join(model_dir, results_lib.RESULTS_FILE)
+    results_path = os.path.join(model_dir, artifacts.RESULTS_FILE)
     runtime = results_lib.runtime_description(info.name, strategy)
 
-    def results(status: str, test_metrics=None) -> Dict[str, object]:
+    def results(status: str, test_metrics=None, error: Optional[str] = None) -> Dict[str, object]:
         payload = {
             "status": status,
             "config": dict(config or {}),
             "epochs": progress.history,
-            "best_epoch": int(progress.best_epoch.numpy()) or None,
-            f"best_{MONITOR}": float(progress.best_value.numpy()) if progress.best_epoch.numpy() else None,
-            "stopped_early": int(progress.epochs_without_improvement.numpy()) >= recipe.patience,
+            "best_epoch": stopping.best_epoch_number,
+            f"best_{MONITOR}": stopping.best_value_number,
+            "stopped_early": stopping.should_stop,
             "test": test_metrics,
             "wall_seconds": float(progress.elapsed_seconds.numpy()),
             "resumes": progress.resumes,
             "runtime": runtime,
+            **dict(extra_results or {}),
         }
+        if error:
+            payload["error"] = error
         if info.is_chief:
-            results_lib.write_json_atomic(results_path, payload)
+            artifacts.write_json(results_path, payload)
         return payload
 
     sync_statistics = compat.replica_statistics_sync(strategy)
-    exact_validation = None
-    if not info.metrics_in_step:
-        exact_validation = callbacks_lib.ExactValidation(validation_data, host_loop=info.is_parameter_server)
-
     run_started = time.time()
     elapsed_at_start = float(progress.elapsed_seconds.numpy())
 
@@ -161,59 +178,50 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             dataset = dataset.skip(first_step)
         counter = _StepCounter(first_step)
         # Keras refuses batch-level callbacks under ParameterServerStrategy; there every epoch has steps_per_epoch.
-        fit_callbacks = [] if info.is_parameter_server else [counter]
+        fit_callbacks: list = [] if info.is_parameter_server else [
+            counter, callbacks_lib.DivergenceGuard(epoch + 1, first_step)]
         if sync_statistics is not None:
             fit_callbacks.append(sync_statistics)
         if checkpoint_every_steps:
             fit_callbacks.append(callbacks_lib.EveryNSteps(
-                checkpoint_every_steps, lambda step: save_progress(step, steps_before_epoch + step), first_step,
-                last_step=epoch_steps))
-        if exact_validation is not None:
-            fit_callbacks.append(exact_validation)
+                checkpoint_every_steps, lambda step, before=steps_before_epoch: save_progress(step, before + step),
+                first_step, last_step=epoch_steps))
         fit_callbacks += [*extra_callbacks, callbacks_lib.StopAfterEpoch()]
         epoch_started = time.time()
-        history = model.fit(
-            _with_data_sharding(dataset), epochs=recipe.max_epochs, initial_epoch=epoch,
-            steps_per_epoch=(steps_per_epoch - first_step) if steps_per_epoch else None,
-            validation_data=validation_data if info.metrics_in_step else None,
-            callbacks=fit_callbacks, verbose=verbose, shuffle=False)
-        logs = {key: values[-1] for key, values in history.history.items() if values}
-        if exact_validation is not None and exact_validation.last is not None:
-            logs.update(exact_validation.last)
-        logs = _float_logs(logs)
-        if MONITOR not in logs:
-            raise KeyError(f"train: the epoch logs have no {MONITOR!r} (got {sorted(logs)}); compile the model with "
-                           "tf_multiembed.training.compile_model so the exact AUC is measured.")
+        try:
+            history = model.fit(
+                _with_data_sharding(dataset), epochs=recipe.max_epochs, initial_epoch=epoch,
+                steps_per_epoch=(steps_per_epoch - first_step) if steps_per_epoch else None,
+                callbacks=fit_callbacks, verbose=verbose, shuffle=False)
+            logs = _float_logs({key: values[-1] for key, values in history.history.items() if values})
+            if "loss" in logs and not np.isfinite(logs["loss"]):  # parameter servers: no batch-level check
+                raise callbacks_lib.TrainingDivergedError(epoch + 1, None, logs["loss"])
+            logs.update(_exact_metrics(model, validation_data, info, epoch + 1, prefix="val_"))
+        except callbacks_lib.TrainingDivergedError as error:
+            results("diverged", error=str(error))
+            raise
         value = logs[MONITOR]
-        if math.isfinite(value) and value > float(progress.best_value.numpy()):
-            progress.best_value.assign(value)
-            progress.best_epoch.assign(epoch + 1)
-            progress.epochs_without_improvement.assign(0)
+        if stopping.update(epoch + 1, value):
             progress.epoch.assign(epoch + 1)  # numbers the best checkpoint
             checkpoints.save_best()
-        else:
-            if not math.isfinite(value):
-                _logger.warning("Epoch %d: %s is %s (one class only?); counted as no improvement.", epoch + 1,
-                                MONITOR, value)
-            progress.epochs_without_improvement.assign_add(1)
         record = {"epoch": epoch + 1, **logs, "seconds": time.time() - epoch_started}
-        progress.history = [entry for entry in progress.history if entry["epoch"] <= epoch] + [record]
+        progress.set_history([entry for entry in progress.history if entry["epoch"] <= epoch] + [record])
         progress.epoch.assign(epoch + 1)
-        if int(progress.epochs_without_improvement.numpy()) >= recipe.patience:
+        if stopping.should_stop:
             progress.finished.assign(True)  # a rerun with a larger max_epochs continues an unfinished run
         save_progress(0, steps_before_epoch + (steps_per_epoch if info.is_parameter_server else counter.steps))
         if summaries is not None:
             summaries.write(epoch + 1, logs)
         results("running")
         if verbose and info.is_chief:
-            print(f"Epoch {epoch + 1}: {MONITOR}={value:.6f} (best {float(progress.best_value.numpy()):.6f} at "
-                  f"epoch {int(progress.best_epoch.numpy())}, "
-                  f"{int(progress.epochs_without_improvement.numpy())}/{recipe.patience} without improvement)",
+            print(f"Epoch {epoch + 1}: {MONITOR}={value:.6f} (best {stopping.best_value_number or float('nan'):.6f} "
+                  f"at epoch {stopping.best_epoch_number}, "
+                  f"{int(stopping.epochs_without_improvement.numpy())}/{recipe.patience} without improvement)",
                   flush=True)
 
     barrier(strategy)  # the chief may still be writing the last best checkpoint
     if checkpoints.restore_best() and verbose and info.is_chief:
-        print(f"Restored the weights of the best epoch {int(progress.best_epoch.numpy())}.", flush=True)
+        print(f"Restored the weights of the best epoch {stopping.best_epoch_number}.", flush=True)
     if sync_statistics is not None:
         sync_statistics.synchronize(model)
     test_metrics = evaluate(model, test_data, info) if test_data is not None else None
@@ -222,14 +230,12 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
 
 def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset, strategy_info: Optional[StrategyInfo] = None
              ) -> Dict[str, float]:
-    """Exact AUC and log loss (and the loss, where Keras computes it) of `model` on a finite dataset.
+    """Exact AUC and log loss of `model` on a finite `(ids, label)` dataset, from predictions of the whole split
+    (the same path as the validation metrics of `train`).
 
     Example:
         >>> evaluate(model, data.test_dataset(2048))  # doctest: +SKIP
-        {'loss': 0.45, 'auc': 0.79, 'logloss': 0.45}
+        {'auc': 0.79, 'logloss': 0.45}
     """
     info = strategy_info or StrategyInfo("default", tf.distribute.get_strategy())
-    if info.metrics_in_step:
-        return _float_logs(model.evaluate(dataset, return_dict=True, verbose=0))
-    predictions, labels = callbacks_lib.predict_with_labels(model, dataset, host_loop=info.is_parameter_server)
-    return callbacks_lib.exact_metrics(labels, predictions)
+    return _exact_metrics(model, dataset, info, epoch=None)

@@ -95,25 +95,23 @@ class ExactAUC(tf.keras.metrics.Metric):
     """Exact ROC AUC over every example seen, ties counted as one half (equal to `sklearn.metrics.roc_auc_score`).
 
     The metric appends each batch's scores, positive weights `y * w` and negative weights `(1 - y) * w` to a buffer
-    that grows by doubling, and ranks the whole buffer when the exact value is asked for: O(n) memory (12 bytes per
-    example) and O(n log n) time per exact result. Labels may be soft (in [0, 1]); for 0/1 labels and sample weights
-    the value is sklearn's weighted AUC.
+    that grows by doubling, and `result()` ranks the whole buffer: O(n) memory (12 bytes per example) and
+    O(n log n) time per result. Labels may be soft (in [0, 1]); for 0/1 labels and sample weights the value is
+    sklearn's weighted AUC. `result()` is the exact value wherever it is called.
 
-    Keras computes every metric's `result()` inside the compiled step function after each batch, for the progress
-    bar. Ranking the whole buffer there would cost O(n log n) per step, so inside a `tf.function` `result()` returns a
-    running estimate from a `num_estimate_bins`-bin histogram, and called eagerly (the epoch-end and `evaluate`
-    logs that callbacks, early stopping, TensorBoard and the results receive, or `metric.result()` in user code)
-    it returns the exact value. `exact_result()` is exact in either context.
+    Keras calls every compiled metric's `result()` after each step (for the progress bar), so in
+    `model.compile(metrics=[ExactAUC()])` the cost of an epoch grows with the square of its steps: fine for
+    evaluating splits of up to a few million rows, not as a training metric on Criteo-sized data. The package's
+    training loop therefore does not compile it: it predicts the validation and test splits and ranks them once
+    (`tf_multiembed.training.evaluate`, `ExactValidation`), with the same ranking as this metric.
 
     Under a `tf.distribute` strategy each replica all-gathers the batch, so every replica holds the whole
     (global) buffer and all replicas and workers report the same value. Create the metric inside
     `strategy.scope()`, like any Keras metric. The buffer has a dynamic shape, so the metric cannot run inside
-    XLA-compiled steps (`jit_compile=True`, TPUs); `tf_multiembed.training.callbacks.ExactValidation` computes the
-    same value from predictions there.
+    XLA-compiled steps (`jit_compile=True`, TPUs).
 
     Args:
         name: metric name (Keras logs it as `name` and `val_<name>`).
-        num_estimate_bins: histogram bins of the in-graph running estimate (only the progress bar sees it).
         dtype: dtype of the result; the ranking itself always accumulates in float64.
 
     Example:
@@ -123,11 +121,8 @@ class ExactAUC(tf.keras.metrics.Metric):
         0.75
     """
 
-    def __init__(self, name: str = "auc", num_estimate_bins: int = 1000, dtype="float64"):
+    def __init__(self, name: str = "auc", dtype="float64"):
         super().__init__(name=name, dtype=dtype)
-        if isinstance(num_estimate_bins, bool) or not isinstance(num_estimate_bins, int) or num_estimate_bins < 2:
-            raise ValueError(f"ExactAUC: `num_estimate_bins` must be an integer >= 2, received {num_estimate_bins!r}.")
-        self.num_estimate_bins = num_estimate_bins
         # ON_READ + ONLY_FIRST_REPLICA: each replica updates its own copy (no cross-replica traffic per assign);
         # the copies stay identical because every update is all-gathered first.
         local = dict(
@@ -140,9 +135,6 @@ class ExactAUC(tf.keras.metrics.Metric):
             tf.zeros([0, 3], tf.float32), shape=tf.TensorShape([None, 3]), name=f"{name}_buffer", **local
         )
         self._count = tf.Variable(tf.constant(0, tf.int64), name=f"{name}_count", **local)
-        self._histogram = tf.Variable(
-            tf.zeros([num_estimate_bins, 2], tf.float64), name=f"{name}_histogram", **local
-        )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         # float32 storage: model outputs are float32, and 0/1 labels and typical weights are exact in it.
@@ -152,10 +144,6 @@ class ExactAUC(tf.keras.metrics.Metric):
         if replica_context is not None and replica_context.num_replicas_in_sync > 1:
             rows = replica_context.all_gather(rows, axis=0)
         self._append(rows)
-        bins = tf.minimum(tf.cast(rows[:, 0] * self.num_estimate_bins, tf.int32), self.num_estimate_bins - 1)
-        self._histogram.assign_add(
-            tf.math.unsorted_segment_sum(tf.cast(rows[:, 1:], tf.float64), bins, self.num_estimate_bins)
-        )
 
     def _append(self, rows):
         start = self._count.read_value()
@@ -172,29 +160,18 @@ class ExactAUC(tf.keras.metrics.Metric):
         self._buffer[start:end].assign(rows)
         self._count.assign(end)
 
-    def exact_result(self):
-        """The exact AUC of everything seen so far (NaN if either class is absent), in any context."""
+    def result(self):
+        """The exact AUC of everything seen so far (NaN if either class is absent)."""
         rows = self._buffer[: self._count.read_value()]
         weights = tf.cast(rows[:, 1:], tf.float64)
         return tf.cast(_sorted_auc(rows[:, 0], weights[:, 0], weights[:, 1]), self.dtype)
 
-    def estimated_result(self):
-        """The running estimate: AUC of the scores binned into `num_estimate_bins` equal-width bins."""
-        histogram = self._histogram.read_value()
-        return tf.cast(_ranked_auc(tf.range(self.num_estimate_bins), histogram[:, 0], histogram[:, 1]), self.dtype)
-
-    def result(self):
-        if tf.executing_eagerly():
-            return self.exact_result()
-        return self.estimated_result()
-
     def reset_state(self):
         self._buffer.assign(tf.zeros([0, 3], tf.float32))
         self._count.assign(0)
-        self._histogram.assign(tf.zeros_like(self._histogram))
 
     def get_config(self):
-        return {"name": self.name, "num_estimate_bins": self.num_estimate_bins, "dtype": self.dtype}
+        return {"name": self.name, "dtype": self.dtype}
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")

@@ -3,7 +3,7 @@ updates of embedding tables."""
 
 import tensorflow as tf
 
-from tf_multiembed.layers.variables import as_tf_variable
+from tf_multiembed.compat import adam_slots, as_tf_variable
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -118,13 +118,6 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
             xla_compatible = isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
         self.xla_compatible = bool(xla_compatible)
 
-    def _slots(self, variable):
-        if hasattr(self, "_get_variable_index"):  # Keras 3
-            index = self._get_variable_index(variable)
-        else:  # tf-keras
-            index = self._index_dict[self._var_key(variable)]
-        return as_tf_variable(self._momentums[index]), as_tf_variable(self._velocities[index])
-
     def update_step(self, gradient, variable, learning_rate=None):
         # Keras 3 passes the learning rate; tf-keras calls update_step(gradient, variable).
         variable = as_tf_variable(variable)
@@ -134,7 +127,7 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
         epsilon, l2 = tf.cast(self.epsilon, dtype), tf.cast(self.l2, dtype)
-        m, v = self._slots(variable)
+        m, v = adam_slots(self, variable)
         if isinstance(gradient, tf.IndexedSlices) and self.embedding_updates == SPARSE:
             return self._sparse_update(gradient, variable, m, v, learning_rate, beta_1, beta_2, beta_1_power,
                                        beta_2_power, epsilon, l2)

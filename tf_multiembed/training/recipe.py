@@ -6,16 +6,13 @@ epochs) restoring the best weights, and test metrics from that best checkpoint.
 """
 
 import dataclasses
-from typing import List
+from typing import List, Optional
 
 import tensorflow as tf
 
-from tf_multiembed.training.metrics import ExactAUC, LogLoss
+from tf_multiembed.training.callbacks import ExactValidation
+from tf_multiembed.training.early_stopping import MONITOR, PaperEarlyStopping
 from tf_multiembed.training.optimizers import EMBEDDING_UPDATES, SPARSE, CoupledL2Adam
-
-AUC_NAME = "auc"
-LOGLOSS_NAME = "logloss"
-MONITOR = f"val_{AUC_NAME}"
 
 
 @dataclasses.dataclass
@@ -69,42 +66,35 @@ class PaperRecipe:
                              xla_compatible=xla_compatible)
 
 
-def paper_metrics(metrics_in_step: bool = True) -> List[tf.keras.metrics.Metric]:
-    """`[ExactAUC("auc"), LogLoss("logloss")]`, or `[]` where they cannot run in the step (TPU, parameter servers)."""
-    if not metrics_in_step:
-        return []
-    return [ExactAUC(name=AUC_NAME), LogLoss(name=LOGLOSS_NAME)]
+def compile_model(model: tf.keras.Model, recipe: Optional[PaperRecipe] = None, *, jit_compile=False,
+                  steps_per_execution: int = 1) -> tf.keras.Model:
+    """Compiles `model` with the recipe's optimizer and binary cross-entropy on probabilities.
 
-
-def compile_model(model: tf.keras.Model, recipe: PaperRecipe = None, *, metrics_in_step: bool = True,
-                  jit_compile=False, steps_per_execution: int = 1) -> tf.keras.Model:
-    """Compiles `model` with the recipe's optimizer, BCE on probabilities, and the exact AUC and log loss metrics.
-
-    Call it inside `strategy.scope()` when training under a strategy. `jit_compile` stays off by default because the
-    exact-AUC buffer has a dynamic shape; with `metrics_in_step=False` (the metrics then come from
-    `callbacks.ExactValidation`) XLA can be switched on.
+    No metric runs inside the step: the exact AUC and log loss come from predictions of the whole split after each
+    epoch (`ExactValidation`, `tf_multiembed.training.evaluate`), so XLA (`jit_compile=True`) works with every
+    strategy. Call it inside `strategy.scope()` when training under a strategy.
 
     Example:
         >>> model = build_model("dcnv2", [10, 20, 30], scale=2)  # doctest: +SKIP
         >>> compile_model(model, PaperRecipe())  # doctest: +SKIP
-        >>> model.fit(train, validation_data=valid, epochs=100, callbacks=paper_callbacks())  # doctest: +SKIP
+        >>> model.fit(train, epochs=100, callbacks=paper_callbacks(valid))  # doctest: +SKIP
     """
     recipe = recipe or PaperRecipe()
-    if jit_compile and metrics_in_step:
-        raise ValueError("compile_model: jit_compile=True needs metrics_in_step=False (the exact AUC buffer has a "
-                         "dynamic shape that XLA cannot compile); use callbacks.ExactValidation for the metrics.")
     optimizer = recipe.optimizer(xla_compatible=True if jit_compile else None)
-    model.compile(optimizer=optimizer, loss=tf.keras.losses.BinaryCrossentropy(),
-                  metrics=paper_metrics(metrics_in_step), jit_compile=jit_compile,
+    model.compile(optimizer=optimizer, loss=tf.keras.losses.BinaryCrossentropy(), jit_compile=jit_compile,
                   steps_per_execution=steps_per_execution)
     return model
 
 
-def paper_callbacks(recipe: PaperRecipe = None) -> List[tf.keras.callbacks.Callback]:
-    """In-memory early stopping for a notebook `model.fit`: exact validation AUC, patience, best weights restored.
+def paper_callbacks(validation_data: tf.data.Dataset, recipe: Optional[PaperRecipe] = None
+                    ) -> List[tf.keras.callbacks.Callback]:
+    """Early stopping for a notebook `model.fit`: the exact validation AUC of `validation_data` after each epoch,
+    the package's one early-stopping rule with the recipe's patience, best weights restored at the end.
 
-    `tf_multiembed.training.loop.train` does the same with the state in checkpoints, so a killed run resumes.
+    `tf_multiembed.training.train` applies the same rule with its state in checkpoints, so a killed run resumes.
+
+    Example:
+        >>> model.fit(train, epochs=100, callbacks=paper_callbacks(valid))  # doctest: +SKIP
     """
     recipe = recipe or PaperRecipe()
-    return [tf.keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=recipe.patience,
-                                             restore_best_weights=True)]
+    return [ExactValidation(validation_data), PaperEarlyStopping(recipe.patience, monitor=MONITOR)]

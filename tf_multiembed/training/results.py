@@ -1,50 +1,15 @@
 """The run's results JSON and TensorBoard epoch summaries (written by the chief)."""
 
-import json
-import math
 import os
 import platform
-import tempfile
 from typing import Dict, Mapping
 
 import tensorflow as tf
 
-from tf_multiembed.training import compat
+from tf_multiembed import artifacts, compat
 
-RESULTS_FILE = "results.json"
-LOGS_SUBDIR = "logs"
-
-
-def _json_number(value):
-    """NaN and infinities are not JSON: write them as null (the value was undefined, e.g. AUC of one class)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _clean(value):
-    if isinstance(value, Mapping):
-        return {str(key): _clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value]
-    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
-        value = value.item()
-    return _json_number(value)
-
-
-def write_json_atomic(path: str, payload: Mapping) -> None:
-    """Writes `payload` as indented JSON via a temporary file and a rename, so readers never see half a file.
-
-    Example:
-        >>> write_json_atomic("/tmp/results.json", {"auc": 0.81})
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        json.dump(_clean(payload), handle, indent=2, sort_keys=False, allow_nan=False)
-        handle.write("\n")
-        temporary = handle.name
-    os.replace(temporary, path)
+RESULTS_FILE = artifacts.RESULTS_FILE
+LOGS_SUBDIR = artifacts.LOGS_DIR
 
 
 def runtime_description(strategy_name: str, strategy: tf.distribute.Strategy) -> Dict[str, object]:

@@ -1,6 +1,7 @@
-"""One training run from a flat configuration: data -> model -> paper recipe -> test metrics -> SavedModel.
+"""One training run from a `RunConfig`: data -> model -> paper recipe -> test metrics -> SavedModel.
 
-`train.py` fills a `RunConfig` from its flags and calls `run`; notebooks and benchmarks can call `run` directly.
+`train.py` builds a `RunConfig` from its flags and calls `run`; notebooks and benchmarks can call `run` (or
+`train_prepared`, on data prepared once) directly. What the run leaves behind follows `tf_multiembed.artifacts`.
 """
 
 import dataclasses
@@ -8,89 +9,16 @@ import math
 import os
 import pathlib
 import time
-from typing import Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from tf_multiembed import artifacts
 from tf_multiembed.training import distribute
+from tf_multiembed.training.config import CUSTOM_DATASET, DATASETS, RunConfig  # noqa: F401  (DATASETS: public)
 from tf_multiembed.training.loop import train
-from tf_multiembed.training.recipe import PaperRecipe, compile_model
-
-DATASETS = ("synthetic", "criteo", "avazu", "movielens", "csv")
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """Everything a run needs; the defaults train ME-DCNv2 on the embedded synthetic data with the paper's recipe.
-
-    Attributes:
-        dataset: "synthetic" (generated Criteo-shaped data, the default), "criteo", "avazu", "movielens" or "csv".
-        data_path: the input files (a path, glob pattern, or comma-separated list; the folder for MovieLens-100K).
-        schema: for "csv": the JSON/YAML schema file describing the columns.
-        data_dir: where prepared data (vocabularies, encoded shards, the synthetic file) are cached.
-        synthetic_rows: rows of the synthetic data set.
-        split: "random" (the paper's 8:1:1 permutation) or "time" (file order / time column).
-        split_seed: the seed of the random split.
-        model: a registered model name.
-        multi_embedding: ME (True) or SE (False).
-        scale: the scale factor (SE width scale*K, ME scale sets of width K).
-        num_sets: explicit number of ME sets (overrides scale).
-        embedding_dim: the base width K (default: the model's, 10; 50 for NFwFM).
-        batch_size, learning_rate, l2, embedding_updates, epochs, patience: the recipe (see `PaperRecipe`).
-        seed: seed of the initialisation, dropout and the per-epoch shuffles.
-        shuffle: reshuffle the training split every epoch (seeded by seed and epoch); False walks the split's own
-            (already random) order every epoch, as the reference code does.
-        jit_compile: compile the training step with XLA (the exact AUC then comes from a callback after each epoch).
-        mixed_precision: a Keras dtype policy for the run, "mixed_bfloat16" or "mixed_float16" ("" = float32);
-            the weights and the output stay float32, matmuls run in 16 bits (see docs/benchmarks.md).
-        steps_per_epoch: limit the steps per epoch (None = the whole training split).
-        strategy: a `distribute.STRATEGY_NAMES` entry.
-        num_cpu_devices: for `mirrored` on a machine without GPUs: split the CPU into this many logical devices.
-        tpu: the TPU address for `tpu`.
-        model_dir: checkpoints, logs and results; default `runs/<dataset>-<model name>`.
-        checkpoint_every_steps: also checkpoint every N steps (None = every epoch only).
-        export_dir: where the TF Serving SavedModel goes (`<export_dir>/<export_name>/<version>`); "" to skip.
-        export_name: the TF Serving model name (default: the model's name, e.g. "me_dcnv2_2x10").
-        export_version: the version number (default: the next free one).
-        verbose: Keras progress output (0, 1 or 2).
-    """
-
-    dataset: str = "synthetic"
-    data_path: str = ""
-    schema: str = ""
-    data_dir: str = "runs/data"
-    synthetic_rows: int = 200_000
-    split: str = "random"
-    split_seed: int = 0
-    model: str = "dcnv2"
-    multi_embedding: bool = True
-    scale: int = 2
-    num_sets: Optional[int] = None
-    embedding_dim: Optional[int] = None
-    batch_size: int = 2048
-    learning_rate: float = 1e-3
-    l2: float = 1e-6
-    embedding_updates: str = "sparse"
-    epochs: int = 100
-    patience: int = 3
-    seed: int = 0
-    shuffle: bool = True
-    jit_compile: bool = False
-    mixed_precision: str = ""
-    steps_per_epoch: Optional[int] = None
-    strategy: str = "default"
-    num_cpu_devices: int = 0
-    tpu: str = ""
-    model_dir: str = ""
-    checkpoint_every_steps: Optional[int] = None
-    export_dir: str = "export"
-    export_name: str = ""
-    export_version: Optional[int] = None
-    verbose: int = 1
-
-    def recipe(self) -> PaperRecipe:
-        return PaperRecipe(learning_rate=self.learning_rate, l2=self.l2, embedding_updates=self.embedding_updates,
-                           batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience)
+from tf_multiembed.training.recipe import compile_model
+from tf_multiembed.training.run_directory import open_run_directory
 
 
 def _input_paths(data_path: str):
@@ -98,12 +26,24 @@ def _input_paths(data_path: str):
     return paths[0] if len(paths) == 1 else paths
 
 
+def configure_threads(threads: int) -> None:
+    """Sets TensorFlow's intra- and inter-op threads (0 keeps TensorFlow's default); before the first op runs."""
+    if not threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            print(f"--threads={threads} ignored: TensorFlow is already running with {current or 'default'} threads "
+                  "(set it before the first TensorFlow operation).", flush=True)
+
+
 def prepare_data(config: RunConfig):
     """(PreparedData, schema, input paths) for the configured data set."""
     from tf_multiembed.data import prepare_dataset, resolve_schema
 
-    if config.dataset not in DATASETS:
-        raise ValueError(f"Unknown dataset {config.dataset!r}; expected one of {DATASETS}.")
     cache_dir = pathlib.Path(config.data_dir)
     if config.dataset == "synthetic":
         from tf_multiembed.data.synthetic import synthetic_criteo_file
@@ -111,19 +51,18 @@ def prepare_data(config: RunConfig):
         synthetic = synthetic_criteo_file(cache_dir / "synthetic", num_rows=config.synthetic_rows)
         schema, input_paths = synthetic.schema, str(synthetic.path)
     else:
-        if not config.data_path:
-            raise ValueError(f"--data_path is required for dataset {config.dataset!r} (the input files"
-                             f"{'; the ml-100k folder' if config.dataset == 'movielens' else ''}).")
-        if config.dataset == "csv":
-            if not config.schema:
-                raise ValueError("--schema is required for dataset 'csv': a JSON/YAML file describing the columns "
-                                 "(see tf_multiembed/data/schema.py).")
-            schema = resolve_schema(config.schema)
-        else:
-            schema = resolve_schema(config.dataset)
+        schema = resolve_schema(config.schema if config.dataset == CUSTOM_DATASET else config.dataset)
         input_paths = _input_paths(config.data_path)
+    if config.min_count is not None:
+        schema = schema.with_min_count(config.min_count)
     data = prepare_dataset(schema, input_paths, cache_dir, split=config.split, seed=config.split_seed)
     return data, schema, input_paths
+
+
+def data_name(config: RunConfig, data) -> str:
+    """The data's name in default run and export names: the dataset, or the schema's name for custom input."""
+    name = data.schema.name if config.dataset == CUSTOM_DATASET else config.dataset
+    return "".join(char if char.isalnum() or char in "._-" else "_" for char in name) or "data"
 
 
 def _configure_cpu_devices(count: int) -> None:
@@ -152,27 +91,86 @@ def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_
         model = build_model(config.model, list(vocabulary_sizes), scale=config.scale,
                             multi_embedding=config.multi_embedding, embedding_dim=config.embedding_dim,
                             num_sets=config.num_sets, field_names=list(field_names))
-        compile_model(model, config.recipe(), metrics_in_step=info.metrics_in_step, jit_compile=config.jit_compile)
+        compile_model(model, config.recipe(), jit_compile=config.jit_compile)
     return model
 
 
-def _export(config: RunConfig, model, data, schema, input_paths, info) -> Optional[pathlib.Path]:
-    from tf_multiembed.serving import export_for_serving
+def run_record(config: RunConfig, data, name: str) -> Dict[str, Any]:
+    """What `run.json` says about a run (see `tf_multiembed.artifacts`)."""
+    return {"format_version": artifacts.FORMAT_VERSION, "package_version": artifacts.package_version(),
+            "config": dataclasses.asdict(config), "data": artifacts.data_record(data, name),
+            "model": {"name": config.model_name(), "family": config.model}}
+
+
+def _open(config: RunConfig, data, name: str, info: distribute.StrategyInfo):
+    return open_run_directory(config.model_dir, run_record(config, data, name), list(config.result_settings()),
+                              is_chief=info.is_chief, restart=config.restart)
+
+
+def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name: Optional[str] = None
+                   ) -> Tuple[dict, tf.keras.Model]:
+    """Builds, compiles and trains (or resumes) the configured model on prepared data; returns (results, model).
+
+    The run directory is locked and checked first (`run_directory.open_run_directory`); at the end it holds the
+    best model as `best.keras` and the ingest report. The model holds the best epoch's weights afterwards. `run`
+    adds data preparation and the export; experiment runners (benchmarks/scaling.py) call this once per
+    configuration on data prepared once. `config` is not changed.
+    """
+    name = name or data_name(config, data)
+    config = config.with_defaults(name)
+    with _open(config, data, name, info) as run_dir:
+        model = build_and_compile(config, data.vocabulary_sizes, data.field_names, info)
+        if config.verbose and info.is_chief:
+            print(f"Data: {data.split_rows} rows, {data.num_fields} fields, vocabulary sizes "
+                  f"{list(data.vocabulary_sizes)}\nModel: {model.name} ({model.count_params():,} parameters), "
+                  f"strategy {info.name} ({info.strategy.num_replicas_in_sync} replica(s)), run directory "
+                  f"{config.model_dir}", flush=True)
+        seed, batch_size = config.seed, config.batch_size
+        report = artifacts.ingest_report(data)
+        if info.is_chief:
+            artifacts.write_json(run_dir / artifacts.INGEST_REPORT_FILE, report)
+        full_epoch = math.ceil(data.split_rows["train"] / batch_size)
+        results = train(
+            model,
+            # TPUs compile for one batch shape: no partial last batch there.
+            train_data=lambda epoch: data.train_dataset(batch_size, shuffle=config.shuffle,
+                                                        seed=seed * 1_000_003 + epoch,
+                                                        drop_remainder=info.name == "tpu"),
+            validation_data=data.validation_dataset(batch_size), test_data=data.test_dataset(batch_size),
+            model_dir=config.model_dir, recipe=config.recipe(), strategy_info=info,
+            steps_per_epoch=min(config.steps_per_epoch or full_epoch, full_epoch),
+            checkpoint_every_steps=config.checkpoint_every_steps,
+            config={**dataclasses.asdict(config), "vocabulary_sizes": list(data.vocabulary_sizes),
+                    "num_parameters": int(model.count_params())},
+            extra_results={"data": {**artifacts.data_record(data, name), "ingest_report": report}},
+            verbose=config.verbose)
+        if info.is_chief:
+            artifacts.write_best_model(model, run_dir)
+    return results, model
+
+
+def _warmup_columns(schema, input_paths):
     from tf_multiembed.serving.examples import raw_columns_from_files
+
+    try:
+        import tensorflow_serving.apis  # noqa: F401  (the warm-up records are its protos)
+    except ImportError:
+        print("tensorflow-serving-api is not installed (pip install tf-multiembed[serving]): exporting without "
+              "assets.extra/tf_serving_warmup_requests.", flush=True)
+        return None
+    return raw_columns_from_files(schema, input_paths, 16)
+
+
+def _export(config: RunConfig, model, data, schema, input_paths, info, name: str) -> Optional[pathlib.Path]:
+    from tf_multiembed.serving import export_for_serving
 
     if not config.export_dir:
         return None
     export_dir = config.export_dir if info.is_chief else os.path.join(config.model_dir, ".scratch", info.task_id)
-    try:
-        import tensorflow_serving.apis  # noqa: F401  (the warm-up records are its protos)
-
-        warmup = raw_columns_from_files(schema, input_paths, 16)
-    except ImportError:
-        warmup = None
-        print("tensorflow-serving-api is not installed (pip install tf-multiembed[serving]): exporting without "
-              "assets.extra/tf_serving_warmup_requests.", flush=True)
-    path = export_for_serving(model, data.feature_encoder(), export_dir, config.export_name or model.name,
-                              version=config.export_version, warmup_columns=warmup)
+    path = export_for_serving(model, data.feature_encoder(), export_dir, config.export_name,
+                              version=config.export_version, warmup_columns=_warmup_columns(schema, input_paths),
+                              data_name=name, data_fingerprint=artifacts.data_fingerprint(data),
+                              model_family=config.model)
     if not info.is_chief:
         import shutil
 
@@ -181,60 +179,43 @@ def _export(config: RunConfig, model, data, schema, input_paths, info) -> Option
     return path
 
 
-def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo) -> Tuple[dict, tf.keras.Model]:
-    """Builds, compiles and trains (or resumes) the configured model on prepared data; returns (results, model).
-
-    The model holds the best epoch's weights afterwards. `run` adds data preparation and the export; experiment
-    runners (benchmarks/scaling.py) call this once per configuration on data prepared once.
-    """
-    if config.jit_compile:  # XLA cannot compile the exact-AUC buffer: it is measured by a callback instead
-        info = dataclasses.replace(info, metrics_in_step=False)
-    model = build_and_compile(config, data.vocabulary_sizes, data.field_names, info)
-    if not config.model_dir:
-        config.model_dir = os.path.join("runs", f"{config.dataset}-{model.name}")
-    if config.verbose and info.is_chief:
-        print(f"Data: {data.split_rows} rows, {data.num_fields} fields, vocabulary sizes {list(data.vocabulary_sizes)}"
-              f"\nModel: {model.name} ({model.count_params():,} parameters), strategy {info.name} "
-              f"({info.strategy.num_replicas_in_sync} replica(s)), run directory {config.model_dir}", flush=True)
-    seed, batch_size = config.seed, config.batch_size
-    # Known step counts give the progress bar its length and keep Keras from warning that the data "ran out".
-    full_epoch = math.ceil(data.split_rows["train"] / batch_size)
-    steps_per_epoch = min(config.steps_per_epoch or full_epoch, full_epoch)
-    results = train(
-        model,
-        # TPUs compile for one batch shape: no partial last batch there.
-        train_data=lambda epoch: data.train_dataset(batch_size, shuffle=config.shuffle,
-                                                    seed=seed * 1_000_003 + epoch, drop_remainder=info.name == "tpu"),
-        validation_data=data.validation_dataset(batch_size), test_data=data.test_dataset(batch_size),
-        model_dir=config.model_dir, recipe=config.recipe(), strategy_info=info,
-        steps_per_epoch=steps_per_epoch, checkpoint_every_steps=config.checkpoint_every_steps,
-        config={**dataclasses.asdict(config), "vocabulary_sizes": list(data.vocabulary_sizes),
-                "num_parameters": int(model.count_params())},
-        verbose=config.verbose)
-    return results, model
-
-
 def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
     """Trains (or resumes) the configured run, evaluates it, exports it; returns (results, export path).
+
+    Raises:
+        RunMismatchError: the run directory was trained with other settings or data (and `restart` is off).
+        RunDirectoryLockedError: another process trains in the run directory.
+        ExportMismatchError: the export name already serves a model with other inputs (checked before training).
+        TrainingDivergedError: the loss became NaN (nothing is exported).
 
     Example:
         >>> results, export_path = run(RunConfig(epochs=2, synthetic_rows=20_000))  # doctest: +SKIP
         >>> results["test"]["auc"]  # doctest: +SKIP
     """
+    from tf_multiembed.data import raw_feature_signature
+    from tf_multiembed.serving import check_export_target
+
     started = time.time()
+    configure_threads(config.threads)
     info = create_strategy(config)
     data, schema, input_paths = prepare_data(config)
-    results, model = train_prepared(config, data, info)
-    export_path = _export(config, model, data, schema, input_paths, info)
+    name = data_name(config, data)
+    config = config.with_defaults(name)
+    with _open(config, data, name, info):
+        if config.export_dir and info.is_chief:  # a wrong export target fails before hours of training
+            check_export_target(config.export_dir, config.export_name, raw_feature_signature(data.schema),
+                                version=config.export_version)
+        results, model = train_prepared(config, data, info, name)
+        export_path = _export(config, model, data, schema, input_paths, info, name)
     if config.verbose and info.is_chief:
         test = results.get("test") or {}
-        best_epochs = [entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]]
-        best = best_epochs[0] if best_epochs else {}
+        best = next((entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]), {})
         print(f"Best epoch {results['best_epoch']}: validation AUC {best.get('val_auc', float('nan')):.6f}, "
               f"logloss {best.get('val_logloss', float('nan')):.6f}\n"
               f"Test (best checkpoint): AUC {test.get('auc', float('nan')):.6f}, "
               f"logloss {test.get('logloss', float('nan')):.6f}\n"
-              f"Results: {os.path.join(config.model_dir, 'results.json')}"
+              f"Run directory: {config.model_dir} (best model: "
+              f"{os.path.join(config.model_dir, artifacts.BEST_MODEL_FILE)})"
               + (f"\nSavedModel: {export_path}" if export_path else "")
               + f"\nWall time: {time.time() - started:.1f} s", flush=True)
     return results, export_path

@@ -41,7 +41,7 @@ def main(output: pathlib.Path):
     ids, labels = tiny.click_data(1800, seed=0)
     recipe = PaperRecipe(learning_rate=0.01, patience=3, max_epochs=3)
     with info.strategy.scope():
-        model = compile_model(tiny.tiny_model(0), recipe, metrics_in_step=info.metrics_in_step)
+        model = compile_model(tiny.tiny_model(0), recipe)
     table = model.get_layer("multi_embedding").embeddings
     shards = [(variable.device, variable.shape.as_list()) for variable in getattr(table, "variables", [table])]
     results = train(model, train_data=lambda epoch: tiny.batches(ids[:1200], labels[:1200], 64, shuffle_seed=epoch),

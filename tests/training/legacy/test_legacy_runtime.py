@@ -11,7 +11,8 @@ from sklearn.metrics import log_loss, roc_auc_score
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import training_fixtures as tiny  # noqa: E402
-from tf_multiembed.training import (CoupledL2Adam, ExactAUC, LogLoss, PaperRecipe, compat, compile_model,  # noqa: E402
+from tf_multiembed import compat  # noqa: E402
+from tf_multiembed.training import (CoupledL2Adam, ExactAUC, LogLoss, PaperRecipe, compile_model,  # noqa: E402
                                     train)
 
 
@@ -40,7 +41,8 @@ def test_coupled_l2_step_matches_plain_adam_on_the_l2_gradient():
     reference = tf.Variable([[1.0, -2.0], [0.5, 3.0]])
     tf.keras.optimizers.Adam(learning_rate=0.1, epsilon=1e-8).apply_gradients(
         [(0.5 * tf.constant([[1.0, -2.0], [0.5, 3.0]]), reference)])
-    np.testing.assert_allclose(variable.numpy(), reference.numpy(), rtol=1e-5)  # fused kernel vs Keras op sequence: float32 rounding
+    # Fused kernel vs Keras' op sequence: float32 rounding.
+    np.testing.assert_allclose(variable.numpy(), reference.numpy(), rtol=1e-5)
 
 
 def test_loop_trains_and_resumes(tmp_path):
@@ -59,6 +61,12 @@ def test_loop_trains_and_resumes(tmp_path):
     assert [entry["epoch"] for entry in second["epochs"]] == [1, 2] and second["epochs"][0] == first["epochs"][0]
     assert second["resumes"] == [{"epoch": 2, "step": 0}] and second["runtime"]["legacy_keras"]
     assert 0.5 < second["test"]["auc"] <= 1.0
+
+
+def test_checkpoints_restore_by_object_graph_under_tf_keras(tmp_path):
+    import test_checkpoint_object_graph as object_graph
+
+    object_graph.test_a_reordered_construction_restores_each_weight_into_its_own_place(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["sparse", "dense"])

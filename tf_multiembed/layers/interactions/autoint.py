@@ -4,7 +4,7 @@ import math
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_ops import batch_first, sets_first
 
@@ -39,9 +39,9 @@ class SetSelfAttention(tf.keras.layers.Layer):
                  kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
         owner = "SetSelfAttention"
-        self.attention_dim = _validation.check_positive_int(attention_dim, "attention_dim", owner)
-        self.num_heads = _validation.check_positive_int(num_heads, "num_heads", owner)
-        self.num_layers = _validation.check_positive_int(num_layers, "num_layers", owner)
+        self.attention_dim = validation.check_positive_int(attention_dim, "attention_dim", owner)
+        self.num_heads = validation.check_positive_int(num_heads, "num_heads", owner)
+        self.num_layers = validation.check_positive_int(num_layers, "num_layers", owner)
         if self.attention_dim % self.num_heads:
             raise ValueError(
                 f"{owner}: `attention_dim` ({attention_dim}) must be divisible by `num_heads` ({num_heads})."
@@ -50,14 +50,14 @@ class SetSelfAttention(tf.keras.layers.Layer):
         self._kernel_initializer_arg = kernel_initializer
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetSelfAttention")
+        validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetSelfAttention")
         num_sets, num_fields, dim = (int(d) for d in input_shape[1:])
         self.layer_kernels = []
         fan_in = dim
         roles = ("query", "key", "value") + (("residual",) if self.use_residual else ())
         for index in range(self.num_layers):
             self.layer_kernels.append({
-                role: _validation.track_as_attribute(self, f"{role}_kernel_{index}", self.add_weight(
+                role: validation.track_as_attribute(self, f"{role}_kernel_{index}", self.add_weight(
                     name=f"{role}_kernel_{index}", shape=(num_sets, fan_in, self.attention_dim),
                     initializer=initializers.resolve(
                         self._kernel_initializer_arg, initializers.glorot_uniform_for(fan_in, self.attention_dim)

@@ -4,7 +4,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_ops import batch_first
 
@@ -31,21 +31,21 @@ class SetCIN(tf.keras.layers.Layer):
 
     def __init__(self, layer_sizes: Sequence[int] = (16, 16), kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        self.layer_sizes = _validation.check_positive_int_list(layer_sizes, "layer_sizes", "SetCIN")
+        self.layer_sizes = validation.check_positive_int_list(layer_sizes, "layer_sizes", "SetCIN")
         self._kernel_initializer_arg = kernel_initializer
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetCIN")
+        validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetCIN")
         num_sets, num_fields, _ = (int(d) for d in input_shape[1:])
         self.kernels, self.biases = [], []
         previous = num_fields
         for index, size in enumerate(self.layer_sizes):
             channels = num_fields * previous
-            self.kernels.append(_validation.track_as_attribute(self, f"kernel_{index}", self.add_weight(
+            self.kernels.append(validation.track_as_attribute(self, f"kernel_{index}", self.add_weight(
                 name=f"kernel_{index}", shape=(num_sets, channels, size),
                 initializer=initializers.resolve(self._kernel_initializer_arg, initializers.fan_in_uniform(channels)),
             )))
-            self.biases.append(_validation.track_as_attribute(self, f"bias_{index}", self.add_weight(
+            self.biases.append(validation.track_as_attribute(self, f"bias_{index}", self.add_weight(
                 name=f"bias_{index}", shape=(num_sets, size), initializer=initializers.fan_in_uniform(channels)
             )))
             previous = size

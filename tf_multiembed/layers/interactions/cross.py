@@ -4,7 +4,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_ops import batch_first, set_matmul, sets_first
 
@@ -35,13 +35,13 @@ class SetCross(tf.keras.layers.Layer):
     def __init__(self, num_layers: int = 4, low_rank: Optional[int] = None, kernel_initializer=None,
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.num_layers = _validation.check_positive_int(num_layers, "num_layers", "SetCross")
-        self.low_rank = None if low_rank is None else _validation.check_positive_int(low_rank, "low_rank", "SetCross")
+        self.num_layers = validation.check_positive_int(num_layers, "num_layers", "SetCross")
+        self.low_rank = None if low_rank is None else validation.check_positive_int(low_rank, "low_rank", "SetCross")
         self._kernel_initializer_arg = kernel_initializer
         self.bias_initializer = tf.keras.initializers.get(bias_initializer)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 3, "[B, M, D]", "SetCross")
+        validation.check_input_rank(input_shape, 3, "[B, M, D]", "SetCross")
         num_sets, width = int(input_shape[1]), int(input_shape[2])
         self.kernels, self.down_kernels, self.up_kernels, self.biases = [], [], [], []
         for index in range(self.num_layers):
@@ -50,14 +50,14 @@ class SetCross(tf.keras.layers.Layer):
             else:
                 self.down_kernels.append(self._kernel(f"down_kernel_{index}", (num_sets, width, self.low_rank)))
                 self.up_kernels.append(self._kernel(f"up_kernel_{index}", (num_sets, self.low_rank, width)))
-            self.biases.append(_validation.track_as_attribute(self, f"bias_{index}", self.add_weight(
+            self.biases.append(validation.track_as_attribute(self, f"bias_{index}", self.add_weight(
                 name=f"bias_{index}", shape=(num_sets, width), initializer=self.bias_initializer
             )))
         super().build(input_shape)
 
     def _kernel(self, name, shape):
         default = initializers.glorot_uniform_for(shape[1], shape[2])
-        return _validation.track_as_attribute(self, name, self.add_weight(
+        return validation.track_as_attribute(self, name, self.add_weight(
             name=name, shape=shape, initializer=initializers.resolve(self._kernel_initializer_arg, default)
         ))
 

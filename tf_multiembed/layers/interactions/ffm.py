@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 
 POOLINGS = ("none", "sum")
 
@@ -40,7 +40,7 @@ class SetFieldAwareInteraction(tf.keras.layers.Layer):
         self.pooling = pooling
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 4, "[B, M*N, N, K]", "SetFieldAwareInteraction")
+        validation.check_input_rank(input_shape, 4, "[B, M*N, N, K]", "SetFieldAwareInteraction")
         sets, num_fields, dim = (int(d) for d in input_shape[1:])
         if num_fields < 2:
             raise ValueError(

@@ -4,7 +4,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_dense import DEFAULT_BN_EPSILON, DEFAULT_BN_MOMENTUM, SetMLP
 
@@ -33,23 +33,23 @@ class SetTwoStreamMLP(tf.keras.layers.Layer):
                  batch_norm_epsilon: float = DEFAULT_BN_EPSILON, **kwargs):
         super().__init__(**kwargs)
         owner = "SetTwoStreamMLP"
-        self.first_stream_units = _validation.check_positive_int_list(first_stream_units, "first_stream_units", owner)
-        self.second_stream_units = _validation.check_positive_int_list(
+        self.first_stream_units = validation.check_positive_int_list(first_stream_units, "first_stream_units", owner)
+        self.second_stream_units = validation.check_positive_int_list(
             second_stream_units, "second_stream_units", owner
         )
-        self.dropout = _validation.check_rate(dropout, "dropout", owner)
+        self.dropout = validation.check_rate(dropout, "dropout", owner)
         self.batch_norm_momentum = float(batch_norm_momentum)
         self.batch_norm_epsilon = float(batch_norm_epsilon)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetTwoStreamMLP")
+        validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetTwoStreamMLP")
         self.streams = [
             SetMLP(units, self.dropout, batch_norm_momentum=self.batch_norm_momentum,
                    batch_norm_epsilon=self.batch_norm_epsilon, name=f"stream_{index}")
             for index, units in enumerate((self.first_stream_units, self.second_stream_units), start=1)
         ]
         for index, stream in enumerate(self.streams, start=1):
-            _validation.track_as_attribute(self, f"stream_{index}", stream)
+            validation.track_as_attribute(self, f"stream_{index}", stream)
             stream.build(input_shape)
         super().build(input_shape)
 
@@ -92,10 +92,10 @@ class BilinearFusion(tf.keras.layers.Layer):
 
     def __init__(self, first_width: int, **kwargs):
         super().__init__(**kwargs)
-        self.first_width = _validation.check_positive_int(first_width, "first_width", "BilinearFusion")
+        self.first_width = validation.check_positive_int(first_width, "first_width", "BilinearFusion")
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 2, "[B, H]", "BilinearFusion")
+        validation.check_input_rank(input_shape, 2, "[B, H]", "BilinearFusion")
         second_width = int(input_shape[1]) - self.first_width
         if second_width <= 0:
             raise ValueError(

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers.dropout import BitsDropout
 from tf_multiembed.layers.set_dense import DEFAULT_BN_EPSILON, DEFAULT_BN_MOMENTUM, SetBatchNormalization
 
@@ -32,7 +32,7 @@ class SetFieldWeightedFM(tf.keras.layers.Layer):
                  batch_norm_epsilon: float = DEFAULT_BN_EPSILON, pair_weights_initializer="random_normal_unit",
                  **kwargs):
         super().__init__(**kwargs)
-        self.dropout = _validation.check_rate(dropout, "dropout", "SetFieldWeightedFM")
+        self.dropout = validation.check_rate(dropout, "dropout", "SetFieldWeightedFM")
         self.batch_norm_momentum = float(batch_norm_momentum)
         self.batch_norm_epsilon = float(batch_norm_epsilon)
         self.pair_weights_initializer = pair_weights_initializer
@@ -43,7 +43,7 @@ class SetFieldWeightedFM(tf.keras.layers.Layer):
         return tf.keras.initializers.get(self.pair_weights_initializer)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetFieldWeightedFM")
+        validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetFieldWeightedFM")
         num_sets, num_fields, dim = (int(d) for d in input_shape[1:])
         self.pair_weights = self.add_weight(
             name="pair_weights", shape=(num_sets, num_fields, num_fields), initializer=self._initializer()

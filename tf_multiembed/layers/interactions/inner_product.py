@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
@@ -30,7 +30,7 @@ class SetInnerProduct(tf.keras.layers.Layer):
         self.include_embeddings = bool(include_embeddings)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetInnerProduct")
+        validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetInnerProduct")
         num_sets, num_fields, dim = (int(d) for d in input_shape[1:])
         if num_fields < 2:
             raise ValueError(f"SetInnerProduct: needs at least 2 fields to form pairs, received N={num_fields}.")

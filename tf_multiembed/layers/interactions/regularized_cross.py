@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tf_multiembed.layers import _validation
+from tf_multiembed import validation
 from tf_multiembed.layers.interactions.cross import SetCross
 
 
@@ -43,7 +43,7 @@ class RegularizedSetCross(SetCross):
             )
         super().__init__(num_layers=num_layers, low_rank=None, kernel_initializer=kernel_initializer,
                          bias_initializer=bias_initializer, **kwargs)
-        self.num_fields = _validation.check_positive_int(num_fields, "num_fields", "RegularizedSetCross")
+        self.num_fields = validation.check_positive_int(num_fields, "num_fields", "RegularizedSetCross")
         coefficient = orthogonality_coefficient
         if isinstance(coefficient, bool) or not isinstance(coefficient, (int, float)) or coefficient < 0:
             raise ValueError(
@@ -52,7 +52,7 @@ class RegularizedSetCross(SetCross):
         self.orthogonality_coefficient = float(coefficient)
 
     def build(self, input_shape):
-        _validation.check_input_rank(input_shape, 3, "[B, M, N*K]", "RegularizedSetCross")
+        validation.check_input_rank(input_shape, 3, "[B, M, N*K]", "RegularizedSetCross")
         num_sets, width = int(input_shape[1]), int(input_shape[2])
         if width % self.num_fields:
             raise ValueError(
@@ -63,7 +63,7 @@ class RegularizedSetCross(SetCross):
         super().build(input_shape)
         # Also kept as attributes: tf.train.Checkpoint and SavedModel do not see variables held only in a list.
         self.pair_scales = [
-            _validation.track_as_attribute(self, f"pair_scale_{index}", self.add_weight(
+            validation.track_as_attribute(self, f"pair_scale_{index}", self.add_weight(
                 name=f"pair_scale_{index}", shape=(num_sets, self.num_fields, self.num_fields), initializer="ones"))
             for index in range(self.num_layers)
         ]

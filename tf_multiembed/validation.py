@@ -1,4 +1,5 @@
-"""Argument checks shared by the layers: each error says what was received and what is expected."""
+"""Argument checks shared by the layers, the models and the run configuration: each error says what was received and
+what is expected."""
 
 from typing import Sequence
 

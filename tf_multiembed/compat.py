@@ -1,4 +1,8 @@
-"""Work-arounds for known Keras 3 + tf.distribute bugs: the one module allowed to touch private Keras code.
+"""The one module allowed to touch private Keras code or to depend on how a Keras runtime stores its variables.
+
+Everything here is version-guarded (`_CHECKED_KERAS_MAX`), covered by tests, and linked to the upstream issue that
+makes it necessary. Both Keras runtimes are handled: Keras 3 (the default `tf.keras`) and legacy tf-keras
+(`TF_USE_LEGACY_KERAS=1`).
 
 1. `MultiWorkerMirroredStrategy` + Keras 3 `fit` fails for every input with "Attempt to convert a value
    (PerReplica:...) with an unsupported type" (https://github.com/keras-team/keras/issues/20585, open):
@@ -22,6 +26,14 @@
    (https://github.com/tensorflow/tensorflow/issues/80951). This package never trains on strings: the tf.data
    pipeline maps raw values to ids, the trained model takes int64 ids, and the serving SavedModel wraps the lookup
    around the trained model at export. `check_no_string_inputs` turns the crash into an error that says so.
+4. `as_tf_variable`: a Keras 3 variable wraps a `tf.Variable` (`.value`); raw TensorFlow kernels
+   (`ResourceApplyAdam`, `tf.nn.embedding_lookup`'s partitioned reads) and the TF1 loader of TF Serving need that
+   `tf.Variable` itself. tf-keras variables already are `tf.Variable`s.
+5. `adam_slots`: Keras optimizers have no public way to get the slot variables (Adam's first and second moments) of
+   one model variable; inside `update_step` Keras passes the underlying `tf.Variable`, and Keras' own optimizers find
+   the slots with the private `_get_variable_index` (Keras 3) or `_index_dict[_var_key(...)]` (tf-keras), as the
+   Keras maintainers recommend for custom optimizers (https://github.com/keras-team/keras/issues/21793,
+   https://github.com/keras-team/keras/pull/21924).
 """
 
 import inspect
@@ -29,14 +41,58 @@ import logging
 
 import tensorflow as tf
 
-from tf_multiembed.layers.variables import as_tf_variable
-
 _CHECKED_KERAS_MAX = (3, 15)
 _UPSTREAM_MULTI_WORKER = "https://github.com/keras-team/keras/issues/20585"
 _UPSTREAM_STRING_INPUTS = "https://github.com/tensorflow/tensorflow/issues/80951"
 
 _logger = logging.getLogger(__name__)
 _installed = False
+
+
+def as_tf_variable(variable):
+    """The `tf.Variable` behind a Keras 3 variable; tf-keras variables (already `tf.Variable`s) and variables without
+    a `.value` (e.g. tables sharded over parameter servers) are returned as they are.
+
+    Ops on the `tf.Variable` itself read only what they need (a gather reads the looked-up rows), and
+    `tf.raw_ops` kernels need its `.handle`.
+
+    Example:
+        >>> variable = tf.Variable([1.0])
+        >>> as_tf_variable(variable) is variable
+        True
+    """
+    return variable if isinstance(variable, tf.Variable) or not hasattr(variable, "value") else variable.value
+
+
+def adam_slots(optimizer, variable):
+    """`(first moment, second moment)` of `variable` in a built Keras Adam optimizer, as `tf.Variable`s.
+
+    Works for `tf.keras.optimizers.Adam` and its subclasses under both runtimes, with the Keras variable or the
+    `tf.Variable` behind it (what `update_step` receives).
+
+    Raises:
+        RuntimeError: when the Keras version stores its slots differently (this module must then be updated).
+
+    Example:
+        >>> optimizer = tf.keras.optimizers.Adam()
+        >>> weight = tf.Variable([1.0, 2.0])
+        >>> optimizer.build([weight])
+        >>> [tuple(slot.shape) for slot in adam_slots(optimizer, weight)]
+        [(2,), (2,)]
+    """
+    try:
+        if hasattr(optimizer, "_get_variable_index"):  # Keras 3
+            index = optimizer._get_variable_index(variable)
+        else:  # tf-keras
+            index = optimizer._index_dict[optimizer._var_key(variable)]
+        momentum, velocity = optimizer._momentums[index], optimizer._velocities[index]
+    except (AttributeError, KeyError) as error:
+        raise RuntimeError(
+            f"tf_multiembed.compat.adam_slots: Keras {keras_version()} stores the slots of {type(optimizer).__name__} "
+            f"differently from the versions this was checked with (<= {_CHECKED_KERAS_MAX}): {error!r}. Update "
+            "tf_multiembed/compat.py."
+        ) from None
+    return as_tf_variable(momentum), as_tf_variable(velocity)
 
 
 def is_legacy_keras() -> bool:
@@ -90,7 +146,7 @@ def apply_keras_multi_worker_fixes() -> bool:
     if parameters != ["values", "strategy", "reduction"] or not hasattr(tf_trainer.TensorFlowTrainer,
                                                                         "_maybe_symbolic_build"):
         raise RuntimeError(
-            f"tf_multiembed.training.compat: Keras {'.'.join(map(str, version))} changed the private code patched "
+            f"tf_multiembed.compat: Keras {'.'.join(map(str, version))} changed the private code patched "
             f"for {_UPSTREAM_MULTI_WORKER}; check whether the issue is fixed and update this module."
         )
     if version > _CHECKED_KERAS_MAX:

@@ -1,0 +1,345 @@
+"""The artifact contract: what a run directory and an export hold, written and read only through this module.
+
+A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`):
+
+    run.json            RUN_FILE: format version, package version, the full resolved configuration, the data
+                        (name, fingerprint = the prepared data's cache key, field names, vocabulary sizes, split rows)
+                        and the model (name, family, sets, width, parameters). Written when the run starts; a rerun
+                        compares itself with it.
+    results.json        RESULTS_FILE: status, per-epoch metrics, best epoch, test metrics, wall time, resumes,
+                        runtime, the data record and its ingest report.
+    best.keras          BEST_MODEL_FILE: the best epoch's model as a `.keras` file (written when training ends).
+    ingest_report.json  INGEST_REPORT_FILE: what the data build read, skipped and wrote.
+    checkpoints/        latest checkpoints (model, optimizer, progress), by object graph.
+    best/               the best epoch's weights, by object graph.
+    logs/               TensorBoard scalars.
+    .lock               held by the process that trains in this directory.
+
+An **export** (`<export_dir>/<name>/<version>/`, a TF Serving SavedModel) holds besides the SavedModel files
+`assets.extra/tf_multiembed.json` (EXPORT_METADATA_FILE): format and package version, the model (name, family,
+sets, width), the encoded field names and vocabulary sizes, the raw inputs of `serving_default` with their dtypes,
+the data (name, fingerprint), and the name of a saved function (`diagnostic_weights`) that returns the embedding
+table and, for DCNv2, the first cross layer's effective kernel. Readers (diagnostics, the export's own version check)
+use these files and that function, never TF variable names or list positions.
+
+Example:
+    >>> kind, path = locate("runs/synthetic-me_dcnv2_2x10")  # doctest: +SKIP
+    >>> kind
+    'run'
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import re
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+FORMAT_VERSION = 1
+RUN_FILE = "run.json"
+RESULTS_FILE = "results.json"
+BEST_MODEL_FILE = "best.keras"
+INGEST_REPORT_FILE = "ingest_report.json"
+CHECKPOINTS_DIR = "checkpoints"
+BEST_CHECKPOINT_DIR = "best"
+LOGS_DIR = "logs"
+LOCK_FILE = ".lock"
+EXPORT_METADATA_FILE = os.path.join("assets.extra", "tf_multiembed.json")
+DIAGNOSTIC_WEIGHTS_FUNCTION = "diagnostic_weights"
+# What a run directory may hold that `start over` deletes (never anything else the user put there).
+RUN_ARTIFACTS = (RUN_FILE, RESULTS_FILE, BEST_MODEL_FILE, INGEST_REPORT_FILE, CHECKPOINTS_DIR, BEST_CHECKPOINT_DIR,
+                 LOGS_DIR)
+
+
+EXPORT_NAME_RULE = "a plain directory name (letters, digits, '.', '_', '-', not starting with '.' or '-')"
+
+
+def is_valid_export_name(name) -> bool:
+    """Whether `name` can be an export (TF Serving model) name: a plain directory name, see `EXPORT_NAME_RULE`."""
+    return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) is not None
+
+
+class ArtifactError(ValueError):
+    """A path that is not what the contract says it should be (missing file, other format, unfinished run)."""
+
+
+def package_version() -> str:
+    """The installed tf-multiembed version ("unknown" when running from a source tree without metadata)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("tf-multiembed")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _json_value(value):
+    """Plain JSON: NaN and infinities become null (undefined, e.g. the AUC of one class), NumPy scalars Python's."""
+    if isinstance(value, Mapping):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _json_value(dataclasses.asdict(value))
+    if isinstance(value, pathlib.PurePath):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path, payload: Mapping) -> None:
+    """Writes `payload` as indented JSON via a temporary file and a rename, so readers never see half a file.
+
+    Example:
+        >>> write_json("/tmp/results.json", {"auc": 0.81})
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".tmp-", suffix=".json", delete=False,
+                                     encoding="utf-8") as handle:
+        json.dump(_json_value(payload), handle, indent=2, allow_nan=False)
+        handle.write("\n")
+        temporary = handle.name
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(temporary, 0o666 & ~mask)  # a temporary file is private; the result is an ordinary file
+    os.replace(temporary, path)
+
+
+def read_json(path, what: str) -> Dict[str, Any]:
+    """A JSON object file of the contract; errors name the file and what it should have been."""
+    path = pathlib.Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; expected {what}.") from None
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{path}: cannot be read as {what}: {error}") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path}: expected a JSON object ({what}), found {type(data).__name__}.")
+    version = data.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: format version {version}; this tf-multiembed ({package_version()}) reads "
+                            f"version {FORMAT_VERSION}.")
+    return data
+
+
+def object_graph_paths(root) -> Dict[int, str]:
+    """`{id(object): "attribute/path"}` of everything reachable from `root` in TensorFlow's object graph: the
+    first, shortest path to each object, as a checkpoint names it. Checkpoints and exports identify variables by
+    these paths, never by variable names or list positions.
+
+    Example:
+        >>> module = tf.Module(); module.weights = tf.Variable(1.0)  # doctest: +SKIP
+        >>> list(object_graph_paths(module).values())  # doctest: +SKIP
+        ['weights']
+    """
+    import collections
+
+    import tensorflow as tf
+
+    paths: Dict[int, str] = {}
+    queue = collections.deque([(root, "")])
+    while queue:
+        parent, parent_path = queue.popleft()
+        # A variable sharded over parameter servers is one object of the graph; its parts are saved with it.
+        if type(parent).__name__ == "ShardedVariable":
+            for index, part in enumerate(parent.variables):
+                paths.setdefault(id(part), f"{parent_path}/part_{index}")
+        for name, child in tf.train.TrackableView.children(parent).items():
+            if id(child) in paths or child is root:
+                continue
+            paths[id(child)] = f"{parent_path}/{name}" if parent_path else name
+            queue.append((child, paths[id(child)]))
+    return paths
+
+
+def layers_by_name(model) -> Dict[str, Any]:
+    """`{layer name: layer}` of a model's layers with variables: the root under which checkpoints and exports track
+    a model. Keras keeps a functional model's layers in a list (TensorFlow's object graph would name them by their
+    position in it); layer names are unique within a model and fixed by the zoo's builders."""
+    return {layer.name: layer for layer in model.layers if layer.variables}
+
+
+def model_variable_paths(model) -> Dict[int, str]:
+    """`{id(variable): "<layer name>/<attribute path>"}` for the model's variables reachable through layer
+    attributes (see `layers_by_name`); variables a layer hides from TensorFlow's tracking are absent."""
+    import tensorflow as tf
+
+    holder = tf.Module()
+    holder.layers = layers_by_name(model)
+    paths = object_graph_paths(holder)
+    prefix = "layers/"
+    return {id(variable): paths[id(variable)][len(prefix):] for variable in model.variables
+            if paths.get(id(variable), "").startswith(prefix)}
+
+
+# --- what is recorded about data and models ---------------------------------------------------------------------
+
+def data_fingerprint(data) -> str:
+    """The prepared data's identity: the cache key of its build (content, schema and split settings)."""
+    from tf_multiembed.data.build import load_manifest
+
+    return str(load_manifest(data.directory)["cache_key"])
+
+
+def data_record(data, name: str) -> Dict[str, Any]:
+    """What a run and an export record about the `PreparedData` they were trained on."""
+    return {"name": name, "fingerprint": data_fingerprint(data), "field_names": list(data.field_names),
+            "vocabulary_sizes": [int(size) for size in data.vocabulary_sizes],
+            "split_rows": {split: int(rows) for split, rows in data.split_rows.items()}}
+
+
+def ingest_report(data) -> Dict[str, Any]:
+    """The build's ingest report (`PreparedData.report`) as plain data."""
+    return _json_value(data.report)
+
+
+def _pairwise_layer(model):
+    """("cross", layer), ("ffm", layer) or (None, None): the field-pair layer the diagnostics analyse."""
+    from tf_multiembed.diagnostics import pairwise
+
+    ffm = pairwise.find_layer(model, pairwise.FFM_LAYER_NAME, "SetFieldAwareInteraction")
+    if ffm is not None:
+        return "ffm", ffm
+    cross = pairwise.find_layer(model, pairwise.CROSS_LAYER_NAME, "SetCross")
+    return ("cross", cross) if cross is not None else (None, None)
+
+
+def model_record(model, family: Optional[str] = None) -> Dict[str, Any]:
+    """Name, family, sets, width, vocabulary sizes and parameters of a model of the zoo (or any model with one
+    `MultiEmbedding` layer); `embedding` is None for a model without one."""
+    from tf_multiembed.diagnostics.tables import find_embedding_layer
+
+    record: Dict[str, Any] = {"name": model.name, "family": family, "num_parameters": int(model.count_params())}
+    try:
+        layer = find_embedding_layer(model)
+    except ValueError:
+        record["embedding"] = None
+        return record
+    record["embedding"] = {"num_sets": int(layer.num_sets), "embedding_dim": int(layer.embedding_dim),
+                           "vocabulary_sizes": [int(size) for size in layer.vocabulary_sizes],
+                           "pairwise": _pairwise_layer(model)[0]}
+    return record
+
+
+def diagnostic_weights(model) -> Dict[str, Any]:
+    """The tensors the collapse report needs: `embeddings` `[sum(D), M*K]` and, for DCNv2, `cross_kernel`, the first
+    cross layer's effective kernel `[M, N*K, N*K]`. The export saves this as a function of the model's variables."""
+    import tensorflow as tf
+
+    from tf_multiembed.compat import as_tf_variable
+    from tf_multiembed.diagnostics.tables import find_embedding_layer
+
+    weights = {"embeddings": tf.convert_to_tensor(as_tf_variable(find_embedding_layer(model).embeddings))}
+    kind, layer = _pairwise_layer(model)
+    if kind == "cross":
+        weights["cross_kernel"] = tf.convert_to_tensor(layer.effective_kernel(0))
+    return weights
+
+
+def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_name: str, signature_name: str,
+                    data_name: Optional[str] = None, data_fingerprint: Optional[str] = None,
+                    model_family: Optional[str] = None) -> Dict[str, Any]:
+    """The metadata file of an export (see the module docstring)."""
+    record = model_record(model, model_family)
+    return {
+        "format_version": FORMAT_VERSION,
+        "package_version": package_version(),
+        "model": record,
+        "field_names": list(encoder.field_names),
+        "vocabulary_sizes": [int(size) for size in encoder.vocabulary_sizes],
+        "signature": signature_name,
+        "inputs": {name: spec.dtype.name for name, spec in input_specs.items()},
+        "output": output_name,
+        "data": {"name": data_name, "fingerprint": data_fingerprint},
+        "diagnostic_weights": DIAGNOSTIC_WEIGHTS_FUNCTION if record["embedding"] else None,
+    }
+
+
+def write_best_model(model, run_dir) -> pathlib.Path:
+    """Saves `model` (its current weights) as the run's `best.keras`, without optimizer state, atomically."""
+    import tensorflow as tf
+
+    run_dir = pathlib.Path(run_dir)
+    # A new functional model over the same layers: the file gets the architecture and weights, not the optimizer
+    # (twice the table's size in Adam moments) and not the compile settings.
+    inference = tf.keras.Model(model.inputs, model.outputs, name=model.name)
+    temporary = run_dir / f"{BEST_MODEL_FILE}.tmp-{os.getpid()}.keras"
+    inference.save(str(temporary))
+    os.replace(temporary, run_dir / BEST_MODEL_FILE)
+    return run_dir / BEST_MODEL_FILE
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+def is_export(path) -> bool:
+    return (pathlib.Path(path) / "saved_model.pb").is_file()
+
+
+def export_versions(model_root) -> List[int]:
+    """The numeric version folders under an export name's folder, ascending."""
+    root = pathlib.Path(model_root)
+    if not root.is_dir():
+        return []
+    return sorted(int(path.name) for path in root.iterdir() if path.is_dir() and path.name.isdigit())
+
+
+def read_export_metadata(export_path) -> Dict[str, Any]:
+    """The metadata of one export version (raises `ArtifactError` naming what is missing)."""
+    export_path = pathlib.Path(export_path)
+    if not is_export(export_path):
+        raise ArtifactError(f"{export_path}: no saved_model.pb; expected an export version folder "
+                            "(<export_dir>/<name>/<version>/).")
+    return read_json(export_path / EXPORT_METADATA_FILE,
+                     "the tf-multiembed export metadata (exports written by tf_multiembed.serving.export_for_serving "
+                     "carry it)")
+
+
+def read_run(run_dir) -> Dict[str, Any]:
+    """The `run.json` of a run directory."""
+    return read_json(pathlib.Path(run_dir) / RUN_FILE, "the run record written by train.py / training.run")
+
+
+def locate(path) -> Tuple[str, pathlib.Path]:
+    """What `path` is by the contract: ("keras", file), ("run", run directory), ("export", version folder; an export
+    name's folder resolves to its newest version).
+
+    Raises:
+        ArtifactError: for anything else, saying what was expected.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: no such file or directory.")
+    if path.is_file():
+        if path.suffix == ".keras":
+            return "keras", path
+        raise ArtifactError(f"{path}: expected a .keras file, a run directory or an export.")
+    if is_export(path):
+        return "export", path
+    if (path / RUN_FILE).is_file():
+        return "run", path
+    versions = export_versions(path)
+    if versions and is_export(path / str(versions[-1])):
+        return "export", path / str(versions[-1])
+    raise ArtifactError(
+        f"{path}: neither a run directory (no {RUN_FILE}), an export version (no saved_model.pb) nor an export name "
+        "with numbered versions; give a .keras file, a train.py --model_dir or an export folder.")
+
+
+def best_model_path(run_dir) -> pathlib.Path:
+    """The run's `best.keras`, or an error saying why there is none yet."""
+    run_dir = pathlib.Path(run_dir)
+    path = run_dir / BEST_MODEL_FILE
+    if path.is_file():
+        return path
+    status = None
+    if (run_dir / RESULTS_FILE).is_file():
+        status = read_json(run_dir / RESULTS_FILE, "the run's results").get("status")
+    raise ArtifactError(f"{run_dir}: no {BEST_MODEL_FILE} (run status: {status or 'not started'}); it is written when "
+                        "training finishes. Finish the run (rerun the same train.py command) first.")

@@ -1,0 +1,283 @@
+"""The run configuration, declared once: `RunConfig`, its presets, and the command-line flags generated from it.
+
+`train.py` and the benchmarks define their flags with `define_flags` (the same names, defaults, bounds and help)
+and turn them back into a `RunConfig` with `config_from_flags`; Python code builds a `RunConfig` directly. Values are
+validated once, in `RunConfig.__post_init__`, whichever way they arrive.
+
+Example:
+    >>> RunConfig(model="dnn", scale=4).model_name()
+    'me_dnn_4x10'
+    >>> RunConfig.from_preset("paper").embedding_updates, RunConfig.from_preset("paper").shuffle
+    ('dense', False)
+"""
+
+import dataclasses
+import math
+from typing import Any, Dict, Iterable, Optional, Sequence
+
+from tf_multiembed import artifacts
+from tf_multiembed.training.distribute import STRATEGY_NAMES
+from tf_multiembed.training.optimizers import EMBEDDING_UPDATES
+from tf_multiembed.training.recipe import PaperRecipe
+
+# "custom" is any input described by a schema file (--schema); "csv" is its older name and means the same.
+DATASETS = ("synthetic", "criteo", "avazu", "movielens", "custom", "csv")
+CUSTOM_DATASET = "custom"
+SPLITS = ("random", "time")
+EMBEDDINGS = ("me", "se")
+MIXED_PRECISION_POLICIES = ("", "mixed_bfloat16", "mixed_float16")
+_RECIPE = PaperRecipe()
+
+# The paper's protocol (paper.md §1.5 and the reference code): seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 on
+# every row every step (dense updates), batch 2048, the split's own fixed order every epoch, early stopping with
+# patience 3 (at most 100 epochs), float32.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "paper": dict(split="random", split_seed=0, batch_size=2048, learning_rate=1e-3, l2=1e-6,
+                  embedding_updates="dense", epochs=100, patience=3, shuffle=False, mixed_precision="",
+                  jit_compile=False),
+}
+
+
+def _setting(kind: type, default, help_text: str, *, choices: Optional[Sequence[str]] = None,
+             lower_bound=None, upper_bound=None, optional: bool = False, changes_result: bool = True):
+    """A `RunConfig` field with what its flag and its validation need.
+
+    `changes_result=False` marks settings that may differ when a run is resumed (where the files go, how it is
+    distributed, how much it prints); every other setting must stay the same for the checkpoints to mean anything.
+    """
+    metadata = dict(kind=kind, help=help_text, choices=tuple(choices) if choices else None, lower_bound=lower_bound,
+                    upper_bound=upper_bound, optional=optional, changes_result=changes_result)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run needs; the defaults train ME-DCNv2 on the embedded synthetic data.
+
+    Each field is a `train.py` flag of the same name (`--help` prints the texts below). `RunConfig.from_preset("paper")`
+    sets the paper's whole protocol. The config is frozen: derive variants with `dataclasses.replace`.
+
+    Example:
+        >>> config = RunConfig(dataset="movielens", data_path="ml-100k", model="dcnv2", scale=4)
+        >>> config.multi_embedding, config.num_sets
+        (True, None)
+    """
+
+    # Data
+    dataset: str = _setting(str, "synthetic", "'synthetic' (generated Criteo-shaped data with a planted click model), "
+                            "'criteo' (Kaggle train.txt layout), 'avazu' (Kaggle CSV), 'movielens' (the ml-100k "
+                            "folder) or 'custom' (any input described by --schema; 'csv' is accepted as a synonym).",
+                            choices=DATASETS)
+    data_path: str = _setting(str, "", "Input files: a path, glob pattern or comma-separated list (plain or .gz); the "
+                              "ml-100k folder for movielens. Not used for synthetic.", changes_result=False)
+    schema: str = _setting(str, "", "JSON/YAML schema file describing the input for --dataset=custom (columns, kinds, "
+                           "label; see docs/data.md).", changes_result=False)
+    data_dir: str = _setting(str, "runs/data", "Cache of prepared data (vocabularies, encoded shards, the synthetic "
+                             "file), reused while the input files and settings are unchanged.", changes_result=False)
+    synthetic_rows: int = _setting(int, 200_000, "Rows of the synthetic data set.", lower_bound=100)
+    min_count: Optional[int] = _setting(int, None, "Minimum count for every field: values seen fewer times get the OOV "
+                                        "id 0 (Schema.with_min_count). Default: the schema's own counts.",
+                                        lower_bound=1, optional=True)
+    split: str = _setting(str, "random", "'random': the paper's seeded 8:1:1 permutation; 'time': in time-column (or "
+                          "file) order.", choices=SPLITS)
+    split_seed: int = _setting(int, 0, "Seed of the random split.")
+    # Model
+    model: str = _setting(str, "dcnv2", "Model name: dnn, ipnn, nfwfm, xdeepfm, dcnv2, finalmlp, autoint (or any "
+                          "registered name).")
+    embedding: str = _setting(str, "me", "'me': multi-embedding (scale sets of width K); 'se': single embedding of "
+                              "width scale*K.", choices=EMBEDDINGS)
+    scale: int = _setting(int, 2, "Scale factor s of the embedding: SE width s*K, ME s sets of width K (the same "
+                          "embedding size).", lower_bound=1)
+    num_sets: Optional[int] = _setting(int, None, "Explicit number of ME sets (instead of --scale).", lower_bound=1,
+                                       optional=True)
+    embedding_dim: Optional[int] = _setting(int, None, "Base width K (default: the paper's, 10; 50 for nfwfm).",
+                                            lower_bound=1, optional=True)
+    # Recipe (PaperRecipe holds the defaults and checks the values)
+    batch_size: int = _setting(int, _RECIPE.batch_size, "Global batch size.", lower_bound=1)
+    learning_rate: float = _setting(float, _RECIPE.learning_rate, "Adam learning rate.", lower_bound=0.0)
+    l2: float = _setting(float, _RECIPE.l2, "Coupled L2 coefficient (PyTorch Adam weight_decay) on every trainable "
+                         "parameter.", lower_bound=0.0)
+    embedding_updates: str = _setting(str, _RECIPE.embedding_updates, "'sparse': lazy Adam, only the embedding rows "
+                                      "looked up in a batch are read and updated (fast); 'dense': every row gets the "
+                                      "L2 term and an Adam step every step (the paper's reference code).",
+                                      choices=EMBEDDING_UPDATES)
+    epochs: int = _setting(int, _RECIPE.max_epochs, "Maximum number of epochs (a larger value continues a run that "
+                           "stopped at the limit).", lower_bound=1, changes_result=False)
+    patience: int = _setting(int, _RECIPE.patience, "Early stopping: epochs without a validation-AUC improvement "
+                             "before stopping.", lower_bound=1)
+    seed: int = _setting(int, 0, "Seed of the initialisation, dropout and the per-epoch shuffles.")
+    shuffle: bool = _setting(bool, True, "Reshuffle the training split every epoch (seeded); --noshuffle walks the "
+                             "split's own random order every epoch, as the paper's reference code.")
+    preset: str = _setting(str, "", "Set a whole protocol at once; explicit flags still win. 'paper': the paper's "
+                           "(dense embedding updates, the split's fixed order every epoch, batch 2048, Adam 1e-3, L2 "
+                           "1e-6, patience 3, float32).", choices=("",) + tuple(PRESETS),
+                           changes_result=False)
+    # Speed
+    jit_compile: bool = _setting(bool, False, "Compile the training step with XLA (on CPU it measured slower; see "
+                                 "docs/benchmarks.md).", changes_result=False)
+    mixed_precision: str = _setting(str, "", "Keras mixed-precision policy: 16-bit matmuls with float32 weights "
+                                    "(GPUs: mixed_float16 or mixed_bfloat16; CPUs with AMX: mixed_bfloat16). '' = "
+                                    "float32.", choices=MIXED_PRECISION_POLICIES)
+    threads: int = _setting(int, 0, "TensorFlow intra- and inter-op threads of this process (0 = TensorFlow's "
+                            "default, all cores).", lower_bound=0, changes_result=False)
+    # Distribution
+    steps_per_epoch: Optional[int] = _setting(int, None, "Steps per epoch (default: the whole training split; "
+                                              "required for parameter_server).", lower_bound=1, optional=True)
+    strategy: str = _setting(str, "default", "tf.distribute strategy: default (one device), one_device, mirrored "
+                             "(all local GPUs), multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG), tpu, "
+                             "parameter_server (legacy tf-keras only: TF_USE_LEGACY_KERAS=1; worker and ps processes "
+                             "of TF_CONFIG serve until killed).", choices=STRATEGY_NAMES, changes_result=False)
+    num_cpu_devices: int = _setting(int, 0, "With --strategy=mirrored on a machine without GPUs: split the CPU into "
+                                    "this many logical devices (a correctness check, not a speed-up).",
+                                    lower_bound=0, changes_result=False)
+    tpu: str = _setting(str, "", "TPU name or address for --strategy=tpu ('' = local TPU VM).", changes_result=False)
+    # Run directory
+    model_dir: str = _setting(str, "", "Run directory: run.json, checkpoints/, best/, best.keras, logs/, results.json "
+                              "(docs/training.md). Default runs/<data>-<model name>. Rerunning the same command "
+                              "resumes from it; other settings or data are refused.", changes_result=False)
+    restart: bool = _setting(bool, False, "Delete the run directory's checkpoints, results and logs and start over "
+                             "(instead of refusing a rerun with other settings or data).", changes_result=False)
+    checkpoint_every_steps: Optional[int] = _setting(int, None, "Also checkpoint every N training steps (default: "
+                                                     "every epoch only).", lower_bound=1, optional=True,
+                                                     changes_result=False)
+    verbose: int = _setting(int, 1, "0 silent, 1 progress bar, 2 one line per epoch.", lower_bound=0, upper_bound=2,
+                            changes_result=False)
+    # Export
+    export_dir: str = _setting(str, "export", "Base directory of the TF Serving export: "
+                               "<export_dir>/<export_name>/<version>/. '' skips it.", changes_result=False)
+    export_name: str = _setting(str, "", "TF Serving model name (default <data>-<model name>). One name keeps one "
+                                "signature: a version with other inputs is refused.", changes_result=False)
+    export_version: Optional[int] = _setting(int, None, "SavedModel version (default: the next free number).",
+                                             lower_bound=1, optional=True, changes_result=False)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            _check_field(field, getattr(self, field.name))
+        if self.dataset == "csv":
+            object.__setattr__(self, "dataset", CUSTOM_DATASET)
+        if self.dataset != "synthetic" and not self.data_path:
+            raise ValueError(f"--data_path is required for dataset {self.dataset!r} (the input files"
+                             f"{'; the ml-100k folder' if self.dataset == 'movielens' else ''}).")
+        if self.dataset == CUSTOM_DATASET and not self.schema:
+            raise ValueError("--schema is required for dataset 'custom' (or its synonym 'csv'): a JSON/YAML file "
+                             "describing the input (see docs/data.md).")
+        if self.export_name and not artifacts.is_valid_export_name(self.export_name):
+            raise ValueError(f"--export_name must be {artifacts.EXPORT_NAME_RULE}, received {self.export_name!r}.")
+        if self.strategy == "parameter_server" and not self.steps_per_epoch:
+            raise ValueError("--steps_per_epoch is required for --strategy=parameter_server (its datasets repeat).")
+        self.recipe()  # the recipe's own checks (positive sizes, known update mode)
+        self.model_name()  # a registered model and a consistent embedding shape
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides) -> "RunConfig":
+        """The preset's settings with `overrides` on top (e.g. `RunConfig.from_preset("paper", model="dnn")`)."""
+        if preset not in PRESETS:
+            raise ValueError(f"Unknown preset {preset!r}; expected one of {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[preset], "preset": preset, **overrides})
+
+    @property
+    def multi_embedding(self) -> bool:
+        return self.embedding == "me"
+
+    def recipe(self) -> PaperRecipe:
+        """The `PaperRecipe` (optimizer and early stopping) of this run."""
+        return PaperRecipe(learning_rate=self.learning_rate, l2=self.l2, embedding_updates=self.embedding_updates,
+                           batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience)
+
+    def model_name(self) -> str:
+        """The Keras name `build_model` gives this model, e.g. "me_dcnv2_2x10" (without building it)."""
+        from tf_multiembed.models import resolve_embedding_shape
+        from tf_multiembed.models.common import model_name
+
+        num_sets, embedding_dim = resolve_embedding_shape(self.model, self.scale, self.multi_embedding,
+                                                          self.embedding_dim, self.num_sets)
+        return model_name(self.model, num_sets, embedding_dim)
+
+    def with_defaults(self, data_name: str) -> "RunConfig":
+        """This config with the run directory and export name filled in for data called `data_name`:
+        `runs/<data>-<model name>` and `<data>-<model name>` (so a model trained on other data is another served
+        model, not a new version of this one)."""
+        label = f"{data_name}-{self.model_name()}"
+        return dataclasses.replace(self, model_dir=self.model_dir or f"runs/{label}",
+                                   export_name=self.export_name or label)
+
+    def result_settings(self) -> Dict[str, Any]:
+        """The settings a resumed run must share with the run it resumes (see `changes_result`)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if field.metadata["changes_result"]}
+
+
+def _check_field(field: dataclasses.Field, value) -> None:
+    meta = field.metadata
+    kind, name = meta["kind"], field.name
+    if value is None and meta["optional"]:
+        return
+    expected = {int: "an integer", float: "a number", bool: "True or False", str: "a string"}[kind]
+    valid_type = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float:
+        valid_type = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not valid_type:
+        raise ValueError(f"--{name} must be {expected}{' or None' if meta['optional'] else ''}, received {value!r}.")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ValueError(f"--{name} must be one of {list(meta['choices'])}, received {value!r}.")
+    if meta["lower_bound"] is not None and value < meta["lower_bound"]:
+        raise ValueError(f"--{name} must be >= {meta['lower_bound']}, received {value!r}.")
+    if meta["upper_bound"] is not None and value > meta["upper_bound"]:
+        raise ValueError(f"--{name} must be <= {meta['upper_bound']}, received {value!r}.")
+
+
+def setting_names() -> Sequence[str]:
+    """Every setting (= flag) name, in declaration order."""
+    return [field.name for field in dataclasses.fields(RunConfig)]
+
+
+def define_flags(names: Optional[Iterable[str]] = None, flag_values=None) -> None:
+    """Defines absl flags for `RunConfig` fields (all by default): the same name, default, bounds, choices and help.
+
+    Example:
+        >>> define_flags(["batch_size", "threads"])  # doctest: +SKIP  (a benchmark's flags)
+    """
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    wanted = set(setting_names() if names is None else names)
+    unknown = wanted - set(setting_names())
+    if unknown:
+        raise ValueError(f"define_flags: {sorted(unknown)} are not RunConfig settings.")
+    for field in dataclasses.fields(RunConfig):
+        if field.name not in wanted:
+            continue
+        meta, default = field.metadata, field.default
+        common = dict(name=field.name, default=default, help=meta["help"], flag_values=flag_values)
+        bounds = dict(lower_bound=meta["lower_bound"], upper_bound=meta["upper_bound"])
+        if meta["choices"] is not None:
+            flags.DEFINE_enum(enum_values=list(meta["choices"]), **common)
+        elif meta["kind"] is bool:
+            flags.DEFINE_bool(**common)
+        elif meta["kind"] is int:
+            flags.DEFINE_integer(**common, **bounds)
+        elif meta["kind"] is float:
+            flags.DEFINE_float(**common, **bounds)
+        else:
+            flags.DEFINE_string(**common)
+
+
+def config_from_flags(names: Optional[Iterable[str]] = None, flag_values=None, **fixed) -> RunConfig:
+    """The `RunConfig` of parsed flags: defined settings from the flags (a `--preset` fills the settings not given
+    explicitly), `fixed` settings from the caller, the rest their defaults.
+
+    Example:
+        >>> config = config_from_flags(model_dir="runs/x")  # doctest: +SKIP
+    """
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    names = [name for name in (setting_names() if names is None else names) if name not in fixed]
+    values: Dict[str, Any] = {name: flag_values[name].value for name in names}
+    preset = fixed.get("preset", values.get("preset", ""))
+    if preset:
+        for name, value in PRESETS[preset].items():
+            explicit = name in names and flag_values[name].present
+            if not explicit and name not in fixed:
+                values[name] = value
+    return RunConfig(**{**values, **fixed})
