@@ -19,8 +19,6 @@ import json
 import os
 import pathlib
 import platform
-import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -29,8 +27,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
+from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
 from doc_tables import write_between_markers  # noqa: E402
+from training_speed import isolated_child_kwargs, peak_rss_mb, scheduling_report, time_training  # noqa: E402
 
 from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
@@ -46,6 +45,8 @@ flags.DEFINE_integer("steps", 5, "Steps per epoch: one warm-up epoch, then --tim
 flags.DEFINE_integer("timed_epochs", 3, "Timed epochs; the figure is their median time per step.")
 flags.DEFINE_integer("vocabulary_multiplier", 1, "Multiply every vocabulary size by this (memory grows with it).")
 flags.DEFINE_integer("input_batches", 200, "Batches read by the input-pipeline measurement (0 skips it).")
+flags.DEFINE_bool("isolate", True, "Run each measured variant in its own session at the highest scheduling priority "
+                  "(root only; see training_speed.py): other sessions on the machine then barely disturb it.")
 flags.DEFINE_string("variant", "", "Internal: run one variant 'model:se|me:scale:mode' in this process.")
 flags.DEFINE_string("table", "float32", "Name of this table: results/throughput_<table>.json and the docs markers "
                     "`throughput_<table>:begin/end`.")
@@ -58,59 +59,24 @@ REFERENCE = {"se_dnn_k10": 15_100, "se_dnn_k100": 1_900, "me_dnn_10x10": 1_500, 
              "me_dcnv2_4x10": 3_100, "me_dcnv2_10x10": 970}
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
 def _configure_tensorflow():
     import tensorflow as tf
 
     from tf_multiembed.training.run import configure_threads
 
     configure_threads(FLAGS.threads)
-    if FLAGS.mixed_precision:
-        tf.keras.mixed_precision.set_global_policy(FLAGS.mixed_precision)
     return tf
 
 
 def run_variant(spec: str) -> dict:
     """Builds, compiles and times one variant in this process; returns its figures."""
-    tf = _configure_tensorflow()
-    import numpy as np
-
-    from tf_multiembed.models import build_model
-    from tf_multiembed.training import PaperRecipe, compile_model
-
+    _configure_tensorflow()
     name, embedding, scale, mode = spec.split(":")
     sizes = [size * FLAGS.vocabulary_multiplier for size in criteo_vocabulary_sizes()]
-    rng = np.random.default_rng(0)
-    rows = FLAGS.batch_size * 8
-    ids = zipf_ids(sizes, rows, rng)
-    labels = (rng.random(rows) < 0.25).astype("float32")
-    dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(FLAGS.batch_size).cache().repeat()
-
-    tf.keras.utils.set_random_seed(0)
-    model = build_model(name, sizes, scale=int(scale), multi_embedding=embedding == "me")
-    compile_model(model, PaperRecipe(embedding_updates=mode), jit_compile=FLAGS.jit_compile)
-    epoch_seconds = []
-
-    class EpochTimer(tf.keras.callbacks.Callback):
-        # Epoch-level hooks only: a batch-level callback would block on every step and hide Keras' overlap of one
-        # step's host work with the previous step's computation.
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            epoch_seconds.append(time.perf_counter() - self.start)
-
-    # Epoch 1 warms up (tracing, allocation); the median of the other epochs is the figure.
-    model.fit(dataset, steps_per_epoch=FLAGS.steps, epochs=1 + FLAGS.timed_epochs, callbacks=[EpochTimer()],
-              verbose=0)
-    step = statistics.median(epoch_seconds[1:]) / FLAGS.steps
-    return {"model": model.name, "mode": mode, "parameters": int(model.count_params()), "step_s": step,
-            "examples_per_s": FLAGS.batch_size / step, "peak_rss_mb": _peak_rss_mb(),
-            "vocabulary_rows": sum(sizes), "jit_compile": FLAGS.jit_compile,
-            "mixed_precision": FLAGS.mixed_precision or "float32"}
+    figures = time_training(name, embedding == "me", int(scale), mode, sizes, batch_size=FLAGS.batch_size,
+                            steps=FLAGS.steps, timed_epochs=FLAGS.timed_epochs, jit_compile=FLAGS.jit_compile,
+                            mixed_precision=FLAGS.mixed_precision)
+    return {**figures, "scheduling": scheduling_report()}
 
 
 def run_input_only() -> dict:
@@ -125,7 +91,7 @@ def run_input_only() -> dict:
     started = time.perf_counter()
     examples = sum(int(ids.shape[0]) for ids, _ in iterator)
     return {"model": "input pipeline only", "examples_per_s": examples / (time.perf_counter() - started),
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "scheduling": scheduling_report()}
 
 
 def _child(spec: str) -> dict:
@@ -133,7 +99,7 @@ def _child(spec: str) -> dict:
         "batch_size", "steps", "timed_epochs", "threads", "vocabulary_multiplier", "mixed_precision",
         "input_batches")] + (["--jit_compile"] if FLAGS.jit_compile else [])
     process = subprocess.run([sys.executable, __file__, f"--variant={spec}", *passed], capture_output=True,
-                             text=True)
+                             text=True, **isolated_child_kwargs(FLAGS.isolate))
     lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"Variant {spec} failed (exit {process.returncode}):\n{process.stderr[-3000:]}")

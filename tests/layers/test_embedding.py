@@ -152,3 +152,24 @@ def test_mixed_precision_keeps_a_float32_table_and_casts_only_the_looked_up_rows
     # The gradient stays a float32 gather gradient of the looked-up rows (sparse updates need it).
     assert isinstance(gradient, tf.IndexedSlices) and gradient.values.dtype == tf.float32
     assert sorted(gradient.indices.numpy().tolist()) == [2, 4]
+
+
+def test_xla_compiles_the_training_step_once_whatever_the_id_values(tmp_path):
+    """The run-time id check must not make XLA treat id values as compile-time constants: that recompiled the whole
+    step for every new batch (seconds each). XLA dumps one module set per compilation; 1 batch and 3 batches of other
+    ids (same shapes) must give the same number."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parent / "xla_compilations_script.py"
+    counts = []
+    for batches in (1, 3):
+        dump = tmp_path / f"dump{batches}"
+        environment = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={dump}", TF_CPP_MIN_LOG_LEVEL="2")
+        process = subprocess.run([sys.executable, str(script), str(batches)], env=environment, capture_output=True,
+                                 text=True, timeout=300)
+        assert process.returncode == 0, process.stderr[-3000:]
+        counts.append(len(list(dump.glob("*before_optimizations.txt"))))
+    assert counts[0] >= 1 and counts[1] == counts[0], counts

@@ -131,7 +131,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
         check = tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(bad)),
             [f"MultiEmbedding '{self.name}': id out of range in field", field, "received",
-             tf.reshape(ids, [-1])[flat_index], "expected 0 <= id <", tf.gather(sizes, field),
+             tf.gather(tf.reshape(ids, [-1]), flat_index), "expected 0 <= id <", tf.gather(sizes, field),
              f"(the field's vocabulary size; 0 is the OOV id; fields: {names}). "
              "Re-encode the input or enlarge vocabulary_sizes."],
         )

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from tf_multiembed import validation
+from tf_multiembed.layers.dropout import BitsDropout
 from tf_multiembed.layers.set_dense import DEFAULT_BN_EPSILON, DEFAULT_BN_MOMENTUM, SetBatchNormalization
 
 
@@ -49,7 +50,7 @@ class SetFieldWeightedFM(tf.keras.layers.Layer):
         )
         self.batch_norm = SetBatchNormalization(self.batch_norm_momentum, self.batch_norm_epsilon, name="set_bn")
         self.batch_norm.build((input_shape[0], num_sets, dim))
-        self.dropout_layer = tf.keras.layers.Dropout(self.dropout)
+        self.dropout_layer = BitsDropout(self.dropout)
         super().build(input_shape)
 
     def call(self, inputs, training=None):
