@@ -48,8 +48,12 @@ def _generator_config():
 def _child(variant: str, path: str, output: str) -> dict:
     """Runs one pipeline variant in this process; returns its timing."""
     import apache_beam as beam
-    import tensorflow_transform.beam as tft_beam
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tf_multiembed.compat import import_tensorflow_transform
+
+    import_tensorflow_transform()  # the first import goes through compat (it would set TF_USE_LEGACY_KERAS)
+    import tensorflow_transform.beam as tft_beam
 
     from tf_multiembed.data.beam import pipeline as beam_pipeline
     from tf_multiembed.data.beam import analyze

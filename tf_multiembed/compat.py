@@ -34,14 +34,23 @@ makes it necessary. Both Keras runtimes are handled: Keras 3 (the default `tf.ke
    the slots with the private `_get_variable_index` (Keras 3) or `_index_dict[_var_key(...)]` (tf-keras), as the
    Keras maintainers recommend for custom optimizers (https://github.com/keras-team/keras/issues/21793,
    https://github.com/keras-team/keras/pull/21924).
+6. `import_tensorflow_transform`: importing tf.Transform (1.21) sets `TF_USE_LEGACY_KERAS=1` in `os.environ` when it
+   is unset (tensorflow_transform/keras_lib.py,
+   https://github.com/tensorflow/transform/blob/master/tensorflow_transform/keras_lib.py). The running process keeps
+   the Keras it already loaded, but every process it starts afterwards (`train.py`, a benchmark's children, a test's
+   subprocess) then silently runs legacy tf-keras. The package imports tf.Transform only through this function,
+   which restores the variable to what it was.
 """
 
 import inspect
 import logging
+import os
 
 import tensorflow as tf
 
 _CHECKED_KERAS_MAX = (3, 15)
+_CHECKED_TRANSFORM_MAX = (1, 21)
+_LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 _UPSTREAM_MULTI_WORKER = "https://github.com/keras-team/keras/issues/20585"
 _UPSTREAM_STRING_INPUTS = "https://github.com/tensorflow/tensorflow/issues/80951"
 
@@ -262,3 +271,27 @@ def replica_statistics_sync(strategy):
     if not isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)):
         return None
     return ReplicaStatisticsSync(strategy)
+
+
+def import_tensorflow_transform():
+    """`import tensorflow_transform` without its change of `TF_USE_LEGACY_KERAS` (item 6 of this module's docstring).
+
+    Example:
+        >>> tft = import_tensorflow_transform()  # doctest: +SKIP
+        >>> "TF_USE_LEGACY_KERAS" in os.environ  # unchanged: False where it was unset  # doctest: +SKIP
+        False
+    """
+    before = os.environ.get(_LEGACY_KERAS_VARIABLE)
+    try:
+        import tensorflow_transform
+    finally:
+        if before is None:
+            os.environ.pop(_LEGACY_KERAS_VARIABLE, None)
+        else:
+            os.environ[_LEGACY_KERAS_VARIABLE] = before
+    version = tuple(int(part) for part in tensorflow_transform.__version__.split(".")[:2] if part.isdigit())
+    if version > _CHECKED_TRANSFORM_MAX:
+        _logger.warning("tensorflow-transform %s is newer than the checked %s: check whether it still sets %s "
+                        "(tf_multiembed.compat.import_tensorflow_transform).", tensorflow_transform.__version__,
+                        ".".join(map(str, _CHECKED_TRANSFORM_MAX)), _LEGACY_KERAS_VARIABLE)
+    return tensorflow_transform

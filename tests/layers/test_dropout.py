@@ -1,14 +1,14 @@
 """`BitsDropout` (16-bit random draws): the drop rate and scale, the gradient, seeding, inference, XLA, and the
 fallback to Keras' Dropout where it cannot draw its own seeds (legacy tf-keras)."""
 
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-LEGACY_RUNTIME = os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+from tf_multiembed import compat
 from tf_multiembed.layers.dropout import BitsDropout, bits_dropout, bits_threshold
+
+LEGACY_RUNTIME = compat.is_legacy_keras()  # the runtime itself: imports can change the environment variable
 
 SEED = tf.constant([3, 4], tf.int32)
 

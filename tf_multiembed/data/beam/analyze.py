@@ -96,7 +96,10 @@ def preprocessing_fn(schema: schema_lib.Schema):
     which removes no token any field keeps; each field's own minimum count is applied afterwards.
     """
     import tensorflow as tf
-    import tensorflow_transform as tft
+
+    from tf_multiembed.compat import import_tensorflow_transform
+
+    tft = import_tensorflow_transform()
 
     min_counts = schema.resolved_min_counts()
     positions = vocabulary_positions(schema)
@@ -123,6 +126,10 @@ def read_token_counts(path, schema: schema_lib.Schema) -> Dict[str, Dict[str, in
     """{field name: {token: count}} of every vocabulary field, from the vocabulary file tf.Transform wrote with
     `store_frequency=True` over position-prefixed base64 tokens."""
     from apache_beam.io.filesystems import FileSystems
+
+    from tf_multiembed.compat import import_tensorflow_transform
+
+    import_tensorflow_transform()  # the first import goes through compat
     from tensorflow_transform import analyzers
 
     with FileSystems.open(str(path)) as handle:

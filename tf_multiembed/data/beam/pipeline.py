@@ -410,6 +410,9 @@ class PrepareData(beam.PTransform):
         self._inputs = input_files(schema, input_paths)
 
     def expand(self, pbegin):
+        from tf_multiembed.compat import import_tensorflow_transform
+
+        import_tensorflow_transform()  # the first import goes through compat
         import tensorflow_transform.beam as tft_beam
 
         schema, settings, output_dir, inputs = self._schema, self._settings, self._output_dir, self._inputs
