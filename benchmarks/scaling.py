@@ -16,7 +16,8 @@ Each run lives in `<out>/runs/<model>-<se|me>-<scale>x-seed<seed>/`; a run with 
 skipped when the command is repeated, a killed run resumes from its checkpoint. The checkpoints of a finished run are
 deleted (its `results.json`, `record.json` and TensorBoard logs stay). Outputs: `<out>/runs.csv`, `<out>/table.md`
 (the paper's Table 1 layout, mean ± population std over seeds) and `<out>/auc_vs_scale.png`, `ia_vs_scale.png`;
-with `--reference=<json>` also `<out>/fidelity.md`.
+with `--reference=<json>` also `<out>/fidelity.md` (format: `scaling_report.load_reference`; the reference's
+MovieLens-100K figures are docs/results/reference_ml100k.json, obtained with a fixed epoch order: pass --noshuffle).
 """
 
 import dataclasses
@@ -153,6 +154,7 @@ def main(argv):
         raise app.UsageError("--out is required: the folder of the study's runs and results.")
     out = pathlib.Path(FLAGS.out)
     runs = planned_runs(FLAGS.models, [int(scale) for scale in FLAGS.scales], [int(seed) for seed in FLAGS.seeds])
+    reference = scaling_report.load_reference(FLAGS.reference) if FLAGS.reference else None  # fails before training
     if not FLAGS.report_only:
         _configure_threads(FLAGS.threads)
         from tf_multiembed.training.run import RunConfig, prepare_data
@@ -173,7 +175,7 @@ def main(argv):
             print(f"[{index}/{len(mine)}] {run.name}: test AUC {record['test_auc']:.4f}, IA {record['ia_mean']:.2f}, "
                   f"{record['epochs']} epochs, {time.time() - started:.0f} s", flush=True)
     records = scaling_report.load_records(out / "runs")
-    scaling_report.write_report(out, records, runs, reference=FLAGS.reference or None)
+    scaling_report.write_report(out, records, runs, reference=reference)
     print(f"{len(records)} of {len(runs)} runs finished; wrote {out / 'runs.csv'}, {out / 'table.md'} and plots.")
 
 
