@@ -74,7 +74,7 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
 
     Epsilon is placed as in PyTorch: w -= lr * m_hat / (sqrt(v_hat) + epsilon), with the bias-corrected moments.
     Keras' Adam and TensorFlow's fused kernel add epsilon to sqrt(v) before the correction: an effective epsilon
-    1 / sqrt(1 - beta_2^t) times larger (31.6x at step 1, 1.6x at step 1000), which slows every step whose gradient
+    1 / sqrt(1 - beta_2^t) times larger (31.6x at step 1, 1.26x at step 1000), which slows every step whose gradient
     is near epsilon (e.g. the L2 decay of a row not looked up, ~1e-8) and moved ME models measurably away from the
     reference (docs/fidelity.md). Dense updates use the fused kernel with epsilon rescaled to that placement.
     The L2 term is added after gradients are summed over replicas, inside the per-variable update, so a row looked
