@@ -75,7 +75,7 @@ def write_csv(path: pathlib.Path, records: List[dict]) -> None:
                              "me_is_se": "yes" if record["scale"] == 1 else ""})
 
 
-REFERENCE_FIELDS = {"model": str, "embedding": str, "scale": int, "mean": float, "std": float}
+REFERENCE_FIELDS = ("model", "embedding", "scale", "mean", "std")
 REFERENCE_OPTIONAL = ("logloss_mean", "logloss_std")
 
 
