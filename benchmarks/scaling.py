@@ -19,7 +19,8 @@ skipped when the command is repeated, a killed run resumes from its checkpoint. 
 deleted, and so is its `best.keras` (its `run.json`, `results.json`, `record.json` and TensorBoard logs stay).
 Outputs: `<out>/runs.csv`, `<out>/table.md`
 (the paper's Table 1 layout, mean ± population std over seeds) and `<out>/auc_vs_scale.png`, `ia_vs_scale.png`;
-with `--reference=<json>` also `<out>/fidelity.md`.
+with `--reference=<json>` also `<out>/fidelity.md` (format: `scaling_report.load_reference`; the reference's
+MovieLens-100K figures are docs/results/reference_ml100k.json, obtained with a fixed epoch order: pass --noshuffle).
 """
 
 import dataclasses
@@ -142,6 +143,7 @@ def main(argv):
         raise app.UsageError("--out is required: the folder of the study's runs and results.")
     out = pathlib.Path(FLAGS.out)
     runs = planned_runs(FLAGS.models, [int(scale) for scale in FLAGS.scales], [int(seed) for seed in FLAGS.seeds])
+    reference = scaling_report.load_reference(FLAGS.reference) if FLAGS.reference else None  # fails before training
     if not FLAGS.report_only:
         from tf_multiembed.training.run import configure_threads, prepare_data
 
@@ -161,7 +163,7 @@ def main(argv):
             print(f"[{index}/{len(mine)}] {run.name}: test AUC {record['test_auc']:.4f}, IA {record['ia_mean']:.2f}, "
                   f"{record['epochs']} epochs, {time.time() - started:.0f} s", flush=True)
     records = scaling_report.load_records(out / "runs")
-    scaling_report.write_report(out, records, runs, reference=FLAGS.reference or None)
+    scaling_report.write_report(out, records, runs, reference=reference)
     print(f"{len(records)} of {len(runs)} runs finished; wrote {out / 'runs.csv'}, {out / 'table.md'} and plots.")
 
 

@@ -10,7 +10,7 @@ import json
 import math
 import pathlib
 import statistics
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 COLUMNS = ["dataset", "model", "embedding", "scale", "num_sets", "width", "seed", "embedding_updates", "shuffle",
            "epochs", "best_epoch", "wall_seconds", "num_parameters", "val_auc", "val_logloss", "test_auc",
@@ -75,20 +75,83 @@ def write_csv(path: pathlib.Path, records: List[dict]) -> None:
                              "me_is_se": "yes" if record["scale"] == 1 else ""})
 
 
-def fidelity_table(records, reference: List[dict]) -> str:
-    """Ours beside the reference's figures, with the difference in units of the larger seed std."""
-    lines = ["| model | scale | ours (test AUC) | reference | difference | difference / std |",
-             "|---|---:|---|---|---:|---:|"]
-    for entry in reference:
+REFERENCE_FIELDS = ("model", "embedding", "scale", "mean", "std")
+REFERENCE_OPTIONAL = ("logloss_mean", "logloss_std")
+
+
+def load_reference(path) -> dict:
+    """Reads a reference-results JSON for `fidelity_table`: `{"protocol": {...}, "results": [row, ...]}` (or just the
+    list of rows). A row has `model`, `embedding` ("se"/"me"), `scale`, `mean`, `std` (test AUC over seeds) and
+    optionally `logloss_mean`, `logloss_std`, `source`; `protocol` may give `shuffle` and `embedding_updates` of the
+    reference's runs, which the table checks our runs against.
+
+    Example:
+        >>> load_reference("docs/results/reference_ml100k.json")["protocol"]["shuffle"]  # doctest: +SKIP
+        False
+    """
+    path = pathlib.Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--reference: cannot read {path} as JSON ({error}).") from error
+    if isinstance(data, list):
+        data = {"protocol": {}, "results": data}
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise ValueError(f"--reference: {path} must hold a list of result rows or an object with a \"results\" list.")
+    for index, row in enumerate(data["results"]):
+        problems = [f"`{key}` missing" for key in REFERENCE_FIELDS if key not in row]
+        problems += [f"`{key}`={row[key]!r} is not a number" for key in ("scale", "mean", "std", *REFERENCE_OPTIONAL)
+                     if key in row and (isinstance(row[key], bool) or not isinstance(row[key], (int, float)))]
+        if row.get("embedding") not in (None, "se", "me"):
+            problems.append(f"`embedding`={row['embedding']!r} is not \"se\" or \"me\"")
+        if problems:
+            raise ValueError(f"--reference: {path}, result row {index}: {'; '.join(problems)}. Expected "
+                             "{\"model\", \"embedding\": \"se\"|\"me\", \"scale\", \"mean\", \"std\"} "
+                             "(test AUC over seeds), optionally \"logloss_mean\", \"logloss_std\".")
+    data.setdefault("protocol", {})
+    return data
+
+
+def _protocol_note(records, protocol: dict) -> str:
+    """A line naming our runs' protocol, and a warning where it differs from the reference's."""
+    ours = {"shuffle": sorted({bool(record.get("shuffle", True)) for record in records}),
+            "embedding_updates": sorted({record.get("embedding_updates", "dense") for record in records})}
+    text = ("Our runs: " + ("per-epoch reshuffle" if ours["shuffle"] == [True] else "fixed epoch order (--noshuffle)"
+                            if ours["shuffle"] == [False] else "mixed epoch orders")
+            + f", {'/'.join(ours['embedding_updates'])} embedding updates.")
+    differs = [key for key in ("shuffle", "embedding_updates") if key in protocol and ours[key] != [protocol[key]]]
+    if differs:
+        text += (f" **Warning: the reference ran with {', '.join(f'{key}={protocol[key]}' for key in differs)}; "
+                 "the comparison is not like for like** (docs/fidelity.md).")
+    return text
+
+
+def fidelity_table(records, reference) -> str:
+    """Ours beside the reference's figures (test AUC, and log loss where the reference has it), with the difference
+    in units of the larger seed std; `reference` is `load_reference`'s result (or its list of rows)."""
+    if isinstance(reference, list):
+        reference = {"protocol": {}, "results": reference}
+    lines = [_protocol_note(records, reference["protocol"]), "",
+             "| model | scale | ours (test AUC) | reference | difference | difference / std | ours (log loss) | "
+             "reference | difference / std |", "|---|---:|---|---|---:|---:|---|---|---:|"]
+    for entry in reference["results"]:
         ours = _values(records, entry["model"], entry["embedding"], entry["scale"], "test_auc")
         if not ours:
             continue
         mean, std = mean_std(ours)
         difference = mean - entry["mean"]
-        scale_std = max(std, entry["std"], 1e-12)
-        lines.append(f"| {entry['embedding'].upper()}-{entry['model']} | {entry['scale']}x | "
-                     f"{format_cell(ours, 0)} | {entry['mean']:.4f} ± {entry['std']:.4f} | {difference:+.4f} | "
-                     f"{difference / scale_std:+.1f} |")
+        cells = [f"{format_cell(ours, 0)} | {entry['mean']:.4f} ± {entry['std']:.4f} | {difference:+.4f} | "
+                 f"{difference / max(std, entry['std'], 1e-12):+.1f}"]
+        losses = _values(records, entry["model"], entry["embedding"], entry["scale"], "test_logloss")
+        if "logloss_mean" in entry:
+            loss_mean, loss_std = mean_std(losses)
+            reference_std = entry.get("logloss_std", 0.0)
+            cells.append(f"{format_cell(losses, 0)} | {entry['logloss_mean']:.4f} ± {reference_std:.4f} | "
+                         f"{(loss_mean - entry['logloss_mean']) / max(loss_std, reference_std, 1e-12):+.1f}")
+        else:
+            cells.append(f"{format_cell(losses, 0)} | — | —")
+        name = f"{entry['embedding'].upper()}-{entry['model']}"
+        lines.append(f"| {name} | {entry['scale']}x | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -123,8 +186,9 @@ def plot(path: pathlib.Path, records, runs, key: str, label: str) -> None:
     plt.close(figure)
 
 
-def write_report(out: pathlib.Path, records: List[dict], runs, reference: Optional[str] = None) -> Dict[str, str]:
-    """Writes runs.csv, table.md, auc_vs_scale.png, ia_vs_scale.png (and fidelity.md with a reference)."""
+def write_report(out: pathlib.Path, records: List[dict], runs, reference=None) -> Dict[str, str]:
+    """Writes runs.csv, table.md, auc_vs_scale.png, ia_vs_scale.png (and fidelity.md with a reference: a JSON path or
+    `load_reference`'s result)."""
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "runs.csv", records)
     tables = {"test AUC": markdown_table(records, runs, "test_auc"),
@@ -140,8 +204,8 @@ def write_report(out: pathlib.Path, records: List[dict], runs, reference: Option
         plot(out / "auc_vs_scale.png", records, runs, "test_auc", "test AUC")
         plot(out / "ia_vs_scale.png", records, runs, "ia_mean", "mean per-field IA")
     if reference:
-        reference_rows = json.loads(pathlib.Path(reference).read_text())
-        (out / "fidelity.md").write_text(fidelity_table(records, reference_rows) + "\n")
+        reference = reference if isinstance(reference, dict) else load_reference(reference)
+        (out / "fidelity.md").write_text(fidelity_table(records, reference) + "\n")
     return tables
 
 

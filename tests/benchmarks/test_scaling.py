@@ -91,3 +91,40 @@ def test_comparison_of_two_studies_by_hand():
     table = scaling_report.comparison_table(dense, sparse, "dense", "sparse").splitlines()
     assert len(table) == 3
     assert table[-1] == "| ME-dnn | 4x | 0.7100 ± 0.0100 | 0.7100 ± 0.0000 | +0.0000 | +0.0 |"
+
+
+def test_fidelity_table_by_hand_with_log_loss_and_protocol_check():
+    records = [{"model": "dnn", "embedding": "me", "scale": 10, "test_auc": auc, "test_logloss": loss,
+                "shuffle": False, "embedding_updates": "dense"} for auc, loss in ((0.70, 0.58), (0.72, 0.60))]
+    reference = {"protocol": {"shuffle": False, "embedding_updates": "dense"},
+                 "results": [{"model": "dnn", "embedding": "me", "scale": 10, "mean": 0.69, "std": 0.005,
+                              "logloss_mean": 0.57, "logloss_std": 0.02},
+                             {"model": "dnn", "embedding": "se", "scale": 10, "mean": 0.7, "std": 0.01}]}
+    lines = scaling_report.fidelity_table(records, reference).splitlines()
+    assert lines[0] == "Our runs: fixed epoch order (--noshuffle), dense embedding updates."
+    # AUC 0.71 ± 0.01 vs 0.69: +0.02 over the larger std 0.01; log loss 0.59 ± 0.01 vs 0.57 ± 0.02: +1.0.
+    assert lines[-1] == ("| ME-dnn | 10x | 0.7100 ± 0.0100 | 0.6900 ± 0.0050 | +0.0200 | +2.0 | 0.5900 ± 0.0100 | "
+                         "0.5700 ± 0.0200 | +1.0 |")
+    assert len(lines) == 5  # SE-dnn 10x has no runs of ours: left out
+    reshuffled = [dict(record, shuffle=True) for record in records]
+    assert "Warning: the reference ran with shuffle=False" in scaling_report.fidelity_table(reshuffled, reference)
+
+
+def test_reference_file_is_checked_with_a_message_naming_the_row(tmp_path):
+    path = tmp_path / "reference.json"
+    path.write_text(json.dumps([{"model": "dnn", "embedding": "se", "scale": 1, "mean": 0.7, "std": 0.01},
+                                {"model": "dnn", "embedding": "both", "scale": "2x", "mean": 0.7}]))
+    with pytest.raises(ValueError, match=r"reference.json, result row 1: `std` missing; `scale`='2x' is not a number; "
+                                         r"`embedding`='both' is not \"se\" or \"me\""):
+        scaling_report.load_reference(path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read .*reference.json as JSON"):
+        scaling_report.load_reference(path)
+
+
+def test_committed_reference_covers_every_model_with_its_protocol():
+    reference = scaling_report.load_reference(BENCHMARKS.parent / "docs" / "results" / "reference_ml100k.json")
+    assert reference["protocol"]["shuffle"] is False and reference["protocol"]["embedding_updates"] == "dense"
+    ten_x = {(row["model"], row["embedding"]) for row in reference["results"] if row["scale"] == 10}
+    models = {"dnn", "dcnv2", "xdeepfm", "ipnn", "nfwfm", "finalmlp", "autoint"}
+    assert ten_x == {(model, embedding) for model in models for embedding in ("se", "me")}

@@ -36,8 +36,7 @@ def test_matches_pytorch_adam_with_weight_decay_by_hand():
                  np.zeros((2, 2), np.float32)]
     variable = tf.Variable(initial)
     result = _run(CoupledL2Adam(learning_rate=0.1, l2=0.5), variable, [tf.constant(g) for g in gradients])
-    # float32 arithmetic, and Keras adds epsilon to sqrt(v) before bias correction (docs/training.md).
-    np.testing.assert_allclose(result, _adam_reference(initial, gradients, l2=0.5, learning_rate=0.1), atol=1e-5)
+    np.testing.assert_allclose(result, _adam_reference(initial, gradients, l2=0.5, learning_rate=0.1), atol=1e-6)
     # The decay is coupled: with zero gradients the weights still move, unlike plain Adam.
     still = tf.Variable(initial)
     moved = _run(CoupledL2Adam(learning_rate=0.1, l2=0.5), still, [tf.zeros((2, 2))] * 2)
@@ -52,6 +51,26 @@ def test_zero_l2_is_plain_adam_with_pytorch_epsilon():
     np.testing.assert_allclose(coupled, plain, rtol=1e-6)
 
 
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_epsilon_is_added_to_the_bias_corrected_moment_as_in_pytorch(mode):
+    # Gradients of the size of epsilon: the L2 term alone on the paper's small embeddings (1e-6 * 0.04). Adding
+    # epsilon to sqrt(v) before the bias correction (Keras' Adam, TensorFlow's fused kernel) makes these steps
+    # 3-7x smaller over the first steps than PyTorch's lr * m_hat / (sqrt(v_hat) + epsilon).
+    initial = np.array([[0.04, -0.02], [0.01, 0.03]], np.float32)
+    variable = tf.Variable(initial)
+    gradients = [np.array([[0.0, 1e-8], [-2e-8, 0.0]], np.float32)] * 3
+    if mode == "dense":
+        fed = [tf.constant(g) for g in gradients]
+        expected = _adam_reference(initial, gradients, l2=1e-6)
+    else:  # both rows looked up: the lazy step of a looked-up row is the dense step
+        fed = [tf.IndexedSlices(tf.constant(g), tf.constant([0, 1]), tf.constant([2, 2])) for g in gradients]
+        expected, _, _ = _lazy_adam_reference(initial, [{0: g[0], 1: g[1]} for g in gradients], l2=1e-6,
+                                              learning_rate=1e-3)
+    result = _run(CoupledL2Adam(learning_rate=1e-3, l2=1e-6, embedding_updates=mode), variable, fed)
+    assert np.all(np.abs(expected - initial) > 1e-3)  # each entry moves by more than one lr in 3 steps
+    np.testing.assert_allclose(result - initial, expected - initial, rtol=1e-4)
+
 def _sparse_gradient():
     # Rows 1 and 3 looked up; row 3 twice (its slices must be summed before the L2 term is added once).
     return tf.IndexedSlices(values=tf.constant([[0.1, 0.1], [0.2, -0.2], [0.3, 0.1]]),
@@ -63,12 +82,12 @@ def _lazy_adam_reference(weights, steps, l2, learning_rate, beta_1=0.9, beta_2=0
     weights = np.array(weights, dtype=np.float64)
     m, v = np.zeros_like(weights), np.zeros_like(weights)
     for step, rows in enumerate(steps, start=1):
-        alpha = learning_rate * np.sqrt(1 - beta_2 ** step) / (1 - beta_1 ** step)
         for row, gradient in rows.items():
             g = np.asarray(gradient, np.float64) + l2 * weights[row]
             m[row] = beta_1 * m[row] + (1 - beta_1) * g
             v[row] = beta_2 * v[row] + (1 - beta_2) * g * g
-            weights[row] -= alpha * m[row] / (np.sqrt(v[row]) + epsilon)
+            m_hat, v_hat = m[row] / (1 - beta_1 ** step), v[row] / (1 - beta_2 ** step)
+            weights[row] -= learning_rate * m_hat / (np.sqrt(v_hat) + epsilon)
     return weights, m, v
 
 
@@ -181,9 +200,8 @@ def test_model_fit_applies_the_l2_term_to_every_variable():
     model.compile(CoupledL2Adam(learning_rate=0.01, l2=1e-3), loss=lambda y, p: 0.0 * tf.reduce_sum(p))
     model.fit(np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32), batch_size=4, epochs=1, verbose=0)
     for old, new in zip(before, model.get_weights()):
-        expected = _run(tf.keras.optimizers.Adam(learning_rate=0.01, epsilon=1e-8), tf.Variable(old),
-                        [tf.constant(1e-3 * old)])
-        np.testing.assert_allclose(new, expected, rtol=1e-5, atol=1e-7)  # fused kernel vs Keras ops
+        expected = _adam_reference(old, [np.zeros_like(old)], l2=1e-3, learning_rate=0.01)
+        np.testing.assert_allclose(new, expected, rtol=1e-5, atol=1e-7)
         assert np.all(np.abs(new) < np.abs(old))
 
 
