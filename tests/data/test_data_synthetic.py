@@ -109,3 +109,23 @@ def test_default_file_is_generated_once(tmp_path, monkeypatch):
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SyntheticCriteoConfig(**kwargs)
+
+
+def test_order_three_interactions_are_rank_r_products_over_field_triples():
+    config = SyntheticCriteoConfig(vocabulary_sizes=(12, 40, 3, 50, 200), num_numeric=2, num_interacting_pairs=3,
+                                   interaction_order=3, interaction_rank=2, seed=5)
+    generator = SyntheticCriteo(config)
+    assert len(generator.interacting_pairs) == 3 and all(len(fields) == 3 for fields in generator.interacting_pairs)
+    sample = generator.sample(64, seed=3)
+    _, interaction = generator.logit_parts(sample.latent_ids)
+    by_hand = np.zeros(64)
+    for f, g, h in generator.interacting_pairs:  # sum_r e_f[x_f, r] e_g[x_g, r] e_h[x_h, r]
+        for row in range(64):
+            ids = sample.latent_ids[row]
+            by_hand[row] += sum(generator._embeddings[f][ids[f], r] * generator._embeddings[g][ids[g], r]
+                                * generator._embeddings[h][ids[h], r] for r in range(2))
+    np.testing.assert_allclose(interaction, generator._interaction_scale * by_hand, rtol=1e-10)
+    # The pairwise default keeps its serialization (file names of existing caches); order 3 is recorded.
+    assert "interaction_order" not in SMALL.to_dict() and config.to_dict()["interaction_order"] == 3
+    with pytest.raises(ValueError, match="interaction_order"):
+        SyntheticCriteoConfig(vocabulary_sizes=(3, 3), num_numeric=0, num_interacting_pairs=0, interaction_order=3)

@@ -7,8 +7,11 @@ rank over the field's other values. The click probability is
     p = sigmoid(bias + sum_f w_f[x_f] + sum_{(f, g) in P} <e_f[x_f], e_g[x_g]>)
 
 with per-value weights `w_f`, rank-`interaction_rank` value embeddings `e_f`, and a fixed random set P of
-`num_interacting_pairs` field pairs; the two parts are scaled to a chosen logit spread and share, and the bias is set
-for the target click rate. The label is Bernoulli(p). `bayes_auc()` is the AUC of p itself, the ceiling for any model.
+`num_interacting_pairs` field pairs. With `interaction_order` k > 2, P holds tuples of k fields and each planted
+term is the rank-r product `sum_r e_f[x_f, r] * e_g[x_g, r] * ...` over the tuple's fields (an order-k interaction
+that no sum of pairwise terms reproduces). The two parts are scaled to a chosen logit spread and share, and the bias
+is set for the target click rate. The label is Bernoulli(p). `bayes_auc()` is the AUC of p itself, the ceiling for
+any model.
 
 Files are in the Criteo Kaggle layout (label, I1..I13, C1..C26, tab-separated, empty = missing): the integer columns
 hold integers whose `floor(ln(v)^2)` bucket is the latent value (so the real reader's bucketing recovers it), and
@@ -25,6 +28,7 @@ Example:
 import dataclasses
 import gzip
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -55,8 +59,9 @@ class SyntheticCriteoConfig:
         num_numeric: how many leading fields are integer (bucketed) fields; the rest are categorical.
         zipf_exponent: the Zipf exponent of value frequencies.
         missing_rate: the probability that a cell is empty.
-        num_interacting_pairs: field pairs with a planted pairwise interaction.
+        num_interacting_pairs: field pairs (tuples of `interaction_order` fields) with a planted interaction.
         interaction_rank: the rank of the planted interaction embeddings.
+        interaction_order: the number of fields in each planted interaction (2: pairwise).
         logit_std: the standard deviation of the planted logit (before the bias); larger means more signal.
         interaction_share: the share of the logit variance carried by the pairwise interactions.
         target_ctr: the click rate the bias is calibrated to.
@@ -69,6 +74,7 @@ class SyntheticCriteoConfig:
     missing_rate: float = 0.05
     num_interacting_pairs: int = 30
     interaction_rank: int = 4
+    interaction_order: int = 2
     logit_std: float = 1.5
     interaction_share: float = 0.5
     target_ctr: float = 0.25
@@ -83,7 +89,11 @@ class SyntheticCriteoConfig:
         if not 0 <= self.num_numeric <= len(sizes):
             raise ValueError(f"SyntheticCriteoConfig: `num_numeric` must lie in [0, {len(sizes)}], got "
                              f"{self.num_numeric}.")
-        num_pairs = len(sizes) * (len(sizes) - 1) // 2
+        if isinstance(self.interaction_order, bool) or not isinstance(self.interaction_order, int) \
+                or not 2 <= self.interaction_order <= len(sizes):
+            raise ValueError(f"SyntheticCriteoConfig: `interaction_order` must be an integer in [2, {len(sizes)}] "
+                             f"(fields per planted interaction), got {self.interaction_order!r}.")
+        num_pairs = math.comb(len(sizes), self.interaction_order)
         if not 0 <= self.num_interacting_pairs <= num_pairs:
             raise ValueError(f"SyntheticCriteoConfig: `num_interacting_pairs` must lie in [0, {num_pairs}], got "
                              f"{self.num_interacting_pairs}.")
@@ -105,7 +115,10 @@ class SyntheticCriteoConfig:
                              name="synthetic-criteo")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.interaction_order == 2:  # the pairwise default keeps the file names (hashes) of earlier versions
+            del data["interaction_order"]
+        return data
 
 
 @dataclasses.dataclass
@@ -197,7 +210,7 @@ class SyntheticCriteo:
         for table, embedding in zip(self._linear, self._embeddings):  # the missing value carries no signal
             table[0] = 0.0
             embedding[0] = 0.0
-        all_pairs = [(f, g) for f in range(len(sizes)) for g in range(f + 1, len(sizes))]
+        all_pairs = list(itertools.combinations(range(len(sizes)), config.interaction_order))
         chosen = rng.choice(len(all_pairs), size=config.num_interacting_pairs, replace=False)
         self.interacting_pairs = tuple(sorted(all_pairs[index] for index in chosen))
         self._linear_scale, self._interaction_scale, self.bias = 1.0, 1.0, 0.0
@@ -209,9 +222,12 @@ class SyntheticCriteo:
     def _parts(self, latent_ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         linear = sum(table[latent_ids[:, field]] for field, table in enumerate(self._linear))
         interaction = np.zeros(len(latent_ids))
-        for f, g in self.interacting_pairs:
-            interaction += np.einsum("nr,nr->n", self._embeddings[f][latent_ids[:, f]],
-                                     self._embeddings[g][latent_ids[:, g]])
+        for fields in self.interacting_pairs:
+            factors = [self._embeddings[field][latent_ids[:, field]] for field in fields]
+            product = factors[0]
+            for factor in factors[1:-1]:
+                product = product * factor
+            interaction += np.einsum("nr,nr->n", product, factors[-1])
         return linear, interaction
 
     def _calibrate(self, rng: np.random.Generator) -> None:
@@ -241,7 +257,7 @@ class SyntheticCriteo:
         return latent_ids
 
     def logit_parts(self, latent_ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """The per-field part and the pairwise part of the planted logit (bias excluded) of latent ids `[n, F]`."""
+        """The per-field part and the interaction part of the planted logit (bias excluded) of latent ids `[n, F]`."""
         linear, interaction = self._parts(np.asarray(latent_ids))
         return self._linear_scale * linear, self._interaction_scale * interaction
 
