@@ -51,6 +51,8 @@ flags.DEFINE_string("variant", "", "Internal: run one variant 'model:se|me:scale
 flags.DEFINE_string("table", "float32", "Name of this table: results/throughput_<table>.json and the docs markers "
                     "`throughput_<table>:begin/end`.")
 flags.DEFINE_bool("write", True, "Write the JSON results and the docs table.")
+flags.DEFINE_bool("docs_only", False, "Measure nothing: rewrite the docs table of --table from its results JSON (e.g. "
+                  "after the reference figures changed).")
 flags.DEFINE_string("docs", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"),
                     "Markdown file with the tables.")
 
@@ -106,9 +108,9 @@ def _child(spec: str) -> dict:
     return json.loads(lines[-1])
 
 
-def markdown(rows, input_row) -> str:
+def markdown(rows, input_row, measured: str) -> str:
     baseline = next((row for row in rows if row["model"] == "se_dnn_k10" and row["mode"] == "dense"), None)
-    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} with {os.cpu_count()} CPU cores, "
+    lines = [f"Measured {measured} on {platform.machine()} with {os.cpu_count()} CPU cores, "
              f"{FLAGS.threads or os.cpu_count()} TensorFlow threads, batch {FLAGS.batch_size}, median over "
              f"{FLAGS.timed_epochs} "
              f"epochs of {FLAGS.steps} steps after one warm-up epoch, criteo_shape cardinalities "
@@ -140,6 +142,13 @@ def main(argv):
         figures = run_input_only() if FLAGS.variant == "input" else run_variant(FLAGS.variant)
         print(json.dumps(figures), flush=True)
         return
+    results = pathlib.Path(__file__).resolve().parent / "results" / f"throughput_{FLAGS.table}.json"
+    if FLAGS.docs_only:
+        saved = json.loads(results.read_text())
+        write_between_markers(FLAGS.docs, f"<!-- throughput_{FLAGS.table}:begin -->",
+                              f"<!-- throughput_{FLAGS.table}:end -->",
+                              markdown(saved["rows"], saved["input"], saved.get("measured", "(date not recorded)")))
+        return
     rows = []
     for name in FLAGS.models:
         for scale in FLAGS.scales:
@@ -152,11 +161,12 @@ def main(argv):
                           f"peak RSS {row['peak_rss_mb']:,.0f} MB", flush=True)
                     rows.append(row)
     input_row = _child("input") if FLAGS.input_batches else None
-    table = markdown(rows, input_row)
+    measured = time.strftime("%Y-%m-%d")
+    table = markdown(rows, input_row, measured)
     print(table)
     if FLAGS.write:
-        results = pathlib.Path(__file__).resolve().parent / "results" / f"throughput_{FLAGS.table}.json"
-        results.write_text(json.dumps({"argv": sys.argv[1:], "rows": rows, "input": input_row}, indent=1))
+        results.write_text(json.dumps({"argv": sys.argv[1:], "measured": measured, "rows": rows, "input": input_row},
+                                      indent=1))
         write_between_markers(FLAGS.docs, f"<!-- throughput_{FLAGS.table}:begin -->",
                               f"<!-- throughput_{FLAGS.table}:end -->", table)
 
