@@ -29,7 +29,9 @@ from absl import app, flags  # noqa: E402
 
 from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
 from doc_tables import write_between_markers  # noqa: E402
-from training_speed import isolated_child_kwargs, peak_rss_mb, scheduling_report, time_training  # noqa: E402
+from training_speed import (check_scheduling_flags, combine_rounds, cpu_load,  # noqa: E402
+                            define_scheduling_flags, isolated_child_kwargs, peak_rss_mb, scheduling_conditions,
+                            scheduling_report, time_training)
 
 from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
@@ -45,8 +47,10 @@ flags.DEFINE_integer("steps", 5, "Steps per epoch: one warm-up epoch, then --tim
 flags.DEFINE_integer("timed_epochs", 3, "Timed epochs; the figure is their median time per step.")
 flags.DEFINE_integer("vocabulary_multiplier", 1, "Multiply every vocabulary size by this (memory grows with it).")
 flags.DEFINE_integer("input_batches", 200, "Batches read by the input-pipeline measurement (0 skips it).")
-flags.DEFINE_bool("isolate", True, "Run each measured variant in its own session at the highest scheduling priority "
-                  "(root only; see training_speed.py): other sessions on the machine then barely disturb it.")
+flags.DEFINE_integer("rounds", 1, "Rounds over all variants, the order of --modes reversed every other round; the "
+                     "figures are medians over rounds, sparse / dense the median of the rounds' paired ratios.",
+                     lower_bound=1)
+define_scheduling_flags()
 flags.DEFINE_string("variant", "", "Internal: run one variant 'model:se|me:scale:mode' in this process.")
 flags.DEFINE_string("table", "float32", "Name of this table: results/throughput_<table>.json and the docs markers "
                     "`throughput_<table>:begin/end`.")
@@ -55,10 +59,6 @@ flags.DEFINE_bool("docs_only", False, "Measure nothing: rewrite the docs table o
                   "after the reference figures changed).")
 flags.DEFINE_string("docs", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"),
                     "Markdown file with the tables.")
-
-# The paper's reference code on this machine kind (issue 6): model name -> examples/s, dense updates.
-REFERENCE = {"se_dnn_k10": 15_100, "se_dnn_k100": 1_900, "me_dnn_10x10": 1_500, "se_dcnv2_k40": 2_100,
-             "me_dcnv2_4x10": 3_100, "me_dcnv2_10x10": 970}
 
 
 def _configure_tensorflow():
@@ -108,22 +108,25 @@ def _child(spec: str) -> dict:
     return json.loads(lines[-1])
 
 
-def markdown(rows, input_row, measured: str) -> str:
+def markdown(rows, input_row, measured: str, conditions: str) -> str:
     baseline = next((row for row in rows if row["model"] == "se_dnn_k10" and row["mode"] == "dense"), None)
+    rounds = len(rows[0].get("rounds_examples_per_s", [0]))
     lines = [f"Measured {measured} on {platform.machine()} with {os.cpu_count()} CPU cores, "
              f"{FLAGS.threads or os.cpu_count()} TensorFlow threads, batch {FLAGS.batch_size}, median over "
-             f"{FLAGS.timed_epochs} "
-             f"epochs of {FLAGS.steps} steps after one warm-up epoch, criteo_shape cardinalities "
-             f"x{FLAGS.vocabulary_multiplier} "
+             f"{FLAGS.timed_epochs} epochs of {FLAGS.steps} steps after one warm-up epoch"
+             + (f" and over {rounds} rounds" if rounds > 1 else "")
+             + f", criteo_shape cardinalities x{FLAGS.vocabulary_multiplier} "
              f"({rows[0]['vocabulary_rows']:,} rows), Zipf(1.3) ids, XLA {'on' if FLAGS.jit_compile else 'off'}, "
-             f"{FLAGS.mixed_precision or 'float32'}. Reference: the paper's PyTorch code on this machine kind "
-             "(dense updates).",
+             f"{FLAGS.mixed_precision or 'float32'}; {conditions}.",
              "",
-             "| model | parameters | update | step (ms) | examples/s | vs reference | peak RSS (MB) |",
+             "| model | parameters | update | step (ms) | examples/s | sparse / dense"
+             + (" (range)" if rounds > 1 else "") + " | peak RSS (MB) |",
              "|---|---:|---|---:|---:|---:|---:|"]
     for row in rows:
-        reference = REFERENCE.get(row["model"])
-        versus = f"{row['examples_per_s'] / reference:.2f}x" if reference else ""
+        versus = ""
+        if "sparse_over_dense" in row:
+            ratio = row["sparse_over_dense"]
+            versus = f"{ratio['median']:.2f}" + (f" ({ratio['min']:.2f}-{ratio['max']:.2f})" if rounds > 1 else "")
         lines.append(f"| {row['model']} | {row['parameters']:,} | {row['mode']} | {1000 * row['step_s']:.0f} | "
                      f"{row['examples_per_s']:,.0f} | {versus} | {row['peak_rss_mb']:,.0f} |")
     if input_row:
@@ -136,6 +139,27 @@ def markdown(rows, input_row, measured: str) -> str:
     return "\n".join(lines)
 
 
+def _measure_all():
+    """Every requested variant in its own child, --rounds times, then the input pipeline alone:
+    (rows per round, input row or None)."""
+    measured = []
+    for index in range(FLAGS.rounds):
+        modes = FLAGS.modes if index % 2 == 0 else FLAGS.modes[::-1]
+        rows = []
+        for name in FLAGS.models:
+            for scale in FLAGS.scales:
+                for embedding in FLAGS.embeddings:
+                    if embedding == "me" and scale == "1" and "se" in FLAGS.embeddings:
+                        continue
+                    for mode in modes:
+                        row = _child(f"{name}:{embedding}:{scale}:{mode}")
+                        print(f"round {index + 1}: {row['model']:>18} {mode:>6}: {row['examples_per_s']:>8,.0f} "
+                              f"examples/s, peak RSS {row['peak_rss_mb']:,.0f} MB", flush=True)
+                        rows.append(row)
+        measured.append(rows)
+    return measured, (_child("input") if FLAGS.input_batches else None)
+
+
 def main(argv):
     del argv
     if FLAGS.variant:
@@ -143,32 +167,28 @@ def main(argv):
         print(json.dumps(figures), flush=True)
         return
     results = pathlib.Path(__file__).resolve().parent / "results" / f"throughput_{FLAGS.table}.json"
+    markers = f"<!-- throughput_{FLAGS.table}:begin -->", f"<!-- throughput_{FLAGS.table}:end -->"
     if FLAGS.docs_only:
         saved = json.loads(results.read_text())
-        write_between_markers(FLAGS.docs, f"<!-- throughput_{FLAGS.table}:begin -->",
-                              f"<!-- throughput_{FLAGS.table}:end -->",
-                              markdown(saved["rows"], saved["input"], saved.get("measured", "(date not recorded)")))
+        conditions = saved.get("conditions", scheduling_conditions(0, "spin", True))
+        rows = saved["rows"]
+        if "rounds_examples_per_s" not in rows[0]:  # results of one round, written before rounds existed
+            rows = combine_rounds([rows], FLAGS.batch_size)
+        write_between_markers(FLAGS.docs, *markers, markdown(rows, saved["input"],
+                                                             saved.get("measured", "(date not recorded)"), conditions))
         return
-    rows = []
-    for name in FLAGS.models:
-        for scale in FLAGS.scales:
-            for embedding in FLAGS.embeddings:
-                if embedding == "me" and scale == "1" and "se" in FLAGS.embeddings:
-                    continue
-                for mode in FLAGS.modes:
-                    row = _child(f"{name}:{embedding}:{scale}:{mode}")
-                    print(f"{row['model']:>18} {mode:>6}: {row['examples_per_s']:>8,.0f} examples/s, "
-                          f"peak RSS {row['peak_rss_mb']:,.0f} MB", flush=True)
-                    rows.append(row)
-    input_row = _child("input") if FLAGS.input_batches else None
-    measured = time.strftime("%Y-%m-%d")
-    table = markdown(rows, input_row, measured)
+    check_scheduling_flags(FLAGS)
+    with cpu_load(FLAGS.load, FLAGS.load_kind):
+        measured, input_row = _measure_all()
+    rows = combine_rounds(measured, FLAGS.batch_size)
+    when = time.strftime("%Y-%m-%d")
+    conditions = scheduling_conditions(FLAGS.load, FLAGS.load_kind, FLAGS.isolate)
+    table = markdown(rows, input_row, when, conditions)
     print(table)
     if FLAGS.write:
-        results.write_text(json.dumps({"argv": sys.argv[1:], "measured": measured, "rows": rows, "input": input_row},
-                                      indent=1))
-        write_between_markers(FLAGS.docs, f"<!-- throughput_{FLAGS.table}:begin -->",
-                              f"<!-- throughput_{FLAGS.table}:end -->", table)
+        results.write_text(json.dumps({"argv": sys.argv[1:], "measured": when, "conditions": conditions,
+                                       "rows": rows, "input": input_row}, indent=1))
+        write_between_markers(FLAGS.docs, *markers, table)
 
 
 if __name__ == "__main__":

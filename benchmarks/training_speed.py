@@ -13,6 +13,8 @@ import contextlib
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from typing import Optional, Sequence
 
@@ -44,6 +46,110 @@ def scheduling_report() -> dict:
         autogroup = "unavailable"
     return {"nice": os.nice(0), "autogroup": autogroup, "load_average_1m": round(os.getloadavg()[0], 2),
             "cpu_count": os.cpu_count()}
+
+
+LOADS = {
+    # One core busy in the interpreter: takes CPU time, little memory traffic.
+    "spin": "while True: pass",
+    # One core streaming a 256 MB array: takes CPU time and memory bandwidth, evicts the caches (like a neighbour's
+    # training step does).
+    "memory": "import numpy as np\na = np.ones(64 << 20, np.float32)\nwhile True: a += 1.0",
+}
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int, kind: str = "spin"):
+    """Runs `processes` CPU-bound loops of `kind` (see LOADS), one core each, beside the block: a loaded machine,
+    on purpose.
+
+    They are started in this session, at normal priority, so a measured child must not be isolated
+    (`isolated_child_kwargs(False)`) for the load to reach it. Each loop ends with the block.
+
+    Example:
+        >>> with cpu_load(1, "memory"):  # doctest: +SKIP
+        ...     figures = time_training("dcnv2", True, 10, "sparse", sizes)
+    """
+    if kind not in LOADS:
+        raise ValueError(f"cpu_load: kind must be one of {sorted(LOADS)}, got {kind!r}.")
+    loops = [subprocess.Popen([sys.executable, "-c", LOADS[kind]]) for _ in range(processes)]
+    try:
+        yield loops
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+def define_scheduling_flags() -> None:
+    """The flags of how a benchmark's children run: --isolate, --load, --load_kind (shared by the benchmarks)."""
+    from absl import flags
+
+    flags.DEFINE_bool("isolate", True, "Run each measured child in its own session at the highest scheduling "
+                      "priority (root only): other sessions on the machine then barely disturb it.")
+    flags.DEFINE_integer("load", 0, "Busy loops (one core each) running beside every measurement, a loaded machine "
+                         "on purpose; needs --noisolate, or the isolated child would not feel them.", lower_bound=0)
+    flags.DEFINE_enum("load_kind", "spin", sorted(LOADS), "What the busy loops do (training_speed.LOADS).")
+
+
+def check_scheduling_flags(flag_values) -> None:
+    """Refuses --load with --isolate (the load would not reach the measured children)."""
+    from absl import app
+
+    if flag_values.load and flag_values.isolate:
+        raise app.UsageError("--load needs --noisolate: a child isolated at the highest priority would not feel it.")
+
+
+def scheduling_conditions(load: int, load_kind: str, isolate: bool) -> str:
+    """How the children of a measurement ran, in words, for the tables.
+
+    Example:
+        >>> scheduling_conditions(1, "memory", False)
+        '1 memory busy loop(s) beside each measurement, children not isolated'
+    """
+    if load:
+        return f"{load} {load_kind} busy loop(s) beside each measurement, children not isolated"
+    return f"children {'isolated' if isolate else 'not isolated'}, no added load"
+
+
+def paired_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> dict:
+    """Median, min and max of the ratios of paired measurements (round by round), so drifts of the machine cancel.
+
+    Example:
+        >>> paired_ratio([4.0, 3.0, 9.0], [2.0, 3.0, 3.0])
+        {'median': 2.0, 'min': 1.0, 'max': 3.0}
+    """
+    if len(numerators) != len(denominators) or not numerators:
+        raise ValueError(f"paired_ratio: needs the same number (> 0) of both, got {len(numerators)} and "
+                         f"{len(denominators)}.")
+    ratios = [numerator / denominator for numerator, denominator in zip(numerators, denominators)]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
+def combine_rounds(measured: Sequence[Sequence[dict]], batch_size: int) -> list:
+    """One row per (model, mode) from rounds of `time_training` rows: the row of the median round, with every round's
+    examples/s, their median, and for a sparse row with a dense twin the paired sparse / dense ratios.
+
+    Example:
+        >>> rows = combine_rounds([[{"model": "m", "mode": "sparse", "examples_per_s": 4.0},
+        ...                         {"model": "m", "mode": "dense", "examples_per_s": 2.0}],
+        ...                        [{"model": "m", "mode": "sparse", "examples_per_s": 3.0},
+        ...                         {"model": "m", "mode": "dense", "examples_per_s": 3.0}]], batch_size=2048)
+        >>> rows[0]["sparse_over_dense"], rows[0]["rounds_examples_per_s"]
+        ({'median': 1.5, 'min': 1.0, 'max': 2.0}, [4.0, 3.0])
+    """
+    keyed = [{(row["model"], row["mode"]): row for row in rows} for rows in measured]
+    combined = []
+    for key in keyed[0]:
+        speeds = [rounds[key]["examples_per_s"] for rounds in keyed]
+        by_speed = sorted((rounds[key] for rounds in keyed), key=lambda row: row["examples_per_s"])
+        middle = by_speed[(len(speeds) - 1) // 2]
+        row = {**middle, "rounds_examples_per_s": speeds, "examples_per_s": statistics.median(speeds)}
+        row["step_s"] = batch_size / row["examples_per_s"]
+        dense = (key[0], "dense")
+        if key[1] == "sparse" and dense in keyed[0]:
+            row["sparse_over_dense"] = paired_ratio(speeds, [rounds[dense]["examples_per_s"] for rounds in keyed])
+        combined.append(row)
+    return combined
 
 
 def peak_rss_mb() -> float:
