@@ -41,7 +41,8 @@ from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402
 
 # train.py's settings that shape a study (the rest of each run's configuration comes from the study's plan).
-RUN_SETTINGS = ("dataset", "data_path", "schema", "data_dir", "synthetic_rows", "min_count", "split", "split_seed",
+RUN_SETTINGS = ("dataset", "data_path", "schema", "data_dir", "synthetic_rows", "synthetic_interaction_order",
+                "synthetic_interactions", "synthetic_interaction_share", "min_count", "split", "split_seed",
                 "batch_size", "learning_rate", "l2", "embedding_updates", "epochs", "patience", "shuffle", "preset",
                 "jit_compile", "mixed_precision", "threads")
 define_flags(RUN_SETTINGS)

@@ -129,3 +129,28 @@ def test_order_three_interactions_are_rank_r_products_over_field_triples():
     assert "interaction_order" not in SMALL.to_dict() and config.to_dict()["interaction_order"] == 3
     with pytest.raises(ValueError, match="interaction_order"):
         SyntheticCriteoConfig(vocabulary_sizes=(3, 3), num_numeric=0, num_interacting_pairs=0, interaction_order=3)
+
+
+def test_run_config_sets_the_planted_click_model_of_train_py_data(tmp_path):
+    import json
+
+    from tf_multiembed.training.config import RunConfig
+    from tf_multiembed.training.run import prepare_data
+
+    def synthetic_meta(**settings):
+        config = RunConfig(synthetic_rows=3000, data_dir=str(tmp_path), **settings)
+        _, _, path = prepare_data(config)
+        return path, json.loads(open(path[:-len(".tsv")] + ".json").read())
+
+    default_path, default_meta = synthetic_meta()
+    # The embedded data set is unchanged (its file, cache and Bayes AUC stay those of earlier versions).
+    assert default_meta["config"] == json.loads(json.dumps(SyntheticCriteoConfig().to_dict()))
+    path, meta = synthetic_meta(synthetic_interaction_order=3, synthetic_interactions=12,
+                                synthetic_interaction_share=0.8)
+    assert path != default_path
+    assert (meta["config"]["interaction_order"], meta["config"]["num_interacting_pairs"],
+            meta["config"]["interaction_share"]) == (3, 12, 0.8)
+    with pytest.raises(ValueError, match="interaction_order` must be an integer in \\[2, 39\\]"):
+        synthetic_meta(synthetic_interaction_order=40)
+    with pytest.raises(ValueError, match="--synthetic_interaction_share must be <= 1.0"):
+        RunConfig(synthetic_interaction_share=1.5)

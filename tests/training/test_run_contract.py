@@ -222,3 +222,26 @@ def test_min_count_applies_to_every_field_of_the_schema(first_run, tmp_path):
     # 60 users of about 11 rows each all fall under 40 (OOV only); the 3 cities (~160 rows each) stay.
     assert plain.vocabulary_sizes[0] == 61 and rare_values_out.vocabulary_sizes[0] == 1
     assert rare_values_out.vocabulary_sizes[1] == plain.vocabulary_sizes[1]
+
+
+def test_a_run_recorded_before_a_setting_existed_counts_it_at_its_default(tmp_path):
+    import dataclasses
+
+    from tf_multiembed import artifacts
+    from tf_multiembed.training.config import RunConfig, setting_defaults
+    from tf_multiembed.training.run_directory import RunMismatchError, check_rerun
+
+    def record(config):
+        return {"config": dataclasses.asdict(config), "data": {"fingerprint": "f"}, "model": {"name": "m"}}
+
+    older = record(RunConfig())
+    del older["config"]["synthetic_interactions"]  # what a run.json of an earlier version holds
+    artifacts.write_json(tmp_path / artifacts.RUN_FILE, older)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint").write_text("")
+    settings = list(RunConfig().result_settings())
+    check_rerun(tmp_path, record(RunConfig()), settings, setting_defaults())  # resumes
+    with pytest.raises(RunMismatchError, match="--synthetic_interactions: 30 in the run, 60 now"):
+        check_rerun(tmp_path, record(RunConfig(synthetic_interactions=60)), settings, setting_defaults())
+    with pytest.raises(RunMismatchError, match="--synthetic_interactions: None in the run, 30 now"):
+        check_rerun(tmp_path, record(RunConfig()), settings)  # without the defaults the old run would be refused

@@ -78,6 +78,14 @@ class RunConfig:
     data_dir: str = _setting(str, "runs/data", "Cache of prepared data (vocabularies, encoded shards, the synthetic "
                              "file), reused while the input files and settings are unchanged.", changes_result=False)
     synthetic_rows: int = _setting(int, 200_000, "Rows of the synthetic data set.", lower_bound=100)
+    # The synthetic data's planted click model (SyntheticCriteoConfig); the defaults are the embedded data set's.
+    synthetic_interaction_order: int = _setting(int, 2, "Fields in each planted interaction of the synthetic data (2: "
+                                                "pairwise; k > 2: order-k products).", lower_bound=2)
+    synthetic_interactions: int = _setting(int, 30, "Planted interactions (field tuples) of the synthetic data.",
+                                           lower_bound=0)
+    synthetic_interaction_share: float = _setting(float, 0.5, "Share of the planted logit's variance carried by the "
+                                                  "interactions of the synthetic data.", lower_bound=0.0,
+                                                  upper_bound=1.0)
     min_count: Optional[int] = _setting(int, None, "Minimum count for every field: values seen fewer times get the OOV "
                                         "id 0 (Schema.with_min_count). Default: the schema's own counts.",
                                         lower_bound=1, optional=True)
@@ -209,6 +217,11 @@ class RunConfig:
         """The settings a resumed run must share with the run it resumes (see `changes_result`)."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
                 if field.metadata["changes_result"]}
+
+
+def setting_defaults() -> Dict[str, Any]:
+    """Every `RunConfig` setting's default: what a run recorded before a setting existed used (for rerun checks)."""
+    return {field.name: field.default for field in dataclasses.fields(RunConfig)}
 
 
 def _check_field(field: dataclasses.Field, value) -> None:

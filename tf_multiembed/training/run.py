@@ -16,7 +16,7 @@ import tensorflow as tf
 from tf_multiembed import artifacts
 from tf_multiembed.training import distribute
 from tf_multiembed.training.config import (  # noqa: F401  (DATASETS: public)
-    CUSTOM_DATASET, DATASETS, PREPARED_DATASET, RunConfig)
+    CUSTOM_DATASET, DATASETS, PREPARED_DATASET, RunConfig, setting_defaults)
 from tf_multiembed.training.loop import train
 from tf_multiembed.training.recipe import compile_model
 from tf_multiembed.training.run_directory import open_run_directory
@@ -53,9 +53,13 @@ def prepare_data(config: RunConfig):
         return data, data.schema, None
     cache_dir = pathlib.Path(config.data_dir)
     if config.dataset == "synthetic":
-        from tf_multiembed.data.synthetic import synthetic_criteo_file
+        from tf_multiembed.data.synthetic import SyntheticCriteoConfig, synthetic_criteo_file
 
-        synthetic = synthetic_criteo_file(cache_dir / "synthetic", num_rows=config.synthetic_rows)
+        click_model = SyntheticCriteoConfig(interaction_order=config.synthetic_interaction_order,
+                                            num_interacting_pairs=config.synthetic_interactions,
+                                            interaction_share=config.synthetic_interaction_share)
+        synthetic = synthetic_criteo_file(cache_dir / "synthetic", num_rows=config.synthetic_rows,
+                                          config=click_model)
         schema, input_paths = synthetic.schema, str(synthetic.path)
     else:
         schema = resolve_schema(config.schema if config.dataset == CUSTOM_DATASET else config.dataset)
@@ -111,7 +115,7 @@ def run_record(config: RunConfig, data, name: str) -> Dict[str, Any]:
 
 def _open(config: RunConfig, data, name: str, info: distribute.StrategyInfo):
     return open_run_directory(config.model_dir, run_record(config, data, name), list(config.result_settings()),
-                              is_chief=info.is_chief, restart=config.restart)
+                              is_chief=info.is_chief, restart=config.restart, defaults=setting_defaults())
 
 
 def _shard_by_file_if_possible(dataset: tf.data.Dataset, num_files: int, info: distribute.StrategyInfo):

@@ -21,7 +21,7 @@ import pathlib
 import shutil
 import socket
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from tf_multiembed import artifacts
 
@@ -102,14 +102,24 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def mismatches(recorded: Mapping[str, Any], current: Mapping[str, Any], settings: Sequence[str]) -> List[str]:
-    """Human-readable differences between a recorded and a current run record (empty when they agree)."""
+def mismatches(recorded: Mapping[str, Any], current: Mapping[str, Any], settings: Sequence[str],
+               defaults: Optional[Mapping[str, Any]] = None) -> List[str]:
+    """Human-readable differences between a recorded and a current run record (empty when they agree).
+
+    A setting that the recorded run does not have (it was added to the configuration later) counts as its value in
+    `defaults`, which is what runs before it did.
+
+    Example:
+        >>> mismatches({"config": {"lr": 1e-3}}, {"config": {"lr": 1e-2, "order": 2}}, ["lr", "order"], {"order": 2})
+        ['--lr: 0.001 in the run, 0.01 now']
+    """
     lines = []
+    defaults = defaults or {}
     recorded_config, current_config = recorded.get("config", {}), current.get("config", {})
     for name in settings:
-        if recorded_config.get(name) != current_config.get(name):
-            lines.append(f"--{name}: {_short(recorded_config.get(name))} in the run, "
-                         f"{_short(current_config.get(name))} now")
+        recorded_value = recorded_config.get(name, defaults.get(name))
+        if recorded_value != current_config.get(name):
+            lines.append(f"--{name}: {_short(recorded_value)} in the run, {_short(current_config.get(name))} now")
     recorded_data, current_data = recorded.get("data", {}), current.get("data", {})
     data_lines = [f"{key}: {_short(recorded_data.get(key))} in the run, {_short(current_data.get(key))} now"
                   for key in ("fingerprint", "field_names", "vocabulary_sizes", "split_rows")
@@ -123,7 +133,8 @@ def mismatches(recorded: Mapping[str, Any], current: Mapping[str, Any], settings
     return lines
 
 
-def check_rerun(directory: pathlib.Path, record: Mapping[str, Any], settings: Sequence[str]) -> None:
+def check_rerun(directory: pathlib.Path, record: Mapping[str, Any], settings: Sequence[str],
+                defaults: Optional[Mapping[str, Any]] = None) -> None:
     """Raises `RunMismatchError` when `directory` holds training state of another configuration or data."""
     if not _has_training_state(directory):
         return
@@ -132,7 +143,7 @@ def check_rerun(directory: pathlib.Path, record: Mapping[str, Any], settings: Se
             f"{directory} holds checkpoints but no {artifacts.RUN_FILE} (written by an older version or another "
             "tool), so this run cannot check that they come from the same settings and data. Choose another "
             "--model_dir, or pass --restart to delete its checkpoints, results and logs and start over.")
-    differences = mismatches(artifacts.read_run(directory), record, settings)
+    differences = mismatches(artifacts.read_run(directory), record, settings, defaults)
     if differences:
         raise RunMismatchError(
             f"{directory} was trained with other settings or data than this command:\n  - "
@@ -159,7 +170,7 @@ def start_over(directory: pathlib.Path) -> List[str]:
 
 @contextlib.contextmanager
 def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[str], *, is_chief: bool = True,
-                       restart: bool = False) -> Iterator[pathlib.Path]:
+                       restart: bool = False, defaults: Optional[Mapping[str, Any]] = None) -> Iterator[pathlib.Path]:
     """Locks the run directory (chief), cleans it, checks the rerun and records it; see the module docstring.
 
     Args:
@@ -168,6 +179,7 @@ def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[
         settings: the config keys that must match a recorded run (`RunConfig.result_settings()`).
         is_chief: whether this process owns the directory (other workers only check).
         restart: delete the run's artifacts and start over instead of checking.
+        defaults: the value of each setting in runs recorded before it existed (`config.setting_defaults()`).
 
     Example:
         >>> with open_run_directory("runs/a", record, config.result_settings()):  # doctest: +SKIP
@@ -176,7 +188,7 @@ def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[
     directory = pathlib.Path(model_dir)
     if not is_chief:
         if not restart:
-            check_rerun(directory, record, settings)
+            check_rerun(directory, record, settings, defaults)
         yield directory
         return
     _acquire(directory)
@@ -190,7 +202,7 @@ def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[
                 if removed:
                     print(f"Starting over (--restart): removed {removed}", flush=True)
             else:
-                check_rerun(directory, record, settings)
+                check_rerun(directory, record, settings, defaults)
             artifacts.write_json(directory / artifacts.RUN_FILE, record)
         yield directory
     finally:
