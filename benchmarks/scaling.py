@@ -165,7 +165,9 @@ def main(argv):
                   f"{record['epochs']} epochs, {time.time() - started:.0f} s", flush=True)
     records = scaling_report.load_records(out / "runs")
     scaling_report.write_report(out, records, runs, reference=reference)
-    print(f"{len(records)} of {len(runs)} runs finished; wrote {out / 'runs.csv'}, {out / 'table.md'} and plots.")
+    finished = sum((out / "runs" / run.name / RECORD).is_file() for run in runs)
+    print(f"{finished} of {len(runs)} planned runs finished ({len(records)} records in {out / 'runs'}); wrote "
+          f"{out / 'runs.csv'}, {out / 'table.md'} and plots.")
 
 
 if __name__ == "__main__":

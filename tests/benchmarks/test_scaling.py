@@ -54,6 +54,10 @@ def test_study_end_to_end_writes_consistent_outputs_and_skips_finished_runs(ml10
     before = record.stat().st_mtime_ns
     stdout = _study(ml100k_dir, out, data_dir)
     assert stdout.count("finished before, skipped") == 6 and record.stat().st_mtime_ns == before
+    assert "6 of 6 planned runs finished (6 records in" in stdout
+    # A smaller grid over the same folder counts its own runs, not every record there.
+    stdout = _study(ml100k_dir, out, data_dir, "--models=dnn", "--scales=1", "--report_only")
+    assert "1 of 1 planned runs finished (6 records in" in stdout
 
 
 def test_table_cell_is_mean_and_population_std_by_hand():
