@@ -6,8 +6,10 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
                         (name, fingerprint = the prepared data's cache key, field names, vocabulary sizes, split rows)
                         and the model (name, family, sets, width, parameters). Written when the run starts; a rerun
                         compares itself with it.
-    results.json        RESULTS_FILE: status, per-epoch metrics, best epoch, test metrics, wall time, resumes,
-                        runtime, the data record and its ingest report.
+    results.json        RESULTS_FILE: status, per-epoch metrics (AUC, log loss, ECE, calibration ratio), the kept
+                        epoch and why (`kept_checkpoint`), test metrics, the calibrator and its before/after metrics
+                        (`calibration`, with --calibration), wall time, resumes, runtime, the data record and its
+                        ingest report.
     best.keras          BEST_MODEL_FILE: the best epoch's model as a `.keras` file (written when training ends).
     ingest_report.json  INGEST_REPORT_FILE: what the data build read, skipped and wrote.
     checkpoints/        latest checkpoints (model, optimizer, progress), by object graph.
@@ -18,8 +20,9 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
 An **export** (`<export_dir>/<name>/<version>/`, a TF Serving SavedModel) holds besides the SavedModel files
 `assets.extra/tf_multiembed.json` (EXPORT_METADATA_FILE): format and package version, the model (name, family,
 sets, width), the encoded field names and vocabulary sizes, the raw inputs of `serving_default` with their dtypes,
-the data (name, fingerprint), and the name of a saved function (`diagnostic_weights`) that returns the embedding
-table and, for DCNv2, the first cross layer's effective kernel. Readers (diagnostics, the export's own version check)
+the data (name, fingerprint), the kept epoch and why (`kept_checkpoint`), the calibrator `click_probability` applies
+(`calibration`, or null), and the name of a saved function (`diagnostic_weights`) that returns the embedding table
+and, for DCNv2, the first cross layer's effective kernel. Readers (diagnostics, the export's own version check)
 use these files and that function, never TF variable names or list positions.
 
 Example:
@@ -254,7 +257,8 @@ def diagnostic_weights(model) -> Dict[str, Any]:
 
 def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_name: str, signature_name: str,
                     data_name: Optional[str] = None, data_fingerprint: Optional[str] = None,
-                    model_family: Optional[str] = None) -> Dict[str, Any]:
+                    model_family: Optional[str] = None, kept_checkpoint: Optional[Mapping[str, Any]] = None,
+                    calibration: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The metadata file of an export (see the module docstring)."""
     record = model_record(model, model_family)
     return {
@@ -268,6 +272,9 @@ def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_na
         "output": output_name,
         "data": {"name": data_name, "fingerprint": data_fingerprint},
         "diagnostic_weights": DIAGNOSTIC_WEIGHTS_FUNCTION if record["embedding"] else None,
+        # Which epoch's weights these are and why (train.py's --monitor), and the calibrator `output` applies.
+        "kept_checkpoint": dict(kept_checkpoint) if kept_checkpoint else None,
+        "calibration": dict(calibration) if calibration else None,
     }
 
 

@@ -18,7 +18,9 @@ difference (`check_export_target`, which `train.py` runs before training).
 Signature `serving_default` (method `tensorflow/serving/predict`):
 - inputs: one tensor per raw feature, shape `[batch]`: `tf.string` for categorical features, `tf.float64` for
   numeric ones ("" / NaN = missing); every feature must have the same batch size, which may be 0;
-- output: `click_probability`, float32 `[batch]`.
+- output: `click_probability`, float32 `[batch]`; for a model exported with a calibrator (`train.py
+  --calibration=platt|isotonic`) it is the calibrated probability, and `uncalibrated_click_probability` holds the
+  model's own.
 """
 
 import os
@@ -38,6 +40,7 @@ from tf_multiembed.serving.requests import (SERVING_SIGNATURE, RequestBuilder, c
                                             input_specs_of_signature)
 
 OUTPUT_NAME = "click_probability"
+UNCALIBRATED_OUTPUT_NAME = "uncalibrated_click_probability"
 _STAGING = re.compile(r"^\.staging-(?P<version>\d+)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
 
 
@@ -45,8 +48,9 @@ class ExportMismatchError(ValueError):
     """A new version whose serving inputs differ from the existing versions of the same export name."""
 
 
-def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
-    """A `tf.Module` whose `serve(features)` maps raw features to `{"click_probability": [B]}`.
+def serving_module(model: tf.keras.Model, encoder, calibrator=None) -> tf.Module:
+    """A `tf.Module` whose `serve(features)` maps raw features to `{"click_probability": [B]}` (calibrated, plus
+    `uncalibrated_click_probability`, when a calibrator is given).
 
     It also carries `diagnostic_weights()` (the tensors the collapse report reads, see `tf_multiembed.artifacts`)
     for models with a `MultiEmbedding` table.
@@ -54,6 +58,7 @@ def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
     Args:
         model: the trained model: int64 ids `[B, N]` -> probability `[B, 1]`.
         encoder: the `tf_multiembed.data.RawFeatureEncoder` of the data the model was trained on.
+        calibrator: a `tf_multiembed.calibration` calibrator applied to the model's probabilities, or None.
 
     Example:
         >>> module = serving_module(model, data.feature_encoder())  # doctest: +SKIP
@@ -93,7 +98,10 @@ def serving_module(model: tf.keras.Model, encoder) -> tf.Module:
             return tf.reshape(tf.cast(probability, tf.float32), [-1])
 
         # An empty request gets an empty answer (the model's id checks reduce over the batch and fail on none).
-        return {OUTPUT_NAME: tf.cond(batch > 0, predict, lambda: tf.zeros([0], tf.float32))}
+        probability = tf.cond(batch > 0, predict, lambda: tf.zeros([0], tf.float32))
+        if calibrator is None:
+            return {OUTPUT_NAME: probability}
+        return {OUTPUT_NAME: calibrator.tf_apply(probability), UNCALIBRATED_OUTPUT_NAME: probability}
 
     module.serve = serve
     try:
@@ -195,7 +203,8 @@ def check_export_target(export_dir, model_name: str, input_specs: Mapping[str, t
 def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: Optional[str] = None,
                        version: Optional[int] = None, warmup_columns: Optional[Mapping[str, Sequence]] = None,
                        warmup_batch_sizes: Sequence[int] = (1, 16), *, data_name: Optional[str] = None,
-                       data_fingerprint: Optional[str] = None, model_family: Optional[str] = None) -> pathlib.Path:
+                       data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
+                       kept_checkpoint: Optional[Mapping] = None, calibrator=None) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/` for TF Serving and returns its path.
 
     Args:
@@ -212,6 +221,10 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
         data_fingerprint: the data's fingerprint (`tf_multiembed.artifacts.data_fingerprint(prepared_data)`),
             recorded in the metadata.
         model_family: the registered model name (e.g. "dcnv2"), recorded in the metadata.
+        kept_checkpoint: which epoch the exported weights are and why (the run's `results["kept_checkpoint"]`),
+            recorded in the metadata.
+        calibrator: a `tf_multiembed.calibration` calibrator: `click_probability` is then calibrated inside the
+            graph and `uncalibrated_click_probability` is added; its parameters go in the metadata.
 
     Raises:
         ExportMismatchError, FileExistsError, ValueError: see `check_export_target`.
@@ -229,7 +242,7 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
     model_root.mkdir(parents=True, exist_ok=True)
     staging = model_root / f".staging-{version}-{socket.gethostname()}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    module = serving_module(model, encoder)
+    module = serving_module(model, encoder, calibrator)
     signature = module.serve.get_concrete_function()
     tf.saved_model.save(module, str(staging), signatures={SERVING_SIGNATURE: signature})
     if warmup_columns is not None:
@@ -244,7 +257,9 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
         warmup_lib.write_warmup_requests(staging, requests)
     metadata = artifacts.export_metadata(model, encoder, input_specs, output_name=OUTPUT_NAME,
                                          signature_name=SERVING_SIGNATURE, data_name=data_name,
-                                         data_fingerprint=data_fingerprint, model_family=model_family)
+                                         data_fingerprint=data_fingerprint, model_family=model_family,
+                                         kept_checkpoint=kept_checkpoint,
+                                         calibration=calibrator.to_dict() if calibrator is not None else None)
     artifacts.write_json(staging / artifacts.EXPORT_METADATA_FILE, metadata)
     os.replace(staging, final)
     return final

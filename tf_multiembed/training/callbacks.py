@@ -7,6 +7,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed.calibration import calibration_metrics
 from tf_multiembed.training.metrics import exact_auc, log_loss
 
 
@@ -104,15 +105,18 @@ def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host
 
 
 def exact_metrics(labels, predictions, prefix: str = "") -> Dict[str, float]:
-    """`{prefix + "auc": ..., prefix + "logloss": ...}` of labels and probabilities (the metrics' stateless forms,
-    so no variable is created inside whatever strategy scope the caller is in)."""
+    """`{prefix + "auc", prefix + "logloss", prefix + "ece", prefix + "calibration_ratio"}` of labels and
+    probabilities (the metrics' stateless forms, so no variable is created inside whatever strategy scope the caller
+    is in; the calibration measures are `tf_multiembed.calibration`'s)."""
     return {f"{prefix}auc": float(exact_auc(labels, predictions)),
-            f"{prefix}logloss": float(log_loss(labels, predictions))}
+            f"{prefix}logloss": float(log_loss(labels, predictions)),
+            **calibration_metrics(labels, predictions, prefix)}
 
 
 class ExactValidation(tf.keras.callbacks.Callback):
-    """Adds `val_auc` and `val_logloss` to the epoch logs: the exact values of the whole validation split, from its
-    predictions (`predict_with_labels` + `exact_metrics`, the same path as the training loop and `evaluate`).
+    """Adds `val_auc`, `val_logloss`, `val_ece` and `val_calibration_ratio` to the epoch logs: the exact values of
+    the whole validation split, from its predictions (`predict_with_labels` + `exact_metrics`, the same path as the
+    training loop and `evaluate`).
 
     Works under every strategy and with XLA. Put it before callbacks that read the logs (TensorBoard, early stopping).
 

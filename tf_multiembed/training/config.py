@@ -16,7 +16,9 @@ import math
 from typing import Any, Dict, Iterable, Optional, Sequence
 
 from tf_multiembed import artifacts
+from tf_multiembed.calibration import CALIBRATIONS
 from tf_multiembed.training.distribute import STRATEGY_NAMES
+from tf_multiembed.training.early_stopping import MONITORS
 from tf_multiembed.training.optimizers import EMBEDDING_UPDATES
 from tf_multiembed.training.recipe import PaperRecipe
 
@@ -35,8 +37,8 @@ _RECIPE = PaperRecipe()
 # patience 3 (at most 100 epochs), float32.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "paper": dict(split="random", split_seed=0, batch_size=2048, learning_rate=1e-3, l2=1e-6,
-                  embedding_updates="dense", epochs=100, patience=3, shuffle=False, mixed_precision="",
-                  jit_compile=False),
+                  embedding_updates="dense", epochs=100, patience=3, monitor="auc", shuffle=False,
+                  mixed_precision="", jit_compile=False),
 }
 
 
@@ -114,8 +116,14 @@ class RunConfig:
                                       choices=EMBEDDING_UPDATES)
     epochs: int = _setting(int, _RECIPE.max_epochs, "Maximum number of epochs (a larger value continues a run that "
                            "stopped at the limit).", lower_bound=1, changes_result=False)
-    patience: int = _setting(int, _RECIPE.patience, "Early stopping: epochs without a validation-AUC improvement "
-                             "before stopping.", lower_bound=1)
+    patience: int = _setting(int, _RECIPE.patience, "Early stopping: epochs without an improvement of the "
+                             "monitored validation score before stopping.", lower_bound=1)
+    monitor: str = _setting(str, _RECIPE.monitor, "What early stopping and the kept checkpoint follow: 'auc' (highest "
+                            "validation AUC, the paper's rule), 'logloss' (lowest validation log loss: the checkpoint "
+                            "with the best probabilities) or 'auc_logloss' (highest AUC - "
+                            "--monitor_logloss_weight x log loss).", choices=MONITORS)
+    monitor_logloss_weight: float = _setting(float, _RECIPE.monitor_logloss_weight, "w of --monitor=auc_logloss "
+                                             "(AUC - w x log loss).", lower_bound=0.0)
     seed: int = _setting(int, 0, "Seed of the initialisation, dropout and the per-epoch shuffles.")
     shuffle: bool = _setting(bool, True, "Reshuffle the training split every epoch (seeded); --noshuffle walks the "
                              "split's own random order every epoch, as the paper's reference code.")
@@ -123,6 +131,11 @@ class RunConfig:
                            "(dense embedding updates, the split's fixed order every epoch, batch 2048, Adam 1e-3, L2 "
                            "1e-6, patience 3, float32).", choices=("",) + tuple(PRESETS),
                            changes_result=False)
+    calibration: str = _setting(str, "none", "Post-hoc calibration fitted on the validation split after training: "
+                                "'platt' (sigmoid(a logit(p) + b)), 'isotonic' (monotone piecewise-linear) or 'none'. "
+                                "The export's serving_default then returns calibrated click_probability and the raw "
+                                "uncalibrated_click_probability; results.json has the before/after metrics.",
+                                choices=CALIBRATIONS, changes_result=False)
     # Speed
     jit_compile: bool = _setting(bool, False, "Compile the training step with XLA (on CPU it measured slower; see "
                                  "docs/benchmarks.md).", changes_result=False)
@@ -194,7 +207,8 @@ class RunConfig:
     def recipe(self) -> PaperRecipe:
         """The `PaperRecipe` (optimizer and early stopping) of this run."""
         return PaperRecipe(learning_rate=self.learning_rate, l2=self.l2, embedding_updates=self.embedding_updates,
-                           batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience)
+                           batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
+                           monitor=self.monitor, monitor_logloss_weight=self.monitor_logloss_weight)
 
     def model_name(self) -> str:
         """The Keras name `build_model` gives this model, e.g. "me_dcnv2_2x10" (without building it)."""

@@ -1,19 +1,71 @@
 """The one early-stopping rule of the package, with its state in variables so a checkpoint carries it.
 
-An epoch improves when its monitored value (the exact validation AUC) is finite and larger than the best so far;
-NaN or infinity (e.g. an AUC of one class only) never improves. Training stops after `patience` epochs without an
+What is monitored is a `Monitor`: the exact validation AUC (the paper's rule, the default), the validation log loss,
+or AUC - w * log loss. An epoch improves when its monitored score (larger is better: the log loss enters with a
+minus sign) is finite and larger than the best so far; NaN or infinity (e.g. an AUC of one class only) never
+improves. Training stops after `patience` epochs without an
 improvement, and the best epoch's weights are the result. The training loop (`loop.train`) keeps an
 `EarlyStoppingRule` inside its checkpointed progress; `PaperEarlyStopping` applies the same rule in a plain
 `model.fit`.
 """
 
+import dataclasses
 import logging
 import math
-from typing import Optional
+from typing import Mapping, Optional
 
 import tensorflow as tf
 
 MONITOR = "val_auc"
+MONITORS = ("auc", "logloss", "auc_logloss")
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitor:
+    """What early stopping and the kept checkpoint follow, as a score to maximise from an epoch's validation logs.
+
+    Args:
+        rule: "auc" (the paper's: highest validation AUC), "logloss" (lowest validation log loss, the checkpoint
+            whose probabilities are best) or "auc_logloss" (highest AUC - `logloss_weight` * log loss).
+        logloss_weight: w of "auc_logloss" (ignored by the other rules).
+
+    Example:
+        >>> logs = {"val_auc": 0.78, "val_logloss": 0.45}
+        >>> Monitor("auc").score(logs), Monitor("logloss").score(logs), Monitor("auc_logloss", 0.1).score(logs)
+        (0.78, -0.45, 0.735)
+        >>> Monitor("logloss").describe(logs)
+        'lowest validation log loss (0.450000)'
+    """
+
+    rule: str = "auc"
+    logloss_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.rule not in MONITORS:
+            raise ValueError(f"Monitor: `rule` must be one of {list(MONITORS)}, received {self.rule!r}.")
+        weight = self.logloss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"Monitor: `logloss_weight` must be a finite number >= 0, received {weight!r}.")
+
+    def score(self, logs: Mapping[str, float]) -> float:
+        """The score of an epoch (larger is better) from its `val_auc` / `val_logloss`."""
+        auc, logloss = float(logs.get("val_auc", math.nan)), float(logs.get("val_logloss", math.nan))
+        if self.rule == "auc":
+            return auc
+        if self.rule == "logloss":
+            return -logloss
+        return round(auc - self.logloss_weight * logloss, 12)
+
+    def describe(self, logs: Optional[Mapping[str, float]] = None) -> str:
+        """Why an epoch with these logs is kept, in words (e.g. "highest validation AUC (0.781200)")."""
+        if self.rule == "auc":
+            what, value = "highest validation AUC", None if logs is None else logs.get("val_auc")
+        elif self.rule == "logloss":
+            what, value = "lowest validation log loss", None if logs is None else logs.get("val_logloss")
+        else:
+            what = f"highest validation AUC - {self.logloss_weight:g} x log loss"
+            value = None if logs is None else self.score(logs)
+        return what if value is None else f"{what} ({float(value):.6f})"
 
 _logger = logging.getLogger(__name__)
 
@@ -72,8 +124,9 @@ class EarlyStoppingRule(tf.Module):
 
 
 class PaperEarlyStopping(tf.keras.callbacks.Callback):
-    """`EarlyStoppingRule` for `model.fit`: monitors `val_auc` (put `ExactValidation` before it), stops after
-    `patience` epochs without improvement and restores the best epoch's weights when training ends.
+    """`EarlyStoppingRule` for `model.fit`: monitors `val_auc` (put `ExactValidation` before it) or the score of a
+    `Monitor`, stops after `patience` epochs without improvement and restores the best epoch's weights when training
+    ends.
 
     The best weights are kept in memory; for a run that survives a kill use `tf_multiembed.training.train`.
 
@@ -81,17 +134,19 @@ class PaperEarlyStopping(tf.keras.callbacks.Callback):
         >>> model.fit(train, epochs=100, callbacks=[ExactValidation(valid), PaperEarlyStopping(3)])  # doctest: +SKIP
     """
 
-    def __init__(self, patience: int = 3, monitor: str = MONITOR):
+    def __init__(self, patience: int = 3, monitor=MONITOR):
         super().__init__()
         self.rule = EarlyStoppingRule(patience)
         self.monitor = monitor
         self._best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if not logs or self.monitor not in logs:
-            raise KeyError(f"PaperEarlyStopping: the epoch logs have no {self.monitor!r} (got {sorted(logs or {})}); "
+        needed = ["val_auc", "val_logloss"] if isinstance(self.monitor, Monitor) else [self.monitor]
+        if not logs or any(key not in logs for key in needed):
+            raise KeyError(f"PaperEarlyStopping: the epoch logs have no {needed} (got {sorted(logs or {})}); "
                            "put tf_multiembed.training.ExactValidation(validation_data) before it in `callbacks`.")
-        if self.rule.update(epoch + 1, logs[self.monitor]):
+        value = self.monitor.score(logs) if isinstance(self.monitor, Monitor) else logs[self.monitor]
+        if self.rule.update(epoch + 1, value):
             self._best_weights = self.model.get_weights()
         if self.rule.should_stop:
             self.model.stop_training = True

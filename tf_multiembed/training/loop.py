@@ -20,7 +20,6 @@ from tf_multiembed.training import callbacks as callbacks_lib
 from tf_multiembed.training import results as results_lib
 from tf_multiembed.training.checkpointing import RunCheckpoints, TrainingProgress
 from tf_multiembed.training.distribute import StrategyInfo, barrier, create_strategy
-from tf_multiembed.training.early_stopping import MONITOR
 from tf_multiembed.training.recipe import PaperRecipe
 
 
@@ -75,7 +74,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
           checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping] = None,
           extra_results: Optional[Mapping] = None, verbose: int = 1,
           extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> Dict[str, object]:
-    """Trains `model` with early stopping on the exact validation AUC, resumably; returns the results dict.
+    """Trains `model` with early stopping on the exact validation metrics (the recipe's monitor: AUC by default),
+    resumably; returns the results dict.
 
     Args:
         model: a model compiled with `compile_model` inside `strategy_info.strategy.scope()`.
@@ -84,7 +84,7 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         validation_data: finite `(ids, label)` batches in a fixed order.
         test_data: finite `(ids, label)` batches, evaluated with the best weights at the end (None to skip).
         model_dir: where checkpoints (`checkpoints/`, `best/`), TensorBoard logs (`logs/`) and `results.json` go.
-        recipe: max epochs and patience (the optimizer settings were used by `compile_model`).
+        recipe: max epochs, patience and monitor (the optimizer settings were used by `compile_model`).
         strategy_info: from `distribute.create_strategy`; the default strategy if None.
         steps_per_epoch: steps per epoch; required for parameter-server training (datasets repeat).
         checkpoint_every_steps: also checkpoint every this many steps inside an epoch.
@@ -94,7 +94,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         extra_callbacks: more Keras callbacks for every `fit`.
 
     Returns:
-        The results: config, per-epoch history, best epoch and value, test metrics, wall time, resumes, runtime.
+        The results: config, per-epoch history (validation AUC, log loss, ECE, calibration ratio), the kept epoch and
+        why, test metrics, wall time, resumes, runtime.
 
     Raises:
         TrainingDivergedError: when the loss (or a validation prediction) is not finite; `results.json` then says
@@ -126,6 +127,7 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
 
     progress = TrainingProgress(recipe.patience)
     stopping = progress.early_stopping
+    monitor = recipe.monitor_rule()
     checkpoints = RunCheckpoints(model_dir, model, progress, is_chief=info.is_chief, task_id=info.task_id)
     barrier(strategy)  # every worker reads the chief's checkpoints: all must see the same files
     if checkpoints.restore_latest() and not bool(progress.finished.numpy()):
@@ -139,12 +141,17 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
     runtime = results_lib.runtime_description(info.name, strategy)
 
     def results(status: str, test_metrics=None, error: Optional[str] = None) -> Dict[str, object]:
+        history = progress.history
+        kept = next((entry for entry in history if entry["epoch"] == stopping.best_epoch_number), None)
         payload = {
             "status": status,
             "config": dict(config or {}),
-            "epochs": progress.history,
+            "epochs": history,
             "best_epoch": stopping.best_epoch_number,
-            f"best_{MONITOR}": stopping.best_value_number,
+            "best_val_auc": kept["val_auc"] if kept else None,
+            # Which epoch's weights the run keeps (test metrics, best.keras, the export) and why.
+            "kept_checkpoint": {"epoch": kept["epoch"], "monitor": monitor.rule, "score": stopping.best_value_number,
+                                "reason": monitor.describe(kept)} if kept else None,
             "stopped_early": stopping.should_stop,
             "test": test_metrics,
             "wall_seconds": float(progress.elapsed_seconds.numpy()),
@@ -204,7 +211,7 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         except callbacks_lib.TrainingDivergedError as error:
             results("diverged", error=str(error))
             raise
-        value = logs[MONITOR]
+        value = monitor.score(logs)
         if stopping.update(epoch + 1, value):
             progress.epoch.assign(epoch + 1)  # numbers the best checkpoint
             checkpoints.save_best()
@@ -218,7 +225,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             summaries.write(epoch + 1, logs)
         results("running")
         if verbose and info.is_chief:
-            print(f"Epoch {epoch + 1}: {MONITOR}={value:.6f} (best {stopping.best_value_number or float('nan'):.6f} "
+            print(f"Epoch {epoch + 1}: {monitor.rule} score {value:.6f} (best "
+                  f"{stopping.best_value_number if stopping.best_epoch_number else float('nan'):.6f} "
                   f"at epoch {stopping.best_epoch_number}, "
                   f"{int(stopping.epochs_without_improvement.numpy())}/{recipe.patience} without improvement)",
                   flush=True)

@@ -11,7 +11,7 @@ from typing import List, Optional
 import tensorflow as tf
 
 from tf_multiembed.training.callbacks import ExactValidation
-from tf_multiembed.training.early_stopping import MONITOR, PaperEarlyStopping
+from tf_multiembed.training.early_stopping import Monitor, PaperEarlyStopping
 from tf_multiembed.training.optimizers import EMBEDDING_UPDATES, SPARSE, CoupledL2Adam
 
 
@@ -29,7 +29,10 @@ class PaperRecipe:
             (every row gets the L2 term and an Adam step every step, as the reference code).
         batch_size: global batch size (split over replicas by tf.distribute).
         max_epochs: the most epochs to train.
-        patience: epochs without a validation-AUC improvement before stopping.
+        patience: epochs without an improvement of the monitored score before stopping.
+        monitor: what early stopping and the kept checkpoint follow: "auc" (the paper's), "logloss" or "auc_logloss"
+            (see `early_stopping.Monitor`).
+        monitor_logloss_weight: w of the "auc_logloss" rule (AUC - w * log loss).
 
     Example:
         >>> PaperRecipe().learning_rate, PaperRecipe(patience=5).patience
@@ -45,6 +48,8 @@ class PaperRecipe:
     batch_size: int = 2048
     max_epochs: int = 100
     patience: int = 3
+    monitor: str = "auc"
+    monitor_logloss_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("batch_size", "max_epochs", "patience"):
@@ -58,6 +63,11 @@ class PaperRecipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"PaperRecipe: `{name}` must be a positive number, received {value!r}.")
+        self.monitor_rule()  # its own checks
+
+    def monitor_rule(self) -> Monitor:
+        """The `Monitor` of early stopping and the kept checkpoint."""
+        return Monitor(self.monitor, self.monitor_logloss_weight)
 
     def optimizer(self, xla_compatible=None) -> CoupledL2Adam:
         """A fresh `CoupledL2Adam` with this recipe's settings (create it inside the strategy scope)."""
@@ -88,8 +98,9 @@ def compile_model(model: tf.keras.Model, recipe: Optional[PaperRecipe] = None, *
 
 def paper_callbacks(validation_data: tf.data.Dataset, recipe: Optional[PaperRecipe] = None
                     ) -> List[tf.keras.callbacks.Callback]:
-    """Early stopping for a notebook `model.fit`: the exact validation AUC of `validation_data` after each epoch,
-    the package's one early-stopping rule with the recipe's patience, best weights restored at the end.
+    """Early stopping for a notebook `model.fit`: the exact validation AUC and log loss of `validation_data` after
+    each epoch, the package's one early-stopping rule with the recipe's patience and monitor, best weights restored at
+    the end.
 
     `tf_multiembed.training.train` applies the same rule with its state in checkpoints, so a killed run resumes.
 
@@ -97,4 +108,4 @@ def paper_callbacks(validation_data: tf.data.Dataset, recipe: Optional[PaperReci
         >>> model.fit(train, epochs=100, callbacks=paper_callbacks(valid))  # doctest: +SKIP
     """
     recipe = recipe or PaperRecipe()
-    return [ExactValidation(validation_data), PaperEarlyStopping(recipe.patience, monitor=MONITOR)]
+    return [ExactValidation(validation_data), PaperEarlyStopping(recipe.patience, monitor=recipe.monitor_rule())]

@@ -168,9 +168,35 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
                     "num_parameters": int(model.count_params())},
             extra_results={"data": {**artifacts.data_record(data, name), "ingest_report": report}},
             verbose=config.verbose)
+        if config.calibration != "none":
+            results = calibrate(config.calibration, model, data, info, results, batch_size)
         if info.is_chief:
             artifacts.write_best_model(model, run_dir)
+            artifacts.write_json(pathlib.Path(config.model_dir) / artifacts.RESULTS_FILE, results)
     return results, model
+
+
+def calibrate(kind: str, model: tf.keras.Model, data, info: distribute.StrategyInfo, results: Dict[str, Any],
+              batch_size: int = 2048) -> Dict[str, Any]:
+    """Fits a `kind` calibrator ("platt" or "isotonic") on the validation split's predictions of `model` (the kept
+    weights) and returns `results` with `calibration`: its parameters and the validation and test metrics before
+    and after it (the test split is not used for fitting)."""
+    from tf_multiembed.calibration import fit_calibrator
+    from tf_multiembed.training.callbacks import exact_metrics, predict_with_labels
+
+    def predictions(dataset):
+        return predict_with_labels(model, dataset, host_loop=info.predicts_on_host)
+
+    valid_predictions, valid_labels = predictions(data.validation_dataset(batch_size))
+    calibrator = fit_calibrator(kind, valid_labels, valid_predictions)
+    record: Dict[str, Any] = {"kind": kind, "fitted_on": "validation", "parameters": calibrator.to_dict()}
+    splits = [("validation", valid_predictions, valid_labels)]
+    if results.get("test") is not None:
+        splits.append(("test", *predictions(data.test_dataset(batch_size))))
+    for split, predicted, labels in splits:
+        record[split] = {"before": exact_metrics(labels, predicted),
+                         "after": exact_metrics(labels, calibrator.apply(predicted))}
+    return {**results, "calibration": record}
 
 
 def _warmup_columns(schema, input_paths, data):
@@ -187,7 +213,9 @@ def _warmup_columns(schema, input_paths, data):
     return raw_columns_from_files(schema, input_paths, 16)
 
 
-def _export(config: RunConfig, model, data, schema, input_paths, info, name: str) -> Optional[pathlib.Path]:
+def _export(config: RunConfig, model, data, schema, input_paths, info, name: str, results: Dict[str, Any]
+            ) -> Optional[pathlib.Path]:
+    from tf_multiembed.calibration import calibrator_from_dict
     from tf_multiembed.serving import export_for_serving
 
     if not config.export_dir:
@@ -196,13 +224,36 @@ def _export(config: RunConfig, model, data, schema, input_paths, info, name: str
     path = export_for_serving(model, data.feature_encoder(), export_dir, config.export_name,
                               version=config.export_version, warmup_columns=_warmup_columns(schema, input_paths, data),
                               data_name=name, data_fingerprint=artifacts.data_fingerprint(data),
-                              model_family=config.model)
+                              model_family=config.model, kept_checkpoint=results.get("kept_checkpoint"),
+                              calibrator=calibrator_from_dict(results["calibration"]["parameters"])
+                              if results.get("calibration") else None)
     if not info.is_chief:
         import shutil
 
         shutil.rmtree(export_dir, ignore_errors=True)
         return None
     return path
+
+
+def summary_lines(results: Dict[str, Any]) -> str:
+    """The end-of-run lines of `train.py`: the kept epoch and why, its validation and test metrics (with
+    calibration), and the calibrator's effect when there is one."""
+    nan = float("nan")
+    kept = results.get("kept_checkpoint") or {}
+    best = next((entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]), {})
+    test = results.get("test") or {}
+    lines = [f"Kept epoch {results['best_epoch']} ({kept.get('reason', 'no finite validation score')}): validation "
+             f"AUC {best.get('val_auc', nan):.6f}, logloss {best.get('val_logloss', nan):.6f}, ECE "
+             f"{best.get('val_ece', nan):.4f}",
+             f"Test (kept checkpoint): AUC {test.get('auc', nan):.6f}, logloss {test.get('logloss', nan):.6f}, ECE "
+             f"{test.get('ece', nan):.4f}, mean prediction / click rate {test.get('calibration_ratio', nan):.3f}"]
+    calibration = results.get("calibration")
+    if calibration and "test" in calibration:
+        before, after = calibration["test"]["before"], calibration["test"]["after"]
+        lines.append(f"Test after {calibration['kind']} calibration (fitted on validation): AUC {after['auc']:.6f}, "
+                     f"logloss {before['logloss']:.6f} -> {after['logloss']:.6f}, ECE {before['ece']:.4f} -> "
+                     f"{after['ece']:.4f}, mean prediction / click rate {after['calibration_ratio']:.3f}")
+    return "\n".join(lines)
 
 
 def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
@@ -232,14 +283,9 @@ def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
             check_export_target(config.export_dir, config.export_name, raw_feature_signature(data.schema),
                                 version=config.export_version)
         results, model = train_prepared(config, data, info, name)
-        export_path = _export(config, model, data, schema, input_paths, info, name)
+        export_path = _export(config, model, data, schema, input_paths, info, name, results)
     if config.verbose and info.is_chief:
-        test = results.get("test") or {}
-        best = next((entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]), {})
-        print(f"Best epoch {results['best_epoch']}: validation AUC {best.get('val_auc', float('nan')):.6f}, "
-              f"logloss {best.get('val_logloss', float('nan')):.6f}\n"
-              f"Test (best checkpoint): AUC {test.get('auc', float('nan')):.6f}, "
-              f"logloss {test.get('logloss', float('nan')):.6f}\n"
+        print(summary_lines(results) + "\n"
               f"Run directory: {config.model_dir} (best model: "
               f"{os.path.join(config.model_dir, artifacts.BEST_MODEL_FILE)})"
               + (f"\nSavedModel: {export_path}" if export_path else "")
