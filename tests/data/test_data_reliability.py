@@ -1,0 +1,114 @@
+"""Issue 22, the data side: an empty Parquet file beside good ones, TFRecord inputs that are truncated, lack a
+feature or lack the label, a prepared folder whose shard was truncated or damaged, and a full disk while preparing
+data. Each case as a user meets it: the command, the one-line error naming the file and what to do (or the counted
+fallback the docs promise), and nothing half-written left behind."""
+
+import pathlib
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+
+from tf_multiembed.data import prepare_dataset
+from tf_multiembed.data.quality import BadInputError, SkippedInputWarning
+from tf_multiembed.data.schema import FieldSpec, LabelSpec, Schema
+
+FIELDS = (FieldSpec("user", min_count=1), FieldSpec("city", min_count=1))
+
+
+def _schema(reader: str, label: str = "clicked") -> Schema:
+    return Schema(f"clicks-{reader}", fields=FIELDS, label=LabelSpec(label), reader=reader,
+                  **({"delimiter": ",", "has_header": True} if reader == "delimited" else {}))
+
+
+def _rows(count: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return [(int(rng.random() < 0.3), f"u{int(rng.integers(0, 20))}", ["paris", "lyon"][int(rng.integers(0, 2))])
+            for _ in range(count)]
+
+
+def _example(clicked, user, city, with_label=True) -> bytes:
+    feature = {"user": tf.train.Feature(bytes_list=tf.train.BytesList(value=[user.encode()])),
+               "city": tf.train.Feature(bytes_list=tf.train.BytesList(value=[city.encode()]))}
+    if with_label:
+        feature["clicked"] = tf.train.Feature(int64_list=tf.train.Int64List(value=[clicked]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write_tfrecord(path, records) -> pathlib.Path:
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    return path
+
+
+# --- item 6: a 0-byte .parquet beside good files ----------------------------------------------------------------
+
+def test_an_empty_parquet_file_beside_good_ones_is_skipped_and_listed(tmp_path):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    for part, seed in (("a", 0), ("b", 1)):
+        clicked, user, city = zip(*_rows(50, seed))
+        pq.write_table(pa.table({"clicked": list(clicked), "user": list(user), "city": list(city)}),
+                       folder / f"part-{part}.parquet")
+    (folder / "part-c.parquet").write_bytes(b"")  # a writer that died before its first byte
+    with pytest.warns(SkippedInputWarning, match=r"empty input files skipped: \[.*part-c.parquet'\]"):
+        data = prepare_dataset(_schema("parquet"), str(folder / "*.parquet"), tmp_path / "cache")
+    assert data.report.files_empty == [str(folder / "part-c.parquet")]
+    assert data.report.rows_valid == 100 and sum(data.split_rows.values()) == 100
+    assert data.report.files_read == [str(folder / f"part-{part}.parquet") for part in "abc"]
+    with pytest.raises(BadInputError, match=r"part-c.parquet has no data lines"):  # strict mode refuses it, as CSV
+        prepare_dataset(_schema("parquet"), str(folder / "*.parquet"), tmp_path / "strict", strict=True)
+
+
+# --- item 7: TFRecord inputs ----------------------------------------------------------------------------------
+
+def test_a_truncated_tfrecord_names_the_records_read_before_the_cut(tmp_path):
+    path = _write_tfrecord(tmp_path / "clicks.tfrecord", [_example(*row) for row in _rows(320)])
+    path.write_bytes(path.read_bytes()[:-20])  # the last record cut: 319 whole records before it
+    with pytest.raises(BadInputError) as caught:
+        prepare_dataset(_schema("tfrecord"), path, tmp_path / "cache")
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cannot read the file after record 319: truncated record at ")
+    assert message.endswith("(a truncated or corrupt file; replace it, or leave it out of the inputs).")
+    assert "\n" not in message
+    assert not list((tmp_path / "cache").iterdir())  # no folder, finished or partial
+
+
+def test_a_tfrecord_schema_naming_a_feature_no_record_has_is_refused(tmp_path):
+    path = _write_tfrecord(tmp_path / "clicks.tfrecord", [_example(*row) for row in _rows(64)])
+    schema = Schema("clicks-tfrecord", fields=FIELDS + (FieldSpec("device", min_count=1),),
+                    label=LabelSpec("clicked"), reader="tfrecord")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before the fix: a warning and a build
+        with pytest.raises(BadInputError) as caught:
+            prepare_dataset(schema, path, tmp_path / "cache")
+    assert str(caught.value) == (f"{path}: none of its 64 records has the features ['device'] that the schema uses; "
+                                 f"its records have ['city', 'clicked', 'user']. Fix the schema's column names, or "
+                                 f"leave the file out of the inputs.")
+
+
+def test_a_tfrecord_without_the_label_feature_is_one_error_naming_it(tmp_path):
+    path = _write_tfrecord(tmp_path / "clicks.tfrecord",
+                           [_example(*row, with_label=False) for row in _rows(640)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before the fix: 640 "bad label ('')" skips
+        with pytest.raises(BadInputError) as caught:
+            prepare_dataset(_schema("tfrecord"), path, tmp_path / "cache")
+    assert str(caught.value) == (f"{path}: no record among the first 640 has the label feature 'clicked' (its "
+                                 f"records have ['city', 'user']); name the label feature in the schema's label "
+                                 f"column.")
+
+
+def test_good_tfrecords_still_build_with_sparse_features(tmp_path):
+    """A feature absent from some records (a missing value) is not a missing feature."""
+    records = [_example(*row) for row in _rows(40)]
+    sparse = tf.train.Example.FromString(records[0])
+    del sparse.features.feature["city"]
+    records[0] = sparse.SerializeToString()
+    data = prepare_dataset(_schema("tfrecord"), _write_tfrecord(tmp_path / "clicks.tfrecord", records),
+                           tmp_path / "cache")
+    assert data.report.rows_valid == 40 and data.report.rows_skipped == 0
