@@ -3,7 +3,11 @@ feature or lack the label, a prepared folder whose shard was truncated or damage
 data. Each case as a user meets it: the command, the one-line error naming the file and what to do (or the counted
 fallback the docs promise), and nothing half-written left behind."""
 
+import os
 import pathlib
+import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -12,7 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from tf_multiembed.data import prepare_dataset
+from data_test_files import write_lines
+from tf_multiembed.data import PreparedData, prepare_dataset
+from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data.quality import BadInputError, SkippedInputWarning
 from tf_multiembed.data.schema import FieldSpec, LabelSpec, Schema
 
@@ -112,3 +118,66 @@ def test_good_tfrecords_still_build_with_sparse_features(tmp_path):
     data = prepare_dataset(_schema("tfrecord"), _write_tfrecord(tmp_path / "clicks.tfrecord", records),
                            tmp_path / "cache")
     assert data.report.rows_valid == 40 and data.report.rows_skipped == 0
+
+
+# --- item 5: a truncated or damaged shard in a prepared folder ----------------------------------------------------
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+ENVIRONMENT = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+ENVIRONMENT.pop("TF_CONFIG", None)
+
+
+def _prepared(tmp_path) -> PreparedData:
+    path = tmp_path / "clicks.csv"
+    if not path.exists():
+        write_lines(path, ["clicked,user,city"] + [f"{clicked},{user},{city}" for clicked, user, city in _rows(400)])
+    return prepare_dataset(_schema("delimited"), path, tmp_path / "cache", rows_per_shard=160, rows_per_record=16)
+
+
+def test_train_on_a_prepared_folder_with_a_truncated_shard_stops_before_training_naming_it(tmp_path):
+    data = _prepared(tmp_path)
+    shard = data.directory / data.shards["test"][0].file
+    size = shard.stat().st_size
+    shard.write_bytes(shard.read_bytes()[:size - 100])
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--dataset=prepared", f"--data_path={data.directory}", "--model=dnn",
+         "--scale=2", "--embedding_dim=4", "--batch_size=64", "--epochs=1", "--verbose=0", "--model_dir=run",
+         "--export_dir="], cwd=tmp_path, env=ENVIRONMENT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode != 0
+    assert (f"{shard}: {size - 100} bytes, but the manifest's 40 rows in 3 records take {size} bytes (truncated); "
+            f"the prepared data is damaged. Prepare it again (prepare_dataset with rebuild=True, or the Beam "
+            f"pipeline), or restore the folder from a copy.") in completed.stderr
+    assert "DataLossError" not in completed.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training
+
+
+def test_the_shard_check_reads_small_folders_through_and_big_ones_by_size(tmp_path, monkeypatch):
+    data = _prepared(tmp_path)
+    shard = data.directory / data.shards["train"][1].file
+    content = bytearray(shard.read_bytes())
+    record_bytes = shards_lib.shard_bytes(16, 1, 2)
+    content[record_bytes + 20] ^= 0xFF  # a flipped bit in the second record's payload: the size is unchanged
+    shard.write_bytes(bytes(content))
+    damaged = (f"{shard}: record 2: the data checksum does not match (corrupt file); the prepared data is damaged. "
+               f"Prepare it again")
+    with pytest.raises(shards_lib.ShardError, match=re.escape(damaged)):
+        PreparedData.load(data.directory)  # "auto": a small folder is read through
+    monkeypatch.setattr(shards_lib, "FULL_VERIFY_BYTES", 0)  # as for a folder past the limit
+    assert PreparedData.load(data.directory).split_rows == data.split_rows  # sizes only: one stat per shard
+    with pytest.raises(shards_lib.ShardError, match=re.escape(damaged)):
+        PreparedData.load(data.directory, verify="full")
+    shard.unlink()
+    with pytest.raises(shards_lib.ShardError, match=re.escape(f"{shard}: missing; the prepared data is damaged.")):
+        PreparedData.load(data.directory, verify="sizes")
+
+
+def test_a_cached_build_with_a_damaged_shard_is_rebuilt_not_trusted(tmp_path, caplog):
+    data = _prepared(tmp_path)
+    expected = data.numpy_split("validation")
+    shard = data.directory / data.shards["validation"][0].file
+    shard.write_bytes(shard.read_bytes()[:-7])
+    again = _prepared(tmp_path)
+    assert again.directory == data.directory
+    assert f"not reusing {data.directory}: {shard}: " in caplog.text
+    np.testing.assert_array_equal(again.numpy_split("validation")[0], expected[0])
+    np.testing.assert_array_equal(again.numpy_split("validation")[1], expected[1])

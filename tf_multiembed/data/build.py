@@ -19,7 +19,8 @@ At most two reads of the input; memory holds a few blocks, the token counts (bou
 Cache: the folder is `<cache_dir>/<schema name>-<key>`, the key a hash of the format, schema, settings and every
 input's path, size and modification time. A finished folder is reused when its manifest matches; an input whose
 change time or inode differs from the manifest's (an in-place edit with restored size and mtime) is hashed again and
-the folder rebuilt unless its content is unchanged. Builds run in `.<name>.partial-*` folders holding a lock; the
+the folder rebuilt unless its content is unchanged; so is a folder whose shards do not match its manifest
+(`shards.verify_shards`). Builds run in `.<name>.partial-*` folders holding a lock; the
 folders of dead builds are removed by the next build in the same cache directory.
 """
 
@@ -351,6 +352,20 @@ def _unchanged(manifest: dict, fingerprints: Sequence[dict]) -> bool:
     return True
 
 
+def _reusable(folder: pathlib.Path, fingerprints: Sequence[dict]) -> bool:
+    """Whether a finished build can be reused: its manifest reads, its inputs are unchanged and its shards match the
+    manifest (`shards.verify_shards`, "auto"); a damaged one is rebuilt, never trusted."""
+    try:
+        manifest = shards_lib.load_manifest(folder)
+        if not _unchanged(manifest, fingerprints):
+            return False
+        shards_lib.verify_shards(folder, manifest, "auto")
+    except ValueError as error:  # another format version, a damaged manifest, a truncated or damaged shard
+        logger.warning("not reusing %s: %s", folder, error)
+        return False
+    return True
+
+
 def _lock(folder: pathlib.Path):
     """Holds an exclusive lock on `folder/.lock` for this process's lifetime (the OS drops it when it dies)."""
     handle = open(folder / _LOCK_NAME, "w")
@@ -461,11 +476,7 @@ def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSett
     if cache_dir.is_dir():
         remove_dead_partials(cache_dir)
     if (folder / shards_lib.MANIFEST_NAME).is_file() and not rebuild:
-        try:
-            reusable = _unchanged(shards_lib.load_manifest(folder), fingerprints)
-        except ValueError as error:  # another format version, or a damaged manifest
-            logger.warning("not reusing %s: %s", folder, error)
-            reusable = False
+        reusable = _reusable(folder, fingerprints)
         if reusable:
             logger.info("reusing prepared data at %s", folder)
             return folder
