@@ -3,6 +3,7 @@ feature or lack the label, a prepared folder whose shard was truncated or damage
 data. Each case as a user meets it: the command, the one-line error naming the file and what to do (or the counted
 fallback the docs promise), and nothing half-written left behind."""
 
+import errno
 import os
 import pathlib
 import re
@@ -181,3 +182,115 @@ def test_a_cached_build_with_a_damaged_shard_is_rebuilt_not_trusted(tmp_path, ca
     assert f"not reusing {data.directory}: {shard}: " in caplog.text
     np.testing.assert_array_equal(again.numpy_split("validation")[0], expected[0])
     np.testing.assert_array_equal(again.numpy_split("validation")[1], expected[1])
+
+
+# --- item 3: a full disk while preparing data ---------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 5 MB file system (tmpfs; needs root, as CI runs): the data folder of the issue's report."""
+    folder = tmp_path / "small_disk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 5 MB tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(folder)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a 5 MB tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        unmounted = subprocess.run(["umount", str(folder)], capture_output=True, text=True)
+        if unmounted.returncode != 0:  # a file left open there (a failure of the test): unmount anyway
+            subprocess.run(["umount", "-l", str(folder)], check=True)
+        assert unmounted.returncode == 0, f"files left open on the small disk: {unmounted.stderr.strip()}"
+
+
+def _many_clicks(path: pathlib.Path, rows: int) -> pathlib.Path:
+    """A CSV of `rows` rows (about 12 bytes each) with a small vocabulary: pass 1 writes almost nothing."""
+    rng = np.random.default_rng(0)
+    clicked, user, city = rng.integers(0, 2, rows), rng.integers(0, 50, rows), rng.integers(0, 2, rows)
+    lines = [f"{c},u{u},{('paris', 'lyon')[t]}" for c, u, t in zip(clicked, user, city)]
+    path.write_text("clicked,user,city\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_train_with_a_small_data_dir_stops_with_one_line_naming_the_folder_and_the_bytes(tmp_path, small_disk):
+    _many_clicks(tmp_path / "clicks.csv", 300_000)
+    (tmp_path / "schema.json").write_text(
+        '{"name": "clicks", "delimiter": ",", "has_header": true, "label": {"column": "clicked"}, "fields": '
+        '[{"name": "user", "kind": "categorical"}, {"name": "city", "kind": "categorical"}]}')
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--dataset=custom", "--schema=schema.json", "--data_path=clicks.csv",
+         f"--data_dir={small_disk}", "--model=dnn", "--epochs=1", "--verbose=0", "--export_dir="],
+        cwd=tmp_path, env=ENVIRONMENT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode not in (0, -7, 135)  # -7 / 135: the SIGBUS of the report
+    found = re.search(rf"{re.escape(str(small_disk))}: preparing 300,000 rows \(the split order, the encoded rows "
+                      rf"and their shards\) needs about ([\d,]+) bytes, ([\d,]+) are free; free space there or choose "
+                      rf"another data folder \(train.py --data_dir, prepare_dataset's cache_dir\)\.$",
+                      completed.stderr.strip().splitlines()[-1])
+    assert found, completed.stderr[-2000:]
+    needed, free = (int(number.replace(",", "")) for number in found.groups())
+    assert free < 5 << 20 < needed
+    assert list(small_disk.iterdir()) == []  # no partial build, nothing half-written
+    assert "Bus error" not in completed.stderr
+
+
+def test_the_split_order_on_a_full_disk_raises_instead_of_killing_the_process(small_disk):
+    # 2M rows: an 8 MB memory map on a 5 MB disk. In a subprocess, so that a SIGBUS fails the test, not the suite.
+    script = ("import sys\nfrom tf_multiembed.data import splits\n"
+              "try:\n    splits.random_order(2_000_000, 0, path=sys.argv[1])\n"
+              "except OSError as error:\n    print('OSError', error.errno, error.filename)\n")
+    completed = subprocess.run([sys.executable, "-c", script, str(small_disk / "order.npy")], env=ENVIRONMENT,
+                               capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert completed.returncode == 0, (completed.returncode, completed.stderr[-2000:])
+    assert completed.stdout.strip() == f"OSError {errno.ENOSPC} {small_disk / 'order.npy'}"
+    assert list(small_disk.iterdir()) == []
+
+
+def test_a_write_that_runs_out_of_space_is_reported_and_leaves_nothing(tmp_path, small_disk, monkeypatch):
+    """The space check passes (another writer fills the disk after it): the write that fails is reported, the
+    unfinished build removed, and a later build with space is whole."""
+    from tf_multiembed.data import space
+
+    path = _many_clicks(tmp_path / "clicks.csv", 300_000)  # order and inverse fit (2.4 MB), the bucket files not
+    monkeypatch.setattr(space, "free_bytes", lambda folder: 1 << 40)
+    with pytest.raises(space.DiskSpaceError) as caught:
+        prepare_dataset(_schema("delimited"), path, small_disk)
+    message = str(caught.value)
+    assert re.fullmatch(rf"{re.escape(str(small_disk))}: no space left on the device writing "
+                        rf"{re.escape(str(small_disk))}/\S+ \([\d,]+ bytes free now\); the unfinished data "
+                        rf"was removed\. Free space there or choose another data folder \(train.py --data_dir, "
+                        rf"prepare_dataset's cache_dir\)\.", message), message
+    assert caught.value.errno == errno.ENOSPC and "\n" not in message
+    assert list(small_disk.iterdir()) == []
+    monkeypatch.undo()
+    data = prepare_dataset(_schema("delimited"), path, tmp_path / "cache")  # the same build with room is whole
+    assert sum(data.split_rows.values()) == 300_000
+
+
+def test_the_space_check_names_the_folder_the_bytes_needed_and_free(tmp_path, monkeypatch):
+    """No tiny disk needed: the free-space probe says 1,000 bytes."""
+    from tf_multiembed.data import space
+
+    path = write_lines(tmp_path / "clicks.csv", ["clicked,user,city"] + [f"{c},{u},{t}" for c, u, t in _rows(100)])
+    monkeypatch.setattr(space, "free_bytes", lambda folder: 1000)
+    with pytest.raises(space.DiskSpaceError) as caught:
+        prepare_dataset(_schema("delimited"), path, tmp_path / "cache")
+    # 100 rows, 2 fields, random split: the order and its inverse 2 x (400 + 128) bytes; then the inverse 528, the
+    # bucket rows 100 x 16 and the first bucket's shards (4 records x 16 + 100 x 12 = 1,264): 3,392; plus a 4 KB
+    # block per file (3 shards, 2, 1 bucket): 3,392 + 24,576 = 27,968.
+    assert str(caught.value) == (f"{tmp_path / 'cache'}: preparing 100 rows (the split order, the encoded rows and "
+                                 f"their shards) needs about 27,968 bytes, 1,000 are free; free space there or choose "
+                                 f"another data folder (train.py --data_dir, prepare_dataset's cache_dir).")
+    assert [folder.name for folder in (tmp_path / "cache").iterdir()] == []
+
+
+def test_the_synthetic_data_set_on_a_full_disk_is_reported_and_leaves_nothing(small_disk):
+    from tf_multiembed.data import space
+    from tf_multiembed.data.synthetic import synthetic_criteo_file
+
+    with pytest.raises(space.DiskSpaceError, match=re.escape(
+            f"{small_disk}: no space left on the device writing the synthetic data set (50,000 rows) (")):
+        synthetic_criteo_file(small_disk, num_rows=50_000)  # about 8 MB of text
+    assert list(small_disk.iterdir()) == []

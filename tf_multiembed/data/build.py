@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
+from tf_multiembed.data import space
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
@@ -209,6 +210,35 @@ def _inverse_order_path(settings: BuildSettings, num_rows: int, times_path: Opti
     return inverse_path
 
 
+def _bucket_rows(num_rows: int) -> int:
+    """Consecutive split positions per bucket file of `_SplitRouter` (at most `_MAX_BUCKET_FILES` buckets)."""
+    return max(_MIN_BUCKET_ROWS, -(-num_rows // _MAX_BUCKET_FILES))
+
+
+def _bytes_still_needed(settings: BuildSettings, num_rows: int, num_fields: int, permuted: bool) -> int:
+    """About the most disk space the rest of a build takes at once, once pass 1 has counted the rows.
+
+    Without a permutation: the shards. With one: the split order and its inverse (`position_dtype` each), then,
+    the order gone, the inverse, the rows in bucket files (`num_fields + 2` int32 each) and the first bucket's
+    shards before its bucket file is removed (the peak: shard rows are smaller than bucket rows). Plus a block per
+    file for the file system's rounding.
+    """
+    shard_files = sum(shards_lib.num_shards(rows, settings.rows_per_shard)
+                      for rows in splits_lib.split_sizes(num_rows, settings.split_fractions))
+    records = -(-num_rows // settings.rows_per_record) + shard_files  # each shard may end with a short record
+    shards = shards_lib.shard_bytes(num_rows, records, num_fields)
+    rounding = 4096 * (shard_files + 2)
+    if not permuted:
+        return shards + rounding
+    position_bytes = splits_lib.position_dtype(num_rows).itemsize * num_rows + 128
+    bucket_rows = min(_bucket_rows(num_rows), num_rows)
+    buckets = 4 * (num_fields + 2) * num_rows
+    first_shards = shards_lib.shard_bytes(bucket_rows, -(-bucket_rows // settings.rows_per_record) + shard_files,
+                                          num_fields)
+    rounding += 4096 * -(-num_rows // max(bucket_rows, 1))
+    return max(2 * position_bytes, position_bytes + buckets + first_shards) + rounding
+
+
 class _SplitRouter:
     """Takes encoded rows in file order and writes every split's shards in split order.
 
@@ -229,7 +259,7 @@ class _SplitRouter:
         self._inverse = None
         if inverse_path is not None:
             self._inverse = splits_lib.NpyReader(inverse_path)
-            self.bucket_rows = max(_MIN_BUCKET_ROWS, -(-num_rows // _MAX_BUCKET_FILES))
+            self.bucket_rows = _bucket_rows(num_rows)
             self._bucket_dir = work / "buckets"
             self._bucket_dir.mkdir()
             self._buckets: Dict[int, object] = {}
@@ -261,10 +291,24 @@ class _SplitRouter:
             cuts = np.flatnonzero(np.diff(sorted_buckets)) + 1
             for start, stop in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(rows)]])):
                 bucket = int(sorted_buckets[start])
-                if bucket not in self._buckets:
-                    self._buckets[bucket] = open(self._bucket_dir / f"{bucket:05d}.bin", "wb")
-                self._buckets[bucket].write(memoryview(records[start:stop]))
+                path = self._bucket_dir / f"{bucket:05d}.bin"
+                try:
+                    if bucket not in self._buckets:
+                        self._buckets[bucket] = open(path, "wb")
+                    self._buckets[bucket].write(memoryview(records[start:stop]))
+                except OSError as error:  # name the file (a full disk's write errors do not)
+                    raise OSError(error.errno, error.strerror, str(path)) from None
         self.rows_routed += len(rows)
+
+    def abort(self) -> None:
+        """Closes every open file after a failure (a file system with open files cannot be unmounted)."""
+        if self._inverse is not None:
+            self._inverse.close()
+            for handle in self._buckets.values():
+                with contextlib.suppress(OSError):  # the buffered tail may not fit either
+                    handle.close()
+        for writer in self._writers:
+            writer.abort()
 
     def finish(self) -> Dict[str, List[shards_lib.ShardInfo]]:
         if self.rows_routed != self.num_rows:
@@ -424,13 +468,20 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
     vocabulary_sizes = vocabulary_lib.write_schema_vocabularies(schema, counted.vocabularies,
                                                                 folder / shards_lib.VOCAB_DIR_NAME)
+    permuted = settings.split == splits_lib.RANDOM_SPLIT or counted.times_path is not None
+    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_fields, permuted),
+                           f"preparing {num_rows:,} rows (the split order, the encoded rows and their shards)")
     started = time.perf_counter()
     inverse_path = _inverse_order_path(settings, num_rows, counted.times_path, work)
     order_seconds = time.perf_counter() - started
     router = _SplitRouter(folder, work, num_rows, schema.num_fields, settings, inverse_path)
-    encode_seconds = _encode_pass(schema, reader, settings, counted, router)
-    started = time.perf_counter()
-    split_shards = router.finish()
+    try:
+        encode_seconds = _encode_pass(schema, reader, settings, counted, router)
+        started = time.perf_counter()
+        split_shards = router.finish()
+    except BaseException:
+        router.abort()
+        raise
     shard_seconds = time.perf_counter() - started
     shutil.rmtree(work)
     report = IngestReport.from_tracker(counted.tracker, {name: sum(shard.rows for shard in split)
@@ -485,7 +536,14 @@ def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSett
     partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}{_PARTIAL_MARK}", dir=cache_dir))
     lock = _lock(partial)
     try:
-        _build_into(partial, schema, reader, settings, fingerprints, key, count_memory_bytes)
+        try:
+            _build_into(partial, schema, reader, settings, fingerprints, key, count_memory_bytes)
+        except OSError as error:
+            if not space.is_disk_full(error) or isinstance(error, space.DiskSpaceError):
+                raise
+            lock.close()
+            shutil.rmtree(partial, ignore_errors=True)  # before the message counts the space free
+            raise space.disk_full_error(cache_dir, error) from None
         (partial / _LOCK_NAME).unlink()
         if rebuild and folder.exists():
             shutil.rmtree(folder)

@@ -240,14 +240,21 @@ class SplitWriter:
     def _flush_record(self) -> None:
         block = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
         self._pending, self._pending_rows = [], 0
-        self._handle.write(frame_record(np.ascontiguousarray(block, dtype=ID_DTYPE).tobytes()))
+        try:
+            self._handle.write(frame_record(np.ascontiguousarray(block, dtype=ID_DTYPE).tobytes()))
+        except OSError as error:  # name the shard (a full disk's write errors do not)
+            raise OSError(error.errno, error.strerror, str(self.folder / self._shard_name)) from None
         self._shard_rows += len(block)
         self._shard_records += 1
         if self._shard_rows == self.rows_per_shard:
             self._close_shard()
 
     def _close_shard(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        except OSError as error:
+            self._handle = None
+            raise OSError(error.errno, error.strerror, str(self.folder / self._shard_name)) from None
         self._handle = None
         self.shards.append(ShardInfo(self._shard_name, self._shard_rows, self._shard_records))
 
@@ -281,6 +288,16 @@ class SplitWriter:
         block[:, :-1] = ids
         block[:, -1] = labels
         self.write_rows(block)
+
+    def abort(self) -> None:
+        """Closes the open shard file after a failure, without writing what is pending (the caller removes the
+        folder)."""
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:  # its buffered tail may not fit on the disk either
+                pass
 
     def close(self) -> List[ShardInfo]:
         """Writes the last record and shard; fails unless exactly `num_rows` rows were written."""
