@@ -294,3 +294,18 @@ def test_the_synthetic_data_set_on_a_full_disk_is_reported_and_leaves_nothing(sm
             f"{small_disk}: no space left on the device writing the synthetic data set (50,000 rows) (")):
         synthetic_criteo_file(small_disk, num_rows=50_000)  # about 8 MB of text
     assert list(small_disk.iterdir()) == []
+
+
+def test_the_split_order_without_preallocation_writes_its_blocks_and_keeps_its_values(tmp_path, monkeypatch):
+    """Where a file system cannot preallocate, the blocks are written as zeros first (ENOSPC then comes from
+    ordinary writes); the permutation and its .npy header are those of the reference."""
+    from tf_multiembed.data import splits
+
+    def unsupported(descriptor, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    order = splits.random_order(70_000, 3, path=str(tmp_path / "order.npy"))
+    np.testing.assert_array_equal(order, np.random.default_rng(3).permutation(70_000))
+    del order
+    np.testing.assert_array_equal(np.load(tmp_path / "order.npy"), np.random.default_rng(3).permutation(70_000))

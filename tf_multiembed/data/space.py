@@ -43,7 +43,10 @@ def check_free_space(folder, needed: int, what: str) -> None:
     Example:
         >>> check_free_space("/tmp", 0, "nothing")
     """
-    free = free_bytes(folder)
+    try:
+        free = free_bytes(folder)
+    except OSError:  # a file system that does not say (some network mounts): the writes will tell
+        return
     if needed > free:
         raise DiskSpaceError(f"{folder}: {what} needs about {needed:,} bytes, {free:,} are free; free space there or "
                              f"choose another data folder (train.py --data_dir, prepare_dataset's cache_dir).")
@@ -59,7 +62,11 @@ def disk_full_error(folder, error: OSError, what: Optional[str] = None) -> DiskS
     `folder`; call it once the unfinished files are removed."""
     what = what or error.filename
     where = f" writing {what}" if what else ""
-    return DiskSpaceError(f"{folder}: no space left on the device{where} ({free_bytes(folder):,} bytes free now); "
+    try:
+        free = f" ({free_bytes(folder):,} bytes free now)"
+    except OSError:
+        free = ""
+    return DiskSpaceError(f"{folder}: no space left on the device{where}{free}; "
                           f"the unfinished data was removed. Free space there or choose another data folder "
                           f"(train.py --data_dir, prepare_dataset's cache_dir).")
 
