@@ -3,7 +3,8 @@
 A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`):
 
     run.json            RUN_FILE: format version, package version, the full resolved configuration, the data
-                        (name, fingerprint = the prepared data's cache key, field names, vocabulary sizes, split rows)
+                        (name, fingerprint = `data_fingerprint`: the content of the data it trained on, the
+                        cache key, field names, vocabulary sizes, split rows)
                         and the model (name, family, sets, width, parameters). Written when the run starts; a rerun
                         compares itself with it.
     results.json        RESULTS_FILE: status, per-epoch metrics (AUC, log loss, ECE, calibration ratio), the kept
@@ -185,13 +186,25 @@ def model_variable_paths(model) -> Dict[int, str]:
 
 # --- what is recorded about data and models ---------------------------------------------------------------------
 
+CONTENT_FINGERPRINT_PREFIX = "content-sha256:"
+
+
 def data_fingerprint(data) -> str:
-    """The prepared data's identity: the cache key of its build (content, schema and split settings); for a folder
-    written outside the cache (e.g. by the Beam pipeline), the fingerprint of its inputs' content, or else a hash of
-    its manifest (schema, settings, ingest report, shard rows) and vocabulary files."""
-    identity = data.cache_key or data.data_fingerprint
-    if identity:
-        return str(identity)
+    """The identity of the prepared data a run trains on, from the data as the build read it.
+
+    For a build that hashed its inputs (the columnar engine always does): "content-sha256:" over the inputs' content
+    digests (`PreparedData.data_fingerprint`), the schema and the build settings, so an input edited in place, even
+    with its size and modification time restored, gives another fingerprint once the cache rebuilds it, and the same
+    content under another path or cache folder gives the same one. Else (e.g. a Beam folder, whose inputs are not
+    hashed) the build's cache key, or a hash of the folder's manifest (schema, settings, ingest report, shard rows)
+    and vocabulary files.
+    """
+    if data.data_fingerprint:
+        payload = json.dumps({"content": data.data_fingerprint, "schema": data.schema.to_dict(),
+                              "settings": dataclasses.asdict(data.settings)}, sort_keys=True)
+        return CONTENT_FINGERPRINT_PREFIX + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    if data.cache_key:
+        return str(data.cache_key)
     folder = pathlib.Path(data.directory)
     digest = hashlib.sha256((folder / "manifest.json").read_bytes())
     for path in sorted(data.vocabulary_files().values()):
@@ -200,10 +213,21 @@ def data_fingerprint(data) -> str:
     return f"folder-sha256:{digest.hexdigest()}"
 
 
+def same_data_fingerprint(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether two data records (`data_record`) name the same data. A record written before runs recorded content
+    fingerprints holds the build's cache key as its fingerprint: it matches the current build's cache key (once; the
+    rerun then records the content fingerprint)."""
+    if recorded.get("fingerprint") == current.get("fingerprint"):
+        return True
+    legacy = "cache_key" not in recorded and not str(recorded.get("fingerprint")).startswith(
+        (CONTENT_FINGERPRINT_PREFIX, "folder-sha256:", "sha256:"))
+    return legacy and current.get("cache_key") is not None and recorded.get("fingerprint") == current["cache_key"]
+
+
 def data_record(data, name: str) -> Dict[str, Any]:
     """What a run and an export record about the `PreparedData` they were trained on."""
-    return {"name": name, "fingerprint": data_fingerprint(data), "field_names": list(data.field_names),
-            "vocabulary_sizes": [int(size) for size in data.vocabulary_sizes],
+    return {"name": name, "fingerprint": data_fingerprint(data), "cache_key": data.cache_key,
+            "field_names": list(data.field_names), "vocabulary_sizes": [int(size) for size in data.vocabulary_sizes],
             "split_rows": {split: int(rows) for split, rows in data.split_rows.items()}}
 
 

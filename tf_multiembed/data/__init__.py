@@ -16,6 +16,8 @@ from tf_multiembed.data.quality import (BadInputError, IngestReport, SkippedInpu
                                         TooManyBadRowsError)
 from tf_multiembed.data.schema import (FieldSpec, LabelSpec, Schema, avazu_schema, criteo_schema, movielens_schema,
                                        resolve_schema)
+from tf_multiembed.data.shards import ShardError
+from tf_multiembed.data.space import DiskSpaceError
 
 _TENSORFLOW_NAMES = {
     "PreparedData": "tf_multiembed.data.pipeline",
@@ -26,9 +28,9 @@ _TENSORFLOW_NAMES = {
 }
 
 __all__ = [
-    "BadInputError", "FieldSpec", "IngestReport", "LabelSpec", "PreparedData", "RawFeatureEncoder", "Schema",
-    "SkippedInputWarning", "TooManyBadRowsError", "avazu_schema", "criteo_schema", "movielens_schema",
-    "prepare_dataset", "raw_feature_signature", "raw_features_from_cells", "resolve_schema",
+    "BadInputError", "DiskSpaceError", "FieldSpec", "IngestReport", "LabelSpec", "PreparedData", "RawFeatureEncoder",
+    "Schema", "ShardError", "SkippedInputWarning", "TooManyBadRowsError", "avazu_schema", "criteo_schema",
+    "movielens_schema", "prepare_dataset", "raw_feature_signature", "raw_features_from_cells", "resolve_schema",
 ]
 
 

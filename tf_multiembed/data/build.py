@@ -19,7 +19,8 @@ At most two reads of the input; memory holds a few blocks, the token counts (bou
 Cache: the folder is `<cache_dir>/<schema name>-<key>`, the key a hash of the format, schema, settings and every
 input's path, size and modification time. A finished folder is reused when its manifest matches; an input whose
 change time or inode differs from the manifest's (an in-place edit with restored size and mtime) is hashed again and
-the folder rebuilt unless its content is unchanged. Builds run in `.<name>.partial-*` folders holding a lock; the
+the folder rebuilt unless its content is unchanged; so is a folder whose shards do not match its manifest
+(`shards.verify_shards`). Builds run in `.<name>.partial-*` folders holding a lock; the
 folders of dead builds are removed by the next build in the same cache directory.
 """
 
@@ -40,6 +41,7 @@ import pyarrow as pa
 
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
+from tf_multiembed.data import space
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
@@ -208,6 +210,35 @@ def _inverse_order_path(settings: BuildSettings, num_rows: int, times_path: Opti
     return inverse_path
 
 
+def _bucket_rows(num_rows: int) -> int:
+    """Consecutive split positions per bucket file of `_SplitRouter` (at most `_MAX_BUCKET_FILES` buckets)."""
+    return max(_MIN_BUCKET_ROWS, -(-num_rows // _MAX_BUCKET_FILES))
+
+
+def _bytes_still_needed(settings: BuildSettings, num_rows: int, num_fields: int, permuted: bool) -> int:
+    """About the most disk space the rest of a build takes at once, once pass 1 has counted the rows.
+
+    Without a permutation: the shards. With one: the split order and its inverse (`position_dtype` each), then,
+    the order gone, the inverse, the rows in bucket files (`num_fields + 2` int32 each) and the first bucket's
+    shards before its bucket file is removed (the peak: shard rows are smaller than bucket rows). Plus a block per
+    file for the file system's rounding.
+    """
+    shard_files = sum(shards_lib.num_shards(rows, settings.rows_per_shard)
+                      for rows in splits_lib.split_sizes(num_rows, settings.split_fractions))
+    records = -(-num_rows // settings.rows_per_record) + shard_files  # each shard may end with a short record
+    shards = shards_lib.shard_bytes(num_rows, records, num_fields)
+    rounding = 4096 * (shard_files + 2)
+    if not permuted:
+        return shards + rounding
+    position_bytes = splits_lib.position_dtype(num_rows).itemsize * num_rows + 128
+    bucket_rows = min(_bucket_rows(num_rows), num_rows)
+    buckets = 4 * (num_fields + 2) * num_rows
+    first_shards = shards_lib.shard_bytes(bucket_rows, -(-bucket_rows // settings.rows_per_record) + shard_files,
+                                          num_fields)
+    rounding += 4096 * -(-num_rows // max(bucket_rows, 1))
+    return max(2 * position_bytes, position_bytes + buckets + first_shards) + rounding
+
+
 class _SplitRouter:
     """Takes encoded rows in file order and writes every split's shards in split order.
 
@@ -228,7 +259,7 @@ class _SplitRouter:
         self._inverse = None
         if inverse_path is not None:
             self._inverse = splits_lib.NpyReader(inverse_path)
-            self.bucket_rows = max(_MIN_BUCKET_ROWS, -(-num_rows // _MAX_BUCKET_FILES))
+            self.bucket_rows = _bucket_rows(num_rows)
             self._bucket_dir = work / "buckets"
             self._bucket_dir.mkdir()
             self._buckets: Dict[int, object] = {}
@@ -260,10 +291,24 @@ class _SplitRouter:
             cuts = np.flatnonzero(np.diff(sorted_buckets)) + 1
             for start, stop in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(rows)]])):
                 bucket = int(sorted_buckets[start])
-                if bucket not in self._buckets:
-                    self._buckets[bucket] = open(self._bucket_dir / f"{bucket:05d}.bin", "wb")
-                self._buckets[bucket].write(memoryview(records[start:stop]))
+                path = self._bucket_dir / f"{bucket:05d}.bin"
+                try:
+                    if bucket not in self._buckets:
+                        self._buckets[bucket] = open(path, "wb")
+                    self._buckets[bucket].write(memoryview(records[start:stop]))
+                except OSError as error:  # name the file (a full disk's write errors do not)
+                    raise OSError(error.errno, error.strerror, str(path)) from None
         self.rows_routed += len(rows)
+
+    def abort(self) -> None:
+        """Closes every open file after a failure (a file system with open files cannot be unmounted)."""
+        if self._inverse is not None:
+            self._inverse.close()
+            for handle in self._buckets.values():
+                with contextlib.suppress(OSError):  # the buffered tail may not fit either
+                    handle.close()
+        for writer in self._writers:
+            writer.abort()
 
     def finish(self) -> Dict[str, List[shards_lib.ShardInfo]]:
         if self.rows_routed != self.num_rows:
@@ -351,6 +396,20 @@ def _unchanged(manifest: dict, fingerprints: Sequence[dict]) -> bool:
     return True
 
 
+def _reusable(folder: pathlib.Path, fingerprints: Sequence[dict]) -> bool:
+    """Whether a finished build can be reused: its manifest reads, its inputs are unchanged and its shards match the
+    manifest (`shards.verify_shards`, "auto"); a damaged one is rebuilt, never trusted."""
+    try:
+        manifest = shards_lib.load_manifest(folder)
+        if not _unchanged(manifest, fingerprints):
+            return False
+        shards_lib.verify_shards(folder, manifest, "auto")
+    except ValueError as error:  # another format version, a damaged manifest, a truncated or damaged shard
+        logger.warning("not reusing %s: %s", folder, error)
+        return False
+    return True
+
+
 def _lock(folder: pathlib.Path):
     """Holds an exclusive lock on `folder/.lock` for this process's lifetime (the OS drops it when it dies)."""
     handle = open(folder / _LOCK_NAME, "w")
@@ -409,13 +468,20 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
     vocabulary_sizes = vocabulary_lib.write_schema_vocabularies(schema, counted.vocabularies,
                                                                 folder / shards_lib.VOCAB_DIR_NAME)
+    permuted = settings.split == splits_lib.RANDOM_SPLIT or counted.times_path is not None
+    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_fields, permuted),
+                           f"preparing {num_rows:,} rows (the split order, the encoded rows and their shards)")
     started = time.perf_counter()
     inverse_path = _inverse_order_path(settings, num_rows, counted.times_path, work)
     order_seconds = time.perf_counter() - started
     router = _SplitRouter(folder, work, num_rows, schema.num_fields, settings, inverse_path)
-    encode_seconds = _encode_pass(schema, reader, settings, counted, router)
-    started = time.perf_counter()
-    split_shards = router.finish()
+    try:
+        encode_seconds = _encode_pass(schema, reader, settings, counted, router)
+        started = time.perf_counter()
+        split_shards = router.finish()
+    except BaseException:
+        router.abort()
+        raise
     shard_seconds = time.perf_counter() - started
     shutil.rmtree(work)
     report = IngestReport.from_tracker(counted.tracker, {name: sum(shard.rows for shard in split)
@@ -461,11 +527,7 @@ def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSett
     if cache_dir.is_dir():
         remove_dead_partials(cache_dir)
     if (folder / shards_lib.MANIFEST_NAME).is_file() and not rebuild:
-        try:
-            reusable = _unchanged(shards_lib.load_manifest(folder), fingerprints)
-        except ValueError as error:  # another format version, or a damaged manifest
-            logger.warning("not reusing %s: %s", folder, error)
-            reusable = False
+        reusable = _reusable(folder, fingerprints)
         if reusable:
             logger.info("reusing prepared data at %s", folder)
             return folder
@@ -474,7 +536,14 @@ def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSett
     partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}{_PARTIAL_MARK}", dir=cache_dir))
     lock = _lock(partial)
     try:
-        _build_into(partial, schema, reader, settings, fingerprints, key, count_memory_bytes)
+        try:
+            _build_into(partial, schema, reader, settings, fingerprints, key, count_memory_bytes)
+        except OSError as error:
+            if not space.is_disk_full(error) or isinstance(error, space.DiskSpaceError):
+                raise
+            lock.close()
+            shutil.rmtree(partial, ignore_errors=True)  # before the message counts the space free
+            raise space.disk_full_error(cache_dir, error) from None
         (partial / _LOCK_NAME).unlink()
         if rebuild and folder.exists():
             shutil.rmtree(folder)

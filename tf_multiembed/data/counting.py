@@ -125,12 +125,15 @@ class TokenCounter:
         bounds = np.searchsorted(partition[order], np.arange(self.partitions + 1))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         path = self.work_dir / f"counts-{field:04d}-{len(self._spilled[field]):04d}.arrow"
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, _SCHEMA) as writer:
-            for part in range(self.partitions):  # one batch per partition, empty ones included
-                start, length = int(bounds[part]), int(bounds[part + 1] - bounds[part])
-                writer.write_batch(pa.RecordBatch.from_arrays(
-                    [table.column(name).slice(start, length).combine_chunks() for name in _SCHEMA.names],
-                    schema=_SCHEMA))
+        try:
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, _SCHEMA) as writer:
+                for part in range(self.partitions):  # one batch per partition, empty ones included
+                    start, length = int(bounds[part]), int(bounds[part + 1] - bounds[part])
+                    writer.write_batch(pa.RecordBatch.from_arrays(
+                        [table.column(name).slice(start, length).combine_chunks() for name in _SCHEMA.names],
+                        schema=_SCHEMA))
+        except OSError as error:  # name the file (Arrow's errors do not): a full disk is reported with it
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from None
         logger.info("token counts of field %d spilled to %s (%d entries, %.0f MB)", field, path, table.num_rows,
                     table.nbytes / 2 ** 20)
         self._spilled[field].append(path)

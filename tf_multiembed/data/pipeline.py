@@ -66,10 +66,20 @@ class PreparedData:
     cache_key: Optional[str]
 
     @classmethod
-    def load(cls, directory) -> "PreparedData":
-        """Opens a finished prepared-data folder (any writer of the `shards.py` format, e.g. the Beam pipeline)."""
+    def load(cls, directory, verify: str = "auto") -> "PreparedData":
+        """Opens a finished prepared-data folder (any writer of the `shards.py` format, e.g. the Beam pipeline).
+
+        Its shards are checked against the manifest first (`shards.verify_shards`): `verify="sizes"` checks that
+        every shard exists with the size its rows and records give (one `stat` per shard); `"full"` also reads every
+        record (checksums, rows per record, record and row counts); `"auto"` (the default) is "full" for folders
+        whose shards total at most 256 MB, else "sizes".
+
+        Raises:
+            shards.ShardError: a shard is missing, truncated or damaged (the message names it and what to do).
+        """
         directory = pathlib.Path(directory)
         manifest = shards_lib.load_manifest(directory)
+        shards_lib.verify_shards(directory, manifest, verify)
         splits = {name: tuple(shards_lib.ShardInfo(**shard) for shard in entry["shards"])
                   for name, entry in manifest["splits"].items()}
         return cls(directory=directory, schema=schema_lib.Schema.from_dict(manifest["schema"], source=str(directory)),
@@ -254,4 +264,4 @@ def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RAND
                                        rows_per_shard=rows_per_shard, rows_per_record=rows_per_record)
     folder = build_lib.build(schema, input_paths, cache_dir, settings, rebuild=rebuild,
                              count_memory_bytes=int(count_memory_mb) << 20)
-    return PreparedData.load(folder)
+    return PreparedData.load(folder, verify="sizes")  # `build` has just written or verified it

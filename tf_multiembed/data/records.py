@@ -48,7 +48,7 @@ def make_reader(schema: schema_lib.Schema, input_paths, chunk_bytes: int = DEFAU
     if schema.reader == schema_lib.PARQUET_READER:
         return ParquetReader(input_paths, schema.required_columns, separators)
     if schema.reader == schema_lib.TFRECORD_READER:
-        return TFRecordReader(input_paths, schema.required_columns, separators)
+        return TFRecordReader(input_paths, schema.required_columns, separators, label_column=schema.label.column)
     return DelimitedReader(input_paths, delimiter=schema.delimiter, has_header=schema.has_header,
                            column_names=schema.column_names, required_columns=schema.required_columns,
                            quotechar=schema.quotechar, encoding=schema.encoding, chunk_bytes=chunk_bytes,

@@ -45,7 +45,8 @@ Shard names follow `shard_file_name`; readers take the list from the manifest.
                            for each of "train", "validation", "test" (an empty split has no shards)
     settings               at least "split" ("random" or "time"), "seed" and "split_fractions"; builders add theirs
     inputs                 per input file: {"path", "size", "mtime_ns", ...; "sha256" when the content was hashed}
-    data_fingerprint       "sha256:<hex>" over the inputs' content digests, or null when they were not hashed
+    data_fingerprint       "sha256:<hex>" over the inputs' content digests (missing inputs left out), or null when
+                           they were not hashed
     report                 `IngestReport.to_dict()`: rows read, kept, skipped by reason, written per split, timings
     created_by             {"engine": name, "package_version": version}
 
@@ -239,14 +240,21 @@ class SplitWriter:
     def _flush_record(self) -> None:
         block = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
         self._pending, self._pending_rows = [], 0
-        self._handle.write(frame_record(np.ascontiguousarray(block, dtype=ID_DTYPE).tobytes()))
+        try:
+            self._handle.write(frame_record(np.ascontiguousarray(block, dtype=ID_DTYPE).tobytes()))
+        except OSError as error:  # name the shard (a full disk's write errors do not)
+            raise OSError(error.errno, error.strerror, str(self.folder / self._shard_name)) from None
         self._shard_rows += len(block)
         self._shard_records += 1
         if self._shard_rows == self.rows_per_shard:
             self._close_shard()
 
     def _close_shard(self) -> None:
-        self._handle.close()
+        try:
+            self._handle.close()
+        except OSError as error:
+            self._handle = None
+            raise OSError(error.errno, error.strerror, str(self.folder / self._shard_name)) from None
         self._handle = None
         self.shards.append(ShardInfo(self._shard_name, self._shard_rows, self._shard_records))
 
@@ -281,6 +289,16 @@ class SplitWriter:
         block[:, -1] = labels
         self.write_rows(block)
 
+    def abort(self) -> None:
+        """Closes the open shard file after a failure, without writing what is pending (the caller removes the
+        folder)."""
+        if self._handle is not None:
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:  # its buffered tail may not fit on the disk either
+                pass
+
     def close(self) -> List[ShardInfo]:
         """Writes the last record and shard; fails unless exactly `num_rows` rows were written."""
         if self._pending_rows:
@@ -301,6 +319,95 @@ def describe_shard(folder, file: str, num_fields: int) -> ShardInfo:
         rows += len(parse_block(payload, num_fields)[1])
         records += 1
     return ShardInfo(file, rows, records)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Verifying a folder's shards against its manifest.
+
+RECORD_FRAMING_BYTES = 16  # TFRecord: uint64 length, its masked CRC, and the data's masked CRC
+FULL_VERIFY_BYTES = 256 << 20  # "auto" reads every record of folders up to this size (about a second)
+VERIFY_MODES = ("auto", "sizes", "full")
+
+
+class ShardError(ValueError):
+    """A shard of a prepared-data folder that does not match its manifest (missing, truncated or damaged)."""
+
+
+def shard_bytes(rows: int, records: int, num_fields: int) -> int:
+    """The size of a shard of `rows` rows in `records` records: each record is `RECORD_FRAMING_BYTES` of framing
+    and `4 * (N + 1)` bytes per row, whatever the rows per record.
+
+    Example:
+        >>> shard_bytes(rows=3, records=1, num_fields=2)
+        52
+    """
+    return int(records) * RECORD_FRAMING_BYTES + int(rows) * ID_DTYPE.itemsize * (int(num_fields) + 1)
+
+
+def _shard_error(folder, file: str, problem: str) -> ShardError:
+    return ShardError(f"{pathlib.Path(folder) / file}: {problem.rstrip('.')}; the prepared data is damaged. Prepare "
+                      f"it again (prepare_dataset with rebuild=True, or the Beam pipeline), or restore the folder from "
+                      f"a copy.")
+
+
+def _read_shard(folder, shard: Mapping, num_fields: int, rows_per_record: int) -> None:
+    """Reads every record of one shard: checksums, whole rows, at most `rows_per_record` rows each, and the
+    manifest's record and row counts."""
+    rows = records = 0
+    try:
+        for payload in read_tfrecord(pathlib.Path(folder) / shard["file"]):
+            records += 1
+            block_rows = len(parse_block(payload, num_fields)[1])
+            if block_rows > rows_per_record:
+                raise ValueError(f"record {records} holds {block_rows} rows, more than rows_per_record "
+                                 f"{rows_per_record}")
+            rows += block_rows
+    except ValueError as error:
+        problem = str(error)
+        prefix = f"{pathlib.Path(folder) / shard['file']}: "
+        raise _shard_error(folder, shard["file"], problem[len(prefix):] if problem.startswith(prefix)
+                           else f"record {records + 1}: {problem}") from None
+    if (rows, records) != (shard["rows"], shard["records"]):
+        raise _shard_error(folder, shard["file"], f"{rows} rows in {records} records, the manifest says "
+                                                  f"{shard['rows']} rows in {shard['records']} records")
+
+
+def verify_shards(folder, manifest: Mapping, mode: str = "auto") -> str:
+    """Checks a folder's shards against its (checked) manifest before anything trains on them; returns the check
+    done ("sizes" or "full").
+
+    Every shard must exist with the size its rows and records give (`shard_bytes`: one `stat` per shard, so the
+    cost does not grow with the data). "full" also reads every record: the TFRecord checksums, whole rows, at most
+    `rows_per_record` rows per record, and the manifest's record and row counts of each shard. "auto" is "full"
+    when the shards total at most `FULL_VERIFY_BYTES`, else "sizes".
+
+    Raises:
+        ShardError: naming the first bad shard, what is wrong and what to do.
+    """
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"verify must be one of {list(VERIFY_MODES)}, got {mode!r}.")
+    folder = pathlib.Path(folder)
+    num_fields = len(manifest["field_names"])
+    shards = [shard for split in SPLIT_NAMES for shard in manifest["splits"][split]["shards"]]
+    total = 0
+    for shard in shards:
+        path = folder / shard["file"]
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise _shard_error(folder, shard["file"], "missing") from None
+        expected = shard_bytes(shard["rows"], shard["records"], num_fields)
+        if size != expected:
+            raise _shard_error(folder, shard["file"],
+                               f"{size} bytes, but the manifest's {shard['rows']} rows in {shard['records']} records "
+                               f"take {expected} bytes ({'truncated' if size < expected else 'bytes appended'})")
+        total += size
+    if mode == "sizes" or (mode == "auto" and total > FULL_VERIFY_BYTES):
+        return "sizes"
+    rows_per_record = int(manifest["record_format"]["rows_per_record"])
+    for shard in shards:
+        _read_shard(folder, shard, num_fields, rows_per_record)
+    return "full"
 
 
 def hash_bucket_ids(tokens: Sequence[str], hash_buckets: int) -> np.ndarray:
@@ -409,7 +516,7 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
         buckets = hash_buckets.get(name)
         columns.append({"name": name, "field": field, "hash_buckets": buckets,
                         "vocabulary": None if buckets is not None else f"{VOCAB_DIR_NAME}/{name}.txt"})
-    digests = [entry.get("sha256") for entry in inputs]
+    digests = [entry.get("sha256") for entry in inputs if not entry.get("missing")]  # missing: skipped, no content
     manifest = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "cache_key": cache_key, "schema": schema.to_dict(),
         "field_names": list(field_names), "vocabulary_sizes": [int(size) for size in vocabulary_sizes],

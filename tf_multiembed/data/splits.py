@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from tf_multiembed.data import space
+
 SPLIT_NAMES = ("train", "validation", "test")
 RANDOM_SPLIT = "random"
 TIME_SPLIT = "time"
@@ -48,11 +50,25 @@ def position_dtype(num_rows: int) -> np.dtype:
     return np.dtype(np.int32) if num_rows < 2 ** 31 else np.dtype(np.int64)
 
 
+def _file_backed(path: str, dtype: np.dtype, num_rows: int) -> np.memmap:
+    """A new .npy file of `num_rows` values mapped into memory, its blocks allocated first: a write through a map
+    past a full disk kills the process (SIGBUS), a failed allocation raises OSError(ENOSPC) and removes the file."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(num_rows,))
+    try:
+        space.reserve(path)
+    except OSError as error:
+        del array  # unmap before removing the file
+        os.remove(path)
+        raise OSError(error.errno, error.strerror, str(path)) from None
+    return array
+
+
 def random_order(num_rows: int, seed: int, path: Optional[str] = None) -> np.ndarray:
     """`numpy.random.default_rng(seed).permutation(num_rows)`, optionally built inside a file-backed memory map.
 
-    With `path`, the permutation lives in the page cache (evictable, written back to `path`) instead of the heap,
-    in `position_dtype` (4 bytes per row below 2**31 rows); the values are the same (`Generator.shuffle` of `arange`
+    With `path`, the permutation lives in the page cache (evictable, written back to `path`; its blocks allocated
+    first, so a full disk raises OSError(ENOSPC) instead of killing the process) instead of the heap, in
+    `position_dtype` (4 bytes per row below 2**31 rows); the values are the same (`Generator.shuffle` of `arange`
     is what `permutation` does, and its swaps do not depend on the dtype).
 
     Example:
@@ -62,7 +78,7 @@ def random_order(num_rows: int, seed: int, path: Optional[str] = None) -> np.nda
     if path is None:
         return np.random.default_rng(seed).permutation(num_rows)
     dtype = position_dtype(num_rows)
-    order = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(num_rows,))
+    order = _file_backed(path, dtype, num_rows)
     block = 1 << 20
     for start in range(0, num_rows, block):
         stop = min(num_rows, start + block)
@@ -77,7 +93,7 @@ def inverse_order(order_path: str, path: str, block: int = 1 << 20) -> None:
     """Writes the inverse of the permutation stored in `order_path` (.npy) to `path` (.npy): for each row in file
     order, its position in the ordered rows. Both live in file-backed maps (page cache), not the heap."""
     order = np.load(order_path, mmap_mode="r")
-    inverse = np.lib.format.open_memmap(path, mode="w+", dtype=order.dtype, shape=order.shape)
+    inverse = _file_backed(path, order.dtype, len(order))
     for start in range(0, len(order), block):
         stop = min(len(order), start + block)
         inverse[np.asarray(order[start:stop])] = np.arange(start, stop, dtype=order.dtype)

@@ -37,7 +37,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from tf_multiembed.data import transforms
+from tf_multiembed.data import space, transforms
 from tf_multiembed.data.schema import Schema, criteo_schema
 
 # A Criteo-like small default: 13 integer fields with tens of buckets, 26 categorical fields from 4 to 20,000 values.
@@ -346,9 +346,17 @@ def synthetic_criteo_file(cache_dir, num_rows: int = DEFAULT_FILE_ROWS, seed: in
     if not (path.is_file() and meta_path.is_file()):
         generator = SyntheticCriteo(config)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        generator.write_tsv(partial, num_rows, seed=seed)
-        meta = {"num_rows": num_rows, "seed": seed, "bayes_auc": generator.bayes_auc(), "config": config.to_dict()}
-        meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        try:
+            generator.write_tsv(partial, num_rows, seed=seed)
+            meta = {"num_rows": num_rows, "seed": seed, "bayes_auc": generator.bayes_auc(),
+                    "config": config.to_dict()}
+            meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        except OSError as error:  # nothing half-written stays behind (a partial meta file is never trusted alone)
+            partial.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            if space.is_disk_full(error):
+                raise space.disk_full_error(cache_dir, error, f"the synthetic data set ({num_rows:,} rows)") from None
+            raise
         os.replace(partial, path)
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     return SyntheticFile(path=path, schema=config.schema(min_count=min_count), num_rows=meta["num_rows"],

@@ -99,7 +99,8 @@ def describe(source) -> List[str]:
         lines = [f"Export {source.path} of model '{source.metadata['model'].get('name')}'",
                  f"{tables.num_fields} fields, {tables.num_sets} x {tables.embedding_dim}"]
         if data.get("name") or data.get("fingerprint"):
-            lines.append(f"trained on {data.get('name')} (data fingerprint {str(data.get('fingerprint'))[:12]})")
+            lines.append(f"trained on {data.get('name')} (data fingerprint "
+                         f"{str(data.get('fingerprint')).rsplit(':', 1)[-1][:12]})")  # the digest, not its kind
         return lines
     layer = tables_lib.find_embedding_layer(source)
     return [f"Keras model '{source.name}'", f"{layer.num_fields} fields, {layer.num_sets} x {layer.embedding_dim}"]

@@ -9,9 +9,9 @@
    `.scratch/`, and temporary files of interrupted JSON or `.keras` writes.
 3. **Rerun check**: when the directory already holds checkpoints, the settings that shape the result (everything but
    where files go, how it is distributed and how much it prints; `RunConfig.result_settings`), the data
-   (fingerprint, field names, vocabulary sizes) and the model must equal those in its `run.json`; otherwise the run
-   stops with a `RunMismatchError` that names each difference. `restart=True` (`train.py --restart`) deletes the
-   run's artifacts (and nothing else) and starts over.
+   (the fingerprint of its content, `artifacts.data_fingerprint`; field names, vocabulary sizes) and the model
+   must equal those in its `run.json`; otherwise the run stops with a `RunMismatchError` that names each
+   difference. `restart=True` (`train.py --restart`) deletes the run's artifacts (and nothing else) and starts over.
 4. `run.json` is (re)written with the current record.
 """
 
@@ -123,7 +123,8 @@ def mismatches(recorded: Mapping[str, Any], current: Mapping[str, Any], settings
     recorded_data, current_data = recorded.get("data", {}), current.get("data", {})
     data_lines = [f"{key}: {_short(recorded_data.get(key))} in the run, {_short(current_data.get(key))} now"
                   for key in ("fingerprint", "field_names", "vocabulary_sizes", "split_rows")
-                  if recorded_data.get(key) != current_data.get(key)]
+                  if (not artifacts.same_data_fingerprint(recorded_data, current_data) if key == "fingerprint"
+                      else recorded_data.get(key) != current_data.get(key))]
     if data_lines:
         lines.append("the data differs (" + "; ".join(data_lines) + ")")
     recorded_model = recorded.get("model", {}).get("name")

@@ -6,21 +6,25 @@ them exactly as to CSV cells. Rows are numbered from 1 in each file (Parquet row
 reported as `file:number: reason`, like a line of a CSV file.
 
 - Parquet: read in record batches (bounded memory) by Arrow; a file lacking a column the schema uses is an error
-  naming the file and the columns.
+  naming the file and the columns; a 0-byte file is an empty file (skipped and listed, as for CSV).
 - TFRecord (uncompressed): read in batches of records by `tf.data.TFRecordDataset` and parsed by
   `tf.io.parse_example`; each feature's type (bytes, int64, float) is taken from the first record of the file that
   has it. A record that is not a
   `tf.train.Example`, or whose feature has another type, is found by parsing that batch record by record and skipped
-  as "bad_record" (the message names the record); a missing feature is an empty cell.
+  as "bad_record" (the message names the record); a missing feature is an empty cell. A feature the schema uses
+  that no record of a file has is an error naming the feature and the file (as a Parquet file lacking a column),
+  raised at the first batch for the label feature (else every record would be skipped as a bad label). A truncated
+  or corrupt file is an error naming the last record read before the damage.
 """
 
 import pathlib
+import re
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pyarrow as pa
 
-from tf_multiembed.data.quality import BadInputTracker
+from tf_multiembed.data.quality import BadInputError, BadInputTracker
 from tf_multiembed.data.readers.blocks import ColumnBlock, rows_from_block
 from tf_multiembed.data.readers.delimited import RowChunk, expand_paths
 from tf_multiembed.data.readers.lines import file_digest
@@ -48,6 +52,14 @@ def _finish_block(path: str, texts: Dict[str, pa.Array], bad: List[Tuple[int, st
     return ColumnBlock(path, columns, line_numbers,
                        sorted((first_row + row, reason, detail) for row, (reason, detail) in rejected.items()),
                        input_bytes)
+
+
+def _op_message(error) -> str:
+    """A TensorFlow error's message on one line, without the function-node and op decorations."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", error.message)
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text, flags=re.DOTALL)
+    text = re.sub(r"' failed with .*$", "", text, flags=re.DOTALL)  # "truncated record at 22638' failed with ..."
+    return " ".join(text.split())
 
 
 class _ColumnarReader:
@@ -120,6 +132,8 @@ class ParquetReader(_ColumnarReader):
     def _file_blocks(self, path: pathlib.Path) -> Iterator[ColumnBlock]:
         from pyarrow import parquet
 
+        if path.stat().st_size == 0:  # an empty file: no rows (read_blocks lists it), as for CSV and TFRecord
+            return
         try:
             file = parquet.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as error:
@@ -127,7 +141,7 @@ class ParquetReader(_ColumnarReader):
         names = file.schema_arrow.names
         missing = [column for column in self.required_columns if column not in names]
         if missing:
-            raise ValueError(f"{path}: the Parquet file lacks the columns {missing} that the schema uses; it has "
+            raise BadInputError(f"{path}: the Parquet file lacks the columns {missing} that the schema uses; it has "
                              f"{names}.")
         first_row, size, total = 1, path.stat().st_size, max(file.metadata.num_rows, 1)
         for batch in file.iter_batches(batch_size=self.batch_rows, columns=list(self.required_columns)):
@@ -147,31 +161,41 @@ class TFRecordReader(_ColumnarReader):
         required_columns: the features to read (label, fields, time column).
         separators: {feature: separator} of multi-valued fields (a feature's values are joined with it).
         batch_records: records per block.
+        label_column: the label feature (one of `required_columns`): a first batch of records without it is an
+            error naming it and the file, instead of every record skipped as a bad label.
 
     Example:
         >>> reader = TFRecordReader("train-*.tfrecord", ["label", "user", "price"])  # doctest: +SKIP
     """
 
     def __init__(self, paths, required_columns: Sequence[str], separators: Optional[Mapping[str, str]] = None,
-                 batch_records: int = DEFAULT_BATCH_RECORDS):
+                 batch_records: int = DEFAULT_BATCH_RECORDS, label_column: Optional[str] = None):
         super().__init__(paths, required_columns, separators)
         self.batch_records = int(batch_records)
+        self.label_column = label_column
 
     def _file_blocks(self, path: pathlib.Path) -> Iterator[ColumnBlock]:
         import tensorflow as tf
 
         kinds: Dict[str, str] = {}
+        seen: set = set()  # the feature names of the records parsed by _learn_kinds
         batches = iter(tf.data.TFRecordDataset(str(path), buffer_size=1 << 20).batch(self.batch_records))
         first_row = 1
         while True:
             try:
                 records = next(batches).numpy()
             except StopIteration:
+                self._check_features(path, seen, first_row - 1)
                 return
             except tf.errors.OpError as error:  # a truncated or corrupt file (checksums, lengths)
-                raise ValueError(f"{path}: cannot read the file after record {first_row - 1}: {error.message}") \
-                    from None
-            self._learn_kinds(records, kinds)
+                good = self._readable_records(path, first_row - 1)
+                raise BadInputError(f"{path}: cannot read the file after record {good}: {_op_message(error)} (a "
+                                    f"truncated or corrupt file; replace it, or leave it out of the inputs).") from None
+            self._learn_kinds(records, kinds, seen)
+            if first_row == 1 and seen and self.label_column is not None and self.label_column not in seen:
+                raise BadInputError(
+                    f"{path}: no record among the first {len(records)} has the label feature {self.label_column!r} "
+                    f"(its records have {sorted(seen)}); name the label feature in the schema's label column.")
             try:
                 block = self._parsed_block(path, records, kinds, first_row)
             except (tf.errors.InvalidArgumentError, UnicodeDecodeError):  # (the error text may hold the bad bytes)
@@ -180,9 +204,32 @@ class TFRecordReader(_ColumnarReader):
             yield block
             first_row += len(records)
 
-    def _learn_kinds(self, records, kinds: Dict[str, str]) -> None:
+    @staticmethod
+    def _readable_records(path, start: int) -> int:
+        """How many records of the file can be read (at least `start`: those before the failed batch)."""
+        import tensorflow as tf
+
+        good = start
+        try:
+            for _ in tf.data.TFRecordDataset(str(path)).skip(start):
+                good += 1
+        except tf.errors.OpError:
+            pass
+        return good
+
+    def _check_features(self, path, seen: set, num_records: int) -> None:
+        """Refuses a file none of whose records has a feature the schema uses (as Parquet refuses a missing column);
+        a file without records, or without any readable tf.train.Example, is left to the empty-file and bad-record
+        accounting."""
+        missing = [column for column in self.required_columns if column not in seen]
+        if missing and seen:
+            raise BadInputError(f"{path}: none of its {num_records} records has the features {missing} that the "
+                                f"schema uses; its records have {sorted(seen)}. Fix the schema's column names, or "
+                                f"leave the file out of the inputs.")
+
+    def _learn_kinds(self, records, kinds: Dict[str, str], seen: Optional[set] = None) -> None:
         """Sets the kind ("bytes_list", "int64_list", "float_list") of each wanted feature not yet known, from the
-        first record of `records` that has it."""
+        first record of `records` that has it; adds the feature names of the records it parses to `seen`."""
         if len(kinds) == len(self.required_columns):
             return
         import tensorflow as tf
@@ -192,6 +239,8 @@ class TFRecordReader(_ColumnarReader):
                 features = tf.train.Example.FromString(record).features.feature
             except Exception:  # noqa: BLE001  (protobuf's DecodeError; the block parse reports the record)
                 continue
+            if seen is not None:
+                seen.update(features.keys())
             for column in self.required_columns:
                 if column not in kinds and column in features:
                     kind = features[column].WhichOneof("kind")
