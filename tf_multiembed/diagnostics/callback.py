@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tf_multiembed.diagnostics import field_analysis
 from tf_multiembed.diagnostics import tables as tables_lib
+from tf_multiembed.metadata import json_value
 
 SUMMARY_PREFIX = "information_abundance"
 CSV_COLUMNS = ("step", "epoch", "field", "set", "abundance")
@@ -145,7 +146,7 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
         if self.json_path is not None:
             _ensure_parent(self.json_path)
             with open(self.json_path, "w", encoding="utf-8") as handle:
-                json.dump(field_analysis._jsonable(self.history), handle, indent=1)
+                json.dump(json_value(self.history), handle, indent=1)
         return record
 
     def _write_summaries(self, record):

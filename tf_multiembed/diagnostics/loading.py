@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed import artifacts
+from tf_multiembed import artifacts, introspection
 from tf_multiembed.diagnostics import tables as tables_lib
 
 
@@ -101,5 +101,5 @@ def describe(source) -> List[str]:
         if data.get("name") or data.get("fingerprint"):
             lines.append(f"trained on {data.get('name')} (data fingerprint {str(data.get('fingerprint'))[:12]})")
         return lines
-    layer = tables_lib.find_embedding_layer(source)
+    layer = introspection.find_embedding_layer(source)
     return [f"Keras model '{source.name}'", f"{layer.num_fields} fields, {layer.num_sets} x {layer.embedding_dim}"]
