@@ -34,7 +34,8 @@ def setting(kind: type, default, help_text: str, *, choices: Optional[Sequence[s
     Args:
         kind: int, float, bool, str, or tuple (a comma-separated flag of `item_kind` values).
         default: the default value (for a tuple, a tuple).
-        help_text: the flag's help and the field's documentation.
+        help_text: the flag's help and the field's documentation; a function returning it when the text depends on
+            what is known only at run time (e.g. the registered model names).
         choices: the allowed values (an enum flag).
         lower_bound: the smallest allowed value (numbers).
         upper_bound: the largest allowed value (numbers).
@@ -51,6 +52,12 @@ def setting(kind: type, default, help_text: str, *, choices: Optional[Sequence[s
 def declared_fields(settings_class) -> List[dataclasses.Field]:
     """The fields of `settings_class` declared with `setting`, in declaration order."""
     return [field for field in dataclasses.fields(settings_class) if "kind" in field.metadata]
+
+
+def setting_help(field: dataclasses.Field) -> str:
+    """The help text of a declared field."""
+    text = field.metadata["help"]
+    return text() if callable(text) else text
 
 
 def setting_defaults(settings_class) -> Dict[str, Any]:
@@ -117,7 +124,7 @@ def define_flags(settings_class, names: Optional[Iterable[str]] = None, flag_val
     flag_values = flags.FLAGS if flag_values is None else flag_values
     for field in _selected(settings_class, names):
         meta, default = field.metadata, field.default
-        common = dict(name=field.name, default=default, help=meta["help"], flag_values=flag_values,
+        common = dict(name=field.name, default=default, help=setting_help(field), flag_values=flag_values,
                       module_name=module_name or settings_class.__module__)
         bounds = dict(lower_bound=meta["lower_bound"], upper_bound=meta["upper_bound"])
         if meta["choices"] is not None:
@@ -157,7 +164,7 @@ def arguments_doc(settings_class, indent: int = 8) -> str:
     """The declared settings as the lines of a Google-style `Args:` section (name: help)."""
     lines = []
     for field in declared_fields(settings_class):
-        text = f"{field.name}: {field.metadata['help']} Default {field.default!r}."
+        text = f"{field.name}: {setting_help(field)} Default {field.default!r}."
         lines.append(textwrap.fill(text, width=118, initial_indent=" " * indent,
                                    subsequent_indent=" " * (indent + 4)))
     return "\n".join(lines)

@@ -31,7 +31,7 @@ def test_prepare_dataset_takes_names_defaults_and_help_from_the_declaration(tmp_
     assert settings == DECLARED
     assert list(parameters)[-len(DECLARED):] == list(DECLARED)  # the declared order, keyword-only
     for field in settings_lib.declared_fields(BuildSettings):
-        assert f"{field.name}: {field.metadata['help'][:40]}" in " ".join(prepare_dataset.__doc__.split())
+        assert f"{field.name}: {settings_lib.setting_help(field)[:40]}" in " ".join(prepare_dataset.__doc__.split())
     # Called without settings, the build records exactly the declaration's defaults.
     data = prepare_dataset(small_criteo_schema(min_count=1), write_lines(tmp_path / "a.tsv", SMALL_CRITEO_LINES),
                            tmp_path / "cache")
@@ -69,4 +69,4 @@ def test_beam_settings_and_flags_come_from_the_declaration():
         field = fields[name]
         expected = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else str(field.default)
         assert flags[name].findtext("default").lower() == expected.lower(), name
-        assert flags[name].findtext("meaning") == field.metadata["help"], name
+        assert flags[name].findtext("meaning") == settings_lib.setting_help(field), name

@@ -41,6 +41,13 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 
+def _model_help() -> str:
+    """`--model`'s help: the registered names, read from the registry when the flags are defined."""
+    from tf_multiembed.models import available_models
+
+    return f"Model name, one of the registered models: {', '.join(available_models())}."
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything a training run needs; the defaults train ME-DCNv2 on the embedded synthetic data.
@@ -82,8 +89,7 @@ class RunConfig:
                           "file) order.", choices=SPLITS)
     split_seed: int = _setting(int, 0, "Seed of the random split.")
     # Model
-    model: str = _setting(str, "dcnv2", "Model name: dnn, ipnn, nfwfm, xdeepfm, dcnv2, finalmlp, autoint (or any "
-                          "registered name).")
+    model: str = _setting(str, "dcnv2", _model_help)
     embedding: str = _setting(str, "me", "'me': multi-embedding (scale sets of width K); 'se': single embedding of "
                               "width scale*K.", choices=EMBEDDINGS)
     scale: int = _setting(int, 2, "Scale factor s of the embedding: SE width s*K, ME s sets of width K (the same "
