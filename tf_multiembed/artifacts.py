@@ -23,9 +23,12 @@ table and, for DCNv2, the first cross layer's effective kernel. Readers (diagnos
 use these files and that function, never TF variable names or list positions.
 
 Example:
-    >>> kind, path = locate("runs/synthetic-me_dcnv2_2x10")  # doctest: +SKIP
-    >>> kind
-    'run'
+    >>> import pathlib, tempfile
+    >>> run_dir = pathlib.Path(tempfile.mkdtemp()) / "synthetic-me_dcnv2_2x10"
+    >>> write_json(run_dir / RUN_FILE, {"format_version": FORMAT_VERSION})
+    >>> kind, path = locate(run_dir)
+    >>> kind, path == run_dir
+    ('run', True)
 """
 
 import hashlib

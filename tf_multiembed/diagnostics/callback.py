@@ -36,7 +36,9 @@ def abundance_record(tables: tables_lib.EmbeddingTables, step: int, epoch: int) 
     """One history record: per-field IA of the concatenation and of each set, with mean and min over fields.
 
     Example:
-        >>> record = abundance_record(EmbeddingTables.from_model(model), step=0, epoch=0)  # doctest: +SKIP
+        >>> from tf_multiembed.models import build_model
+        >>> model = build_model("dnn", [5, 6, 7], scale=2)
+        >>> record = abundance_record(tables_lib.EmbeddingTables.from_model(model), step=0, epoch=0)
         >>> sorted(record)[:3]
         ['concat_abundance', 'epoch', 'mean_concat_abundance']
     """

@@ -200,6 +200,7 @@ def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_name
         An `EmbeddingDiagnostics`.
 
     Example:
+        >>> from tf_multiembed.models import build_model
         >>> model = build_model("dcnv2", [944, 1683, 62], scale=4)
         >>> diagnostics = analyze_embeddings(model)
         >>> diagnostics.set_abundance.shape, diagnostics.concat_abundance.shape

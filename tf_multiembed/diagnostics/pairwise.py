@@ -81,7 +81,7 @@ def cross_projection_diagnostics(embedding_tables: tables_lib.EmbeddingTables, k
         source: a label stored with the result.
 
     Example:
-        >>> tables = EmbeddingTables(np.eye(4), [2, 2], num_sets=1, embedding_dim=2)
+        >>> tables = tables_lib.EmbeddingTables(np.vstack([np.eye(2), np.eye(2)]), [2, 2], num_sets=1, embedding_dim=2)
         >>> result = cross_projection_diagnostics(tables, np.eye(4)[None])
         >>> result.weight_norms[0]  # identity: field i maps only into itself
         array([[1.41421356, 0.        ],
@@ -155,6 +155,7 @@ def pairwise_diagnostics(model, *, layer_index: int = 0, id_counts=None, min_cou
     paper) or FFM; None for models without field-pair weights.
 
     Example:
+        >>> from tf_multiembed.models import build_model
         >>> model = build_model("dcnv2", [944, 1683, 62], scale=2)
         >>> pairwise_diagnostics(model).projected_abundance.shape
         (2, 3, 3)
