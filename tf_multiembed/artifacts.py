@@ -27,20 +27,25 @@ and, for DCNv2, the first cross layer's effective kernel. Readers (diagnostics, 
 use these files and that function, never TF variable names or list positions.
 
 Example:
-    >>> kind, path = locate("runs/synthetic-me_dcnv2_2x10")  # doctest: +SKIP
-    >>> kind
-    'run'
+    >>> import pathlib, tempfile
+    >>> run_dir = pathlib.Path(tempfile.mkdtemp()) / "synthetic-me_dcnv2_2x10"
+    >>> write_json(run_dir / RUN_FILE, {"format_version": FORMAT_VERSION})
+    >>> kind, path = locate(run_dir)
+    >>> kind, path == run_dir
+    ('run', True)
 """
 
-import dataclasses
 import hashlib
 import json
-import math
 import os
 import pathlib
 import re
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from tf_multiembed import introspection
+from tf_multiembed.data.shards import MANIFEST_NAME
+from tf_multiembed.metadata import json_value, package_version
 
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"
@@ -70,33 +75,6 @@ class ArtifactError(ValueError):
     """A path that is not what the contract says it should be (missing file, other format, unfinished run)."""
 
 
-def package_version() -> str:
-    """The installed tf-multiembed version ("unknown" when running from a source tree without metadata)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("tf-multiembed")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _json_value(value):
-    """Plain JSON: NaN and infinities become null (undefined, e.g. the AUC of one class), NumPy scalars Python's."""
-    if isinstance(value, Mapping):
-        return {str(key): _json_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_value(item) for item in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _json_value(dataclasses.asdict(value))
-    if isinstance(value, pathlib.PurePath):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_json(path, payload: Mapping) -> None:
     """Writes `payload` as indented JSON via a temporary file and a rename, so readers never see half a file.
 
@@ -107,7 +85,7 @@ def write_json(path, payload: Mapping) -> None:
     os.makedirs(directory, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=directory, prefix=".tmp-", suffix=".json", delete=False,
                                      encoding="utf-8") as handle:
-        json.dump(_json_value(payload), handle, indent=2, allow_nan=False)
+        json.dump(json_value(payload), handle, indent=2, allow_nan=False)
         handle.write("\n")
         temporary = handle.name
     mask = os.umask(0)
@@ -206,7 +184,7 @@ def data_fingerprint(data) -> str:
     if data.cache_key:
         return str(data.cache_key)
     folder = pathlib.Path(data.directory)
-    digest = hashlib.sha256((folder / "manifest.json").read_bytes())
+    digest = hashlib.sha256((folder / MANIFEST_NAME).read_bytes())
     for path in sorted(data.vocabulary_files().values()):
         if path.is_file():
             digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes())
@@ -233,34 +211,21 @@ def data_record(data, name: str) -> Dict[str, Any]:
 
 def ingest_report(data) -> Dict[str, Any]:
     """The build's ingest report (`PreparedData.report`) as plain data."""
-    return _json_value(data.report)
-
-
-def _pairwise_layer(model):
-    """("cross", layer), ("ffm", layer) or (None, None): the field-pair layer the diagnostics analyse."""
-    from tf_multiembed.diagnostics import pairwise
-
-    ffm = pairwise.find_layer(model, pairwise.FFM_LAYER_NAME, "SetFieldAwareInteraction")
-    if ffm is not None:
-        return "ffm", ffm
-    cross = pairwise.find_layer(model, pairwise.CROSS_LAYER_NAME, "SetCross")
-    return ("cross", cross) if cross is not None else (None, None)
+    return json_value(data.report)
 
 
 def model_record(model, family: Optional[str] = None) -> Dict[str, Any]:
     """Name, family, sets, width, vocabulary sizes and parameters of a model of the zoo (or any model with one
     `MultiEmbedding` layer); `embedding` is None for a model without one."""
-    from tf_multiembed.diagnostics.tables import find_embedding_layer
-
     record: Dict[str, Any] = {"name": model.name, "family": family, "num_parameters": int(model.count_params())}
     try:
-        layer = find_embedding_layer(model)
+        layer = introspection.find_embedding_layer(model)
     except ValueError:
         record["embedding"] = None
         return record
     record["embedding"] = {"num_sets": int(layer.num_sets), "embedding_dim": int(layer.embedding_dim),
                            "vocabulary_sizes": [int(size) for size in layer.vocabulary_sizes],
-                           "pairwise": _pairwise_layer(model)[0]}
+                           "pairwise": introspection.pairwise_kind(model)}
     return record
 
 
@@ -270,11 +235,11 @@ def diagnostic_weights(model) -> Dict[str, Any]:
     import tensorflow as tf
 
     from tf_multiembed.compat import as_tf_variable
-    from tf_multiembed.diagnostics.tables import find_embedding_layer
 
-    weights = {"embeddings": tf.convert_to_tensor(as_tf_variable(find_embedding_layer(model).embeddings))}
-    kind, layer = _pairwise_layer(model)
-    if kind == "cross":
+    embeddings = introspection.find_embedding_layer(model).embeddings
+    weights = {"embeddings": tf.convert_to_tensor(as_tf_variable(embeddings))}
+    kind, layer = introspection.find_pairwise_layer(model)
+    if kind == introspection.CROSS:
         weights["cross_kernel"] = tf.convert_to_tensor(layer.effective_kernel(0))
     return weights
 

@@ -45,16 +45,6 @@ def test_tables_validate_layout():
         tables_lib.EmbeddingTables.from_layer(MultiEmbedding([3], 1, 2))
 
 
-def test_find_embedding_layer_errors():
-    inputs = tf.keras.Input((2,), dtype="float32")
-    outputs = tf.keras.layers.Dense(1)(inputs)
-    model = tf.keras.Model(inputs, outputs, name="plain")
-    with pytest.raises(ValueError, match="no MultiEmbedding layer"):
-        tables_lib.find_embedding_layer(model)
-    with pytest.raises(ValueError, match="no layer named 'nope'"):
-        tables_lib.find_embedding_layer(model, "nope")
-
-
 def test_count_ids_by_hand_and_from_a_dataset():
     ids = np.array([[0, 2], [1, 2], [1, 0]])
     counts = tables_lib.count_ids(ids, [2, 3])

@@ -48,6 +48,7 @@ from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, file_digest
 from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
+from tf_multiembed.settings import check_settings, setting
 
 ENGINE = "tf_multiembed.columnar"
 PROGRESS_SECONDS = 10.0
@@ -61,28 +62,32 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class BuildSettings:
-    """Everything besides the schema and the inputs that changes a build's output (part of the cache key)."""
+    """Everything besides the schema and the inputs that changes a build's output (part of the cache key).
 
-    split: str = splits_lib.RANDOM_SPLIT
-    seed: int = 0
-    split_fractions: Tuple[float, float, float] = splits_lib.DEFAULT_FRACTIONS
-    strict: bool = False
-    max_skipped_fraction: float = 0.01
-    rows_per_shard: int = shards_lib.DEFAULT_ROWS_PER_SHARD
-    rows_per_record: int = shards_lib.DEFAULT_ROWS_PER_RECORD
+    The one declaration of the data build's settings: `prepare_dataset`'s keyword arguments and the Beam pipeline's
+    settings (`BeamSettings`) and flags take their names, defaults and help from these fields (`settings.py`).
+    """
+
+    split: str = setting(str, splits_lib.RANDOM_SPLIT, "'random': the paper's seeded permutation; 'time': ordered "
+                         "by the schema's time column, or file order without one.", choices=splits_lib.SPLIT_KINDS)
+    seed: int = setting(int, 0, "Seed of the random split (the single-machine build: a seeded permutation; the Beam "
+                        "pipeline: a hash of the seed, the file's base name and the line number).", lower_bound=0)
+    split_fractions: Tuple[float, float, float] = setting(
+        tuple, splits_lib.DEFAULT_FRACTIONS, "Train, validation and test shares (three numbers that sum to 1).",
+        item_kind=float)
+    strict: bool = setting(bool, False, "Fail at the first bad line or missing/empty input file instead of skipping "
+                           "and counting it.")
+    max_skipped_fraction: float = setting(float, 0.01, "Largest share of bad lines accepted (more fails the build "
+                                          "before anything is written).", lower_bound=0.0, upper_bound=1.0)
+    rows_per_shard: int = setting(int, shards_lib.DEFAULT_ROWS_PER_SHARD, "Rows per shard file (the Beam "
+                                  "pipeline: about this many); a multi-worker run wants at least one train shard "
+                                  "per worker.", lower_bound=1)
+    rows_per_record: int = setting(int, shards_lib.DEFAULT_ROWS_PER_RECORD, "Rows per shard record (the unit the "
+                                   "input pipeline reads and shuffles).", lower_bound=1)
 
     def __post_init__(self):
-        if self.split not in splits_lib.SPLIT_KINDS:
-            raise ValueError(f"`split` must be one of {list(splits_lib.SPLIT_KINDS)}, got {self.split!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}.")
+        check_settings(self)
         object.__setattr__(self, "split_fractions", splits_lib.check_fractions(self.split_fractions))
-        if not 0.0 <= float(self.max_skipped_fraction) <= 1.0:
-            raise ValueError(f"`max_skipped_fraction` must lie in [0, 1], got {self.max_skipped_fraction!r}.")
-        for name in ("rows_per_shard", "rows_per_record"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
     @classmethod
     def from_dict(cls, data: dict) -> "BuildSettings":

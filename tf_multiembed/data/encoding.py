@@ -30,6 +30,7 @@ def raw_feature_signature(schema: schema_lib.Schema) -> Dict[str, tf.TensorSpec]
     to 2**53; NaN means missing). `RawFeatureEncoder` also accepts float32/int32/int64 numbers.
 
     Example:
+        >>> from tf_multiembed.data import criteo_schema
         >>> raw_feature_signature(criteo_schema())["I1"]
         TensorSpec(shape=(None,), dtype=tf.float64, name='I1')
     """

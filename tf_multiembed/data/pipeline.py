@@ -12,15 +12,15 @@ Example:
 
 import dataclasses
 import pathlib
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import settings as settings_lib
 from tf_multiembed.data import build as build_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
-from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
 from tf_multiembed.data.quality import IngestReport
@@ -222,11 +222,8 @@ class PreparedData:
         return RawFeatureEncoder(self.schema, self.vocab_dir)
 
 
-def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RANDOM_SPLIT, seed: int = 0,
-                    split_fractions: Sequence[float] = splits_lib.DEFAULT_FRACTIONS, strict: bool = False,
-                    max_skipped_fraction: float = 0.01, rows_per_shard: int = shards_lib.DEFAULT_ROWS_PER_SHARD,
-                    rows_per_record: int = shards_lib.DEFAULT_ROWS_PER_RECORD, rebuild: bool = False,
-                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20) -> PreparedData:
+def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
+                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20, **settings) -> PreparedData:
     """Reads, counts, encodes and splits raw files into cached shards (or reuses a cached build) and opens them.
 
     Two passes over the inputs in blocks of rows (count, then encode straight into the split shards) keep memory
@@ -234,23 +231,19 @@ def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RAND
     few by file and line), or raise at the first one with `strict=True`; more than `max_skipped_fraction` of bad
     lines fails the build. Long builds log their progress (rows/s, ETA) at INFO level every 10 s.
 
+    The build settings (the keyword arguments after `count_memory_mb`) are `BuildSettings`' fields, with its
+    defaults and help: they are declared once, in `data/build.py`.
+
     Args:
         schema: a `Schema`, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file.
         input_paths: a file, a list of files or glob patterns (CSV/TSV plain or gzip, Parquet, TFRecord as the
             schema's reader says); the folder for MovieLens-100K.
         cache_dir: where builds are stored; a build is reused when its inputs (path, size, modification time, and
             content when the file was rewritten in place) and settings match.
-        split: "random" (the paper's: seeded permutation, 8:1:1) or "time" (ordered by the schema's time column,
-            or file order without one).
-        seed: the random split's seed (`numpy.random.default_rng(seed).permutation`).
-        split_fractions: train, validation and test shares.
-        strict: raise at the first bad line or missing/empty file instead of skipping it.
-        max_skipped_fraction: the largest share of bad lines accepted.
-        rows_per_shard: rows per shard file (a multi-worker run wants at least one train shard per worker).
-        rows_per_record: rows per shard record (the unit the input pipeline reads and shuffles).
         rebuild: rebuild even when a cached build exists.
         count_memory_mb: memory for the token counts of pass 1 before they spill to disk (not part of the cache
             key: it does not change the output).
+        {settings}
 
     Returns:
         The `PreparedData`.
@@ -258,10 +251,16 @@ def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RAND
     Example:
         >>> data = prepare_dataset("criteo", "train.txt.gz", "/tmp/cache")  # doctest: +SKIP
     """
+    unknown = sorted(set(settings) - set(settings_lib.setting_defaults(build_lib.BuildSettings)))
+    if unknown:
+        raise TypeError(f"prepare_dataset() got unexpected keyword arguments {unknown}; the build settings are "
+                        f"{list(settings_lib.setting_defaults(build_lib.BuildSettings))}.")
+    if "split_fractions" in settings:
+        settings["split_fractions"] = tuple(settings["split_fractions"])
     schema = schema_lib.resolve_schema(schema)
-    settings = build_lib.BuildSettings(split=split, seed=seed, split_fractions=tuple(split_fractions),
-                                       strict=strict, max_skipped_fraction=max_skipped_fraction,
-                                       rows_per_shard=rows_per_shard, rows_per_record=rows_per_record)
-    folder = build_lib.build(schema, input_paths, cache_dir, settings, rebuild=rebuild,
+    folder = build_lib.build(schema, input_paths, cache_dir, build_lib.BuildSettings(**settings), rebuild=rebuild,
                              count_memory_bytes=int(count_memory_mb) << 20)
     return PreparedData.load(folder, verify="sizes")  # `build` has just written or verified it
+
+
+settings_lib.with_settings_signature(prepare_dataset, build_lib.BuildSettings)

@@ -68,6 +68,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tf_multiembed.metadata import package_version
+
 FORMAT_NAME = "tf_multiembed.prepared_data"
 FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
@@ -427,16 +429,6 @@ def hash_bucket_ids(tokens: Sequence[str], hash_buckets: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------------------------
 # The manifest.
-
-def package_version() -> str:
-    """The installed tf-multiembed version ("unknown" when running from a source tree without an install)."""
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("tf-multiembed")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
 
 def content_fingerprint(digests: Sequence[Optional[str]]) -> Optional[str]:
     """"sha256:<hex>" over the inputs' content digests in order, or None when any input was not hashed."""

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tf_multiembed.diagnostics import field_analysis
 from tf_multiembed.diagnostics import tables as tables_lib
+from tf_multiembed.metadata import json_value
 
 SUMMARY_PREFIX = "information_abundance"
 CSV_COLUMNS = ("step", "epoch", "field", "set", "abundance")
@@ -35,7 +36,9 @@ def abundance_record(tables: tables_lib.EmbeddingTables, step: int, epoch: int) 
     """One history record: per-field IA of the concatenation and of each set, with mean and min over fields.
 
     Example:
-        >>> record = abundance_record(EmbeddingTables.from_model(model), step=0, epoch=0)  # doctest: +SKIP
+        >>> from tf_multiembed.models import build_model
+        >>> model = build_model("dnn", [5, 6, 7], scale=2)
+        >>> record = abundance_record(tables_lib.EmbeddingTables.from_model(model), step=0, epoch=0)
         >>> sorted(record)[:3]
         ['concat_abundance', 'epoch', 'mean_concat_abundance']
     """
@@ -145,7 +148,7 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
         if self.json_path is not None:
             _ensure_parent(self.json_path)
             with open(self.json_path, "w", encoding="utf-8") as handle:
-                json.dump(field_analysis._jsonable(self.history), handle, indent=1)
+                json.dump(json_value(self.history), handle, indent=1)
         return record
 
     def _write_summaries(self, record):

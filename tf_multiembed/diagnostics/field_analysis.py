@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from tf_multiembed.diagnostics import abundance
+from tf_multiembed.metadata import json_value
 from tf_multiembed.diagnostics import tables as tables_lib
 
 
@@ -95,8 +96,8 @@ class EmbeddingDiagnostics:
         result = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            result[field.name] = _jsonable(value)
-        result["summary"] = _jsonable(self.summary())
+            result[field.name] = json_value(value)
+        result["summary"] = json_value(self.summary())
         return result
 
     @classmethod
@@ -114,20 +115,6 @@ class EmbeddingDiagnostics:
             else:
                 values[field.name] = _from_jsonable(value)
         return cls(**values)
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _from_jsonable(value):
@@ -213,6 +200,7 @@ def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_name
         An `EmbeddingDiagnostics`.
 
     Example:
+        >>> from tf_multiembed.models import build_model
         >>> model = build_model("dcnv2", [944, 1683, 62], scale=4)
         >>> diagnostics = analyze_embeddings(model)
         >>> diagnostics.set_abundance.shape, diagnostics.concat_abundance.shape

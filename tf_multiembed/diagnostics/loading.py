@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed import artifacts
+from tf_multiembed import artifacts, introspection
 from tf_multiembed.diagnostics import tables as tables_lib
 
 
@@ -102,5 +102,5 @@ def describe(source) -> List[str]:
             lines.append(f"trained on {data.get('name')} (data fingerprint "
                          f"{str(data.get('fingerprint')).rsplit(':', 1)[-1][:12]})")  # the digest, not its kind
         return lines
-    layer = tables_lib.find_embedding_layer(source)
+    layer = introspection.find_embedding_layer(source)
     return [f"Keras model '{source.name}'", f"{layer.num_fields} fields, {layer.num_sets} x {layer.embedding_dim}"]

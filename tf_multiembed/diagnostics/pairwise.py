@@ -16,11 +16,11 @@ from typing import List, Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import introspection
 from tf_multiembed.diagnostics import field_analysis
 from tf_multiembed.diagnostics import tables as tables_lib
+from tf_multiembed.metadata import json_value
 
-CROSS_LAYER_NAME = "set_cross"
-FFM_LAYER_NAME = "field_aware_interaction"
 
 
 @dataclasses.dataclass
@@ -51,21 +51,10 @@ class PairwiseDiagnostics:
         return {
             "field_names": list(self.field_names),
             "source": self.source,
-            "projected_abundance": field_analysis._jsonable(self.projected_abundance),
-            "field_abundance": field_analysis._jsonable(self.field_abundance),
-            "weight_norms": None if self.weight_norms is None else field_analysis._jsonable(self.weight_norms),
+            "projected_abundance": json_value(self.projected_abundance),
+            "field_abundance": json_value(self.field_abundance),
+            "weight_norms": None if self.weight_norms is None else json_value(self.weight_norms),
         }
-
-
-def find_layer(model, name: str, type_name: str):
-    """The layer called `name`, else the only layer whose class is `type_name` or derives from it; None if absent."""
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        pass
-    matches = [layer for layer in tables_lib._walk_layers(model)
-               if any(cls.__name__ == type_name for cls in type(layer).__mro__)]
-    return matches[0] if len(matches) == 1 else None
 
 
 def cross_kernel_blocks(kernel, num_fields: int, embedding_dim: int) -> np.ndarray:
@@ -92,7 +81,7 @@ def cross_projection_diagnostics(embedding_tables: tables_lib.EmbeddingTables, k
         source: a label stored with the result.
 
     Example:
-        >>> tables = EmbeddingTables(np.eye(4), [2, 2], num_sets=1, embedding_dim=2)
+        >>> tables = tables_lib.EmbeddingTables(np.vstack([np.eye(2), np.eye(2)]), [2, 2], num_sets=1, embedding_dim=2)
         >>> result = cross_projection_diagnostics(tables, np.eye(4)[None])
         >>> result.weight_norms[0]  # identity: field i maps only into itself
         array([[1.41421356, 0.        ],
@@ -166,16 +155,16 @@ def pairwise_diagnostics(model, *, layer_index: int = 0, id_counts=None, min_cou
     paper) or FFM; None for models without field-pair weights.
 
     Example:
+        >>> from tf_multiembed.models import build_model
         >>> model = build_model("dcnv2", [944, 1683, 62], scale=2)
         >>> pairwise_diagnostics(model).projected_abundance.shape
         (2, 3, 3)
     """
     tables = tables_lib.EmbeddingTables.from_model(model, field_names=field_names)
-    ffm = find_layer(model, FFM_LAYER_NAME, "SetFieldAwareInteraction")
-    if ffm is not None:
+    kind, cross = introspection.find_pairwise_layer(model)
+    if kind == introspection.FFM:
         return ffm_sub_embedding_diagnostics(tables, tables.num_fields, id_counts=id_counts, min_count=min_count)
-    cross = find_layer(model, CROSS_LAYER_NAME, "SetCross")
-    if cross is None:
+    if kind is None:
         return None
     if not 0 <= layer_index < cross.num_layers:
         raise ValueError(f"pairwise_diagnostics: layer_index must be in [0, {cross.num_layers}), received "

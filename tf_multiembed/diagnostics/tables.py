@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_multiembed.diagnostics import abundance
+from tf_multiembed.introspection import find_embedding_layer
 
-EMBEDDING_LAYER_NAME = "multi_embedding"
 # Rows per float64 chunk on the TensorFlow route: bounds the temporary copy of a large field.
 TF_CHUNK_ROWS = 262144
 
@@ -107,47 +107,6 @@ class EmbeddingTables:
         if not 0 <= set_index < self.num_sets:
             raise ValueError(f"EmbeddingTables: set_index must be in [0, {self.num_sets}), received {set_index}.")
         return slice(set_index * self.embedding_dim, (set_index + 1) * self.embedding_dim)
-
-
-def find_embedding_layer(model, layer_name: Optional[str] = None):
-    """The `MultiEmbedding` layer of `model`: the one named `layer_name` (default "multi_embedding"), else the only
-    layer of that type (searched in nested models too).
-
-    Raises:
-        ValueError: if no such layer exists, or several exist and none is named "multi_embedding".
-    """
-    from tf_multiembed.layers import MultiEmbedding
-
-    if layer_name is not None:
-        try:
-            return model.get_layer(layer_name)
-        except ValueError:
-            raise ValueError(
-                f"The model {model.name!r} has no layer named {layer_name!r}; its layers are "
-                f"{[layer.name for layer in model.layers]}."
-            ) from None
-    candidates = [layer for layer in _walk_layers(model) if isinstance(layer, MultiEmbedding)]
-    named = [layer for layer in candidates if layer.name == EMBEDDING_LAYER_NAME]
-    if named:
-        return named[0]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise ValueError(
-            f"The model {model.name!r} has no MultiEmbedding layer, so its embeddings cannot be analysed; models of "
-            "the zoo name theirs 'multi_embedding'."
-        )
-    raise ValueError(
-        f"The model {model.name!r} has {len(candidates)} MultiEmbedding layers ({[c.name for c in candidates]}); "
-        "pass `layer_name` to choose one."
-    )
-
-
-def _walk_layers(model):
-    for layer in getattr(model, "layers", []):
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _walk_layers(layer)
 
 
 def count_ids(batches, vocabulary_sizes: Sequence[int]) -> List[np.ndarray]:

@@ -1,8 +1,12 @@
-"""The model zoo: `build_model(name, vocabulary_sizes, scale=..., multi_embedding=...)` and one builder per family."""
+"""The model zoo: `build_model(name, vocabulary_sizes, scale=..., multi_embedding=...)` and one builder per family.
 
-# Importing the family modules registers them.
-from tf_multiembed.models import autoint, dcnv2, dnn, finalmlp, ipnn, nfwfm, xdeepfm  # noqa: F401
-from tf_multiembed.models import dcnv2_regularized, ffm  # noqa: F401  (analysis models of the paper's evidence)
+Every module of this folder is imported here, so a new model file that calls `register_model` is registered without
+editing this file (docs/architecture.md, "Adding an interaction block / a model").
+"""
+
+import importlib
+import pkgutil
+
 from tf_multiembed.models.autoint import build_autoint
 from tf_multiembed.models.builder import build_model, resolve_embedding_shape
 from tf_multiembed.models.common import FEATURE_IDS_INPUT, PROBABILITY_OUTPUT
@@ -13,5 +17,9 @@ from tf_multiembed.models.ipnn import build_ipnn
 from tf_multiembed.models.nfwfm import build_nfwfm
 from tf_multiembed.models.registry import available_models, get_model_spec, register_model
 from tf_multiembed.models.xdeepfm import build_xdeepfm
+
+# Importing the family modules registers them (dcnv2_regularized and ffm: the analysis models of the paper's evidence).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 PAPER_MODELS = ("dnn", "ipnn", "nfwfm", "xdeepfm", "dcnv2", "finalmlp", "autoint")

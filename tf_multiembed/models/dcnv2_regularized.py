@@ -22,6 +22,7 @@ def build_regularized_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_
         Other arguments: as for `build_dcnv2` (full rank only).
 
     Example:
+        >>> from tf_multiembed.models import build_model
         >>> model = build_model("dcnv2_regularized", [944, 1683, 62], scale=4, multi_embedding=False)
         >>> type(model.get_layer("set_cross")).__name__
         'RegularizedSetCross'

@@ -38,6 +38,7 @@ def build_ffm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, em
         name: the model's name.
 
     Example:
+        >>> from tf_multiembed.models import build_model
         >>> model = build_model("ffm", vocabulary_sizes=[944, 1683, 62])
         >>> model.get_layer("multi_embedding").num_sets  # one sub-table per target field
         3

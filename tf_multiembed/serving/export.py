@@ -232,7 +232,7 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
     Example:
         >>> columns = raw_columns_from_files(schema, "train.txt", 16)  # doctest: +SKIP
         >>> path = export_for_serving(model, data.feature_encoder(), "export", "ctr", columns)  # doctest: +SKIP
-        >>> path
+        >>> path  # doctest: +SKIP
         PosixPath('export/ctr/1')
     """
     model_name = model_name or model.name

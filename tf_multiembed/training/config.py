@@ -12,11 +12,12 @@ Example:
 """
 
 import dataclasses
-import math
 from typing import Any, Dict, Iterable, Optional, Sequence
 
 from tf_multiembed import artifacts
+from tf_multiembed import settings as settings_lib
 from tf_multiembed.calibration import CALIBRATIONS
+from tf_multiembed.settings import setting as _setting
 from tf_multiembed.training.distribute import STRATEGY_NAMES
 from tf_multiembed.training.early_stopping import MONITORS
 from tf_multiembed.training.optimizers import EMBEDDING_UPDATES
@@ -42,16 +43,11 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def _setting(kind: type, default, help_text: str, *, choices: Optional[Sequence[str]] = None,
-             lower_bound=None, upper_bound=None, optional: bool = False, changes_result: bool = True):
-    """A `RunConfig` field with what its flag and its validation need.
+def _model_help() -> str:
+    """`--model`'s help: the registered names, read from the registry when the flags are defined."""
+    from tf_multiembed.models import available_models
 
-    `changes_result=False` marks settings that may differ when a run is resumed (where the files go, how it is
-    distributed, how much it prints); every other setting must stay the same for the checkpoints to mean anything.
-    """
-    metadata = dict(kind=kind, help=help_text, choices=tuple(choices) if choices else None, lower_bound=lower_bound,
-                    upper_bound=upper_bound, optional=optional, changes_result=changes_result)
-    return dataclasses.field(default=default, metadata=metadata)
+    return f"Model name, one of the registered models: {', '.join(available_models())}."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +91,7 @@ class RunConfig:
                           "file) order.", choices=SPLITS)
     split_seed: int = _setting(int, 0, "Seed of the random split.")
     # Model
-    model: str = _setting(str, "dcnv2", "Model name: dnn, ipnn, nfwfm, xdeepfm, dcnv2, finalmlp, autoint (or any "
-                          "registered name).")
+    model: str = _setting(str, "dcnv2", _model_help)
     embedding: str = _setting(str, "me", "'me': multi-embedding (scale sets of width K); 'se': single embedding of "
                               "width scale*K.", choices=EMBEDDINGS)
     scale: int = _setting(int, 2, "Scale factor s of the embedding: SE width s*K, ME s sets of width K (the same "
@@ -175,8 +170,7 @@ class RunConfig:
                                              lower_bound=1, optional=True, changes_result=False)
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            _check_field(field, getattr(self, field.name))
+        settings_lib.check_settings(self, spell="--{}")
         if self.dataset == "csv":
             object.__setattr__(self, "dataset", CUSTOM_DATASET)
         if self.dataset != "synthetic" and not self.data_path:
@@ -238,25 +232,6 @@ def setting_defaults() -> Dict[str, Any]:
     return {field.name: field.default for field in dataclasses.fields(RunConfig)}
 
 
-def _check_field(field: dataclasses.Field, value) -> None:
-    meta = field.metadata
-    kind, name = meta["kind"], field.name
-    if value is None and meta["optional"]:
-        return
-    expected = {int: "an integer", float: "a number", bool: "True or False", str: "a string"}[kind]
-    valid_type = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float:
-        valid_type = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not valid_type:
-        raise ValueError(f"--{name} must be {expected}{' or None' if meta['optional'] else ''}, received {value!r}.")
-    if meta["choices"] is not None and value not in meta["choices"]:
-        raise ValueError(f"--{name} must be one of {list(meta['choices'])}, received {value!r}.")
-    if meta["lower_bound"] is not None and value < meta["lower_bound"]:
-        raise ValueError(f"--{name} must be >= {meta['lower_bound']}, received {value!r}.")
-    if meta["upper_bound"] is not None and value > meta["upper_bound"]:
-        raise ValueError(f"--{name} must be <= {meta['upper_bound']}, received {value!r}.")
-
-
 def setting_names() -> Sequence[str]:
     """Every setting (= flag) name, in declaration order."""
     return [field.name for field in dataclasses.fields(RunConfig)]
@@ -268,29 +243,7 @@ def define_flags(names: Optional[Iterable[str]] = None, flag_values=None) -> Non
     Example:
         >>> define_flags(["batch_size", "threads"])  # doctest: +SKIP  (a benchmark's flags)
     """
-    from absl import flags
-
-    flag_values = flags.FLAGS if flag_values is None else flag_values
-    wanted = set(setting_names() if names is None else names)
-    unknown = wanted - set(setting_names())
-    if unknown:
-        raise ValueError(f"define_flags: {sorted(unknown)} are not RunConfig settings.")
-    for field in dataclasses.fields(RunConfig):
-        if field.name not in wanted:
-            continue
-        meta, default = field.metadata, field.default
-        common = dict(name=field.name, default=default, help=meta["help"], flag_values=flag_values)
-        bounds = dict(lower_bound=meta["lower_bound"], upper_bound=meta["upper_bound"])
-        if meta["choices"] is not None:
-            flags.DEFINE_enum(enum_values=list(meta["choices"]), **common)
-        elif meta["kind"] is bool:
-            flags.DEFINE_bool(**common)
-        elif meta["kind"] is int:
-            flags.DEFINE_integer(**common, **bounds)
-        elif meta["kind"] is float:
-            flags.DEFINE_float(**common, **bounds)
-        else:
-            flags.DEFINE_string(**common)
+    settings_lib.define_flags(RunConfig, names, flag_values)
 
 
 def config_from_flags(names: Optional[Iterable[str]] = None, flag_values=None, **fixed) -> RunConfig:

@@ -27,7 +27,7 @@ import pathlib
 import shutil
 import tempfile
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -39,10 +39,12 @@ from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.beam import analyze
 from tf_multiembed.data.beam import split as split_lib
+from tf_multiembed.data.build import BuildSettings
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers import expand_paths
 from tf_multiembed.data.readers.blocks import ColumnBlock
 from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
+from tf_multiembed.settings import setting, setting_defaults
 
 METRICS_NAMESPACE = "tf_multiembed.ingest"
 ENGINE = "beam"
@@ -52,36 +54,24 @@ logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class BeamSettings:
-    """The settings of a Beam build.
-
-    Args:
-        seed: the split's seed (`split.py`).
-        split_fractions: train, validation and test shares.
-        strict: fail the pipeline at the first bad line or missing/empty file.
-        max_skipped_fraction: the largest share of bad lines accepted (more fails before any shard is written).
-        rows_per_shard: the expected rows per shard file (shards hold about this many; see `split.py`).
-        rows_per_record: rows per TFRecord record of a shard (`shards.py`).
-        max_examples: how many bad lines the report names.
+class BeamSettings(BuildSettings):
+    """The settings of a Beam build: the data build's (`BuildSettings`, declared once there) and how many bad lines
+    the report names. The split is always the hash-based random split (`split.py`); the time split needs one machine
+    (`prepare_dataset`).
     """
 
-    seed: int = 0
-    split_fractions: Tuple[float, float, float] = splits_lib.DEFAULT_FRACTIONS
-    strict: bool = False
-    max_skipped_fraction: float = 0.01
-    rows_per_shard: int = shards_lib.DEFAULT_ROWS_PER_SHARD
-    rows_per_record: int = shards_lib.DEFAULT_ROWS_PER_RECORD
-    max_examples: int = 5
+    max_examples: int = setting(int, 5, "How many bad lines the ingest report names (file:line: reason).",
+                                lower_bound=0)
 
     def __post_init__(self):
-        for name in ("seed", "rows_per_shard", "rows_per_record", "max_examples"):
-            value, smallest = getattr(self, name), 0 if name in ("seed", "max_examples") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
-                raise ValueError(f"BeamSettings: `{name}` must be an integer >= {smallest}, got {value!r}.")
-        if not 0.0 <= float(self.max_skipped_fraction) <= 1.0:
-            raise ValueError(f"BeamSettings: `max_skipped_fraction` must lie in [0, 1], got "
-                             f"{self.max_skipped_fraction!r}.")
-        object.__setattr__(self, "split_fractions", splits_lib.check_fractions(self.split_fractions))
+        super().__post_init__()
+        if self.split != splits_lib.RANDOM_SPLIT:
+            raise ValueError(f"BeamSettings: the Beam pipeline writes the random split only (a seeded hash of file "
+                             f"and line), received split={self.split!r}; use prepare_dataset for a time split.")
+
+
+# Flags of `python -m tf_multiembed.data.beam`: every setting except the split kind (random is the only one).
+FLAG_SETTINGS = tuple(name for name in setting_defaults(BeamSettings) if name != "split")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ Binomial(n, f) rather than exactly `floor(n * f)` (for 100,000 rows and f = 0.1 
 
 Example:
     >>> import numpy as np
-    >>> split_of_rows(0, (0.8, 0.1, 0.1), "train.txt", np.arange(1, 6)).tolist()
-    [0, 0, 0, 0, 0]
+    >>> split_of_rows(0, (0.8, 0.1, 0.1), "train.txt", np.arange(1, 6)).tolist()  # 0 train, 1 validation, 2 test
+    [0, 0, 0, 1, 2]
 """
 
 import hashlib

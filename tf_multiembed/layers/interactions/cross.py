@@ -32,6 +32,9 @@ class SetCross(tf.keras.layers.Layer):
         TensorShape([2, 3, 8])
     """
 
+    # Field-pair weights the diagnostics analyse (tf_multiembed.introspection): the cross kernel.
+    PAIRWISE_KIND = "cross"
+
     def __init__(self, num_layers: int = 4, low_rank: Optional[int] = None, kernel_initializer=None,
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)

@@ -33,6 +33,9 @@ class SetFieldAwareInteraction(tf.keras.layers.Layer):
         array([[[23.]]], dtype=float32)
     """
 
+    # Field-pair weights the diagnostics analyse (tf_multiembed.introspection): the sub-embeddings.
+    PAIRWISE_KIND = "ffm"
+
     def __init__(self, pooling: str = "none", **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
