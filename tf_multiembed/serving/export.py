@@ -29,6 +29,7 @@ import pathlib
 import re
 import shutil
 import socket
+import time
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -133,6 +134,13 @@ def _claim_owner(path: pathlib.Path) -> Optional[Tuple[str, int]]:
         return None
 
 
+def _age_seconds(path: pathlib.Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def remove_dead_staging(model_root) -> list:
     """Deletes the `.staging-*` folders and `.claim-*` files that processes of this host left when they died
     mid-export; returns them."""
@@ -148,7 +156,10 @@ def remove_dead_staging(model_root) -> list:
             removed.append(str(path))
         elif _CLAIM.match(path.name):
             owner = _claim_owner(path)
-            if owner is not None and owner[0] == host and not _pid_alive(owner[1]):
+            # No owner yet: being written now, or its writer died in that instant (then it is old).
+            dead = (owner is None and _age_seconds(path) > 60) or (
+                owner is not None and owner[0] == host and not _pid_alive(owner[1]))
+            if dead:
                 path.unlink(missing_ok=True)
                 removed.append(str(path))
     return removed

@@ -13,7 +13,7 @@ Example:
 
 import dataclasses
 import math
-from typing import Any, Dict, Iterable, Optional, Sequence
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from tf_multiembed import artifacts
 from tf_multiembed.training.distribute import STRATEGY_NAMES
@@ -29,6 +29,8 @@ SPLITS = ("random", "time")
 EMBEDDINGS = ("me", "se")
 MIXED_PRECISION_POLICIES = ("", "mixed_bfloat16", "mixed_float16")
 _RECIPE = PaperRecipe()
+# Seeds go to NumPy (`np.random.seed` takes 0 <= seed < 2**32), Python and TensorFlow: one range for all of them.
+MAX_SEED = 2**32 - 1
 
 # The paper's protocol (paper.md §1.5 and the reference code): seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 on
 # every row every step (dense updates), batch 2048, the split's own fixed order every epoch, early stopping with
@@ -91,7 +93,8 @@ class RunConfig:
                                         lower_bound=1, optional=True)
     split: str = _setting(str, "random", "'random': the paper's seeded 8:1:1 permutation; 'time': in time-column (or "
                           "file) order.", choices=SPLITS)
-    split_seed: int = _setting(int, 0, "Seed of the random split.")
+    split_seed: int = _setting(int, 0, f"Seed of the random split, 0 to {MAX_SEED}.", lower_bound=0,
+                               upper_bound=MAX_SEED)
     # Model
     model: str = _setting(str, "dcnv2", "Model name: dnn, ipnn, nfwfm, xdeepfm, dcnv2, finalmlp, autoint (or any "
                           "registered name).")
@@ -116,7 +119,8 @@ class RunConfig:
                            "stopped at the limit).", lower_bound=1, changes_result=False)
     patience: int = _setting(int, _RECIPE.patience, "Early stopping: epochs without a validation-AUC improvement "
                              "before stopping.", lower_bound=1)
-    seed: int = _setting(int, 0, "Seed of the initialisation, dropout and the per-epoch shuffles.")
+    seed: int = _setting(int, 0, f"Seed of the initialisation, dropout and the per-epoch shuffles, 0 to {MAX_SEED}.",
+                         lower_bound=0, upper_bound=MAX_SEED)
     shuffle: bool = _setting(bool, True, "Reshuffle the training split every epoch (seeded); --noshuffle walks the "
                              "split's own random order every epoch, as the paper's reference code.")
     preset: str = _setting(str, "", "Set a whole protocol at once; explicit flags still win. 'paper': the paper's "
@@ -222,6 +226,34 @@ class RunConfig:
 def setting_defaults() -> Dict[str, Any]:
     """Every `RunConfig` setting's default: what a run recorded before a setting existed used (for rerun checks)."""
     return {field.name: field.default for field in dataclasses.fields(RunConfig)}
+
+
+def comparable_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """`settings` (a `RunConfig` as a dict, e.g. from run.json) with the embedding shape resolved, for rerun checks.
+
+    `--embedding_dim`, `--num_sets` and `--scale` left at their defaults describe the same model as the resolved
+    values given explicitly: the base width K (the model's default when None), the number of sets (ME: the scale
+    when None) and, for ME, the scale as the number of sets. Settings that do not resolve are returned unchanged.
+
+    Example:
+        >>> comparable_settings({"model": "dnn", "embedding": "me", "scale": 2, "num_sets": None,
+        ...                      "embedding_dim": None})
+        {'model': 'dnn', 'embedding': 'me', 'scale': 2, 'num_sets': 2, 'embedding_dim': 10}
+    """
+    from tf_multiembed.models import resolve_embedding_shape
+
+    values = dict(settings)
+    try:
+        multi_embedding = values["embedding"] == "me"
+        num_sets, _ = resolve_embedding_shape(values["model"], values["scale"], multi_embedding,
+                                              values.get("embedding_dim"), values.get("num_sets"))
+        _, base_width = resolve_embedding_shape(values["model"], 1, True, values.get("embedding_dim"))
+    except (KeyError, TypeError, ValueError):  # an unknown model or a record of another layout: compare as recorded
+        return values
+    values.update(num_sets=num_sets, embedding_dim=base_width)
+    if multi_embedding:
+        values["scale"] = num_sets
+    return values
 
 
 def _check_field(field: dataclasses.Field, value) -> None:
