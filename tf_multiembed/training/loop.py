@@ -206,7 +206,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             if "loss" in logs:  # parameter servers: no batch-level check
                 starting_loss = logs["loss"] if starting_loss is None else starting_loss
                 callbacks_lib.check_loss(logs["loss"], epoch + 1, None, starting_loss)
-            callbacks_lib.check_weights(model, epoch + 1)
+            if not info.is_parameter_server:  # there the tables live on the servers: no copy of them every epoch
+                callbacks_lib.check_weights(model, epoch + 1)
             logs.update(_exact_metrics(model, validation_data, info, epoch + 1, prefix="val_"))
         except callbacks_lib.TrainingDivergedError as error:
             results("diverged", error=str(error))
