@@ -18,7 +18,9 @@ A run killed at any point and started again with the same command resumes from i
 --model_dir (every epoch, and every --checkpoint_every_steps steps). The same --model_dir with other settings or
 other data is refused with the differences named; --restart starts it over.
 
-Every flag is generated from `tf_multiembed.training.config.RunConfig` (the benchmarks' flags too).
+Every flag is generated from `tf_multiembed.training.config.RunConfig` (the benchmarks' flags too), except
+--traceback. An error ends the run with one line, `train.py: <what happened>`, and what to do, exit status 1;
+--traceback (or TF_MULTIEMBED_TRACEBACK=1) adds the traceback.
 """
 
 import os
@@ -34,6 +36,8 @@ from tf_multiembed.training.config import config_from_flags, define_flags  # noq
 
 define_flags()
 flags.adopt_module_key_flags(run_config)  # --help lists them as this script's flags
+flags.DEFINE_bool("traceback", False, "Print the traceback of an error after its one-line message (also: the "
+                  "environment variable TF_MULTIEMBED_TRACEBACK=1).")
 FLAGS = flags.FLAGS
 
 
@@ -48,20 +52,13 @@ def main(argv):
         config = config_from_flags()
     except ValueError as error:
         raise app.UsageError(str(error)) from None
-    from tf_multiembed.serving import ExportMismatchError
-    from tf_multiembed.training import CheckpointMismatchError, TrainingDivergedError
+    from tf_multiembed.training.errors import report_error
     from tf_multiembed.training.run import run
-    from tf_multiembed.training.run_directory import RunDirectoryLockedError, RunMismatchError
 
     try:
         run(config)
-    except (RunMismatchError, RunDirectoryLockedError, ExportMismatchError, FileExistsError, CheckpointMismatchError,
-            TrainingDivergedError) as error:
-        print(f"train.py: {error}", file=sys.stderr, flush=True)
-        if isinstance(error, TrainingDivergedError):
-            print("Nothing was exported. Start the run over with a lower --learning_rate and --restart (its "
-                  "checkpoints hold the run before it diverged).", file=sys.stderr, flush=True)
-        sys.exit(1)
+    except (Exception, KeyboardInterrupt) as error:  # every error as one line (the traceback with --traceback)
+        sys.exit(report_error(error, "train.py", show_traceback=FLAGS.traceback))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
     best/               the best epoch's weights, by object graph.
     logs/               TensorBoard scalars.
     .lock               held by the process that trains in this directory.
+    .tf-multiembed-run  RUN_MARKER_FILE: says the folder is a run directory (written when a run first opens it).
 
 An **export** (`<export_dir>/<name>/<version>/`, a TF Serving SavedModel) holds besides the SavedModel files
 `assets.extra/tf_multiembed.json` (EXPORT_METADATA_FILE): format and package version, the model (name, family,
@@ -35,6 +36,7 @@ Example:
     ('run', True)
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -56,6 +58,7 @@ CHECKPOINTS_DIR = "checkpoints"
 BEST_CHECKPOINT_DIR = "best"
 LOGS_DIR = "logs"
 LOCK_FILE = ".lock"
+RUN_MARKER_FILE = ".tf-multiembed-run"
 EXPORT_METADATA_FILE = os.path.join("assets.extra", "tf_multiembed.json")
 DIAGNOSTIC_WEIGHTS_FUNCTION = "diagnostic_weights"
 # What a run directory may hold that `start over` deletes (never anything else the user put there).

@@ -12,6 +12,8 @@ No TF variable names and no list positions are involved.
 
 import dataclasses
 import pathlib
+import zipfile
+import zlib
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -56,9 +58,28 @@ def load_for_diagnostics(path, *, field_names: Optional[Sequence[str]] = None):
     kind, resolved = artifacts.locate(path)
     if kind == "export":
         return read_export(resolved, field_names=field_names)
+    remedy = "save the model again (or copy the whole file)"
     if kind == "run":
+        remedy = (f"rerun the train.py command of {resolved} (a finished run rewrites {artifacts.BEST_MODEL_FILE} "
+                  "from its best checkpoint)")
         resolved = artifacts.best_model_path(resolved)
-    return tf.keras.models.load_model(resolved, compile=False)
+    return load_keras_file(resolved, remedy)
+
+
+def load_keras_file(path, remedy: str = "save the model again (or copy the whole file)") -> tf.keras.Model:
+    """`tf.keras.models.load_model(path, compile=False)`, with a file that is not a whole `.keras` archive reported
+    as such (Keras says "File not found" for a truncated file that exists).
+
+    Raises:
+        tf_multiembed.artifacts.ArtifactError: the file is not a readable zip archive (truncated or corrupt).
+    """
+    not_readable = (f"{path} is not a readable .keras archive (truncated or corrupt: {{reason}}); {remedy}.")
+    if not zipfile.is_zipfile(path):  # a truncated archive has lost its zip directory, which is at the end
+        raise artifacts.ArtifactError(not_readable.format(reason="no zip directory"))
+    try:
+        return tf.keras.models.load_model(path, compile=False)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # damaged inside: a bad entry or checksum
+        raise artifacts.ArtifactError(not_readable.format(reason=str(error) or type(error).__name__)) from None
 
 
 def read_export(path, *, field_names: Optional[Sequence[str]] = None) -> SavedModelWeights:

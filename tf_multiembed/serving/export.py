@@ -7,9 +7,11 @@ Vocabulary files are copied into the SavedModel's `assets/`.
 
 Layout: `<export_dir>/<model_name>/<version>/` with `saved_model.pb`, `variables/`, `assets/`,
 `assets.extra/tf_serving_warmup_requests` and `assets.extra/tf_multiembed.json` (the metadata of
-`tf_multiembed.artifacts`). The version is written under a temporary name (`.staging-<version>-<host>-<pid>`) and
-renamed when complete, so a TF Serving instance polling `<export_dir>/<model_name>` never loads half a version; the
-staging folders of processes that died are removed by the next export to that name.
+`tf_multiembed.artifacts`). The version number is claimed first, atomically: a `.claim-<version>` file created
+exclusively (`O_EXCL`) beside the versions, so two processes exporting to one name at once get two versions. The
+version is then written under a temporary name (`.staging-<version>-<host>-<pid>`) and renamed when complete, so a
+TF Serving instance polling `<export_dir>/<model_name>` never loads half a version; the claim goes after the rename.
+The claims and staging folders of processes that died are removed by the next export to that name.
 
 One name, one signature: TF Serving serves the newest version of a name to the same clients, so a version whose
 inputs (names or dtypes) differ from the existing versions' is refused with `ExportMismatchError` naming the
@@ -23,11 +25,13 @@ Signature `serving_default` (method `tensorflow/serving/predict`):
   model's own.
 """
 
+import errno
 import os
 import pathlib
 import re
 import shutil
 import socket
+import time
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -42,6 +46,7 @@ from tf_multiembed.serving.requests import (SERVING_SIGNATURE, RequestBuilder, c
 OUTPUT_NAME = "click_probability"
 UNCALIBRATED_OUTPUT_NAME = "uncalibrated_click_probability"
 _STAGING = re.compile(r"^\.staging-(?P<version>\d+)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+_CLAIM = re.compile(r"^\.claim-(?P<version>\d+)$")
 
 
 class ExportMismatchError(ValueError):
@@ -128,8 +133,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _claim_owner(path: pathlib.Path) -> Optional[Tuple[str, int]]:
+    """(host, pid) written in a claim file, or None while it is being written (or unreadable)."""
+    try:
+        host, pid = path.read_text(encoding="utf-8").split()
+        return host, int(pid)
+    except (OSError, ValueError):
+        return None
+
+
+def _age_seconds(path: pathlib.Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def remove_dead_staging(model_root) -> list:
-    """Deletes `.staging-*` folders that processes of this host left when they died mid-export; returns them."""
+    """Deletes the `.staging-*` folders and `.claim-*` files that processes of this host left when they died
+    mid-export; returns them."""
     removed = []
     root = pathlib.Path(model_root)
     if not root.is_dir():
@@ -137,11 +159,60 @@ def remove_dead_staging(model_root) -> list:
     host = socket.gethostname()
     for path in root.iterdir():
         match = _STAGING.match(path.name)
-        if not match or (match["host"] not in (None, host)) or _pid_alive(int(match["pid"])):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(str(path))
+        if match and match["host"] in (None, host) and not _pid_alive(int(match["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+        elif _CLAIM.match(path.name):
+            owner = _claim_owner(path)
+            # No owner yet: being written now, or its writer died in that instant (then it is old).
+            dead = (owner is None and _age_seconds(path) > 60) or (
+                owner is not None and owner[0] == host and not _pid_alive(owner[1]))
+            if dead:
+                path.unlink(missing_ok=True)
+                removed.append(str(path))
     return removed
+
+
+def _claim_path(model_root: pathlib.Path, version: int) -> pathlib.Path:
+    return model_root / f".claim-{version}"
+
+
+def claim_version(model_root, version: Optional[int] = None) -> int:
+    """Claims a version number under `model_root` for this process, atomically; returns it.
+
+    A version is taken while its folder or its `.claim-<version>` file exists; the claim is created with `O_EXCL`,
+    so of two processes only one gets a number. `version=None` claims the next free number (trying the following
+    ones when another process is faster); an explicit version that is taken raises `FileExistsError`. Release the
+    claim with `release_version` after the version folder is in place (or the export failed).
+    """
+    root = pathlib.Path(model_root)
+    root.mkdir(parents=True, exist_ok=True)
+    candidate = next_version(root) if version is None else version
+    while True:
+        claim = _claim_path(root, candidate)
+        try:
+            descriptor = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            claimed = True
+        else:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(f"{socket.gethostname()} {os.getpid()}\n")
+            # Exporters rename the version in place before they drop their claim: one not here now is free.
+            claimed = (root / str(candidate)).exists()
+            if claimed:
+                claim.unlink(missing_ok=True)
+        if not claimed:
+            return candidate
+        if version is not None:
+            raise FileExistsError(f"export: {root / str(candidate)} exists or is being exported by another process; "
+                                  "TF Serving versions are immutable, choose a new version (or leave it unset for "
+                                  "the next one).")
+        candidate = max(candidate, next_version(root) - 1) + 1
+
+
+def release_version(model_root, version: int) -> None:
+    """Drops this process's claim on `version` (see `claim_version`)."""
+    _claim_path(pathlib.Path(model_root), version).unlink(missing_ok=True)
 
 
 def _existing_inputs(version_dir: pathlib.Path) -> Dict[str, str]:
@@ -237,10 +308,32 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
     """
     model_name = model_name or model.name
     input_specs = raw_feature_signature(encoder.schema)
-    model_root, version = check_export_target(export_dir, model_name, input_specs, version)
-    final = model_root / str(version)
-    model_root.mkdir(parents=True, exist_ok=True)
+    model_root, _ = check_export_target(export_dir, model_name, input_specs, version)
+    version = claim_version(model_root, version)
     staging = model_root / f".staging-{version}-{socket.gethostname()}-{os.getpid()}"
+    try:
+        _write_version(model, encoder, model_name, version, staging, input_specs, warmup_columns, warmup_batch_sizes,
+                       calibrator, data_name=data_name, data_fingerprint=data_fingerprint, model_family=model_family,
+                       kept_checkpoint=kept_checkpoint)
+        final = model_root / str(version)
+        try:
+            os.rename(staging, final)  # the claim keeps this package's exporters away; others may not know it
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            raise FileExistsError(f"export: {final} was written by another program while this export ran; nothing "
+                                  "was replaced. Export again (the next free version is used).") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        release_version(model_root, version)
+    return final
+
+
+def _write_version(model, encoder, model_name: str, version: int, staging: pathlib.Path, input_specs,
+                   warmup_columns, warmup_batch_sizes, calibrator, **metadata_fields) -> None:
+    """The whole version (SavedModel, warm-up requests, metadata) in the staging folder."""
     shutil.rmtree(staging, ignore_errors=True)
     module = serving_module(model, encoder, calibrator)
     signature = module.serve.get_concrete_function()
@@ -256,10 +349,7 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
             requests.append(builder.predict_request(batch, model_name, version))
         warmup_lib.write_warmup_requests(staging, requests)
     metadata = artifacts.export_metadata(model, encoder, input_specs, output_name=OUTPUT_NAME,
-                                         signature_name=SERVING_SIGNATURE, data_name=data_name,
-                                         data_fingerprint=data_fingerprint, model_family=model_family,
-                                         kept_checkpoint=kept_checkpoint,
-                                         calibration=calibrator.to_dict() if calibrator is not None else None)
+                                         signature_name=SERVING_SIGNATURE,
+                                         calibration=calibrator.to_dict() if calibrator is not None else None,
+                                         **metadata_fields)
     artifacts.write_json(staging / artifacts.EXPORT_METADATA_FILE, metadata)
-    os.replace(staging, final)
-    return final

@@ -47,41 +47,101 @@ class StopAfterEpoch(tf.keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+# The divergence rule (docs/training.md). A model that predicts a constant has a binary cross-entropy of at most
+# ln 2 (0.69, at p = 0.5, where a freshly initialised model starts); a sane model stays within a few times that. A
+# running loss over DIVERGENCE_FACTOR times max(ln 2, the run's starting loss) means the probabilities of the true
+# labels average below e^-693: weights blown up by orders of magnitude, which later steps do not repair.
+DIVERGENCE_FACTOR = 1000.0
+CONSTANT_PREDICTOR_LOSS = math.log(2.0)
+
+
+def divergence_bound(starting_loss: Optional[float] = None) -> float:
+    """The largest running training loss that is not divergence: `DIVERGENCE_FACTOR * max(ln 2, starting_loss)`.
+
+    Example:
+        >>> round(divergence_bound(0.5), 1), divergence_bound(2.0)
+        (693.1, 2000.0)
+    """
+    reference = CONSTANT_PREDICTOR_LOSS
+    if starting_loss is not None and math.isfinite(starting_loss):
+        reference = max(reference, float(starting_loss))
+    return DIVERGENCE_FACTOR * reference
+
+
 class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite: the run stops before anything diverged is saved or exported.
+    """Training diverged: the loss became NaN or infinite, grew past `divergence_bound`, or a weight is not finite.
+    The run stops before anything diverged is saved or exported.
 
     Attributes:
         epoch: the (1-based) epoch.
-        step: the (1-based) step within the epoch, or None where it is not known (parameter servers).
-        loss: the loss value (nan, inf).
+        step: the (1-based) step within the epoch, or None where it is not known (parameter servers, epoch ends).
+        loss: the loss value (nan, inf, or the finite value over the bound), or the bad weight value.
+        bound: the bound the loss went over, or None for a value that is not finite.
     """
 
-    def __init__(self, epoch: int, step: Optional[int], loss: float, what: str = "loss"):
+    def __init__(self, epoch: int, step: Optional[int], loss: float, what: str = "loss",
+                 bound: Optional[float] = None):
         where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
-        super().__init__(f"training diverged at {where} ({what} {loss}): lower --learning_rate")
-        self.epoch, self.step, self.loss = epoch, step, loss
+        value = f"{what} {loss}" if bound is None else (
+            f"{what} {loss:.4g}, over {bound:.4g} = {DIVERGENCE_FACTOR:g} x the starting loss")
+        super().__init__(f"training diverged at {where} ({value}): lower --learning_rate")
+        self.epoch, self.step, self.loss, self.bound = epoch, step, loss, bound
+
+
+def check_loss(loss: float, epoch: int, step: Optional[int], starting_loss: Optional[float]) -> None:
+    """Raises `TrainingDivergedError` when a running training loss is not finite or over `divergence_bound`."""
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(epoch, step, loss)
+    bound = divergence_bound(starting_loss)
+    if loss > bound:
+        raise TrainingDivergedError(epoch, step, loss, bound=bound)
 
 
 class DivergenceGuard(tf.keras.callbacks.Callback):
-    """Raises `TrainingDivergedError` after the first step whose loss is not finite.
+    """Raises `TrainingDivergedError` after the first step whose running loss is not finite or is over
+    `divergence_bound(starting_loss)`.
 
     Keras logs the running mean of the epoch's loss, which stays NaN from the first bad batch on, so the step named
     is the first one that diverged. `first_step` counts the steps of the epoch done before this `fit` (a resumed
-    epoch).
+    epoch). `starting_loss` is the run's first loss; None takes this `fit`'s first logged loss (`starting_loss`
+    holds it afterwards, for the next epochs' guards).
 
     Example:
         >>> model.fit(data, callbacks=[DivergenceGuard(epoch=1)])  # doctest: +SKIP
     """
 
-    def __init__(self, epoch: int, first_step: int = 0):
+    def __init__(self, epoch: int, first_step: int = 0, starting_loss: Optional[float] = None):
         super().__init__()
         self.epoch = epoch
         self.first_step = first_step
+        self.starting_loss = starting_loss
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingDivergedError(self.epoch, self.first_step + batch + 1, float(loss))
+        if loss is None:
+            return
+        loss = float(loss)
+        if self.starting_loss is None and math.isfinite(loss):
+            self.starting_loss = loss
+        check_loss(loss, self.epoch, self.first_step + batch + 1, self.starting_loss)
+
+
+def check_weights(model: tf.keras.Model, epoch: int) -> None:
+    """Raises `TrainingDivergedError` naming the first trainable weight that holds a NaN or infinity.
+
+    `check_numerics` scans each weight in place (no copy, no mask as large as an embedding table).
+    """
+    for variable in model.trainable_variables:
+        values = tf.convert_to_tensor(variable)
+        if not values.dtype.is_floating:
+            continue
+        try:
+            tf.debugging.check_numerics(values, "weight")
+        except tf.errors.InvalidArgumentError:
+            flat = tf.reshape(values, [-1])
+            bad = float(tf.gather(flat, tf.where(~tf.math.is_finite(flat))[0, 0]))
+            raise TrainingDivergedError(epoch, None, bad,
+                                        what=f"weight {getattr(variable, 'path', variable.name)}") from None
 
 
 def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host_loop: bool = False):

@@ -12,7 +12,7 @@ Example:
 """
 
 import dataclasses
-from typing import Any, Dict, Iterable, Optional, Sequence
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from tf_multiembed import artifacts
 from tf_multiembed import settings as settings_lib
@@ -32,6 +32,8 @@ SPLITS = ("random", "time")
 EMBEDDINGS = ("me", "se")
 MIXED_PRECISION_POLICIES = ("", "mixed_bfloat16", "mixed_float16")
 _RECIPE = PaperRecipe()
+# Seeds go to NumPy (`np.random.seed` takes 0 <= seed < 2**32), Python and TensorFlow: one range for all of them.
+MAX_SEED = 2**32 - 1
 
 # The paper's protocol (paper.md §1.5 and the reference code): seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 on
 # every row every step (dense updates), batch 2048, the split's own fixed order every epoch, early stopping with
@@ -89,7 +91,8 @@ class RunConfig:
                                         lower_bound=1, optional=True)
     split: str = _setting(str, "random", "'random': the paper's seeded 8:1:1 permutation; 'time': in time-column (or "
                           "file) order.", choices=SPLITS)
-    split_seed: int = _setting(int, 0, "Seed of the random split.")
+    split_seed: int = _setting(int, 0, f"Seed of the random split, 0 to {MAX_SEED}.", lower_bound=0,
+                               upper_bound=MAX_SEED)
     # Model
     model: str = _setting(str, "dcnv2", _model_help)
     embedding: str = _setting(str, "me", "'me': multi-embedding (scale sets of width K); 'se': single embedding of "
@@ -119,7 +122,8 @@ class RunConfig:
                             "--monitor_logloss_weight x log loss).", choices=MONITORS)
     monitor_logloss_weight: float = _setting(float, _RECIPE.monitor_logloss_weight, "w of --monitor=auc_logloss "
                                              "(AUC - w x log loss).", lower_bound=0.0)
-    seed: int = _setting(int, 0, "Seed of the initialisation, dropout and the per-epoch shuffles.")
+    seed: int = _setting(int, 0, f"Seed of the initialisation, dropout and the per-epoch shuffles, 0 to {MAX_SEED}.",
+                         lower_bound=0, upper_bound=MAX_SEED)
     shuffle: bool = _setting(bool, True, "Reshuffle the training split every epoch (seeded); --noshuffle walks the "
                              "split's own random order every epoch, as the paper's reference code.")
     preset: str = _setting(str, "", "Set a whole protocol at once; explicit flags still win. 'paper': the paper's "
@@ -230,6 +234,34 @@ class RunConfig:
 def setting_defaults() -> Dict[str, Any]:
     """Every `RunConfig` setting's default: what a run recorded before a setting existed used (for rerun checks)."""
     return {field.name: field.default for field in dataclasses.fields(RunConfig)}
+
+
+def comparable_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """`settings` (a `RunConfig` as a dict, e.g. from run.json) with the embedding shape resolved, for rerun checks.
+
+    `--embedding_dim`, `--num_sets` and `--scale` left at their defaults describe the same model as the resolved
+    values given explicitly: the base width K (the model's default when None), the number of sets (ME: the scale
+    when None) and, for ME, the scale as the number of sets. Settings that do not resolve are returned unchanged.
+
+    Example:
+        >>> comparable_settings({"model": "dnn", "embedding": "me", "scale": 2, "num_sets": None,
+        ...                      "embedding_dim": None})
+        {'model': 'dnn', 'embedding': 'me', 'scale': 2, 'num_sets': 2, 'embedding_dim': 10}
+    """
+    from tf_multiembed.models import resolve_embedding_shape
+
+    values = dict(settings)
+    try:
+        multi_embedding = values["embedding"] == "me"
+        num_sets, _ = resolve_embedding_shape(values["model"], values["scale"], multi_embedding,
+                                              values.get("embedding_dim"), values.get("num_sets"))
+        _, base_width = resolve_embedding_shape(values["model"], 1, True, values.get("embedding_dim"))
+    except (KeyError, TypeError, ValueError):  # an unknown model or a record of another layout: compare as recorded
+        return values
+    values.update(num_sets=num_sets, embedding_dim=base_width)
+    if multi_embedding:
+        values["scale"] = num_sets
+    return values
 
 
 def setting_names() -> Sequence[str]:

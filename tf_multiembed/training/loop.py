@@ -1,7 +1,8 @@
 """`train`: the paper's recipe around `model.fit`, one epoch per `fit`, with state that survives a SIGKILL.
 
 Each epoch: `fit` on that epoch's training data (resumed epochs skip the steps already done; a loss that turns NaN
-or infinite stops the run with `TrainingDivergedError` before anything is saved), the exact validation AUC and log
+or infinite or grows past `callbacks.divergence_bound`, or a weight that is not finite, stops the run with
+`TrainingDivergedError` before anything is saved), the exact validation AUC and log
 loss from predictions of the whole split, the early-stopping rule, a checkpoint with the progress inside, the results
 JSON and TensorBoard scalars. When patience runs out (or at `max_epochs`), the best epoch's weights are restored and
 the test split is evaluated with them. Started again with the same arguments, `train` resumes from the latest
@@ -98,7 +99,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         why, test metrics, wall time, resumes, runtime.
 
     Raises:
-        TrainingDivergedError: when the loss (or a validation prediction) is not finite; `results.json` then says
+        TrainingDivergedError: when the loss is not finite or over `callbacks.divergence_bound` (1000 x max(ln 2,
+            the starting loss)), or a weight or validation prediction is not finite; `results.json` then says
             "diverged" and no checkpoint of the diverged weights is written.
 
     Example:
@@ -166,6 +168,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         return payload
 
     sync_statistics = compat.replica_statistics_sync(strategy)
+    # The divergence bound's reference: the run's first logged loss (after a resume, its first epoch's mean).
+    starting_loss = next((entry["loss"] for entry in progress.history[:1] if entry.get("loss") is not None), None)
     run_started = time.time()
     elapsed_at_start = float(progress.elapsed_seconds.numpy())
 
@@ -189,8 +193,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             dataset = dataset.skip(first_step)
         counter = _StepCounter(first_step)
         # Keras refuses batch-level callbacks under ParameterServerStrategy; there every epoch has steps_per_epoch.
-        fit_callbacks: list = [] if info.is_parameter_server else [
-            counter, callbacks_lib.DivergenceGuard(epoch + 1, first_step)]
+        guard = callbacks_lib.DivergenceGuard(epoch + 1, first_step, starting_loss)
+        fit_callbacks: list = [] if info.is_parameter_server else [counter, guard]
         if sync_statistics is not None:
             fit_callbacks.append(sync_statistics)
         if checkpoint_every_steps:
@@ -205,8 +209,12 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
                 steps_per_epoch=(steps_per_epoch - first_step) if steps_per_epoch else None,
                 callbacks=fit_callbacks, verbose=verbose, shuffle=False)
             logs = _float_logs({key: values[-1] for key, values in history.history.items() if values})
-            if "loss" in logs and not np.isfinite(logs["loss"]):  # parameter servers: no batch-level check
-                raise callbacks_lib.TrainingDivergedError(epoch + 1, None, logs["loss"])
+            starting_loss = guard.starting_loss
+            if "loss" in logs:  # parameter servers: no batch-level check
+                starting_loss = logs["loss"] if starting_loss is None else starting_loss
+                callbacks_lib.check_loss(logs["loss"], epoch + 1, None, starting_loss)
+            if not info.is_parameter_server:  # there the tables live on the servers: no copy of them every epoch
+                callbacks_lib.check_weights(model, epoch + 1)
             logs.update(_exact_metrics(model, validation_data, info, epoch + 1, prefix="val_"))
         except callbacks_lib.TrainingDivergedError as error:
             results("diverged", error=str(error))

@@ -16,10 +16,10 @@ import tensorflow as tf
 from tf_multiembed import artifacts
 from tf_multiembed.training import distribute
 from tf_multiembed.training.config import (  # noqa: F401  (DATASETS: public)
-    CUSTOM_DATASET, DATASETS, PREPARED_DATASET, RunConfig, setting_defaults)
+    CUSTOM_DATASET, DATASETS, PREPARED_DATASET, RunConfig, comparable_settings, setting_defaults)
 from tf_multiembed.training.loop import train
 from tf_multiembed.training.recipe import compile_model
-from tf_multiembed.training.run_directory import open_run_directory
+from tf_multiembed.training.run_directory import check_writable, open_run_directory
 
 
 def _input_paths(data_path: str):
@@ -115,7 +115,19 @@ def run_record(config: RunConfig, data, name: str) -> Dict[str, Any]:
 
 def _open(config: RunConfig, data, name: str, info: distribute.StrategyInfo):
     return open_run_directory(config.model_dir, run_record(config, data, name), list(config.result_settings()),
-                              is_chief=info.is_chief, restart=config.restart, defaults=setting_defaults())
+                              is_chief=info.is_chief, restart=config.restart, defaults=setting_defaults(),
+                              resolve=comparable_settings)
+
+
+def check_output_folders(config: RunConfig) -> None:
+    """Fails at once, naming the flag, when the run directory or the export folder is not writable, instead of after
+    data preparation or training. The default run directory (runs/<data>-<model name>) is checked through runs/.
+    (The data cache is not: a cache that is up to date is only read.)"""
+    folders = [("model_dir", config.model_dir or "runs")]
+    if config.export_dir:
+        folders.append(("export_dir", config.export_dir))
+    for flag, folder in folders:
+        check_writable(folder, flag)
 
 
 def _shard_by_file_if_possible(dataset: tf.data.Dataset, num_files: int, info: distribute.StrategyInfo):
@@ -263,7 +275,10 @@ def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
         RunMismatchError: the run directory was trained with other settings or data (and `restart` is off).
         RunDirectoryLockedError: another process trains in the run directory.
         ExportMismatchError: the export name already serves a model with other inputs (checked before training).
-        TrainingDivergedError: the loss became NaN (nothing is exported).
+        TrainingDivergedError: the loss became NaN or grew past the divergence bound, or a weight is not finite
+            (nothing is exported).
+        FolderNotWritableError: --model_dir, --export_dir or --data_dir cannot be written (checked first).
+        ForeignDirectoryError: --model_dir holds files of someone else and is not a run directory.
 
     Example:
         >>> results, export_path = run(RunConfig(epochs=2, synthetic_rows=20_000))  # doctest: +SKIP
@@ -275,6 +290,8 @@ def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
     started = time.time()
     configure_threads(config.threads)
     info = create_strategy(config)
+    if info.is_chief:
+        check_output_folders(config)
     data, schema, input_paths = prepare_data(config)
     name = data_name(config, data)
     config = config.with_defaults(name)
