@@ -50,9 +50,10 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     from tf_multiembed.serving import ExportMismatchError
     from tf_multiembed.training import CheckpointMismatchError, TrainingDivergedError
-    from tf_multiembed.training.run import run
+    from tf_multiembed.training.run import run, show_package_logs
     from tf_multiembed.training.run_directory import RunDirectoryLockedError, RunMismatchError
 
+    show_package_logs()  # the data build's progress and ETA (absl's WARNING verbosity would hide them)
     try:
         run(config)
     except (RunMismatchError, RunDirectoryLockedError, ExportMismatchError, FileExistsError, CheckpointMismatchError,

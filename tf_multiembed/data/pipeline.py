@@ -11,6 +11,7 @@ Example:
 """
 
 import dataclasses
+import logging
 import pathlib
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -18,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_multiembed.data import build as build_lib
+from tf_multiembed.data import layout as layout_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import splits as splits_lib
@@ -26,6 +28,8 @@ from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
 from tf_multiembed.data.quality import IngestReport
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +229,9 @@ def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RAND
     lines fails the build. Long builds log their progress (rows/s, ETA) at INFO level every 10 s.
 
     Args:
-        schema: a `Schema`, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file.
+        schema: a `Schema`, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file. The
+            built-in "criteo" and "avazu" also read their files as comma- or tab-separated, with or without a header
+            line naming the columns (e.g. DeepCTR's criteo_sample.txt), from the first line (`data/layout.py`).
         input_paths: a file, a list of files or glob patterns (CSV/TSV plain or gzip, Parquet, TFRecord as the
             schema's reader says); the folder for MovieLens-100K.
         cache_dir: where builds are stored; a build is reused when its inputs (path, size, modification time, and
@@ -248,7 +254,9 @@ def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RAND
     Example:
         >>> data = prepare_dataset("criteo", "train.txt.gz", "/tmp/cache")  # doctest: +SKIP
     """
-    schema = schema_lib.resolve_schema(schema)
+    schema, note = layout_lib.match_built_in(schema, input_paths)
+    if note:
+        logger.info("%s", note)
     settings = build_lib.BuildSettings(split=split, seed=seed, split_fractions=tuple(split_fractions),
                                        strict=strict, max_skipped_fraction=max_skipped_fraction,
                                        rows_per_shard=rows_per_shard, rows_per_record=rows_per_record)

@@ -5,9 +5,11 @@
 """
 
 import dataclasses
+import logging
 import math
 import os
 import pathlib
+import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -41,9 +43,47 @@ def configure_threads(threads: int) -> None:
                   "(set it before the first TensorFlow operation).", flush=True)
 
 
+class _Below(logging.Filter):
+    def __init__(self, level: int):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < self.level
+
+
+def show_package_logs() -> None:
+    """Shows the package's own log lines (the data build's progress, rate and ETA; cache reuse) as plain timestamped
+    lines: INFO on stdout, warnings on stderr, whatever the root logger's level (absl's WARNING under `train.py`).
+    Only the `tf_multiembed` loggers change, so TensorFlow's INFO lines stay hidden. Calling it again changes nothing.
+    """
+    logger = logging.getLogger("tf_multiembed")
+    if any(getattr(handler, "tf_multiembed_plain", False) for handler in logger.handlers):
+        return
+    formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    info = logging.StreamHandler(sys.stdout)
+    info.addFilter(_Below(logging.WARNING))
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setLevel(logging.WARNING)
+    for handler in (info, problems):
+        handler.setFormatter(formatter)
+        handler.tf_multiembed_plain = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # not a second time through absl's handler
+
+
+def plain_when_not_a_terminal(verbose: int) -> int:
+    """`verbose` 1 (progress bar) becomes 2 (one plain line per epoch) when stdout is not a terminal, so a log file
+    gets no carriage-return progress bars."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    return 2 if verbose == 1 and not (isatty and isatty()) else verbose
+
+
 def prepare_data(config: RunConfig):
     """(PreparedData, schema, input paths) for the configured data set (input paths are None for a prepared folder)."""
-    from tf_multiembed.data import PreparedData, prepare_dataset, resolve_schema
+    from tf_multiembed.data import PreparedData, prepare_dataset
+    from tf_multiembed.data.layout import match_built_in
 
     if config.dataset == PREPARED_DATASET:
         if config.min_count is not None:
@@ -62,8 +102,12 @@ def prepare_data(config: RunConfig):
                                           config=click_model)
         schema, input_paths = synthetic.schema, str(synthetic.path)
     else:
-        schema = resolve_schema(config.schema if config.dataset == CUSTOM_DATASET else config.dataset)
         input_paths = _input_paths(config.data_path)
+        # A built-in name reads the Kaggle layout or a tutorial's CSV sample with a header (data/layout.py).
+        schema, note = match_built_in(config.schema if config.dataset == CUSTOM_DATASET else config.dataset,
+                                      input_paths)
+        if note and config.verbose:
+            print(f"Note: {note}", flush=True)
     if config.min_count is not None:
         schema = schema.with_min_count(config.min_count)
     data = prepare_dataset(schema, input_paths, cache_dir, split=config.split, seed=config.split_seed)
@@ -167,7 +211,7 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
             config={**dataclasses.asdict(config), "vocabulary_sizes": list(data.vocabulary_sizes),
                     "num_parameters": int(model.count_params())},
             extra_results={"data": {**artifacts.data_record(data, name), "ingest_report": report}},
-            verbose=config.verbose)
+            verbose=plain_when_not_a_terminal(config.verbose))
         if info.is_chief:
             artifacts.write_best_model(model, run_dir)
     return results, model
@@ -236,10 +280,12 @@ def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
     if config.verbose and info.is_chief:
         test = results.get("test") or {}
         best = next((entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]), {})
+        undefined = next((f" (AUC undefined: {note.split(', so')[0]})" for note in results.get("warnings", ())
+                          if note.startswith("the test split")), "")
         print(f"Best epoch {results['best_epoch']}: validation AUC {best.get('val_auc', float('nan')):.6f}, "
               f"logloss {best.get('val_logloss', float('nan')):.6f}\n"
               f"Test (best checkpoint): AUC {test.get('auc', float('nan')):.6f}, "
-              f"logloss {test.get('logloss', float('nan')):.6f}\n"
+              f"logloss {test.get('logloss', float('nan')):.6f}{undefined}\n"
               f"Run directory: {config.model_dir} (best model: "
               f"{os.path.join(config.model_dir, artifacts.BEST_MODEL_FILE)})"
               + (f"\nSavedModel: {export_path}" if export_path else "")
