@@ -112,9 +112,10 @@ def label_hint(column: str, rule: str, values: Sequence[str]) -> str:
         return (f"The label column {column!r} holds numbers other than 0/1 (e.g. {shown}): use `rule: threshold` "
                 f"with a `threshold` (label = value >= threshold; `threshold: 0` for -1/1 labels, e.g. 4 for 1-5 "
                 f"ratings).")
-    return (f"The label column {column!r} holds class names (e.g. {shown}): name them with the values rule, e.g. "
-            f"`label: {{column: {column}, positive: [{present[0]!r}], negative: [...]}}` (rows with other values are "
-            f"then skipped as bad labels).")
+    names = ", ".join(repr(value) for value in sorted({value.strip() for value in present}))
+    return (f"The label column {column!r} holds class names (seen: {names}): list them with the values rule, "
+            f"`label: {{column: {column}, positive: [<the clicked class>], negative: [<the others>]}}` (values "
+            f"compared without surrounding spaces; any other value is then a bad label).")
 
 
 class BadInputTracker:
