@@ -135,3 +135,34 @@ def test_request_builder_of_the_export_lists_the_inputs_in_schema_order(first_ru
     assert list(builder.input_specs) == ["user", "price", "city"]  # the signature itself sorts them by name
     body = builder.rest_rows([{"user": "u1", "price": 3, "city": "paris"}])
     assert list(body["instances"][0]) == ["user", "price", "city"]
+
+
+def test_show_package_logs_prints_the_build_eta_lines_on_stdout_and_its_warnings_on_stderr(tmp_path, monkeypatch,
+                                                                                           capsys):
+    # What train.py calls before the build: the periodic "lines (share), rate, ETA" lines a long build logs, here
+    # made frequent (every block) so that a small file shows them.
+    import logging
+
+    from tf_multiembed.data import build as build_lib
+    from tf_multiembed.data import criteo_schema
+    from tf_multiembed.training.run import show_package_logs
+
+    path = tmp_path / "train.txt"
+    path.write_text("".join(f"{row % 2}\t{row}\t{'ab'[row % 2]}\n" for row in range(3000)))
+    schema = criteo_schema(num_numeric=1, num_categorical=1, min_count=1)
+    monkeypatch.setattr(build_lib, "PROGRESS_SECONDS", 0.0)
+    logger = logging.getLogger("tf_multiembed")
+    state = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        show_package_logs()
+        show_package_logs()  # idempotent: one line per message
+        build_lib.build(schema, path, tmp_path / "cache", build_lib.BuildSettings(), block_bytes=4096)
+        logging.getLogger("tf_multiembed.data.build").warning("a warning")
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = state
+    captured = capsys.readouterr()
+    eta = re.findall(r"^\d\d:\d\d:\d\d pass 1 \(count\): [\d,]+ lines \(\d+%\), [\d,]+ lines/s, ETA \d+m\d\ds$",
+                     captured.out, re.MULTILINE)
+    assert len(eta) >= 2, captured.out
+    assert len(re.findall(r"pass 1 \(count\): 3,000 lines in", captured.out)) == 1
+    assert re.fullmatch(r"\d\d:\d\d:\d\d a warning\n", captured.err)
