@@ -2,6 +2,7 @@
 exact-AUC path of the package), one-epoch fits."""
 
 import math
+import warnings
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -152,9 +153,14 @@ class ExactValidation(tf.keras.callbacks.Callback):
         self.validation_data = validation_data
         self.host_loop = host_loop
         self.last: Optional[Dict[str, float]] = None
+        self._warned = False
 
     def on_epoch_end(self, epoch, logs=None):
         predictions, labels = predict_with_labels(self.model, self.validation_data, host_loop=self.host_loop)
+        reason = undefined_auc_reason(labels, "validation")
+        if reason is not None and not self._warned:  # once: the split is the same every epoch
+            self._warned = True
+            warnings.warn(reason[0].upper() + reason[1:], RuntimeWarning, stacklevel=2)
         self.last = exact_metrics(labels, predictions, prefix="val_")
         if logs is not None:
             logs.update(self.last)
