@@ -4,8 +4,14 @@
 `diagnostics`, `serving`) are imported where used. `load_model` opens a saved model without any prior import.
 """
 
+import os
+from typing import TYPE_CHECKING, Union
 
-def load_model(path, compile: bool = False):
+if TYPE_CHECKING:  # for the annotations only: importing the package must not import TensorFlow
+    import tensorflow as tf
+
+
+def load_model(path: Union[str, "os.PathLike[str]"], compile: bool = False) -> "tf.keras.Model":
     """Loads a `.keras` file saved from a tf-multiembed model, e.g. a run's `best.keras`, or a run directory.
 
     Keras finds a custom layer only once its class is registered, which happens when the module defining it is

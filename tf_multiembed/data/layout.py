@@ -82,9 +82,10 @@ def match_layout(schema: schema_lib.Schema, input_paths) -> Tuple[schema_lib.Sch
         return schema, None  # the build reports empty files and blank lines
     required = set(schema.required_columns)
     own = _names(line, schema.delimiter)
+    columns = schema.column_names or ()  # a headerless schema always has them
     if schema.has_header and required <= set(own) and (schema.column_names is None or own == schema.column_names):
         return schema, None
-    if not schema.has_header and len(own) == len(schema.column_names) and not required <= set(own):
+    if not schema.has_header and len(own) == len(columns) and not required <= set(own):
         return schema, None
     for delimiter in (schema.delimiter,) + tuple(d for d in DELIMITERS if d != schema.delimiter):
         names = _names(line, delimiter)
@@ -96,10 +97,10 @@ def match_layout(schema: schema_lib.Schema, input_paths) -> Tuple[schema_lib.Sch
                              f"names the schema's columns), not as {describe_layout(schema)}.")
     if not schema.has_header:
         for delimiter in DELIMITERS:
-            if delimiter != schema.delimiter and len(line.split(delimiter)) == len(schema.column_names):
+            if delimiter != schema.delimiter and len(line.split(delimiter)) == len(columns):
                 adapted = dataclasses.replace(schema, delimiter=delimiter)
                 return adapted, (f"{path}: read as {_delimiter_name(delimiter)}-separated lines without a header "
-                                 f"({len(schema.column_names)} columns), not {_delimiter_name(schema.delimiter)}-"
+                                 f"({len(columns)} columns), not {_delimiter_name(schema.delimiter)}-"
                                  f"separated.")
     shown = line if len(line) <= 80 else line[:80] + "..."
     raise ValueError(

@@ -43,13 +43,15 @@ def configure_threads(threads: int) -> None:
                   "(set it before the first TensorFlow operation).", flush=True)
 
 
-class _Below(logging.Filter):
-    def __init__(self, level: int):
-        super().__init__()
-        self.level = level
+class _PlainHandler(logging.StreamHandler):
+    """A handler of `show_package_logs` (so a second call finds it); `below` keeps only records under that level."""
+
+    def __init__(self, stream, below: Optional[int] = None):
+        super().__init__(stream)
+        self.below = below
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < self.level
+        return (self.below is None or record.levelno < self.below) and bool(super().filter(record))
 
 
 def show_package_logs() -> None:
@@ -58,16 +60,13 @@ def show_package_logs() -> None:
     Only the `tf_multiembed` loggers change, so TensorFlow's INFO lines stay hidden. Calling it again changes nothing.
     """
     logger = logging.getLogger("tf_multiembed")
-    if any(getattr(handler, "tf_multiembed_plain", False) for handler in logger.handlers):
+    if any(isinstance(handler, _PlainHandler) for handler in logger.handlers):
         return
     formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    info = logging.StreamHandler(sys.stdout)
-    info.addFilter(_Below(logging.WARNING))
-    problems = logging.StreamHandler(sys.stderr)
+    problems = _PlainHandler(sys.stderr)
     problems.setLevel(logging.WARNING)
-    for handler in (info, problems):
+    for handler in (_PlainHandler(sys.stdout, below=logging.WARNING), problems):
         handler.setFormatter(formatter)
-        handler.tf_multiembed_plain = True
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # not a second time through absl's handler
