@@ -68,7 +68,7 @@ def match_layout(schema: schema_lib.Schema, input_paths) -> Tuple[schema_lib.Sch
 
     Example:
         >>> schema, note = match_layout(criteo_schema(), "criteo_sample.txt")  # doctest: +SKIP
-        >>> schema.delimiter, schema.has_header
+        >>> schema.delimiter, schema.has_header  # doctest: +SKIP
         (',', True)
     """
     if schema.reader != schema_lib.DELIMITED_READER:
