@@ -7,7 +7,7 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
                         and the model (name, family, sets, width, parameters). Written when the run starts; a rerun
                         compares itself with it.
     results.json        RESULTS_FILE: status, per-epoch metrics, best epoch, test metrics, wall time, resumes,
-                        runtime, the data record and its ingest report.
+                        runtime, the data record and its ingest report; "warnings" (why a split's AUC is undefined).
     best.keras          BEST_MODEL_FILE: the best epoch's model as a `.keras` file (written when training ends).
     ingest_report.json  INGEST_REPORT_FILE: what the data build read, skipped and wrote.
     checkpoints/        latest checkpoints (model, optimizer, progress), by object graph.
