@@ -5,13 +5,13 @@
 """
 
 import os
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:  # for the annotations only: importing the package must not import TensorFlow
     import tensorflow as tf
 
 
-def load_model(path: Union[str, "os.PathLike[str]"], compile: bool = False) -> "tf.keras.Model":
+def load_model(path: Union[str, "os.PathLike[str]"], compile: bool = False, **kwargs: Any) -> "tf.keras.Model":
     """Loads a `.keras` file saved from a tf-multiembed model, e.g. a run's `best.keras`, or a run directory.
 
     Keras finds a custom layer only once its class is registered, which happens when the module defining it is
@@ -22,6 +22,7 @@ def load_model(path: Union[str, "os.PathLike[str]"], compile: bool = False) -> "
         path: a `.keras` file, or a `train.py` run directory (its `best.keras` is loaded).
         compile: also restore the compile settings stored in the file (a run's `best.keras` holds none: it is
             saved for inference, without optimizer state).
+        **kwargs: passed on to `tf.keras.models.load_model` (e.g. `custom_objects` for layers of your own).
 
     Returns:
         The `tf.keras.Model`.
@@ -45,7 +46,7 @@ def load_model(path: Union[str, "os.PathLike[str]"], compile: bool = False) -> "
     elif kind != "keras":
         raise artifacts.ArtifactError(f"{path}: an export (SavedModel) is loaded with tf.saved_model.load, not as a "
                                       "Keras model; give a .keras file or a train.py run directory.")
-    return tf.keras.models.load_model(str(resolved), compile=compile)
+    return tf.keras.models.load_model(str(resolved), compile=compile, **kwargs)
 
 
 def register_serializables() -> None:
