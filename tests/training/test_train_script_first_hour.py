@@ -166,3 +166,15 @@ def test_show_package_logs_prints_the_build_eta_lines_on_stdout_and_its_warnings
     assert len(eta) >= 2, captured.out
     assert len(re.findall(r"pass 1 \(count\): 3,000 lines in", captured.out)) == 1
     assert re.fullmatch(r"\d\d:\d\d:\d\d a warning\n", captured.err)
+
+
+def test_load_model_refuses_an_export_saying_what_to_use(first_run):
+    folder, _, _ = first_run
+    import tf_multiembed
+    from tf_multiembed.artifacts import ArtifactError
+
+    version = next((folder / "export" / "clicks").iterdir())
+    with pytest.raises(ArtifactError) as raised:
+        tf_multiembed.load_model(version)
+    assert str(raised.value) == (f"{version}: an export (SavedModel) is loaded with tf.saved_model.load, not as a "
+                                 "Keras model; give a .keras file or a train.py run directory.")
