@@ -163,3 +163,31 @@ def test_a_label_feature_missing_from_every_record_is_one_error(tmp_path):
         f"{path}: the label column 'clicked' is empty in all of the first 50 rows: the file lacks it (a TFRecord "
         "feature absent from the records reads as empty). Name the file's label column in the schema's `label` "
         "(docs/data.md).")
+
+
+@pytest.mark.parametrize("label, message", [
+    ({"column": "y", "positive": ">50K", "negative": ["<=50K"]},
+     "the values rule needs `positive` as a non-empty list of the column's values (strings), got '>50K'."),
+    ({"column": "y", "positive": [">50K"]},
+     "the values rule needs `negative` as a non-empty list of the column's values (strings), got None."),
+    ({"column": "y", "positive": ["a", "b"], "negative": [" b"]},
+     "the values ['b'] are listed as both positive and negative."),
+    ({"column": "y", "rule": "threshold", "threshold": 1, "positive": ["a"]},
+     "`positive` and `negative` apply to the values rule only."),
+    ({"column": "y", "positive": [""], "negative": ["n"]},
+     "`positive` lists the label column's values as text, e.g. [\">50K\"]; got ''."),
+])
+def test_values_rule_settings_are_checked_where_they_are_read(label, message):
+    with pytest.raises(ValueError) as raised:
+        Schema.from_dict({"name": "s", "label": label, "fields": [{"name": "x"}]}, source="s.yaml")
+    assert str(raised.value) == f"s.yaml: label: {message}"
+
+
+def test_values_rule_round_trips_and_other_rules_keep_their_plain_data():
+    schema = Schema.from_dict({"name": "s", "label": {"column": "y", "positive": ["click", 1], "negative": ["no"]},
+                               "fields": [{"name": "x"}]})
+    assert schema.label.to_dict() == {"column": "y", "rule": "values", "threshold": None, "positive": ["click", "1"],
+                                      "negative": ["no"]}
+    assert Schema.from_dict(json.loads(schema.to_json())) == schema
+    # The other rules' plain data (part of every build's cache key) is what it was before the values rule existed.
+    assert criteo_schema().label.to_dict() == {"column": "label", "rule": "binary", "threshold": None}
