@@ -13,7 +13,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,tfrs,serving,beam]"
+	$(PY) -m pip install --quiet -e ".[test,tfrs,serving,beam,notebooks,tensorboard]"
 	touch $@
 
 # Lint first (seconds), then Keras 3 (the default runtime) runs every test; legacy tf-keras (TFRS users) runs the layer

@@ -55,6 +55,18 @@ setup(
             # 2.19 and 2.20 accept TensorFlow 2.21; tensorflow-transform 1.21 (the [beam] extra) needs <2.20.
             "tensorflow-serving-api>=2.19,<2.22",
         ],
+        # Running the notebooks in notebooks/ (JupyterLab, and `jupyter execute` through nbclient); they need
+        # nothing else beyond the package itself.
+        "notebooks": [
+            "jupyterlab>=4,<5",
+            "ipykernel>=6.29,<8",
+            "nbclient>=0.10,<1",
+        ],
+        # Viewing the TensorBoard scalars a run writes under <model_dir>/logs (`tensorboard --logdir runs`); writing
+        # them needs no tensorboard package. TensorBoard's minor version follows TensorFlow's.
+        "tensorboard": [
+            "tensorboard>=2.21,<2.22",
+        ],
         # The Beam/tf.Transform pipeline (tf_multiembed.data.beam): prepared data beyond one machine.
         "beam": [
             "tensorflow-transform>=1.21,<1.22",

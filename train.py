@@ -53,8 +53,9 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     from tf_multiembed.training.errors import report_error
-    from tf_multiembed.training.run import run
+    from tf_multiembed.training.run import run, show_package_logs
 
+    show_package_logs()  # the data build's progress and ETA (absl's WARNING verbosity would hide them)
     try:
         run(config)
     except (Exception, KeyboardInterrupt) as error:  # every error as one line (the traceback with --traceback)

@@ -10,7 +10,7 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
     results.json        RESULTS_FILE: status, per-epoch metrics (AUC, log loss, ECE, calibration ratio), the kept
                         epoch and why (`kept_checkpoint`), test metrics, the calibrator and its before/after metrics
                         (`calibration`, with --calibration), wall time, resumes, runtime, the data record and its
-                        ingest report.
+                        ingest report; "warnings" (why a split's AUC is undefined).
     best.keras          BEST_MODEL_FILE: the best epoch's model as a `.keras` file (written when training ends).
     ingest_report.json  INGEST_REPORT_FILE: what the data build read, skipped and wrote.
     checkpoints/        latest checkpoints (model, optimizer, progress), by object graph.

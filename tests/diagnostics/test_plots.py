@@ -81,3 +81,26 @@ def test_bad_input(models):
         plots.plot_se_vs_me({"a": analyze_embeddings(me), "b": other})
     with pytest.raises(ValueError, match="at least one"):
         plots.plot_se_vs_me({})
+
+
+def test_spectra_of_many_fields_name_the_most_and_least_abundant_ones():
+    # 39 fields, as Criteo: every field drawn, ten of them coloured and named beside the axes.
+    sizes = [30 + 7 * index for index in range(39)]
+    diagnostics = analyze_embeddings(build_model("dnn", sizes, scale=2, hidden_units=(4,)))
+    figure = plots.plot_singular_spectra(diagnostics)
+    axes = figure.axes[0]
+    assert len(axes.lines) == 39
+    order = sorted(range(39), key=lambda field: diagnostics.concat_abundance[field])
+    expected = order[-5:][::-1] + order[:5]
+    legend = axes.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == [
+        f"field_{field} (D={sizes[field]}, IA {diagnostics.concat_abundance[field]:.1f})" for field in expected]
+    assert legend.get_title().get_text() == "5 most and 5 least abundant\nof 39 fields (others grey)"
+    grey = [line for field, line in enumerate(axes.lines) if field not in expected]
+    assert len(grey) == 29 and {line.get_color() for line in grey} == {"#c8c8c8"}
+    # Few fields: each in the legend, in field order.
+    few = plots.plot_singular_spectra(diagnostics, fields=[3, 1, 2])
+    assert [text.get_text().split(" ")[0] for text in few.axes[0].get_legend().get_texts()] == [
+        "field_3", "field_1", "field_2"]
+    with pytest.raises(ValueError, match="`max_labeled` must be an integer >= 2, received 1"):
+        plots.plot_singular_spectra(diagnostics, max_labeled=1)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -122,3 +123,30 @@ def test_bad_arguments_are_reported(splits, tmp_path):
     with pytest.raises(ValueError, match="compile the model first"):
         train(uncompiled, train_data=lambda epoch: None, validation_data=tiny.batches(*splits["validation"], 8),
               test_data=None, model_dir=str(tmp_path))
+
+
+def test_a_single_class_split_says_why_its_auc_is_nan(splits):
+    model = compile_model(tiny.tiny_model(0), PaperRecipe())
+    ids, labels = splits["test"]
+    negatives = tiny.batches(ids[:50], np.zeros_like(labels[:50]), BATCH)
+    with pytest.warns(RuntimeWarning) as caught:
+        metrics = evaluate(model, negatives)
+    assert np.isnan(metrics["auc"]) and np.isfinite(metrics["logloss"])
+    assert [str(warning.message) for warning in caught] == [
+        "The given split holds only negatives (label 0) in all its 50 rows, with no positive example, so its AUC is "
+        "undefined (NaN); log loss is still computed. A split with both classes needs another --split, --split_seed "
+        "or more data."]
+    # The model.fit road: ExactValidation warns once, not every epoch.
+    from tf_multiembed.training.callbacks import ExactValidation
+
+    positives = tiny.batches(ids[:20], np.ones_like(labels[:20]), BATCH)
+    callback = ExactValidation(positives)
+    callback.set_model(model)
+    with pytest.warns(RuntimeWarning) as caught:
+        callback.on_epoch_end(0, {})
+        callback.on_epoch_end(1, {})
+    assert [str(warning.message)[:60] for warning in caught] == [
+        "The validation split holds only positives (label 1) in all i"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not np.isnan(evaluate(model, tiny.batches(*splits["test"], BATCH))["auc"])  # both classes: silent

@@ -11,6 +11,7 @@ Example:
 """
 
 import dataclasses
+import logging
 import pathlib
 from typing import Dict, Optional, Tuple
 
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from tf_multiembed import settings as settings_lib
 from tf_multiembed.data import build as build_lib
+from tf_multiembed.data import layout as layout_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
@@ -26,6 +28,8 @@ from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
 from tf_multiembed.data.quality import IngestReport
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,7 +239,9 @@ def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
     defaults and help: they are declared once, in `data/build.py`.
 
     Args:
-        schema: a `Schema`, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file.
+        schema: a `Schema`, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file. The
+            built-in "criteo" and "avazu" also read their files as comma- or tab-separated, with or without a header
+            line naming the columns (e.g. DeepCTR's criteo_sample.txt), from the first line (`data/layout.py`).
         input_paths: a file, a list of files or glob patterns (CSV/TSV plain or gzip, Parquet, TFRecord as the
             schema's reader says); the folder for MovieLens-100K.
         cache_dir: where builds are stored; a build is reused when its inputs (path, size, modification time, and
@@ -257,7 +263,9 @@ def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
                         f"{list(settings_lib.setting_defaults(build_lib.BuildSettings))}.")
     if "split_fractions" in settings:
         settings["split_fractions"] = tuple(settings["split_fractions"])
-    schema = schema_lib.resolve_schema(schema)
+    schema, note = layout_lib.match_built_in(schema, input_paths)
+    if note:
+        logger.info("%s", note)
     folder = build_lib.build(schema, input_paths, cache_dir, build_lib.BuildSettings(**settings), rebuild=rebuild,
                              count_memory_bytes=int(count_memory_mb) << 20)
     return PreparedData.load(folder, verify="sizes")  # `build` has just written or verified it

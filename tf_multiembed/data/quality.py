@@ -7,7 +7,8 @@ Skip reasons (keys of `IngestReport.skipped_by_reason`):
 - `bad_encoding`: a line that is not valid text in the file's encoding (UTF-8 by default);
 - `bad_quoting`: a quoted cell that is not closed on its line (delimited files read with a quote character);
 - `non_numeric`: a numeric field whose cell is not a number;
-- `bad_label`: a label that is not "0"/"1" (binary rule) or not a number (threshold rule);
+- `bad_label`: a label that is not "0"/"1" (binary rule), not a number (threshold rule) or none of the declared
+  class values (values rule);
 - `bad_time`: a time column cell that is not a number (read only for the "time" split);
 - `unknown_user` / `unknown_item`: a MovieLens rating whose user or item is absent from the user or item table;
 - `bad_record`: a TFRecord record that is not a `tf.train.Example`, or whose feature has another type than in the
@@ -17,12 +18,25 @@ Skip reasons (keys of `IngestReport.skipped_by_reason`):
 In Parquet and TFRecord inputs the "line" of a message is the 1-based row or record number in its file.
 
 Missing and empty input files are listed separately (`files_missing`, `files_empty`).
+
+The errors that stop a build (`BadInputTracker.check`) end with what to change for the most frequent reason: a hint
+from what was seen (`label_hint`: labels in {-1, 1} suggest the threshold rule, class names the values rule, cells
+holding several columns the delimiter) or the reason's general advice (`ADVICE`).
 """
 
 import collections
 import dataclasses
 import warnings
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
+
+ADVICE = {
+    "wrong_column_count": "Check the schema's reader settings (delimiter, has_header, column_names) against the files; "
+                          "any other layout is described by a schema file (docs/data.md).",
+    "bad_encoding": "Set the schema's `encoding` to the files' text encoding.",
+    "bad_quoting": "Check the schema's `quotechar` (None reads quote characters as text).",
+    "bad_label": "Check the schema's label rule (docs/data.md: binary, threshold or values).",
+    "non_numeric": "A numeric field holds text: declare it `kind: categorical`, or check its `column`.",
+}
 
 REASON_TEXT = {
     "wrong_column_count": "wrong number of columns",
@@ -67,6 +81,43 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def label_hint(column: str, rule: str, values: Sequence[str]) -> str:
+    """What to change in the schema's label rule, judged from a few label cells the rule could not read.
+
+    Example:
+        >>> label_hint("label", "binary", ["-1"])[:66]
+        "The label column 'label' holds numbers other than 0/1 (e.g. '-1'):"
+    """
+    values = [str(value) for value in values][:5]
+    shown = ", ".join(repr(value) for value in values)
+    if any(len(value) > 40 or any(mark in value for mark in "\t,;|") for value in values):
+        return (f"The label cells of column {column!r} look like several columns (e.g. {_shorten(shown, 60)}): check "
+                f"the schema's `delimiter`.")
+    if values and all(value.strip() == "" for value in values):
+        return (f"The label column {column!r} is empty in these rows: the files lack the label there (a TFRecord "
+                f"feature missing from a record reads as empty).")
+    present = [value for value in values if value.strip()]
+    if rule == "values":
+        return (f"The label column {column!r} holds values the schema lists neither as `positive` nor as `negative` "
+                f"(e.g. {shown}): add them to one of the lists (values are compared without surrounding spaces).")
+    if all(_is_number(value) for value in present):
+        return (f"The label column {column!r} holds numbers other than 0/1 (e.g. {shown}): use `rule: threshold` "
+                f"with a `threshold` (label = value >= threshold; `threshold: 0` for -1/1 labels, e.g. 4 for 1-5 "
+                f"ratings).")
+    names = ", ".join(repr(value) for value in sorted({value.strip() for value in present}))
+    return (f"The label column {column!r} holds class names (seen: {names}): list them with the values rule, "
+            f"`label: {{column: {column}, positive: [<the clicked class>], negative: [<the others>]}}` (values "
+            f"compared without surrounding spaces; any other value is then a bad label).")
+
+
 class BadInputTracker:
     """Counts the lines a pass reads and skips, and applies the strict / lenient policy.
 
@@ -93,6 +144,18 @@ class BadInputTracker:
         self.files_missing: List[str] = []
         self.files_empty: List[str] = []
         self.values_truncated: collections.Counter = collections.Counter()
+        self.hints: Dict[str, str] = {}
+
+    def hint(self, reason: str, text: str) -> None:
+        """Keeps the first hint of what to change for lines skipped for `reason` (shown by `check`)."""
+        self.hints.setdefault(reason, text)
+
+    def advice(self) -> str:
+        """What to change for the most frequent skip reason: its hint, else the reason's general advice."""
+        if not self.skipped_by_reason:
+            return ""
+        reason = max(sorted(self.skipped_by_reason), key=self.skipped_by_reason.__getitem__)
+        return self.hints.get(reason) or ADVICE.get(reason, ADVICE["wrong_column_count"])
 
     def count_lines(self, count: int) -> None:
         """Records `count` data lines (good or bad; header lines excluded) as read."""
@@ -147,17 +210,20 @@ class BadInputTracker:
 
     def check(self, max_skipped_fraction: float) -> None:
         """Fails when nothing valid was read, or when the skipped share exceeds `max_skipped_fraction`."""
+        first = "; ".join(str(bad_line) for bad_line in self.examples[:2])
         if self.rows_valid == 0:
+            skipped = f"{self.rows_skipped} skipped" + (f" (by reason: {dict(self.skipped_by_reason)}; first: "
+                                                        f"{first})" if self.rows_skipped else "")
             raise BadInputError(
                 f"No valid rows were read from {self.files_read or 'the inputs'} ({self.lines_read} data lines read, "
-                f"{self.rows_skipped} skipped, missing files: {self.files_missing}, empty files: {self.files_empty}).")
+                f"{skipped}, missing files: {self.files_missing}, empty files: {self.files_empty}). "
+                f"{self.advice()}".rstrip())
         share = self.rows_skipped / self.lines_read
         if share > max_skipped_fraction:
-            first = "; ".join(str(bad_line) for bad_line in self.examples)
             raise TooManyBadRowsError(
                 f"{self.rows_skipped} of {self.lines_read} lines ({share:.2%}) were bad, more than the allowed "
                 f"{max_skipped_fraction:.2%} (max_skipped_fraction); by reason: {dict(self.skipped_by_reason)}. "
-                f"First: {first}. Check the schema's reader settings (delimiter, header, columns) against the files.")
+                f"First: {first}. {self.advice()}")
 
 
 @dataclasses.dataclass

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import transforms
-from tf_multiembed.data.quality import BadInputTracker
+from tf_multiembed.data import quality
+from tf_multiembed.data.quality import BadInputError, BadInputTracker
 from tf_multiembed.data.readers import DelimitedReader, MovieLensReader
 from tf_multiembed.data.readers.blocks import ColumnBlock, chunked
 from tf_multiembed.data.readers.columnar import ParquetReader, TFRecordReader
@@ -173,16 +174,41 @@ class BlockParser:
 
     def _labels(self, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
         label = self.schema.label
-        if label.rule == schema_lib.BINARY_LABEL:
-            labels = pc.equal(cells, "1").to_numpy(zero_copy_only=False).astype(np.int32)
-            readable = pc.is_in(cells, value_set=_BINARY_LABELS).to_numpy(zero_copy_only=False)
-            for row in np.flatnonzero(~readable):
-                bad.append((row, "bad_label", f"label {cells[int(row)].as_py()!r}, expected 0 or 1"))
-            return labels
-        values = _numbers(cells)
-        for row in np.flatnonzero(np.isnan(values)):
-            bad.append((row, "bad_label", f"{label.column} {cells[int(row)].as_py()!r} is not a number"))
-        return (values >= label.threshold).astype(np.int32)
+        if label.rule == schema_lib.THRESHOLD_LABEL:
+            values = _numbers(cells)
+            unreadable = np.isnan(values)
+            labels = (values >= label.threshold).astype(np.int32)
+            detail = f"{label.column} {{!r}} is not a number"
+        else:
+            if label.rule == schema_lib.BINARY_LABEL:
+                positive, known = pc.equal(cells, "1"), pc.is_in(cells, value_set=_BINARY_LABELS)
+                detail = "label {!r}, expected 0 or 1"
+            else:  # values: class names, compared without surrounding spaces
+                names = pc.utf8_trim_whitespace(cells)
+                positive = pc.is_in(names, value_set=pa.array(label.positive, type=pa.string()))
+                known = pc.or_(positive, pc.is_in(names, value_set=pa.array(label.negative, type=pa.string())))
+                detail = (f"{label.column} {{!r}}, neither positive {list(label.positive)} nor negative "
+                          f"{list(label.negative)}")
+            labels = positive.to_numpy(zero_copy_only=False).astype(np.int32)
+            unreadable = ~known.to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(unreadable)
+        for row in rows:
+            bad.append((row, "bad_label", detail.format(cells[int(row)].as_py())))
+        if len(rows):
+            seen = pc.unique(cells.take(pa.array(rows[:1000]))).to_pylist()[:5]
+            self.tracker.hint("bad_label", quality.label_hint(label.column, label.rule, seen))
+        return labels
+
+    def _check_label_present(self, block: ColumnBlock, cells: pa.ChunkedArray) -> None:
+        """One error, not a skip per row, when a file's first block has no label at all (a label column or feature
+        the file lacks, read as empty cells)."""
+        first_data_line = block.num_rows and int(block.line_numbers[0]) <= 2 and not block.rejected
+        if first_data_line and block.num_rows > 1 and not pc.any(pc.not_equal(pc.utf8_trim_whitespace(cells),
+                                                                              "")).as_py():
+            raise BadInputError(
+                f"{block.path}: the label column {self.schema.label.column!r} is empty in all of the first "
+                f"{block.num_rows} rows: the file lacks it (a TFRecord feature absent from the records reads as "
+                f"empty). Name the file's label column in the schema's `label` (docs/data.md).")
 
     def _times(self, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
         times = _numbers(cells)
@@ -195,6 +221,7 @@ class BlockParser:
         returns the valid rows."""
         bad: List[tuple] = []  # (row, reason, detail), in the order of the checks
         columns = {name: chunked(cells) for name, cells in block.columns.items()}
+        self._check_label_present(block, columns[self.schema.label.column])
         labels = self._labels(columns[self.schema.label.column], bad)
         numeric = {}
         for position, field in enumerate(self.schema.fields):

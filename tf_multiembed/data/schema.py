@@ -10,7 +10,7 @@ name: my_clicks
 reader: delimited            # or parquet, tfrecord (columns / features named by `column`)
 delimiter: ","
 has_header: true
-label: {column: clicked, rule: binary}
+label: {column: clicked, rule: binary}   # or {column: income, positive: [">50K"], negative: ["<=50K"]}
 time_column: ts
 min_count: 2                 # every field's minimum count unless the field sets its own
 fields:
@@ -45,7 +45,8 @@ FIELD_KINDS = (CATEGORICAL, NUMERIC, MULTI_CATEGORICAL)
 
 BINARY_LABEL = "binary"
 THRESHOLD_LABEL = "threshold"
-LABEL_RULES = (BINARY_LABEL, THRESHOLD_LABEL)
+VALUES_LABEL = "values"
+LABEL_RULES = (BINARY_LABEL, THRESHOLD_LABEL, VALUES_LABEL)
 
 DELIMITED_READER = "delimited"
 MOVIELENS_READER = "movielens"
@@ -162,27 +163,50 @@ class FieldSpec:
         return dataclasses.asdict(self)
 
 
+def _class_values(key: str, values) -> Tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        _fail("label", f"the values rule needs `{key}` as a non-empty list of the column's values (strings), got "
+                       f"{values!r}.")
+    cleaned = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+            _fail("label", f"`{key}` lists the label column's values as text, e.g. [\">50K\"]; got {value!r}.")
+        cleaned.append(str(value).strip())
+    return tuple(dict.fromkeys(cleaned))
+
+
 @dataclasses.dataclass(frozen=True)
 class LabelSpec:
     """How the 0/1 label is read.
 
     Args:
         column: the source column.
-        rule: "binary" (the cell must be exactly "0" or "1") or "threshold" (a number; label = value >= threshold).
+        rule: "binary" (the cell must be exactly "0" or "1"), "threshold" (a number; label = value >= threshold;
+            e.g. `threshold: 0` for -1/1 labels, 4 for 1-5 ratings) or "values" (class names: label 1 for the
+            `positive` values, 0 for the `negative` ones, any other value is a bad row). Giving `positive` selects
+            "values".
         threshold: the threshold of the "threshold" rule.
+        positive: the "values" rule: the cell values (compared without surrounding spaces) of the positive class.
+        negative: the "values" rule: the cell values of the negative class.
 
     Example:
         >>> LabelSpec("rating", rule="threshold", threshold=4.0).rule
         'threshold'
+        >>> LabelSpec("income", positive=[">50K"], negative=["<=50K"]).rule
+        'values'
     """
 
     column: str
     rule: str = BINARY_LABEL
     threshold: Optional[float] = None
+    positive: Optional[Tuple[str, ...]] = None
+    negative: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self):
         if not isinstance(self.column, str) or not self.column:
             _fail("label", f"`column` must be a non-empty string, got {self.column!r}.")
+        if self.rule == BINARY_LABEL and (self.positive is not None or self.negative is not None):
+            object.__setattr__(self, "rule", VALUES_LABEL)  # naming the classes is the values rule
         if self.rule not in LABEL_RULES:
             _fail("label", f"`rule` must be one of {list(LABEL_RULES)}, got {self.rule!r}.")
         if self.rule == THRESHOLD_LABEL:
@@ -191,9 +215,26 @@ class LabelSpec:
             object.__setattr__(self, "threshold", float(self.threshold))
         elif self.threshold is not None:
             _fail("label", "`threshold` applies to the threshold rule only.")
+        if self.rule == VALUES_LABEL:
+            positive = _class_values("positive", self.positive)
+            negative = _class_values("negative", self.negative)
+            both = sorted(set(positive) & set(negative))
+            if both:
+                _fail("label", f"the values {both} are listed as both positive and negative.")
+            object.__setattr__(self, "positive", positive)
+            object.__setattr__(self, "negative", negative)
+        elif self.positive is not None or self.negative is not None:
+            _fail("label", "`positive` and `negative` apply to the values rule only.")
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The label rule as plain data (the values rule's lists only where it applies, so the other rules' dicts,
+        part of cache keys, are unchanged)."""
+        data = dataclasses.asdict(self)
+        if self.rule != VALUES_LABEL:
+            del data["positive"], data["negative"]
+        else:
+            data["positive"], data["negative"] = list(self.positive), list(self.negative)
+        return data
 
 
 _SCHEMA_KEYS = ("name", "fields", "label", "reader", "delimiter", "has_header", "column_names", "quotechar",
@@ -362,8 +403,8 @@ class Schema:
         label = data["label"]
         label_keys = [f.name for f in dataclasses.fields(LabelSpec)]
         if not isinstance(label, Mapping) or "column" not in label or set(label) - set(label_keys):
-            _fail(source, f"`label` must be a mapping with 'column' and optionally 'rule' and 'threshold', got "
-                          f"{label!r}.")
+            _fail(source, f"`label` must be a mapping with 'column' and optionally 'rule', 'threshold', 'positive' "
+                          f"and 'negative', got {label!r}.")
         try:
             return cls(**{**data, "fields": tuple(fields), "label": LabelSpec(**label)})
         except (ValueError, TypeError) as error:

@@ -33,36 +33,58 @@ def _field_order(diagnostics: EmbeddingDiagnostics) -> np.ndarray:
 
 
 def plot_singular_spectra(diagnostics: EmbeddingDiagnostics, set_index: Optional[int] = None,
-                          fields: Optional[Sequence[int]] = None, path=None) -> Figure:
+                          fields: Optional[Sequence[int]] = None, path=None, max_labeled: int = 10) -> Figure:
     """Fig. 1b: normalised singular values sigma_k / sigma_max of each field, one line per field.
+
+    Up to `max_labeled` fields get a colour and a legend entry each (name, rows, IA). With more (Criteo's 39), every
+    field is still drawn, thin and grey, and the `max_labeled // 2` most and least abundant fields (by IA of the drawn
+    matrices) are coloured and named in a legend beside the axes: the two ends of the collapse range, readable.
 
     Args:
         diagnostics: from `analyze_embeddings`.
         set_index: which set to draw; None draws each field's concatenation across sets.
         fields: field indices to draw (default all).
         path: optional file to save to.
+        max_labeled: the most fields with a colour and legend entry of their own (at least 2).
 
     Example:
         >>> plot_singular_spectra(analyze_embeddings(model), path="spectra.png")  # doctest: +SKIP
     """
+    if isinstance(max_labeled, bool) or not isinstance(max_labeled, int) or max_labeled < 2:
+        raise ValueError(f"plot_singular_spectra: `max_labeled` must be an integer >= 2, received {max_labeled!r}.")
     spectra = diagnostics.concat_spectra if set_index is None else diagnostics.set_spectra[:, set_index]
-    fields = range(diagnostics.num_fields) if fields is None else fields
-    figure = _figure(6.4, 4.0)
+    abundance = diagnostics.concat_abundance if set_index is None else diagnostics.set_abundance[:, set_index]
+    fields = list(range(diagnostics.num_fields) if fields is None else fields)
+    labeled = fields
+    if len(fields) > max_labeled:
+        by_abundance = sorted(fields, key=lambda field: (np.nan_to_num(abundance[field], nan=-np.inf), field))
+        labeled = by_abundance[-(max_labeled // 2):][::-1] + by_abundance[:max_labeled // 2]
+    colors = dict(zip(labeled, _colors(len(labeled))))
+    crowded = len(labeled) < len(fields)
+    figure = _figure(8.6 if crowded else 6.4, 4.0)
     axes = figure.add_subplot()
-    colors = _colors(len(list(fields)))
-    for color, field in zip(colors, fields):
+    lines = {}
+    for field in fields:  # in field order, so lines[i] is the i-th field drawn
         values = spectra[field]
         values = values[values > 0]
-        axes.plot(np.arange(1, values.size + 1), values, color=color, linewidth=1.0,
-                  label=f"{diagnostics.field_names[field]} (D={diagnostics.vocabulary_sizes[field]})")
+        label = f"{diagnostics.field_names[field]} (D={diagnostics.vocabulary_sizes[field]}, IA {abundance[field]:.1f})"
+        lines[field], = axes.plot(np.arange(1, values.size + 1), values, color=colors.get(field, "#c8c8c8"),
+                                  linewidth=1.0 if field in colors else 0.6, label=label,
+                                  zorder=3 if field in colors else 2)
     axes.set_yscale("log")
     axes.set_xlabel("singular value index k")
     axes.set_ylabel(r"$\sigma_k / \sigma_{max}$")
     which = "sets concatenated" if set_index is None else f"set {set_index}"
     width = diagnostics.total_width if set_index is None else diagnostics.embedding_dim
     axes.set_title(f"Singular spectra per field ({which}, width {width})", fontsize=10)
-    if diagnostics.num_fields <= 12:
-        axes.legend(fontsize=7)
+    ordered = [lines[field] for field in labeled]  # when crowded: most abundant first, then least
+    if crowded:
+        half = max_labeled // 2
+        axes.legend(handles=ordered, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    title=f"{half} most and {half} least abundant\nof {len(fields)} fields (others grey)",
+                    title_fontsize=7)
+    else:
+        axes.legend(handles=ordered, fontsize=7)
     return _finish(figure, path)
 
 

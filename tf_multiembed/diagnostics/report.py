@@ -159,7 +159,9 @@ def write_report(models: Mapping[str, object], output_dir, *, id_counts=None, mi
              "Information abundance IA(E) = sum of singular values / largest singular value, per field (the paper's "
              "Definition 1; higher = less collapsed, at most the width). `IA (width W)` is the IA of the field's rows "
              "concatenated across embedding sets; compare models only at equal width. `random IA` is the IA of a "
-             "random matrix of the same shape (the paper's Fig. 2 baseline).", ""]
+             "random U(-1, 1) matrix of the same shape (the paper's Fig. 2 baseline: nothing learned, nothing "
+             "collapsed); IA near it after a short run mostly means the table is still close to its random "
+             "initialisation, clearly below it means collapse.", ""]
     for result in results:
         stem = _file_label(result.label)
         diagnostics = result.embedding

@@ -24,6 +24,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import artifacts
+
 SERVING_SIGNATURE = "serving_default"
 
 
@@ -91,12 +93,23 @@ class RequestBuilder:
 
     @classmethod
     def from_saved_model(cls, path, signature_name: str = SERVING_SIGNATURE) -> "RequestBuilder":
-        """Reads the input specs from an exported SavedModel's signature."""
+        """Reads the input specs from an exported SavedModel's signature.
+
+        The inputs are listed in the schema's order (the export metadata's order, as `from_schema` has them); a
+        SavedModel itself keeps its inputs sorted by name, which is the order for exports without that metadata.
+        """
         loaded = tf.saved_model.load(str(path))
         if signature_name not in loaded.signatures:
             raise ValueError(f"SavedModel {path} has no signature {signature_name!r}; it has "
                              f"{sorted(loaded.signatures)}.")
-        return cls(input_specs_of_signature(loaded.signatures[signature_name]), signature_name)
+        specs = input_specs_of_signature(loaded.signatures[signature_name])
+        try:
+            order = list(artifacts.read_export_metadata(path)["inputs"])
+        except artifacts.ArtifactError:  # not written by export_for_serving
+            order = []
+        if sorted(order) == sorted(specs):
+            specs = {name: specs[name] for name in order}
+        return cls(specs, signature_name)
 
     # --- value checks -------------------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 exact-AUC path of the package), one-epoch fits."""
 
 import math
+import warnings
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -164,6 +165,28 @@ def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host
     return np.concatenate(predictions).astype(np.float64), np.concatenate(labels).astype(np.float64)
 
 
+def undefined_auc_reason(labels, split: str) -> Optional[str]:
+    """Why the AUC of a split is NaN, in one line naming the split and its only class; None when it is defined.
+
+    The AUC ranks positives against negatives, so a split holding one class (e.g. a time split whose last days have
+    no click) has none: its AUC is NaN by definition, not a failure of the model.
+
+    Example:
+        >>> undefined_auc_reason([0.0, 0.0], "test")[:44]
+        'the test split holds only negatives (label 0'
+    """
+    labels = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if labels.size == 0:
+        return f"the {split} split is empty, so its AUC and log loss are undefined (NaN)."
+    positives = int(np.count_nonzero(labels > 0.5))
+    if 0 < positives < labels.size:
+        return None
+    only, missing = ("positives (label 1)", "negative") if positives else ("negatives (label 0)", "positive")
+    return (f"the {split} split holds only {only} in all its {labels.size} rows, with no {missing} example, so its "
+            f"AUC is undefined (NaN); log loss is still computed. A split with both classes needs another --split, "
+            f"--split_seed or more data.")
+
+
 def exact_metrics(labels, predictions, prefix: str = "") -> Dict[str, float]:
     """`{prefix + "auc", prefix + "logloss", prefix + "ece", prefix + "calibration_ratio"}` of labels and
     probabilities (the metrics' stateless forms, so no variable is created inside whatever strategy scope the caller
@@ -194,9 +217,14 @@ class ExactValidation(tf.keras.callbacks.Callback):
         self.validation_data = validation_data
         self.host_loop = host_loop
         self.last: Optional[Dict[str, float]] = None
+        self._warned = False
 
     def on_epoch_end(self, epoch, logs=None):
         predictions, labels = predict_with_labels(self.model, self.validation_data, host_loop=self.host_loop)
+        reason = undefined_auc_reason(labels, "validation")
+        if reason is not None and not self._warned:  # once: the split is the same every epoch
+            self._warned = True
+            warnings.warn(reason[0].upper() + reason[1:], RuntimeWarning, stacklevel=2)
         self.last = exact_metrics(labels, predictions, prefix="val_")
         if logs is not None:
             logs.update(self.last)

@@ -163,7 +163,8 @@ class RunConfig:
     checkpoint_every_steps: Optional[int] = _setting(int, None, "Also checkpoint every N training steps (default: "
                                                      "every epoch only).", lower_bound=1, optional=True,
                                                      changes_result=False)
-    verbose: int = _setting(int, 1, "0 silent, 1 progress bar, 2 one line per epoch.", lower_bound=0, upper_bound=2,
+    verbose: int = _setting(int, 1, "0 silent, 1 progress bar (becomes 2 when stdout is not a "
+                            "terminal), 2 one plain line per epoch.", lower_bound=0, upper_bound=2,
                             changes_result=False)
     # Export
     export_dir: str = _setting(str, "export", "Base directory of the TF Serving export: "

@@ -12,7 +12,7 @@ improvement, and the best epoch's weights are the result. The training loop (`lo
 import dataclasses
 import logging
 import math
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Tuple
 
 import tensorflow as tf
 
@@ -55,6 +55,14 @@ class Monitor:
         if self.rule == "logloss":
             return -logloss
         return round(auc - self.logloss_weight * logloss, 12)
+
+    def displayed(self, logs: Mapping[str, float]) -> Tuple[str, float]:
+        """What the epoch lines print: ("val_auc", AUC), ("val_logloss", log loss) or ("score", AUC - w log loss)."""
+        if self.rule == "auc":
+            return "val_auc", float(logs.get("val_auc", math.nan))
+        if self.rule == "logloss":
+            return "val_logloss", float(logs.get("val_logloss", math.nan))
+        return "score", self.score(logs)
 
     def describe(self, logs: Optional[Mapping[str, float]] = None) -> str:
         """Why an epoch with these logs is kept, in words (e.g. "highest validation AUC (0.781200)")."""

@@ -10,8 +10,10 @@ checkpoint; a finished run only re-evaluates its best checkpoint.
 """
 
 import os
+import sys
 import time
-from typing import Callable, Dict, Mapping, Optional, Sequence
+import warnings
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -58,8 +60,15 @@ def _float_logs(logs: Mapping) -> Dict[str, float]:
 
 
 def _exact_metrics(model: tf.keras.Model, dataset: tf.data.Dataset, info: StrategyInfo, epoch: Optional[int],
-                   prefix: str = "") -> Dict[str, float]:
+                   prefix: str = "", split: str = "test", notes: Optional[List[str]] = None) -> Dict[str, float]:
+    """The exact metrics of a split; the reason its AUC is undefined (one class) is appended to `notes`, or warned
+    when there is no list to append to."""
     predictions, labels = callbacks_lib.predict_with_labels(model, dataset, host_loop=info.predicts_on_host)
+    reason = callbacks_lib.undefined_auc_reason(labels, split)
+    if reason is not None and notes is None:
+        warnings.warn(reason[0].upper() + reason[1:], RuntimeWarning, stacklevel=3)
+    elif reason is not None and reason not in notes:
+        notes.append(reason)
     if not np.all(np.isfinite(predictions)):
         bad = predictions[~np.isfinite(predictions)][0]
         if epoch is not None:
@@ -91,7 +100,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         checkpoint_every_steps: also checkpoint every this many steps inside an epoch.
         config: the run's configuration, copied into the results JSON.
         extra_results: more entries for the results JSON (e.g. the data record and its ingest report).
-        verbose: Keras progress output (0 silent, 1 progress bar, 2 one line per epoch).
+        verbose: 0 silent; 1 Keras' progress bar and a line per epoch; 2 only the line per epoch (loss, exact
+            validation AUC, best so far, seconds): plain text for log files.
         extra_callbacks: more Keras callbacks for every `fit`.
 
     Returns:
@@ -142,6 +152,13 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
     results_path = os.path.join(model_dir, artifacts.RESULTS_FILE)
     runtime = results_lib.runtime_description(info.name, strategy)
 
+    notes: List[str] = []  # why a split's AUC is undefined: printed once, kept in the results as "warnings"
+
+    def warn_new_notes(count_before: int) -> None:
+        if info.is_chief:
+            for note in notes[count_before:]:
+                print(f"Warning: {note}", file=sys.stderr, flush=True)
+
     def results(status: str, test_metrics=None, error: Optional[str] = None) -> Dict[str, object]:
         history = progress.history
         kept = next((entry for entry in history if entry["epoch"] == stopping.best_epoch_number), None)
@@ -163,6 +180,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         }
         if error:
             payload["error"] = error
+        if notes:
+            payload["warnings"] = list(notes)
         if info.is_chief:
             artifacts.write_json(results_path, payload)
         return payload
@@ -207,7 +226,7 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             history = model.fit(
                 _with_data_sharding(dataset), epochs=recipe.max_epochs, initial_epoch=epoch,
                 steps_per_epoch=(steps_per_epoch - first_step) if steps_per_epoch else None,
-                callbacks=fit_callbacks, verbose=verbose, shuffle=False)
+                callbacks=fit_callbacks, verbose=1 if verbose == 1 else 0, shuffle=False)
             logs = _float_logs({key: values[-1] for key, values in history.history.items() if values})
             starting_loss = guard.starting_loss
             if "loss" in logs:  # parameter servers: no batch-level check
@@ -215,7 +234,10 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
                 callbacks_lib.check_loss(logs["loss"], epoch + 1, None, starting_loss)
             if not info.is_parameter_server:  # there the tables live on the servers: no copy of them every epoch
                 callbacks_lib.check_weights(model, epoch + 1)
-            logs.update(_exact_metrics(model, validation_data, info, epoch + 1, prefix="val_"))
+            known_notes = len(notes)
+            logs.update(_exact_metrics(model, validation_data, info, epoch + 1, prefix="val_", split="validation",
+                                       notes=notes))
+            warn_new_notes(known_notes)
         except callbacks_lib.TrainingDivergedError as error:
             results("diverged", error=str(error))
             raise
@@ -233,29 +255,37 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             summaries.write(epoch + 1, logs)
         results("running")
         if verbose and info.is_chief:
-            print(f"Epoch {epoch + 1}: {monitor.rule} score {value:.6f} (best "
-                  f"{stopping.best_value_number if stopping.best_epoch_number else float('nan'):.6f} "
-                  f"at epoch {stopping.best_epoch_number}, "
-                  f"{int(stopping.epochs_without_improvement.numpy())}/{recipe.patience} without improvement)",
-                  flush=True)
+            loss = f" loss={logs['loss']:.6f}," if "loss" in logs else ""
+            name, shown = monitor.displayed(logs)
+            best = next((entry for entry in progress.history if entry["epoch"] == stopping.best_epoch_number), None)
+            print(f"Epoch {epoch + 1}/{recipe.max_epochs}:{loss} {name}={shown:.6f} "
+                  f"(best {monitor.displayed(best)[1] if best else float('nan'):.6f} at epoch "
+                  f"{stopping.best_epoch_number}, "
+                  f"{int(stopping.epochs_without_improvement.numpy())}/{recipe.patience} without improvement), "
+                  f"{record['seconds']:.1f} s", flush=True)
 
     barrier(strategy)  # the chief may still be writing the last best checkpoint
     if checkpoints.restore_best() and verbose and info.is_chief:
         print(f"Restored the weights of the best epoch {stopping.best_epoch_number}.", flush=True)
     if sync_statistics is not None:
         sync_statistics.synchronize(model)
-    test_metrics = evaluate(model, test_data, info) if test_data is not None else None
+    test_metrics = None
+    if test_data is not None:
+        known_notes = len(notes)
+        test_metrics = _exact_metrics(model, test_data, info, epoch=None, split="test", notes=notes)
+        warn_new_notes(known_notes)
     return results("finished", test_metrics)
 
 
 def evaluate(model: tf.keras.Model, dataset: tf.data.Dataset, strategy_info: Optional[StrategyInfo] = None
              ) -> Dict[str, float]:
     """Exact AUC and log loss of `model` on a finite `(ids, label)` dataset, from predictions of the whole split
-    (the same path as the validation metrics of `train`).
+    (the same path as the validation metrics of `train`). A dataset holding one class has no AUC: it is NaN, with a
+    `RuntimeWarning` saying so.
 
     Example:
         >>> evaluate(model, data.test_dataset(2048))  # doctest: +SKIP
         {'auc': 0.79, 'logloss': 0.45}
     """
     info = strategy_info or StrategyInfo("default", tf.distribute.get_strategy())
-    return _exact_metrics(model, dataset, info, epoch=None)
+    return _exact_metrics(model, dataset, info, epoch=None, split="given")

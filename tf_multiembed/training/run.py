@@ -5,9 +5,11 @@
 """
 
 import dataclasses
+import logging
 import math
 import os
 import pathlib
+import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -41,9 +43,46 @@ def configure_threads(threads: int) -> None:
                   "(set it before the first TensorFlow operation).", flush=True)
 
 
+class _PlainHandler(logging.StreamHandler):
+    """A handler of `show_package_logs` (so a second call finds it); `below` keeps only records under that level."""
+
+    def __init__(self, stream, below: Optional[int] = None):
+        super().__init__(stream)
+        self.below = below
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (self.below is None or record.levelno < self.below) and bool(super().filter(record))
+
+
+def show_package_logs() -> None:
+    """Shows the package's own log lines (the data build's progress, rate and ETA; cache reuse) as plain timestamped
+    lines: INFO on stdout, warnings on stderr, whatever the root logger's level (absl's WARNING under `train.py`).
+    Only the `tf_multiembed` loggers change, so TensorFlow's INFO lines stay hidden. Calling it again changes nothing.
+    """
+    logger = logging.getLogger("tf_multiembed")
+    if any(isinstance(handler, _PlainHandler) for handler in logger.handlers):
+        return
+    formatter = logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    problems = _PlainHandler(sys.stderr)
+    problems.setLevel(logging.WARNING)
+    for handler in (_PlainHandler(sys.stdout, below=logging.WARNING), problems):
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # not a second time through absl's handler
+
+
+def plain_when_not_a_terminal(verbose: int) -> int:
+    """`verbose` 1 (progress bar) becomes 2 (one plain line per epoch) when stdout is not a terminal, so a log file
+    gets no carriage-return progress bars."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    return 2 if verbose == 1 and not (isatty and isatty()) else verbose
+
+
 def prepare_data(config: RunConfig):
     """(PreparedData, schema, input paths) for the configured data set (input paths are None for a prepared folder)."""
-    from tf_multiembed.data import PreparedData, prepare_dataset, resolve_schema
+    from tf_multiembed.data import PreparedData, prepare_dataset
+    from tf_multiembed.data.layout import match_built_in
 
     if config.dataset == PREPARED_DATASET:
         if config.min_count is not None:
@@ -62,8 +101,12 @@ def prepare_data(config: RunConfig):
                                           config=click_model)
         schema, input_paths = synthetic.schema, str(synthetic.path)
     else:
-        schema = resolve_schema(config.schema if config.dataset == CUSTOM_DATASET else config.dataset)
         input_paths = _input_paths(config.data_path)
+        # A built-in name reads the Kaggle layout or a tutorial's CSV sample with a header (data/layout.py).
+        schema, note = match_built_in(config.schema if config.dataset == CUSTOM_DATASET else config.dataset,
+                                      input_paths)
+        if note and config.verbose:
+            print(f"Note: {note}", flush=True)
     if config.min_count is not None:
         schema = schema.with_min_count(config.min_count)
     data = prepare_dataset(schema, input_paths, cache_dir, split=config.split, seed=config.split_seed)
@@ -179,7 +222,7 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
             config={**dataclasses.asdict(config), "vocabulary_sizes": list(data.vocabulary_sizes),
                     "num_parameters": int(model.count_params())},
             extra_results={"data": {**artifacts.data_record(data, name), "ingest_report": report}},
-            verbose=config.verbose)
+            verbose=plain_when_not_a_terminal(config.verbose))
         if config.calibration != "none":
             results = calibrate(config.calibration, model, data, info, results, batch_size)
         if info.is_chief:
@@ -254,11 +297,14 @@ def summary_lines(results: Dict[str, Any]) -> str:
     kept = results.get("kept_checkpoint") or {}
     best = next((entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]), {})
     test = results.get("test") or {}
+    undefined = next((f" (AUC undefined: {note.split(', so')[0]})" for note in results.get("warnings", ())
+                      if note.startswith("the test split")), "")
     lines = [f"Kept epoch {results['best_epoch']} ({kept.get('reason', 'no finite validation score')}): validation "
              f"AUC {best.get('val_auc', nan):.6f}, logloss {best.get('val_logloss', nan):.6f}, ECE "
              f"{best.get('val_ece', nan):.4f}",
              f"Test (kept checkpoint): AUC {test.get('auc', nan):.6f}, logloss {test.get('logloss', nan):.6f}, ECE "
-             f"{test.get('ece', nan):.4f}, mean prediction / click rate {test.get('calibration_ratio', nan):.3f}"]
+             f"{test.get('ece', nan):.4f}, mean prediction / click rate {test.get('calibration_ratio', nan):.3f}"
+             + undefined]
     calibration = results.get("calibration")
     if calibration and "test" in calibration:
         before, after = calibration["test"]["before"], calibration["test"]["after"]
