@@ -191,3 +191,19 @@ def test_values_rule_round_trips_and_other_rules_keep_their_plain_data():
     assert Schema.from_dict(json.loads(schema.to_json())) == schema
     # The other rules' plain data (part of every build's cache key) is what it was before the values rule existed.
     assert criteo_schema().label.to_dict() == {"column": "label", "rule": "binary", "threshold": None}
+
+
+def test_train_py_on_minus_one_one_labels_ends_with_the_threshold_hint(tmp_path):
+    _write(tmp_path / "clicks.csv", ["label,user"] + [f"{1 if row % 3 else -1},u{row % 5}" for row in range(60)])
+    (tmp_path / "clicks.yaml").write_text("name: clicks\nlabel: {column: label}\nfields:\n  - {name: user}\n")
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "train.py"), "--dataset=custom", "--schema=clicks.yaml",
+         "--data_path=clicks.csv", "--data_dir=cache", "--model_dir=run", "--export_dir="],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert completed.returncode != 0
+    last = completed.stderr.strip().splitlines()[-1]  # the error line, however train.py frames it
+    assert "20 of 60 lines (33.33%) were bad" in last and "delimiter" not in last
+    assert last.endswith("The label column 'label' holds numbers other than 0/1 (e.g. '-1'): use `rule: threshold` "
+                         "with a `threshold` (label = value >= threshold; `threshold: 0` for -1/1 labels, e.g. 4 for "
+                         "1-5 ratings).")
