@@ -61,7 +61,8 @@ LOCK_FILE = ".lock"
 RUN_MARKER_FILE = ".tf-multiembed-run"
 EXPORT_METADATA_FILE = os.path.join("assets.extra", "tf_multiembed.json")
 DIAGNOSTIC_WEIGHTS_FUNCTION = "diagnostic_weights"
-# What a run directory may hold that `start over` deletes (never anything else the user put there).
+# What the package writes in a run directory: these files, and in these folders only its own checkpoint and event
+# files (`training.run_directory.package_files`, what `--restart` deletes; never anything else the user put there).
 RUN_ARTIFACTS = (RUN_FILE, RESULTS_FILE, BEST_MODEL_FILE, INGEST_REPORT_FILE, CHECKPOINTS_DIR, BEST_CHECKPOINT_DIR,
                  LOGS_DIR)
 
