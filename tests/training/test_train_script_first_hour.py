@@ -96,7 +96,8 @@ def test_a_single_class_test_split_says_why_its_auc_is_nan(first_run):
     reason = (f"the test split holds only negatives (label 0) in all its {test_rows} rows, with no positive example, "
               f"so its AUC is undefined (NaN)")
     assert stderr.count(f"Warning: {reason}") == 1, stderr
-    assert re.search(rf"Test \(best checkpoint\): AUC nan, logloss \d\.\d+ \(AUC undefined: the test split holds "
+    assert re.search(rf"Test \(kept checkpoint\): AUC nan, logloss \d\.\d+, ECE \d\.\d+, mean prediction / click "
+                     rf"rate nan \(AUC undefined: the test split holds "
                      rf"only negatives \(label 0\) in all its {test_rows} rows, with no positive example\)\n", output)
     results = json.loads((folder / "run" / "results.json").read_text())
     assert results["test"]["auc"] is None or np.isnan(results["test"]["auc"])
