@@ -12,12 +12,12 @@ No TF variable names and no list positions are involved.
 
 import dataclasses
 import pathlib
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed import artifacts
+from tf_multiembed import artifacts, types
 from tf_multiembed.diagnostics import tables as tables_lib
 
 
@@ -40,7 +40,8 @@ class SavedModelWeights:
     metadata: Dict[str, Any]
 
 
-def load_for_diagnostics(path, *, field_names: Optional[Sequence[str]] = None):
+def load_for_diagnostics(path: types.PathLike, *,
+                         field_names: Optional[Sequence[str]] = None) -> Union[tf.keras.Model, SavedModelWeights]:
     """A Keras model (for `.keras` files and run directories) or `SavedModelWeights` (for exports), ready for
     `analyze_embeddings` / `write_report`.
 
@@ -61,7 +62,7 @@ def load_for_diagnostics(path, *, field_names: Optional[Sequence[str]] = None):
     return tf.keras.models.load_model(resolved, compile=False)
 
 
-def read_export(path, *, field_names: Optional[Sequence[str]] = None) -> SavedModelWeights:
+def read_export(path: types.PathLike, *, field_names: Optional[Sequence[str]] = None) -> SavedModelWeights:
     """The embedding table (and the first cross kernel, if any) of an export written by `export_for_serving`."""
     path = pathlib.Path(path)
     metadata = artifacts.read_export_metadata(path)
@@ -82,7 +83,7 @@ def read_export(path, *, field_names: Optional[Sequence[str]] = None) -> SavedMo
     return SavedModelWeights(tables, weights.get("cross_kernel"), embedding.get("pairwise"), str(path), metadata)
 
 
-def default_label(path) -> str:
+def default_label(path: types.PathLike) -> str:
     """A short label for a model path: the file stem, the run directory's name, or "<export name> v<version>"."""
     kind, resolved = artifacts.locate(path)
     if kind == "keras":
@@ -92,7 +93,7 @@ def default_label(path) -> str:
     return resolved.name
 
 
-def describe(source) -> List[str]:
+def describe(source: Union[tf.keras.Model, SavedModelWeights]) -> List[str]:
     """Short description lines of a loaded source for the report header."""
     if isinstance(source, SavedModelWeights):
         tables, data = source.tables, source.metadata.get("data") or {}
