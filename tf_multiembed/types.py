@@ -8,7 +8,11 @@ None) of every argument.
 import os
 from typing import Any, Callable, Dict, Sequence, Union
 
+import numpy as np
 import tensorflow as tf
+
+TensorLike = Union[tf.Tensor, np.ndarray, Sequence[Any], float]
+"""What `tf.convert_to_tensor` accepts: a tensor, a NumPy array, a (nested) list or a number."""
 
 PathLike = Union[str, "os.PathLike[str]"]
 """A file or folder: a `str` or a `pathlib.Path` (any `os.PathLike`)."""

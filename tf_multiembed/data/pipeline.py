@@ -12,7 +12,7 @@ Example:
 
 import dataclasses
 import pathlib
-from typing import Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +24,9 @@ from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
 from tf_multiembed.data.quality import IngestReport
+
+if TYPE_CHECKING:
+    from tf_multiembed.data.encoding import RawFeatureEncoder
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
 
@@ -205,7 +208,7 @@ class PreparedData:
         return (np.concatenate([ids for ids, _ in blocks]).astype(np.int64),
                 np.concatenate([labels for _, labels in blocks]).astype(np.float32))
 
-    def feature_encoder(self):
+    def feature_encoder(self) -> "RawFeatureEncoder":
         """A `RawFeatureEncoder` over this build's vocabularies (raw features -> the same ids as the shards)."""
         from tf_multiembed.data.encoding import RawFeatureEncoder
 

@@ -15,3 +15,9 @@ from tf_multiembed.models.registry import available_models, get_model_spec, regi
 from tf_multiembed.models.xdeepfm import build_xdeepfm
 
 PAPER_MODELS = ("dnn", "ipnn", "nfwfm", "xdeepfm", "dcnv2", "finalmlp", "autoint")
+
+__all__ = [
+    "FEATURE_IDS_INPUT", "PAPER_MODELS", "PROBABILITY_OUTPUT", "available_models", "build_autoint", "build_dcnv2",
+    "build_dnn", "build_finalmlp", "build_ipnn", "build_model", "build_nfwfm", "build_xdeepfm", "get_model_spec",
+    "register_model", "resolve_embedding_shape",
+]

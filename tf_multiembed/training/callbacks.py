@@ -2,10 +2,11 @@
 exact-AUC path of the package), one-epoch fits."""
 
 import math
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from tf_multiembed.training.metrics import exact_auc, log_loss
 
@@ -21,7 +22,7 @@ class EveryNSteps(tf.keras.callbacks.Callback):
     """
 
     def __init__(self, every_steps: int, action: Callable[[int], None], first_step: int = 0,
-                 last_step: Optional[int] = None):
+                 last_step: Optional[int] = None) -> None:
         super().__init__()
         if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps <= 0:
             raise ValueError(f"EveryNSteps: `every_steps` must be a positive integer, received {every_steps!r}.")
@@ -30,7 +31,7 @@ class EveryNSteps(tf.keras.callbacks.Callback):
         self.first_step = first_step
         self.last_step = last_step
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         step = self.first_step + batch + 1
         # Not at the epoch's last step: the epoch-end bookkeeping follows right away, and a run resumed "after the
         # last step" would have an empty rest of the epoch.
@@ -42,7 +43,7 @@ class StopAfterEpoch(tf.keras.callbacks.Callback):
     """Stops `fit` after its first epoch, so the loop can run one epoch per `fit(epochs=max, initial_epoch=e)`
     (the progress bar then reads "Epoch e+1/max") and do its own bookkeeping between epochs."""
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.model.stop_training = True
 
 
@@ -55,7 +56,7 @@ class TrainingDivergedError(RuntimeError):
         loss: the loss value (nan, inf).
     """
 
-    def __init__(self, epoch: int, step: Optional[int], loss: float, what: str = "loss"):
+    def __init__(self, epoch: int, step: Optional[int], loss: float, what: str = "loss") -> None:
         where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
         super().__init__(f"training diverged at {where} ({what} {loss}): lower --learning_rate")
         self.epoch, self.step, self.loss = epoch, step, loss
@@ -72,18 +73,19 @@ class DivergenceGuard(tf.keras.callbacks.Callback):
         >>> model.fit(data, callbacks=[DivergenceGuard(epoch=1)])  # doctest: +SKIP
     """
 
-    def __init__(self, epoch: int, first_step: int = 0):
+    def __init__(self, epoch: int, first_step: int = 0) -> None:
         super().__init__()
         self.epoch = epoch
         self.first_step = first_step
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise TrainingDivergedError(self.epoch, self.first_step + batch + 1, float(loss))
 
 
-def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host_loop: bool = False):
+def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *,
+                        host_loop: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Predictions and labels of a finite `(features, label)` dataset, in dataset order, as float64 `[n]` arrays.
 
     `host_loop=True` calls the model batch by batch in this process instead of `model.predict`: every worker of a
@@ -103,7 +105,7 @@ def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host
     return np.concatenate(predictions).astype(np.float64), np.concatenate(labels).astype(np.float64)
 
 
-def exact_metrics(labels, predictions, prefix: str = "") -> Dict[str, float]:
+def exact_metrics(labels: ArrayLike, predictions: ArrayLike, prefix: str = "") -> Dict[str, float]:
     """`{prefix + "auc": ..., prefix + "logloss": ...}` of labels and probabilities (the metrics' stateless forms,
     so no variable is created inside whatever strategy scope the caller is in)."""
     return {f"{prefix}auc": float(exact_auc(labels, predictions)),
@@ -125,13 +127,13 @@ class ExactValidation(tf.keras.callbacks.Callback):
         >>> model.fit(train, epochs=10, callbacks=[ExactValidation(valid)])  # doctest: +SKIP
     """
 
-    def __init__(self, validation_data: tf.data.Dataset, host_loop: bool = False):
+    def __init__(self, validation_data: tf.data.Dataset, host_loop: bool = False) -> None:
         super().__init__()
         self.validation_data = validation_data
         self.host_loop = host_loop
         self.last: Optional[Dict[str, float]] = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         predictions, labels = predict_with_labels(self.model, self.validation_data, host_loop=self.host_loop)
         self.last = exact_metrics(labels, predictions, prefix="val_")
         if logs is not None:

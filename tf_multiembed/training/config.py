@@ -13,7 +13,7 @@ Example:
 
 import dataclasses
 import math
-from typing import Any, Dict, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Sequence
 
 from tf_multiembed import artifacts
 from tf_multiembed.training.distribute import STRATEGY_NAMES
@@ -30,6 +30,9 @@ EMBEDDINGS = ("me", "se")
 MIXED_PRECISION_POLICIES = ("", "mixed_bfloat16", "mixed_float16")
 _RECIPE = PaperRecipe()
 
+if TYPE_CHECKING:
+    from absl import flags
+
 # The paper's protocol (paper.md §1.5 and the reference code): seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 on
 # every row every step (dense updates), batch 2048, the split's own fixed order every epoch, early stopping with
 # patience 3 (at most 100 epochs), float32.
@@ -40,8 +43,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def _setting(kind: type, default, help_text: str, *, choices: Optional[Sequence[str]] = None,
-             lower_bound=None, upper_bound=None, optional: bool = False, changes_result: bool = True):
+def _setting(kind: type, default: Any, help_text: str, *, choices: Optional[Sequence[str]] = None,
+             lower_bound: Optional[float] = None, upper_bound: Optional[float] = None, optional: bool = False,
+             changes_result: bool = True) -> Any:
     """A `RunConfig` field with what its flag and its validation need.
 
     `changes_result=False` marks settings that may differ when a run is resumed (where the files go, how it is
@@ -161,7 +165,7 @@ class RunConfig:
     export_version: Optional[int] = _setting(int, None, "SavedModel version (default: the next free number).",
                                              lower_bound=1, optional=True, changes_result=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             _check_field(field, getattr(self, field.name))
         if self.dataset == "csv":
@@ -181,7 +185,7 @@ class RunConfig:
         self.model_name()  # a registered model and a consistent embedding shape
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides) -> "RunConfig":
+    def from_preset(cls, preset: str, **overrides: Any) -> "RunConfig":
         """The preset's settings with `overrides` on top (e.g. `RunConfig.from_preset("paper", model="dnn")`)."""
         if preset not in PRESETS:
             raise ValueError(f"Unknown preset {preset!r}; expected one of {sorted(PRESETS)}.")
@@ -224,7 +228,7 @@ def setting_defaults() -> Dict[str, Any]:
     return {field.name: field.default for field in dataclasses.fields(RunConfig)}
 
 
-def _check_field(field: dataclasses.Field, value) -> None:
+def _check_field(field: "dataclasses.Field[Any]", value: Any) -> None:
     meta = field.metadata
     kind, name = meta["kind"], field.name
     if value is None and meta["optional"]:
@@ -248,7 +252,7 @@ def setting_names() -> Sequence[str]:
     return [field.name for field in dataclasses.fields(RunConfig)]
 
 
-def define_flags(names: Optional[Iterable[str]] = None, flag_values=None) -> None:
+def define_flags(names: Optional[Iterable[str]] = None, flag_values: Optional["flags.FlagValues"] = None) -> None:
     """Defines absl flags for `RunConfig` fields (all by default): the same name, default, bounds, choices and help.
 
     Example:
@@ -279,7 +283,8 @@ def define_flags(names: Optional[Iterable[str]] = None, flag_values=None) -> Non
             flags.DEFINE_string(**common)
 
 
-def config_from_flags(names: Optional[Iterable[str]] = None, flag_values=None, **fixed) -> RunConfig:
+def config_from_flags(names: Optional[Iterable[str]] = None, flag_values: Optional["flags.FlagValues"] = None,
+                      **fixed: Any) -> RunConfig:
     """The `RunConfig` of parsed flags: defined settings from the flags (a `--preset` fills the settings not given
     explicitly), `fixed` settings from the caller, the rest their defaults.
 

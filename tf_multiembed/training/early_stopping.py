@@ -9,7 +9,7 @@ improvement, and the best epoch's weights are the result. The training loop (`lo
 
 import logging
 import math
-from typing import Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
@@ -85,9 +85,9 @@ class PaperEarlyStopping(tf.keras.callbacks.Callback):
         super().__init__()
         self.rule = EarlyStoppingRule(patience)
         self.monitor = monitor
-        self._best_weights = None
+        self._best_weights: Optional[List[Any]] = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if not logs or self.monitor not in logs:
             raise KeyError(f"PaperEarlyStopping: the epoch logs have no {self.monitor!r} (got {sorted(logs or {})}); "
                            "put tf_multiembed.training.ExactValidation(validation_data) before it in `callbacks`.")
@@ -96,6 +96,6 @@ class PaperEarlyStopping(tf.keras.callbacks.Callback):
         if self.rule.should_stop:
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if self._best_weights is not None:
             self.model.set_weights(self._best_weights)

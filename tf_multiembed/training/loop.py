@@ -10,7 +10,7 @@ checkpoint; a finished run only re-evaluates its best checkpoint.
 
 import os
 import time
-from typing import Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -40,7 +40,7 @@ class _StepCounter(tf.keras.callbacks.Callback):
         super().__init__()
         self.steps = first_step
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.steps += 1
 
 
@@ -52,7 +52,7 @@ def _build_optimizer(model: tf.keras.Model, strategy: tf.distribute.Strategy) ->
         model.optimizer.build(model.trainable_variables)
 
 
-def _float_logs(logs: Mapping) -> Dict[str, float]:
+def _float_logs(logs: Mapping[str, Any]) -> Dict[str, float]:
     return {key: float(value) for key, value in logs.items() if isinstance(value, (int, float)) or hasattr(value,
                                                                                                           "item")}
 
@@ -72,8 +72,8 @@ def _exact_metrics(model: tf.keras.Model, dataset: tf.data.Dataset, info: Strate
 def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset], validation_data: tf.data.Dataset,
           test_data: Optional[tf.data.Dataset], model_dir: str, recipe: Optional[PaperRecipe] = None,
           strategy_info: Optional[StrategyInfo] = None, steps_per_epoch: Optional[int] = None,
-          checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping] = None,
-          extra_results: Optional[Mapping] = None, verbose: int = 1,
+          checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping[str, Any]] = None,
+          extra_results: Optional[Mapping[str, Any]] = None, verbose: int = 1,
           extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> Dict[str, object]:
     """Trains `model` with early stopping on the exact validation AUC, resumably; returns the results dict.
 
@@ -138,7 +138,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
     results_path = os.path.join(model_dir, artifacts.RESULTS_FILE)
     runtime = results_lib.runtime_description(info.name, strategy)
 
-    def results(status: str, test_metrics=None, error: Optional[str] = None) -> Dict[str, object]:
+    def results(status: str, test_metrics: Optional[Dict[str, float]] = None,
+                error: Optional[str] = None) -> Dict[str, object]:
         payload = {
             "status": status,
             "config": dict(config or {}),
@@ -182,13 +183,14 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             dataset = dataset.skip(first_step)
         counter = _StepCounter(first_step)
         # Keras refuses batch-level callbacks under ParameterServerStrategy; there every epoch has steps_per_epoch.
-        fit_callbacks: list = [] if info.is_parameter_server else [
+        fit_callbacks: List[tf.keras.callbacks.Callback] = [] if info.is_parameter_server else [
             counter, callbacks_lib.DivergenceGuard(epoch + 1, first_step)]
         if sync_statistics is not None:
             fit_callbacks.append(sync_statistics)
         if checkpoint_every_steps:
             fit_callbacks.append(callbacks_lib.EveryNSteps(
-                checkpoint_every_steps, lambda step, before=steps_before_epoch: save_progress(step, before + step),
+                checkpoint_every_steps,
+                lambda step, before=steps_before_epoch: save_progress(step, before + step),  # type: ignore[misc]
                 first_step, last_step=epoch_steps))
         fit_callbacks += [*extra_callbacks, callbacks_lib.StopAfterEpoch()]
         epoch_started = time.time()
@@ -213,7 +215,9 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         progress.epoch.assign(epoch + 1)
         if stopping.should_stop:
             progress.finished.assign(True)  # a rerun with a larger max_epochs continues an unfinished run
-        save_progress(0, steps_before_epoch + (steps_per_epoch if info.is_parameter_server else counter.steps))
+        # Parameter-server epochs have `steps_per_epoch` steps (checked above); the others counted theirs.
+        save_progress(0, steps_before_epoch + (steps_per_epoch if info.is_parameter_server and steps_per_epoch
+                                               else counter.steps))
         if summaries is not None:
             summaries.write(epoch + 1, logs)
         results("running")

@@ -23,7 +23,7 @@ import socket
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from tf_multiembed import artifacts
+from tf_multiembed import artifacts, types
 
 
 class RunDirectoryLockedError(RuntimeError):
@@ -169,8 +169,9 @@ def start_over(directory: pathlib.Path) -> List[str]:
 
 
 @contextlib.contextmanager
-def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[str], *, is_chief: bool = True,
-                       restart: bool = False, defaults: Optional[Mapping[str, Any]] = None) -> Iterator[pathlib.Path]:
+def open_run_directory(model_dir: types.PathLike, record: Mapping[str, Any], settings: Sequence[str], *,
+                       is_chief: bool = True, restart: bool = False,
+                       defaults: Optional[Mapping[str, Any]] = None) -> Iterator[pathlib.Path]:
     """Locks the run directory (chief), cleans it, checks the rerun and records it; see the module docstring.
 
     Args:
