@@ -2,16 +2,19 @@
 
 TensorFlow and Keras ship no type stubs: to mypy every `tf.*` name (`tf.Tensor`, `tf.keras.Model`, ...) is `Any`.
 Signatures still name them, for the reader; the checker enforces the plain Python parts (ints, strings, sequences,
-None) of every argument.
+None) of every argument. TensorFlow names appear as strings, so that modules which must not import TensorFlow (the
+data build, `artifacts`) can use these aliases.
 """
 
 import os
-from typing import Any, Callable, Dict, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Sequence, Union
 
 import numpy as np
-import tensorflow as tf
 
-TensorLike = Union[tf.Tensor, np.ndarray, Sequence[Any], float]
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+TensorLike = Union["tf.Tensor", np.ndarray, Sequence[Any], float]
 """What `tf.convert_to_tensor` accepts: a tensor, a NumPy array, a (nested) list or a number."""
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -25,11 +28,11 @@ Shape = Sequence[Any]
 Config = Dict[str, Any]
 """A Keras layer's or model's `get_config()`: JSON-serializable values keyed by constructor argument."""
 
-InitializerLike = Union[str, Dict[str, Any], tf.keras.initializers.Initializer]
+InitializerLike = Union[str, Dict[str, Any], "tf.keras.initializers.Initializer"]
 """What `tf.keras.initializers.get` accepts: a name ("zeros"), a serialized config or an initializer instance."""
 
-RegularizerLike = Union[str, Dict[str, Any], tf.keras.regularizers.Regularizer]
+RegularizerLike = Union[str, Dict[str, Any], "tf.keras.regularizers.Regularizer"]
 """What `tf.keras.regularizers.get` accepts: a name ("l2"), a serialized config or a regularizer instance."""
 
-ActivationLike = Union[str, Callable[[tf.Tensor], tf.Tensor]]
+ActivationLike = Union[str, Callable[["tf.Tensor"], "tf.Tensor"]]
 """What `tf.keras.activations.get` accepts: a name ("relu") or a function of a tensor."""
