@@ -11,11 +11,16 @@ Example:
 """
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from tf_multiembed.data.quality import (BadInputError, IngestReport, SkippedInputWarning,
                                         TooManyBadRowsError)
 from tf_multiembed.data.schema import (FieldSpec, LabelSpec, Schema, avazu_schema, criteo_schema, movielens_schema,
                                        resolve_schema)
+
+if TYPE_CHECKING:  # what the checker sees of the names loaded on first use below
+    from tf_multiembed.data.encoding import RawFeatureEncoder, raw_feature_signature, raw_features_from_cells
+    from tf_multiembed.data.pipeline import PreparedData, prepare_dataset
 
 _TENSORFLOW_NAMES = {
     "PreparedData": "tf_multiembed.data.pipeline",
@@ -32,7 +37,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _TENSORFLOW_NAMES:
         return getattr(importlib.import_module(_TENSORFLOW_NAMES[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,11 +12,12 @@ Example:
 
 import dataclasses
 import pathlib
-from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import types
 from tf_multiembed.data import build as build_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
@@ -69,7 +70,7 @@ class PreparedData:
     cache_key: Optional[str]
 
     @classmethod
-    def load(cls, directory) -> "PreparedData":
+    def load(cls, directory: types.PathLike) -> "PreparedData":
         """Opens a finished prepared-data folder (any writer of the `shards.py` format, e.g. the Beam pipeline)."""
         directory = pathlib.Path(directory)
         manifest = shards_lib.load_manifest(directory)
@@ -130,11 +131,11 @@ class PreparedData:
         num_fields = self.num_fields
         files = [str(self.directory / shard.file) for shard in shards]
 
-        def decode(payloads):
+        def decode(payloads: tf.Tensor) -> tf.Tensor:
             values = tf.io.decode_raw(tf.strings.reduce_join(payloads), tf.int32, little_endian=True)
             return tf.reshape(values, [-1, num_fields + 1])
 
-        def permute(rows):
+        def permute(rows: tf.Tensor) -> tf.Tensor:
             # A stateless permutation seeded by `seed` and the window's first rows: reproducible for a seed, new in
             # every window and epoch (the record order differs), and without a second source dataset, which would
             # keep tf.distribute's auto-sharding from finding the files.
@@ -215,7 +216,9 @@ class PreparedData:
         return RawFeatureEncoder(self.schema, self.vocab_dir)
 
 
-def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RANDOM_SPLIT, seed: int = 0,
+def prepare_dataset(schema: Union[schema_lib.Schema, types.PathLike],
+                    input_paths: Union[types.PathLike, Sequence[types.PathLike]], cache_dir: types.PathLike,
+                    split: str = splits_lib.RANDOM_SPLIT, seed: int = 0,
                     split_fractions: Sequence[float] = splits_lib.DEFAULT_FRACTIONS, strict: bool = False,
                     max_skipped_fraction: float = 0.01, rows_per_shard: int = shards_lib.DEFAULT_ROWS_PER_SHARD,
                     rows_per_record: int = shards_lib.DEFAULT_ROWS_PER_RECORD, rebuild: bool = False,
@@ -252,7 +255,8 @@ def prepare_dataset(schema, input_paths, cache_dir, split: str = splits_lib.RAND
         >>> data = prepare_dataset("criteo", "train.txt.gz", "/tmp/cache")  # doctest: +SKIP
     """
     schema = schema_lib.resolve_schema(schema)
-    settings = build_lib.BuildSettings(split=split, seed=seed, split_fractions=tuple(split_fractions),
+    settings = build_lib.BuildSettings(split=split, seed=seed,
+                                       split_fractions=tuple(split_fractions),  # type: ignore[arg-type]  # checked
                                        strict=strict, max_skipped_fraction=max_skipped_fraction,
                                        rows_per_shard=rows_per_shard, rows_per_record=rows_per_record)
     folder = build_lib.build(schema, input_paths, cache_dir, settings, rebuild=rebuild,

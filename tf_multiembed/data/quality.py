@@ -22,7 +22,7 @@ Missing and empty input files are listed separately (`files_missing`, `files_emp
 import collections
 import dataclasses
 import warnings
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 REASON_TEXT = {
     "wrong_column_count": "wrong number of columns",
@@ -87,12 +87,12 @@ class BadInputTracker:
         self.max_examples = int(max_examples)
         self.lines_read = 0
         self.header_lines = 0
-        self.skipped_by_reason: collections.Counter = collections.Counter()
+        self.skipped_by_reason: collections.Counter[str] = collections.Counter()
         self.examples: List[BadLine] = []
         self.files_read: List[str] = []
         self.files_missing: List[str] = []
         self.files_empty: List[str] = []
-        self.values_truncated: collections.Counter = collections.Counter()
+        self.values_truncated: collections.Counter[str] = collections.Counter()
 
     def count_lines(self, count: int) -> None:
         """Records `count` data lines (good or bad; header lines excluded) as read."""
@@ -212,11 +212,11 @@ class IngestReport:
             raise ValueError(f"Ingest counts do not add up: {self.rows_valid} valid rows != rows written "
                              f"{self.rows_written}.")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "IngestReport":
+    def from_dict(cls, data: Dict[str, Any]) -> "IngestReport":
         """The report of `to_dict` (keys it does not know are an error; `passes` may be absent)."""
         fields = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)

@@ -42,7 +42,8 @@ def main(argv):
     schema = resolve_schema(FLAGS.schema)
     if FLAGS.min_count is not None:
         schema = schema.with_min_count(FLAGS.min_count)
-    settings = BeamSettings(seed=FLAGS.seed, split_fractions=tuple(float(value) for value in FLAGS.split_fractions),
+    settings = BeamSettings(seed=FLAGS.seed,  # BeamSettings checks that there are three fractions
+                            split_fractions=tuple(float(value) for value in FLAGS.split_fractions),  # type: ignore[arg-type]
                             strict=FLAGS.strict, max_skipped_fraction=FLAGS.max_skipped_fraction,
                             rows_per_shard=FLAGS.rows_per_shard)
     inputs = FLAGS.input[0] if len(FLAGS.input) == 1 else FLAGS.input
