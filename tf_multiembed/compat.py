@@ -108,7 +108,7 @@ def adam_slots(optimizer: tf.keras.optimizers.Optimizer, variable: Any) -> Tuple
 
 def is_legacy_keras() -> bool:
     """True when `tf.keras` is legacy Keras 2 (tf-keras, `TF_USE_LEGACY_KERAS=1`), False for Keras 3."""
-    return bool(tf.keras.Model.__module__.split(".")[0] == "tf_keras")
+    return tf.keras.Model.__module__.split(".")[0] == "tf_keras"
 
 
 def keras_version() -> str:
@@ -116,10 +116,10 @@ def keras_version() -> str:
     if is_legacy_keras():
         import tf_keras
 
-        return str(tf_keras.__version__)
+        return tf_keras.__version__
     import keras
 
-    return str(keras.__version__)
+    return keras.__version__
 
 
 def _keras3_version() -> Tuple[int, int]:

@@ -163,7 +163,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
         return (input_shape[0], self.num_sets, self.num_fields, self.embedding_dim)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update(
             {
                 "vocabulary_sizes": list(self.vocabulary_sizes),

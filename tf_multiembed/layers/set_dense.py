@@ -74,7 +74,7 @@ class SetDense(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1], self.units)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "units": self.units,
             "activation": tf.keras.activations.serialize(self.activation),
@@ -125,7 +125,7 @@ class SetBatchNormalization(tf.keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({"momentum": self.momentum, "epsilon": self.epsilon})
         return config
 
@@ -195,7 +195,7 @@ class SetMLP(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1], self.units[-1])
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "units": list(self.units),
             "dropout": self.dropout,
@@ -280,7 +280,7 @@ class MLP(tf.keras.layers.Layer):
         return (input_shape[0], self.output_units if self.output_units is not None else self.units[-1])
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "units": list(self.units),
             "dropout": self.dropout,

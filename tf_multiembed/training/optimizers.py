@@ -169,7 +169,7 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
                         variable.scatter_sub(tf.IndexedSlices(step, rows)))
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({"l2": self.l2, "embedding_updates": self.embedding_updates,
                        "xla_compatible": self.xla_compatible})
         config.pop("weight_decay", None)

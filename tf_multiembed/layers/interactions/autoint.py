@@ -95,7 +95,7 @@ class SetSelfAttention(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1], input_shape[2] * self.attention_dim)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "attention_dim": self.attention_dim,
             "num_heads": self.num_heads,

@@ -70,7 +70,7 @@ class SetCIN(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1], sum(self.layer_sizes))
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "layer_sizes": list(self.layer_sizes),
             "kernel_initializer": initializers.serialize(self._kernel_initializer_arg),

@@ -86,7 +86,7 @@ class SetCross(tf.keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "num_layers": self.num_layers,
             "low_rank": self.low_rank,

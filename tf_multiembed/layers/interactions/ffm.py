@@ -75,6 +75,6 @@ class SetFieldAwareInteraction(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1] // num_fields, width)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config["pooling"] = self.pooling
         return config

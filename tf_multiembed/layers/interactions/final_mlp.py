@@ -60,7 +60,7 @@ class SetTwoStreamMLP(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1], self.first_stream_units[-1] + self.second_stream_units[-1])
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "first_stream_units": list(self.first_stream_units),
             "second_stream_units": list(self.second_stream_units),
@@ -124,6 +124,6 @@ class BilinearFusion(tf.keras.layers.Layer):
         return (input_shape[0], 1)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config["first_width"] = self.first_width
         return config

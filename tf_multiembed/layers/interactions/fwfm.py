@@ -64,7 +64,7 @@ class SetFieldWeightedFM(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1], input_shape[3])
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.update({
             "dropout": self.dropout,
             "batch_norm_momentum": self.batch_norm_momentum,

@@ -55,6 +55,6 @@ class SetInnerProduct(tf.keras.layers.Layer):
         return (input_shape[0], input_shape[1], width)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config["include_embeddings"] = self.include_embeddings
         return config

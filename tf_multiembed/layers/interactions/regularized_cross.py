@@ -97,7 +97,7 @@ class RegularizedSetCross(SetCross):
         return super().call(inputs)
 
     def get_config(self) -> types.Config:
-        config: types.Config = super().get_config()
+        config = super().get_config()
         config.pop("low_rank", None)
         config.update({
             "num_fields": self.num_fields,
