@@ -21,7 +21,7 @@ $(VENV)/.installed: setup.py
 # processes.
 test: lint test-keras3 test-legacy
 
-# ruff on everything, mypy on the public layer and model API (both configured in pyproject.toml).
+# ruff on everything, mypy (strict) on the whole package and train.py (both configured in pyproject.toml).
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy

@@ -25,6 +25,7 @@ Every flag is generated from `tf_multiembed.training.config.RunConfig` (the benc
 
 import os
 import sys
+from typing import List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # before TensorFlow is imported: keep C++ INFO lines out
 
@@ -41,7 +42,7 @@ flags.DEFINE_bool("traceback", False, "Print the traceback of an error after its
 FLAGS = flags.FLAGS
 
 
-def main(argv):
+def main(argv: List[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}; every setting is a --flag (see --help).")
     logging.set_verbosity(logging.WARNING)  # TensorFlow's Python INFO lines (checkpoint sharding, SavedModel assets)

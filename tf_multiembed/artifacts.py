@@ -43,11 +43,17 @@ import os
 import pathlib
 import re
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from tf_multiembed import introspection
+from tf_multiembed import introspection, types
 from tf_multiembed.data.shards import MANIFEST_NAME
 from tf_multiembed.metadata import json_value, package_version
+
+if TYPE_CHECKING:  # TensorFlow is imported where it is used: reading a run's files stays light
+    import tensorflow as tf
+
+    from tf_multiembed.data.encoding import RawFeatureEncoder
+    from tf_multiembed.data.pipeline import PreparedData
 
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"
@@ -70,7 +76,7 @@ RUN_ARTIFACTS = (RUN_FILE, RESULTS_FILE, BEST_MODEL_FILE, INGEST_REPORT_FILE, CH
 EXPORT_NAME_RULE = "a plain directory name (letters, digits, '.', '_', '-', not starting with '.' or '-')"
 
 
-def is_valid_export_name(name) -> bool:
+def is_valid_export_name(name: object) -> bool:
     """Whether `name` can be an export (TF Serving model) name: a plain directory name, see `EXPORT_NAME_RULE`."""
     return isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) is not None
 
@@ -79,7 +85,7 @@ class ArtifactError(ValueError):
     """A path that is not what the contract says it should be (missing file, other format, unfinished run)."""
 
 
-def write_json(path, payload: Mapping) -> None:
+def write_json(path: types.PathLike, payload: Mapping[str, Any]) -> None:
     """Writes `payload` as indented JSON via a temporary file and a rename, so readers never see half a file.
 
     Example:
@@ -98,7 +104,7 @@ def write_json(path, payload: Mapping) -> None:
     os.replace(temporary, path)
 
 
-def read_json(path, what: str) -> Dict[str, Any]:
+def read_json(path: types.PathLike, what: str) -> Dict[str, Any]:
     """A JSON object file of the contract; errors name the file and what it should have been."""
     path = pathlib.Path(path)
     try:
@@ -116,7 +122,7 @@ def read_json(path, what: str) -> Dict[str, Any]:
     return data
 
 
-def object_graph_paths(root) -> Dict[int, str]:
+def object_graph_paths(root: Any) -> Dict[int, str]:
     """`{id(object): "attribute/path"}` of everything reachable from `root` in TensorFlow's object graph: the
     first, shortest path to each object, as a checkpoint names it. Checkpoints and exports identify variables by
     these paths, never by variable names or list positions.
@@ -146,14 +152,14 @@ def object_graph_paths(root) -> Dict[int, str]:
     return paths
 
 
-def layers_by_name(model) -> Dict[str, Any]:
+def layers_by_name(model: "tf.keras.Model") -> Dict[str, Any]:
     """`{layer name: layer}` of a model's layers with variables: the root under which checkpoints and exports track
     a model. Keras keeps a functional model's layers in a list (TensorFlow's object graph would name them by their
     position in it); layer names are unique within a model and fixed by the zoo's builders."""
     return {layer.name: layer for layer in model.layers if layer.variables}
 
 
-def model_variable_paths(model) -> Dict[int, str]:
+def model_variable_paths(model: "tf.keras.Model") -> Dict[int, str]:
     """`{id(variable): "<layer name>/<attribute path>"}` for the model's variables reachable through layer
     attributes (see `layers_by_name`); variables a layer hides from TensorFlow's tracking are absent."""
     import tensorflow as tf
@@ -171,7 +177,7 @@ def model_variable_paths(model) -> Dict[int, str]:
 CONTENT_FINGERPRINT_PREFIX = "content-sha256:"
 
 
-def data_fingerprint(data) -> str:
+def data_fingerprint(data: "PreparedData") -> str:
     """The identity of the prepared data a run trains on, from the data as the build read it.
 
     For a build that hashed its inputs (the columnar engine always does): "content-sha256:" over the inputs' content
@@ -206,19 +212,19 @@ def same_data_fingerprint(recorded: Mapping[str, Any], current: Mapping[str, Any
     return legacy and current.get("cache_key") is not None and recorded.get("fingerprint") == current["cache_key"]
 
 
-def data_record(data, name: str) -> Dict[str, Any]:
+def data_record(data: "PreparedData", name: str) -> Dict[str, Any]:
     """What a run and an export record about the `PreparedData` they were trained on."""
     return {"name": name, "fingerprint": data_fingerprint(data), "cache_key": data.cache_key,
             "field_names": list(data.field_names), "vocabulary_sizes": [int(size) for size in data.vocabulary_sizes],
             "split_rows": {split: int(rows) for split, rows in data.split_rows.items()}}
 
 
-def ingest_report(data) -> Dict[str, Any]:
+def ingest_report(data: "PreparedData") -> Dict[str, Any]:
     """The build's ingest report (`PreparedData.report`) as plain data."""
     return json_value(data.report)
 
 
-def model_record(model, family: Optional[str] = None) -> Dict[str, Any]:
+def model_record(model: "tf.keras.Model", family: Optional[str] = None) -> Dict[str, Any]:
     """Name, family, sets, width, vocabulary sizes and parameters of a model of the zoo (or any model with one
     `MultiEmbedding` layer); `embedding` is None for a model without one."""
     record: Dict[str, Any] = {"name": model.name, "family": family, "num_parameters": int(model.count_params())}
@@ -233,7 +239,7 @@ def model_record(model, family: Optional[str] = None) -> Dict[str, Any]:
     return record
 
 
-def diagnostic_weights(model) -> Dict[str, Any]:
+def diagnostic_weights(model: "tf.keras.Model") -> Dict[str, Any]:
     """The tensors the collapse report needs: `embeddings` `[sum(D), M*K]` and, for DCNv2, `cross_kernel`, the first
     cross layer's effective kernel `[M, N*K, N*K]`. The export saves this as a function of the model's variables."""
     import tensorflow as tf
@@ -248,9 +254,10 @@ def diagnostic_weights(model) -> Dict[str, Any]:
     return weights
 
 
-def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_name: str, signature_name: str,
-                    data_name: Optional[str] = None, data_fingerprint: Optional[str] = None,
-                    model_family: Optional[str] = None, kept_checkpoint: Optional[Mapping[str, Any]] = None,
+def export_metadata(model: "tf.keras.Model", encoder: "RawFeatureEncoder", input_specs: Mapping[str, Any], *,
+                    output_name: str, signature_name: str, data_name: Optional[str] = None,
+                    data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
+                    kept_checkpoint: Optional[Mapping[str, Any]] = None,
                     calibration: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The metadata file of an export (see the module docstring)."""
     record = model_record(model, model_family)
@@ -271,7 +278,7 @@ def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_na
     }
 
 
-def write_best_model(model, run_dir) -> pathlib.Path:
+def write_best_model(model: "tf.keras.Model", run_dir: types.PathLike) -> pathlib.Path:
     """Saves `model` (its current weights) as the run's `best.keras`, without optimizer state, atomically."""
     import tensorflow as tf
 
@@ -287,11 +294,11 @@ def write_best_model(model, run_dir) -> pathlib.Path:
 
 # --- reading ------------------------------------------------------------------------------------------------------
 
-def is_export(path) -> bool:
+def is_export(path: types.PathLike) -> bool:
     return (pathlib.Path(path) / "saved_model.pb").is_file()
 
 
-def export_versions(model_root) -> List[int]:
+def export_versions(model_root: types.PathLike) -> List[int]:
     """The numeric version folders under an export name's folder, ascending."""
     root = pathlib.Path(model_root)
     if not root.is_dir():
@@ -299,7 +306,7 @@ def export_versions(model_root) -> List[int]:
     return sorted(int(path.name) for path in root.iterdir() if path.is_dir() and path.name.isdigit())
 
 
-def read_export_metadata(export_path) -> Dict[str, Any]:
+def read_export_metadata(export_path: types.PathLike) -> Dict[str, Any]:
     """The metadata of one export version (raises `ArtifactError` naming what is missing)."""
     export_path = pathlib.Path(export_path)
     if not is_export(export_path):
@@ -310,12 +317,12 @@ def read_export_metadata(export_path) -> Dict[str, Any]:
                      "carry it)")
 
 
-def read_run(run_dir) -> Dict[str, Any]:
+def read_run(run_dir: types.PathLike) -> Dict[str, Any]:
     """The `run.json` of a run directory."""
     return read_json(pathlib.Path(run_dir) / RUN_FILE, "the run record written by train.py / training.run")
 
 
-def locate(path) -> Tuple[str, pathlib.Path]:
+def locate(path: types.PathLike) -> Tuple[str, pathlib.Path]:
     """What `path` is by the contract: ("keras", file), ("run", run directory), ("export", version folder; an export
     name's folder resolves to its newest version).
 
@@ -341,7 +348,7 @@ def locate(path) -> Tuple[str, pathlib.Path]:
         "with numbered versions; give a .keras file, a train.py --model_dir or an export folder.")
 
 
-def best_model_path(run_dir) -> pathlib.Path:
+def best_model_path(run_dir: types.PathLike) -> pathlib.Path:
     """The run's `best.keras`, or an error saying why there is none yet."""
     run_dir = pathlib.Path(run_dir)
     path = run_dir / BEST_MODEL_FILE

@@ -45,6 +45,8 @@ makes it necessary. Both Keras runtimes are handled: Keras 3 (the default `tf.ke
 import inspect
 import logging
 import os
+import types
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
 
@@ -58,7 +60,7 @@ _logger = logging.getLogger(__name__)
 _installed = False
 
 
-def as_tf_variable(variable):
+def as_tf_variable(variable: Any) -> tf.Variable:
     """The `tf.Variable` behind a Keras 3 variable; tf-keras variables (already `tf.Variable`s) and variables without
     a `.value` (e.g. tables sharded over parameter servers) are returned as they are.
 
@@ -73,7 +75,7 @@ def as_tf_variable(variable):
     return variable if isinstance(variable, tf.Variable) or not hasattr(variable, "value") else variable.value
 
 
-def adam_slots(optimizer, variable):
+def adam_slots(optimizer: tf.keras.optimizers.Optimizer, variable: Any) -> Tuple[tf.Variable, tf.Variable]:
     """`(first moment, second moment)` of `variable` in a built Keras Adam optimizer, as `tf.Variable`s.
 
     Works for `tf.keras.optimizers.Adam` and its subclasses under both runtimes, with the Keras variable or the
@@ -120,14 +122,14 @@ def keras_version() -> str:
     return keras.__version__
 
 
-def _keras3_version():
+def _keras3_version() -> Tuple[int, int]:
     import keras  # Keras 3 is importable even when tf.keras is legacy; only called under Keras 3.
 
     major, minor = (int(part) for part in keras.__version__.split(".")[:2])
     return major, minor
 
 
-def needs_multi_worker_fixes(strategy) -> bool:
+def needs_multi_worker_fixes(strategy: tf.distribute.Strategy) -> bool:
     """Whether `strategy` under the current Keras runtime hits keras-team/keras#20585."""
     if is_legacy_keras():
         return False
@@ -162,9 +164,9 @@ def apply_keras_multi_worker_fixes() -> bool:
         _logger.warning("Keras %s is newer than the versions this work-around was checked with (<= %s); applying "
                         "it anyway for %s.", version, _CHECKED_KERAS_MAX, _UPSTREAM_MULTI_WORKER)
 
-    def reduce_per_replica(values, strategy, reduction):
+    def reduce_per_replica(values: Any, strategy: tf.distribute.Strategy, reduction: str) -> Any:
         if reduction in ("auto", "mean") and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            def reduce_one(value):
+            def reduce_one(value: Any) -> Any:
                 # With one replica per worker the step's values are plain tensors, otherwise PerReplica.
                 local = value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
                 if local.shape.rank == 0:
@@ -176,7 +178,7 @@ def apply_keras_multi_worker_fixes() -> bool:
 
     original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def _maybe_symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> Any:
         strategy = self._distribute_strategy
         if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return original_build(self, iterator=iterator, data_batch=data_batch)
@@ -197,7 +199,7 @@ def apply_keras_multi_worker_fixes() -> bool:
     return True
 
 
-def check_no_string_inputs(model, strategy) -> None:
+def check_no_string_inputs(model: tf.keras.Model, strategy: tf.distribute.Strategy) -> None:
     """Raises a clear error for a model with string inputs under a mirrored strategy (tensorflow#80951).
 
     Example:
@@ -227,12 +229,12 @@ class ReplicaStatisticsSync(tf.keras.callbacks.Callback):
         >>> model.fit(data, callbacks=[sync] if sync else [])  # doctest: +SKIP
     """
 
-    def __init__(self, strategy: tf.distribute.Strategy):
+    def __init__(self, strategy: tf.distribute.Strategy) -> None:
         super().__init__()
         self._strategy = strategy
-        self._functions = {}
+        self._functions: Dict[int, Optional[Callable[[], None]]] = {}
 
-    def synchronize(self, model=None) -> None:
+    def synchronize(self, model: Optional[tf.keras.Model] = None) -> None:
         model = model if model is not None else self.model
         key = id(model)
         if key not in self._functions:
@@ -240,31 +242,32 @@ class ReplicaStatisticsSync(tf.keras.callbacks.Callback):
             variables = [v for v in variables if v.dtype.is_floating]
             strategy = self._strategy
 
-            def replica_fn():
+            def replica_fn() -> None:
                 context = tf.distribute.get_replica_context()
                 means = context.all_reduce(tf.distribute.ReduceOp.MEAN, [v.read_value() for v in variables])
                 for variable, mean in zip(variables, means):
                     variable.assign(mean)  # no aggregation: each replica assigns its own copy
 
             @tf.function(autograph=False)
-            def synchronize_all():
+            def synchronize_all() -> None:
                 strategy.run(replica_fn)
 
             self._functions[key] = synchronize_all if variables else None
-        if self._functions[key] is not None:
-            self._functions[key]()
+        function = self._functions[key]
+        if function is not None:
+            function()
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self.synchronize()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.synchronize()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self.synchronize()
 
 
-def replica_statistics_sync(strategy):
+def replica_statistics_sync(strategy: tf.distribute.Strategy) -> Optional[ReplicaStatisticsSync]:
     """A `ReplicaStatisticsSync` callback where Keras 3 runs more than one replica, else None."""
     if is_legacy_keras() or strategy.num_replicas_in_sync <= 1:
         return None
@@ -273,7 +276,7 @@ def replica_statistics_sync(strategy):
     return ReplicaStatisticsSync(strategy)
 
 
-def import_tensorflow_transform():
+def import_tensorflow_transform() -> types.ModuleType:
     """`import tensorflow_transform` without its change of `TF_USE_LEGACY_KERAS` (item 6 of this module's docstring).
 
     Example:

@@ -11,6 +11,7 @@ Example:
 """
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from tf_multiembed.data.quality import (BadInputError, IngestReport, SkippedInputWarning,
                                         TooManyBadRowsError)
@@ -18,6 +19,10 @@ from tf_multiembed.data.schema import (FieldSpec, LabelSpec, Schema, avazu_schem
                                        resolve_schema)
 from tf_multiembed.data.shards import ShardError
 from tf_multiembed.data.space import DiskSpaceError
+
+if TYPE_CHECKING:  # what the checker sees of the names loaded on first use below
+    from tf_multiembed.data.encoding import RawFeatureEncoder, raw_feature_signature, raw_features_from_cells
+    from tf_multiembed.data.pipeline import PreparedData, prepare_dataset
 
 _TENSORFLOW_NAMES = {
     "PreparedData": "tf_multiembed.data.pipeline",
@@ -34,7 +39,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _TENSORFLOW_NAMES:
         return getattr(importlib.import_module(_TENSORFLOW_NAMES[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

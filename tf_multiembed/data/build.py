@@ -34,7 +34,7 @@ import pathlib
 import shutil
 import tempfile
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import pyarrow as pa
@@ -167,7 +167,7 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
             rows = parser.validate(block)
             counter.add(parser.count(rows))
             if times_file is not None and rows.num_rows:
-                times = rows.times
+                times = cast(np.ndarray, rows.times)  # read: parse_time
                 in_order = in_order and times[0] >= last_time and bool(np.all(times[1:] >= times[:-1]))
                 last_time = times[-1]
                 times.astype(np.float64).tofile(times_file)
@@ -267,7 +267,7 @@ class _SplitRouter:
             self.bucket_rows = _bucket_rows(num_rows)
             self._bucket_dir = work / "buckets"
             self._bucket_dir.mkdir()
-            self._buckets: Dict[int, object] = {}
+            self._buckets: Dict[int, BinaryIO] = {}
 
     def _write_ranked(self, rows: np.ndarray, first: int) -> None:
         """Writes rows that hold split positions first, first + 1, ... (cut at the split boundaries)."""
@@ -300,7 +300,8 @@ class _SplitRouter:
                 try:
                     if bucket not in self._buckets:
                         self._buckets[bucket] = open(path, "wb")
-                    self._buckets[bucket].write(memoryview(records[start:stop]))
+                    # ndarray has the buffer protocol (NumPy's stubs declare it for Python >= 3.12 only).
+                    self._buckets[bucket].write(memoryview(records[start:stop]))  # type: ignore[arg-type]
                 except OSError as error:  # name the file (a full disk's write errors do not)
                     raise OSError(error.errno, error.strerror, str(path)) from None
         self.rows_routed += len(rows)

@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pyarrow as pa
 
+from tf_multiembed import types
+
 DEFAULT_MEMORY_BYTES = 128 << 20
 DEFAULT_PARTITIONS = 64
 _HASH_SLICE = 1 << 18  # tokens hashed at a time (the byte-wise hash holds 8 bytes per token byte)
@@ -80,8 +82,8 @@ class TokenCounter:
         partitions: hash partitions of a spill.
     """
 
-    def __init__(self, num_fields: int, work_dir, memory_bytes: int = DEFAULT_MEMORY_BYTES,
-                 partitions: int = DEFAULT_PARTITIONS):
+    def __init__(self, num_fields: int, work_dir: types.PathLike, memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                 partitions: int = DEFAULT_PARTITIONS) -> None:
         self.num_fields = int(num_fields)
         self.work_dir = pathlib.Path(work_dir)
         self.memory_bytes = int(memory_bytes)

@@ -11,11 +11,12 @@ offline build runs on the same tokens (`shards.hash_bucket_ids`), and 0 for a mi
 import itertools
 import math
 import pathlib
-from typing import Dict, Mapping, Sequence
+from typing import Dict, List, Mapping, Sequence, cast
 
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import types
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import transforms
 from tf_multiembed.data import vocabulary as vocabulary_lib
@@ -91,7 +92,7 @@ class RawFeatureEncoder(tf.Module):
         >>> tf.saved_model.save(encoder, "/tmp/encoder")  # doctest: +SKIP
     """
 
-    def __init__(self, schema: schema_lib.Schema, vocab_dir, name: str = "raw_feature_encoder"):
+    def __init__(self, schema: schema_lib.Schema, vocab_dir: types.PathLike, name: str = "raw_feature_encoder") -> None:
         super().__init__(name=name)
         self.schema = schema
         vocab_dir = pathlib.Path(vocab_dir)
@@ -164,7 +165,7 @@ class RawFeatureEncoder(tf.Module):
         return self.tables[table].lookup(tokens)
 
     def _encode(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
-        ids = []
+        ids: List[tf.Tensor] = []
         for field, transform in zip(self.schema.fields, self._transforms):
             values = features[field.name]
             if field.kind == schema_lib.MULTI_CATEGORICAL:
@@ -175,7 +176,7 @@ class RawFeatureEncoder(tf.Module):
             ids.append(self._lookup(len(ids), tokens))
         return tf.stack(ids, axis=1)
 
-    def _encode_multi(self, field, values, first_column: int):
+    def _encode_multi(self, field: schema_lib.FieldSpec, values: tf.Tensor, first_column: int) -> List[tf.Tensor]:
         parts = tf.strings.split(values, sep=field.separator)
         parts = tf.ragged.boolean_mask(parts, tf.strings.length(parts) > 0)  # identity transform: "" is missing
         slots = parts[:, :field.max_values].to_tensor(default_value="", shape=[None, field.max_values])
@@ -183,4 +184,4 @@ class RawFeatureEncoder(tf.Module):
             empty = tf.equal(parts.row_lengths(), 0)
             first = tf.where(empty, field.missing_token, slots[:, 0])
             slots = tf.concat([first[:, tf.newaxis], slots[:, 1:]], axis=1)
-        return [self._lookup(first_column + slot, slots[:, slot]) for slot in range(field.max_values)]
+        return [self._lookup(first_column + slot, slots[:, slot]) for slot in range(cast(int, field.max_values))]

@@ -13,12 +13,13 @@ Example:
 import dataclasses
 import logging
 import pathlib
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
 from tf_multiembed import settings as settings_lib
+from tf_multiembed import types
 from tf_multiembed.data import build as build_lib
 from tf_multiembed.data import layout as layout_lib
 from tf_multiembed.data import schema as schema_lib
@@ -26,6 +27,9 @@ from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
 from tf_multiembed.data.quality import IngestReport
+
+if TYPE_CHECKING:
+    from tf_multiembed.data.encoding import RawFeatureEncoder
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
 
@@ -70,7 +74,7 @@ class PreparedData:
     cache_key: Optional[str]
 
     @classmethod
-    def load(cls, directory, verify: str = "auto") -> "PreparedData":
+    def load(cls, directory: types.PathLike, verify: str = "auto") -> "PreparedData":
         """Opens a finished prepared-data folder (any writer of the `shards.py` format, e.g. the Beam pipeline).
 
         Its shards are checked against the manifest first (`shards.verify_shards`): `verify="sizes"` checks that
@@ -141,11 +145,11 @@ class PreparedData:
         num_fields = self.num_fields
         files = [str(self.directory / shard.file) for shard in shards]
 
-        def decode(payloads):
+        def decode(payloads: tf.Tensor) -> tf.Tensor:
             values = tf.io.decode_raw(tf.strings.reduce_join(payloads), tf.int32, little_endian=True)
             return tf.reshape(values, [-1, num_fields + 1])
 
-        def permute(rows):
+        def permute(rows: tf.Tensor) -> tf.Tensor:
             # A stateless permutation seeded by `seed` and the window's first rows: reproducible for a seed, new in
             # every window and epoch (the record order differs), and without a second source dataset, which would
             # keep tf.distribute's auto-sharding from finding the files.
@@ -219,15 +223,17 @@ class PreparedData:
         return (np.concatenate([ids for ids, _ in blocks]).astype(np.int64),
                 np.concatenate([labels for _, labels in blocks]).astype(np.float32))
 
-    def feature_encoder(self):
+    def feature_encoder(self) -> "RawFeatureEncoder":
         """A `RawFeatureEncoder` over this build's vocabularies (raw features -> the same ids as the shards)."""
         from tf_multiembed.data.encoding import RawFeatureEncoder
 
         return RawFeatureEncoder(self.schema, self.vocab_dir)
 
 
-def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
-                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20, **settings) -> PreparedData:
+def prepare_dataset(schema: Union[schema_lib.Schema, types.PathLike],
+                    input_paths: Union[types.PathLike, Sequence[types.PathLike]], cache_dir: types.PathLike, *,
+                    rebuild: bool = False, count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20,
+                    **settings: Any) -> PreparedData:
     """Reads, counts, encodes and splits raw files into cached shards (or reuses a cached build) and opens them.
 
     Two passes over the inputs in blocks of rows (count, then encode straight into the split shards) keep memory

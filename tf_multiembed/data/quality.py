@@ -27,7 +27,7 @@ holding several columns the delimiter) or the reason's general advice (`ADVICE`)
 import collections
 import dataclasses
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 ADVICE = {
     "wrong_column_count": "Check the schema's reader settings (delimiter, has_header, column_names) against the files; "
@@ -138,12 +138,12 @@ class BadInputTracker:
         self.max_examples = int(max_examples)
         self.lines_read = 0
         self.header_lines = 0
-        self.skipped_by_reason: collections.Counter = collections.Counter()
+        self.skipped_by_reason: collections.Counter[str] = collections.Counter()
         self.examples: List[BadLine] = []
         self.files_read: List[str] = []
         self.files_missing: List[str] = []
         self.files_empty: List[str] = []
-        self.values_truncated: collections.Counter = collections.Counter()
+        self.values_truncated: collections.Counter[str] = collections.Counter()
         self.hints: Dict[str, str] = {}
 
     def hint(self, reason: str, text: str) -> None:
@@ -278,11 +278,11 @@ class IngestReport:
             raise ValueError(f"Ingest counts do not add up: {self.rows_valid} valid rows != rows written "
                              f"{self.rows_written}.")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "IngestReport":
+    def from_dict(cls, data: Dict[str, Any]) -> "IngestReport":
         """The report of `to_dict` (keys it does not know are an error; `passes` may be absent)."""
         fields = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)

@@ -11,7 +11,7 @@ the fields in schema order, then the time column (a problem of a later check on 
 """
 
 import dataclasses
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import pyarrow as pa
@@ -133,7 +133,7 @@ def _multi_parts(field: schema_lib.FieldSpec):
     """cell -> (the tokens of its slots, whether values beyond `max_values` were dropped)."""
     def split(cell: str) -> Tuple[Tuple[str, ...], bool]:
         parts = [part for part in cell.split(field.separator) if part]  # identity transform: "" is missing
-        truncated = len(parts) > field.max_values
+        truncated = len(parts) > cast(int, field.max_values)  # set for multi_categorical fields
         parts = parts[:field.max_values]
         if not parts and field.missing_token is not None:
             parts = [field.missing_token]
@@ -227,7 +227,7 @@ class BlockParser:
         for position, field in enumerate(self.schema.fields):
             if self._numeric[position]:
                 numeric[position] = self._numeric_column(position, columns[field.column], bad)
-        times = self._times(columns[self.schema.time_column], bad) if self.parse_time else None
+        times = self._times(columns[cast(str, self.schema.time_column)], bad) if self.parse_time else None
         self._report(block, bad)
         line_numbers = block.line_numbers
         if bad:
@@ -237,7 +237,7 @@ class BlockParser:
             columns = {name: cells.filter(mask) for name, cells in columns.items()}
             for position, column in numeric.items():
                 if self.for_encoding:  # the dictionary keeps the skipped rows' values: harmless, they map to ""
-                    column.cells = column.cells.filter(mask)
+                    column.cells = cast(pa.ChunkedArray, column.cells).filter(mask)
                 else:  # recount without the skipped rows
                     numeric[position] = self._numeric_column(
                         position, columns[self.schema.fields[position].column], [])
@@ -269,7 +269,7 @@ class BlockParser:
         """Reports the reader's and the parser's rejections merged in line order (strict mode stops at the first)."""
         if not bad and not block.rejected:
             return
-        by_line = {}
+        by_line: Dict[int, Tuple[str, str]] = {}
         for line_number, reason, detail in block.rejected:
             by_line.setdefault(line_number, (reason, detail))
         for row, reason, detail in bad:
@@ -314,7 +314,7 @@ class BlockParser:
         dictionary = _dictionary(encoded)
         cell_counts = np.bincount(_indices(encoded), minlength=len(dictionary))
         totals: Dict[str, int] = {}
-        for (parts, truncated), count in zip(self._parts[position].results(dictionary.to_pylist()),
+        for (parts, truncated), count in zip(cast(_Cache, self._parts[position]).results(dictionary.to_pylist()),
                                              cell_counts.tolist()):
             if truncated and count:
                 self.tracker.values_truncated[field.name] += count
@@ -342,10 +342,11 @@ class BlockParser:
             encoded = pc.dictionary_encode(cells)
             dictionary, indices = _dictionary(encoded), _indices(encoded)
             if field.kind == schema_lib.MULTI_CATEGORICAL:
-                slots = [parts for parts, _ in self._parts[position].results(dictionary.to_pylist())]
+                slots = [parts for parts, _ in cast(_Cache, self._parts[position]).results(dictionary.to_pylist())]
                 slot_ids = lookups.ids_of_slots(position, slots)  # [distinct cells, max_values]
-                block[:, column:column + field.max_values] = slot_ids[indices]
-                column += field.max_values
+                max_values = cast(int, field.max_values)
+                block[:, column:column + max_values] = slot_ids[indices]
+                column += max_values
             else:
                 block[:, column] = lookups.ids_of_tokens(position, dictionary)[indices]
                 column += 1
@@ -414,10 +415,11 @@ class IdLookups:
     def ids_of_slots(self, position: int, slots: Sequence[Tuple[str, ...]]) -> np.ndarray:
         """int32 `[len(slots), max_values]` ids of the slot tokens of distinct cells, 0-padded."""
         field = self.schema.fields[position]
-        table = np.zeros((len(slots), field.max_values), dtype=np.int32)
+        table = np.zeros((len(slots), cast(int, field.max_values)), dtype=np.int32)
         flat = [token for parts in slots for token in parts]
         if not flat:
             return table
+        flat_ids: Union[np.ndarray, List[int]]
         if field.hash_buckets is not None:
             flat_ids = _hash_ids(flat, field.hash_buckets)
         else:

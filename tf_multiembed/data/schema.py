@@ -31,8 +31,9 @@ are 1..len(vocabulary) in vocabulary-file order. A `multi_categorical` field bec
 import dataclasses
 import json
 import pathlib
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Sequence, Tuple, Union, cast
 
+from tf_multiembed import types
 from tf_multiembed.data import transforms
 from tf_multiembed.data.readers import avazu as avazu_reader
 from tf_multiembed.data.readers import criteo as criteo_reader
@@ -63,11 +64,11 @@ _DEFAULT_TRANSFORM = {CATEGORICAL: "identity", NUMERIC: "criteo_log_bucket", MUL
 _TRANSFORM_INPUT_KIND = {CATEGORICAL: "string", NUMERIC: "number", MULTI_CATEGORICAL: "string"}
 
 
-def _fail(where: str, message: str):
+def _fail(where: str, message: str) -> NoReturn:
     raise ValueError(f"{where}: {message}")
 
 
-def _is_count(value) -> bool:
+def _is_count(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value >= 1
 
 
@@ -100,8 +101,10 @@ class FieldSpec:
 
     name: str
     kind: str = CATEGORICAL
-    column: Optional[str] = None
-    transform: Optional[str] = None
+    # None (the default) becomes the field's name and the kind's default transform in __post_init__: after
+    # construction both are always strings, which is what the type says.
+    column: str = None  # type: ignore[assignment]
+    transform: str = None  # type: ignore[assignment]
     min_count: Optional[int] = None
     missing_token: Optional[str] = None
     separator: str = " "
@@ -109,7 +112,7 @@ class FieldSpec:
     max_tokens: Optional[int] = None
     hash_buckets: Optional[int] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         where = f"field {self.name!r}"
         if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "/\\\n\t"):
             _fail("FieldSpec", f"`name` must be a non-empty string without '/', '\\', tabs or newlines, got "
@@ -155,7 +158,7 @@ class FieldSpec:
     def output_names(self) -> Tuple[str, ...]:
         """The names of the encoded id columns this field produces (one, or one per slot)."""
         if self.kind == MULTI_CATEGORICAL:
-            return tuple(f"{self.name}_{slot}" for slot in range(self.max_values))
+            return tuple(f"{self.name}_{slot}" for slot in range(cast(int, self.max_values)))  # checked: >= 1
         return (self.name,)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -202,7 +205,7 @@ class LabelSpec:
     positive: Optional[Tuple[str, ...]] = None
     negative: Optional[Tuple[str, ...]] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.column, str) or not self.column:
             _fail("label", f"`column` must be a non-empty string, got {self.column!r}.")
         if self.rule == BINARY_LABEL and (self.positive is not None or self.negative is not None):
@@ -281,7 +284,7 @@ class Schema:
     vocabulary_order: str = FREQUENCY_ORDER
     min_count: Optional[int] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
             _fail("Schema", f"`name` must be a non-empty identifier of letters, digits, '-', '_' or '.', got "
                             f"{self.name!r}.")
@@ -411,7 +414,7 @@ class Schema:
             raise ValueError(f"{source}: {error}") from None
 
     @classmethod
-    def from_file(cls, path) -> "Schema":
+    def from_file(cls, path: types.PathLike) -> "Schema":
         """Reads a schema from a JSON file, or a YAML file (`.yaml`/`.yml`).
 
         Example:
@@ -436,7 +439,7 @@ class Schema:
                                  f"{error.msg}") from None
         return cls.from_dict(data, source=str(path))
 
-    def to_file(self, path) -> None:
+    def to_file(self, path: types.PathLike) -> None:
         """Writes the schema as JSON, or YAML for a `.yaml`/`.yml` path."""
         path = pathlib.Path(path)
         if path.suffix.lower() in (".yaml", ".yml"):
@@ -509,10 +512,11 @@ def movielens_schema(genre_slots: Optional[int] = None, min_count: int = 1,
                   vocabulary_order=vocabulary_order)
 
 
-BUILT_IN_SCHEMAS = {"criteo": criteo_schema, "avazu": avazu_schema, "movielens": movielens_schema}
+BUILT_IN_SCHEMAS: Dict[str, Callable[[], Schema]] = {"criteo": criteo_schema, "avazu": avazu_schema,
+                                                     "movielens": movielens_schema}
 
 
-def resolve_schema(spec) -> Schema:
+def resolve_schema(spec: Union[Schema, types.PathLike]) -> Schema:
     """A `Schema` from a Schema, a built-in name ("criteo", "avazu", "movielens") or a JSON/YAML schema file path.
 
     Example:

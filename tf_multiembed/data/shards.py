@@ -64,7 +64,7 @@ import math
 import os
 import pathlib
 import struct
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -228,7 +228,7 @@ class SplitWriter:
         self.num_shards = num_shards(self.num_rows, self.rows_per_shard)
         self.rows_written = 0
         self.shards: List[ShardInfo] = []
-        self._handle = None
+        self._handle: Optional[BinaryIO] = None
         self._shard_rows = self._shard_records = 0
         self._pending: List[np.ndarray] = []  # rows of the current record, not yet written
         self._pending_rows = 0
@@ -242,6 +242,7 @@ class SplitWriter:
     def _flush_record(self) -> None:
         block = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
         self._pending, self._pending_rows = [], 0
+        assert self._handle is not None  # a record is flushed into the open shard
         try:
             self._handle.write(frame_record(np.ascontiguousarray(block, dtype=ID_DTYPE).tobytes()))
         except OSError as error:  # name the shard (a full disk's write errors do not)
@@ -252,6 +253,7 @@ class SplitWriter:
             self._close_shard()
 
     def _close_shard(self) -> None:
+        assert self._handle is not None
         try:
             self._handle.close()
         except OSError as error:
@@ -434,7 +436,7 @@ def content_fingerprint(digests: Sequence[Optional[str]]) -> Optional[str]:
     """"sha256:<hex>" over the inputs' content digests in order, or None when any input was not hashed."""
     if not digests or any(digest is None for digest in digests):
         return None
-    return "sha256:" + hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
+    return "sha256:" + hashlib.sha256("\n".join(cast(Sequence[str], digests)).encode("ascii")).hexdigest()
 
 
 def _check(condition: bool, folder, message: str) -> None:

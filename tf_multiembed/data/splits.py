@@ -12,6 +12,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from tf_multiembed import types
 from tf_multiembed.data import space
 
 SPLIT_NAMES = ("train", "validation", "test")
@@ -104,7 +105,7 @@ def inverse_order(order_path: str, path: str, block: int = 1 << 20) -> None:
 class NpyReader:
     """Reads ranges of a 1-D .npy file with positional reads: no memory map, so nothing read stays resident."""
 
-    def __init__(self, path):
+    def __init__(self, path: types.PathLike) -> None:
         self.path = path
         self._handle = open(path, "rb")
         version = np.lib.format.read_magic(self._handle)

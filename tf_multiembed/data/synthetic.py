@@ -33,10 +33,11 @@ import json
 import math
 import os
 import pathlib
-from typing import Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from tf_multiembed import types
 from tf_multiembed.data import space, transforms
 from tf_multiembed.data.schema import Schema, criteo_schema
 
@@ -80,7 +81,7 @@ class SyntheticCriteoConfig:
     target_ctr: float = 0.25
     seed: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         sizes = tuple(int(size) for size in self.vocabulary_sizes)
         object.__setattr__(self, "vocabulary_sizes", sizes)
         if not sizes or min(sizes) < 2:
@@ -114,7 +115,7 @@ class SyntheticCriteoConfig:
         return criteo_schema(min_count=min_count, num_numeric=self.num_numeric, num_categorical=self.num_categorical,
                              name="synthetic-criteo")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.interaction_order == 2:  # the pairwise default keeps the file names (hashes) of earlier versions
             del data["interaction_order"]
@@ -278,7 +279,7 @@ class SyntheticCriteo:
         """The expected AUC of the true probabilities (the best any model can do), estimated on `num_rows` rows."""
         return expected_auc(self.sample(num_rows, seed).probabilities)
 
-    def format_lines(self, sample: SyntheticSample, rng: np.random.Generator) -> list:
+    def format_lines(self, sample: SyntheticSample, rng: np.random.Generator) -> List[str]:
         """Criteo-layout text lines (without line ends) of a sample; integer values are drawn within their bucket."""
         config = self.config
         columns = [np.where(sample.labels > 0, "1", "0").tolist()]
@@ -294,13 +295,14 @@ class SyntheticCriteo:
             columns.append(tokens[sample.latent_ids[:, config.num_numeric + offset]].tolist())
         return list(map("\t".join, zip(*columns)))
 
-    def write_tsv(self, path, num_rows: int, seed: int = 1, chunk_rows: int = 16384) -> pathlib.Path:
+    def write_tsv(self, path: types.PathLike, num_rows: int, seed: int = 1, chunk_rows: int = 16384) -> pathlib.Path:
         """Writes `num_rows` rows in the Criteo layout (gzip when `path` ends with .gz), chunk by chunk."""
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([self.config.seed, seed, 1])
-        opener = (lambda p: gzip.open(p, "wt", encoding="utf-8", compresslevel=1)) if path.suffix == ".gz" \
-            else (lambda p: open(p, "w", encoding="utf-8", newline="\n"))
+        opener: Callable[[pathlib.Path], IO[str]] = (
+            (lambda p: gzip.open(p, "wt", encoding="utf-8", compresslevel=1)) if path.suffix == ".gz"
+            else (lambda p: open(p, "w", encoding="utf-8", newline="\n")))
         with opener(path) as handle:
             for start in range(0, num_rows, chunk_rows):
                 sample = self.sample(min(chunk_rows, num_rows - start), seed=seed * 1_000_003 + start)
@@ -327,7 +329,7 @@ class SyntheticFile:
     config: SyntheticCriteoConfig
 
 
-def synthetic_criteo_file(cache_dir, num_rows: int = DEFAULT_FILE_ROWS, seed: int = 1,
+def synthetic_criteo_file(cache_dir: types.PathLike, num_rows: int = DEFAULT_FILE_ROWS, seed: int = 1,
                           config: Optional[SyntheticCriteoConfig] = None, min_count: int = 10) -> SyntheticFile:
     """The embedded default data set: a synthetic Criteo-layout file in `cache_dir`, generated once and reused.
 

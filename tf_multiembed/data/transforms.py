@@ -25,11 +25,14 @@ import dataclasses
 import functools
 import math
 import struct
-from typing import Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 # Above 2**53 a float64 no longer holds every integer; the exact threshold table stops there and both twins fall
 # back to the formula (TensorFlow's float64 log may differ from libm's by one ulp there, which no CTR log reaches).
@@ -56,7 +59,7 @@ def criteo_log_thresholds() -> Tuple[float, ...]:
     looks buckets up in this table instead of computing `tf.math.log`, whose float64 result differs from the C
     library's by one ulp for about 5% of inputs and would flip the bucket of integers lying next to a boundary.
     """
-    thresholds = []
+    thresholds: List[float] = []
     k = 1
     while True:
         if _log_squared_floor(_EXACT_LIMIT) < k:
@@ -96,7 +99,7 @@ def _criteo_log_bucket_python(raw: str) -> Optional[str]:
     return criteo_log_bucket_value(value)
 
 
-def _criteo_log_bucket_tensorflow(values):
+def _criteo_log_bucket_tensorflow(values: "tf.Tensor") -> Tuple["tf.Tensor", "tf.Tensor"]:
     import tensorflow as tf  # the TensorFlow twins import it when they run, so the offline build never loads it
 
     values = tf.cast(values, tf.float64)
@@ -166,7 +169,7 @@ def _identity_python(raw: str) -> Optional[str]:
     return raw if raw != "" else None
 
 
-def _identity_tensorflow(values):
+def _identity_tensorflow(values: "tf.Tensor") -> Tuple["tf.Tensor", "tf.Tensor"]:
     import tensorflow as tf
 
     return values, tf.equal(values, "")

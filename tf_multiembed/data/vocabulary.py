@@ -6,8 +6,9 @@ is exactly what `tf.keras.layers.StringLookup(vocabulary=path, num_oov_indices=1
 """
 
 import pathlib
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, cast
 
+from tf_multiembed import types
 from tf_multiembed.data import schema as schema_lib
 
 # StringLookup's own OOV token cannot appear in its vocabulary file; such a value is treated as OOV (id 0).
@@ -15,7 +16,7 @@ RESERVED_TOKENS = frozenset({"[UNK]"})
 VOCABULARY_SUFFIX = ".txt"
 
 
-def is_storable(token) -> bool:
+def is_storable(token: object) -> bool:
     """Whether a token can be a vocabulary line (non-empty text without a line end, not a reserved token)."""
     return (isinstance(token, str) and token != "" and "\n" not in token and not token.endswith("\r")
             and token not in RESERVED_TOKENS)
@@ -45,12 +46,12 @@ def build_vocabulary(counts: Mapping[str, int], min_count: int = 1, order: str =
     return sorted(tokens) if order == schema_lib.SORTED_ORDER else tokens
 
 
-def vocabulary_path(vocab_dir, field_name: str) -> pathlib.Path:
+def vocabulary_path(vocab_dir: types.PathLike, field_name: str) -> pathlib.Path:
     """`<vocab_dir>/<field_name>.txt`."""
     return pathlib.Path(vocab_dir) / f"{field_name}{VOCABULARY_SUFFIX}"
 
 
-def write_vocabulary(path, tokens: Sequence[str]) -> None:
+def write_vocabulary(path: types.PathLike, tokens: Sequence[str]) -> None:
     """Writes one token per line (UTF-8, "\\n" line ends)."""
     bad = [token for token in tokens if not is_storable(token)]
     if bad:
@@ -61,7 +62,7 @@ def write_vocabulary(path, tokens: Sequence[str]) -> None:
         handle.writelines(f"{token}\n" for token in tokens)
 
 
-def read_vocabulary(path) -> List[str]:
+def read_vocabulary(path: types.PathLike) -> List[str]:
     """Reads a vocabulary file back (only "\\n" separates tokens, as TensorFlow reads it)."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -83,13 +84,13 @@ def build_schema_vocabularies(schema: schema_lib.Schema,
     """{field name: tokens} for every field with a vocabulary (not `hash_buckets`), from {field name: token counts},
     using each field's resolved minimum count and max_tokens."""
     min_counts = schema.resolved_min_counts()
-    return {field.name: build_vocabulary(counts[field.name], min_counts[field.name], schema.vocabulary_order,
-                                         field.max_tokens)
+    return {field.name: build_vocabulary(counts[field.name], cast(int, min_counts[field.name]),  # None: hash fields
+                                         schema.vocabulary_order, field.max_tokens)
             for field in schema.fields if field.hash_buckets is None}
 
 
 def write_schema_vocabularies(schema: schema_lib.Schema, vocabularies: Mapping[str, Sequence[str]],
-                              vocab_dir) -> List[int]:
+                              vocab_dir: types.PathLike) -> List[int]:
     """Writes one file per encoded column (each slot of a multi-valued field gets a copy of the field's tokens) and
     returns the vocabulary sizes (tokens + 1 for the OOV id; hash_buckets + 1 for hash-bucket fields, which have no
     file) in `schema.field_names` order."""
@@ -107,7 +108,7 @@ def write_schema_vocabularies(schema: schema_lib.Schema, vocabularies: Mapping[s
     return sizes
 
 
-def read_schema_vocabularies(schema: schema_lib.Schema, vocab_dir) -> Dict[str, List[str]]:
+def read_schema_vocabularies(schema: schema_lib.Schema, vocab_dir: types.PathLike) -> Dict[str, List[str]]:
     """{field name: tokens} read back from `vocab_dir` (the first slot's file for multi-valued fields), for the fields
     with a vocabulary."""
     return {field.name: read_vocabulary(vocabulary_path(vocab_dir, field.output_names[0]))

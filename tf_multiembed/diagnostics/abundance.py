@@ -17,7 +17,7 @@ TensorFlow tensors and variables are reduced on their own device (a `tf.matmul` 
 Gram matrix crosses to the host; NumPy arrays are reduced with NumPy.
 """
 
-from typing import Optional
+from typing import Any, Optional, Sequence, TypeGuard, Union
 
 import numpy as np
 import tensorflow as tf
@@ -27,25 +27,26 @@ ROUTES = ("gram", "svd")
 DEFAULT_CHUNK_ROWS = 65536
 
 
-def _is_tensorflow(matrix) -> bool:
+def _is_tensorflow(matrix: Any) -> TypeGuard[Union[tf.Tensor, tf.Variable]]:
     return isinstance(matrix, (tf.Tensor, tf.Variable)) or (
         hasattr(matrix, "value") and hasattr(matrix, "assign") and not isinstance(matrix, np.ndarray)
     )
 
 
-def _check_shape(shape, name: str):
+def _check_shape(shape: Sequence[Any], name: str) -> None:
     if len(shape) != 2:
         raise ValueError(f"{name}: expected a 2-D matrix [rows, columns], received shape {tuple(shape)}.")
     if shape[0] == 0 or shape[1] == 0:
         raise ValueError(f"{name}: the matrix is empty (shape {tuple(shape)}); IA needs at least one row and column.")
 
 
-def _check_route(method: str, name: str):
+def _check_route(method: str, name: str) -> None:
     if method not in ROUTES:
         raise ValueError(f"{name}: `method` must be one of {ROUTES}, received {method!r}.")
 
 
-def gram_matrix(matrix, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
+def gram_matrix(matrix: Union[np.ndarray, tf.Tensor, tf.Variable],
+                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
     """The float64 Gram matrix of the smaller side: `E^T E` `[K, K]` if E is tall, else `E E^T` `[D, D]`.
 
     Its eigenvalues are the squared singular values of E. NumPy inputs are converted to float64 in chunks of
@@ -108,7 +109,7 @@ def singular_values_from_gram(gram: np.ndarray) -> np.ndarray:
     return np.sqrt(eigenvalues)
 
 
-def singular_values(matrix, method: str = "gram") -> np.ndarray:
+def singular_values(matrix: Union[np.ndarray, tf.Tensor, tf.Variable], method: str = "gram") -> np.ndarray:
     """The `min(D, K)` singular values of a `[D, K]` matrix, descending, as float64.
 
     Args:
@@ -148,7 +149,7 @@ def abundance_from_singular_values(values: np.ndarray) -> float:
     return float(np.sum(values) / largest)
 
 
-def information_abundance(matrix, method: str = "gram") -> float:
+def information_abundance(matrix: Union[np.ndarray, tf.Tensor, tf.Variable], method: str = "gram") -> float:
     """Information abundance IA(E) = sum of singular values / largest singular value.
 
     Args:
@@ -170,7 +171,7 @@ def information_abundance(matrix, method: str = "gram") -> float:
     return abundance_from_singular_values(singular_values(matrix, method))
 
 
-def normalized_spectrum(matrix, method: str = "gram") -> np.ndarray:
+def normalized_spectrum(matrix: Union[np.ndarray, tf.Tensor, tf.Variable], method: str = "gram") -> np.ndarray:
     """Singular values divided by the largest one (descending; the paper's Fig. 1b curves).
 
     Example:

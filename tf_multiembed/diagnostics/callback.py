@@ -10,11 +10,12 @@ import csv
 import json
 import math
 import os
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from tf_multiembed import types
 from tf_multiembed.diagnostics import field_analysis
 from tf_multiembed.diagnostics import tables as tables_lib
 from tf_multiembed.metadata import json_value
@@ -32,7 +33,7 @@ def _scalar_metadata() -> bytes:
 _SCALAR_METADATA = _scalar_metadata()
 
 
-def abundance_record(tables: tables_lib.EmbeddingTables, step: int, epoch: int) -> dict:
+def abundance_record(tables: tables_lib.EmbeddingTables, step: int, epoch: int) -> Dict[str, Any]:
     """One history record: per-field IA of the concatenation and of each set, with mean and min over fields.
 
     Example:
@@ -45,11 +46,11 @@ def abundance_record(tables: tables_lib.EmbeddingTables, step: int, epoch: int) 
     grams = tables_lib.field_grams(tables)
     set_ia, concat_ia, _, _ = field_analysis.analyze_grams(grams, tables.num_sets, tables.embedding_dim)
 
-    def stat(values, reduce):
+    def stat(values: np.ndarray, reduce: Callable[[np.ndarray], Any]) -> float:
         finite = np.asarray(values)[np.isfinite(values)]
         return float(reduce(finite)) if finite.size else math.nan
 
-    names = tables.field_names
+    names = tables.field_names or ()
     return {
         "step": int(step),
         "epoch": int(epoch),
@@ -88,9 +89,9 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
         >>> callback.history[-1]["mean_concat_abundance"]  # doctest: +SKIP
     """
 
-    def __init__(self, every_n_steps: Optional[int] = None, log_dir: Optional[str] = None,
-                 csv_path: Optional[str] = None, json_path: Optional[str] = None, record_at_start: bool = True,
-                 log_sets: bool = True, layer_name: Optional[str] = None):
+    def __init__(self, every_n_steps: Optional[int] = None, log_dir: Optional[types.PathLike] = None,
+                 csv_path: Optional[types.PathLike] = None, json_path: Optional[types.PathLike] = None,
+                 record_at_start: bool = True, log_sets: bool = True, layer_name: Optional[str] = None) -> None:
         super().__init__()
         if every_n_steps is not None and (
                 isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps <= 0):
@@ -105,39 +106,39 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
         self.record_at_start = bool(record_at_start)
         self.log_sets = bool(log_sets)
         self.layer_name = layer_name
-        self.history: List[dict] = []
+        self.history: List[Dict[str, Any]] = []
         self._step = 0
         self._epoch = 0
-        self._tables = None
-        self._writer = None
+        self._tables: Optional[tables_lib.EmbeddingTables] = None
+        self._writer: Optional[tf.summary.SummaryWriter] = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
         self._tables = tables_lib.EmbeddingTables.from_model(self.model, self.layer_name)
         if self.log_dir is not None and self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         if self.record_at_start and not self.history:
             self.record()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._epoch = int(epoch)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._step += 1
         if self.every_n_steps is not None and self._step % self.every_n_steps == 0:
             self.record()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         if self.every_n_steps is None:
             self.record()
         if logs is not None and self.history:
             logs["ia_mean"] = self.history[-1]["mean_concat_abundance"]
             logs["ia_min"] = self.history[-1]["min_concat_abundance"]
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if self._writer is not None:
             self._writer.flush()
 
-    def record(self) -> dict:
+    def record(self) -> Dict[str, Any]:
         """Computes a record for the model's current weights, stores and writes it, and returns it."""
         if self._tables is None:
             self._tables = tables_lib.EmbeddingTables.from_model(self.model, self.layer_name)
@@ -151,14 +152,14 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
                 json.dump(json_value(self.history), handle, indent=1)
         return record
 
-    def _write_summaries(self, record):
+    def _write_summaries(self, record: Dict[str, Any]) -> None:
         if self._writer is None:
             return
         step = record["step"]
         values = {f"{SUMMARY_PREFIX}/mean": record["mean_concat_abundance"],
                   f"{SUMMARY_PREFIX}/min": record["min_concat_abundance"]}
         values.update({f"{SUMMARY_PREFIX}/field/{name}": value for name, value in record["concat_abundance"].items()})
-        if self.log_sets and self._tables.num_sets > 1:
+        if self.log_sets and self._tables is not None and self._tables.num_sets > 1:
             for name, set_values in record["set_abundance"].items():
                 values.update({f"{SUMMARY_PREFIX}/set_{m}/{name}": value for m, value in enumerate(set_values)})
         with self._writer.as_default():
@@ -168,7 +169,7 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
                 tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
         self._writer.flush()
 
-    def _append_csv(self, record):
+    def _append_csv(self, record: Dict[str, Any]) -> None:
         if self.csv_path is None:
             return
         _ensure_parent(self.csv_path)
@@ -184,6 +185,6 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
                         writer.writerow((record["step"], record["epoch"], name, set_index, repr(set_value)))
 
 
-def _ensure_parent(path: str):
+def _ensure_parent(path: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)

@@ -7,8 +7,10 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from tf_multiembed import types
 from tf_multiembed.diagnostics import loading
 from tf_multiembed.diagnostics import report
+from tf_multiembed.diagnostics.tables import IdCounts
 
 
 def _name_list(text: str) -> List[str]:
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_id_counts(path: str):
+def load_id_counts(path: types.PathLike) -> IdCounts:
     """Reads `--id-counts`: a .npy flat array over all rows, or a .npz with `field_<i>` arrays (or one array)."""
     path = pathlib.Path(path)
     if not path.exists():

@@ -13,7 +13,7 @@ ME rows as one matrix) and `set_abundance` (each set on its own).
 
 import dataclasses
 import math
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class EmbeddingDiagnostics:
             >>> diagnostics.summary()["mean_concat_abundance"]  # doctest: +SKIP
             7.3
         """
-        def stat(values, reduce):
+        def stat(values: Any, reduce: Callable[[np.ndarray], Any]) -> float:
             values = np.asarray(values, dtype=np.float64)
             values = values[np.isfinite(values)]
             return float(reduce(values)) if values.size else math.nan
@@ -91,7 +91,7 @@ class EmbeddingDiagnostics:
             "mean_abundance_ratio_to_random": stat(self.concat_abundance / self.random_concat_abundance, np.mean),
         }
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict (NaN becomes None); `from_dict` reverses it."""
         result = {}
         for field in dataclasses.fields(self):
@@ -101,11 +101,11 @@ class EmbeddingDiagnostics:
         return result
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EmbeddingDiagnostics":
+    def from_dict(cls, data: Dict[str, Any]) -> "EmbeddingDiagnostics":
         """Rebuilds diagnostics written by `to_dict` (e.g. read back from a report's JSON)."""
-        values = {}
+        values: Dict[str, Any] = {}
         for field in dataclasses.fields(cls):
-            value = data.get(field.name)
+            value: Any = data.get(field.name)
             if field.name in ("field_names", "vocabulary_sizes", "notes"):
                 values[field.name] = list(value or [])
             elif field.name in ("num_sets", "embedding_dim"):
@@ -117,8 +117,8 @@ class EmbeddingDiagnostics:
         return cls(**values)
 
 
-def _from_jsonable(value):
-    def convert(v):
+def _from_jsonable(value: Any) -> np.ndarray:
+    def convert(v: Any) -> Any:
         if isinstance(v, list):
             return [convert(x) for x in v]
         return math.nan if v is None else v
@@ -151,7 +151,8 @@ def set_block(gram: np.ndarray, set_index: int, embedding_dim: int) -> np.ndarra
     return gram[cols, cols]
 
 
-def analyze_grams(grams: Sequence[tables_lib.FieldGram], num_sets: int, embedding_dim: int):
+def analyze_grams(grams: Sequence[tables_lib.FieldGram], num_sets: int,
+                  embedding_dim: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-set and concatenation IA and spectra from per-field Gram matrices.
 
     Returns:
@@ -174,7 +175,7 @@ def analyze_grams(grams: Sequence[tables_lib.FieldGram], num_sets: int, embeddin
     return set_ia, concat_ia, set_spectra, concat_spectra
 
 
-def random_baseline(num_rows: int, num_sets: int, embedding_dim: int, seed: int = 0):
+def random_baseline(num_rows: int, num_sets: int, embedding_dim: int, seed: int = 0) -> Tuple[float, float]:
     """IA of a random `[num_rows, M*K]` matrix and of its first `[num_rows, K]` columns (NaN for 0 rows)."""
     if num_rows == 0:
         return math.nan, math.nan
@@ -183,7 +184,8 @@ def random_baseline(num_rows: int, num_sets: int, embedding_dim: int, seed: int 
     return abundance_from_gram(set_block(gram, 0, embedding_dim), num_rows), abundance_from_gram(gram, num_rows)
 
 
-def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_names: Optional[Sequence[str]] = None,
+def analyze_embeddings(source: tables_lib.EmbeddingSource, *, id_counts: Optional[tables_lib.IdCounts] = None,
+                       min_count: int = 1, field_names: Optional[Sequence[str]] = None,
                        layer_name: Optional[str] = None, random_seed: int = 0) -> EmbeddingDiagnostics:
     """Per-field and per-set information abundance of a model's embeddings.
 
@@ -211,7 +213,7 @@ def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_name
     set_ia, concat_ia, set_spectra, concat_spectra = analyze_grams(grams, tables.num_sets, tables.embedding_dim)
     random_set = np.full(tables.num_fields, math.nan)
     random_concat = np.full(tables.num_fields, math.nan)
-    cache = {}
+    cache: Dict[int, Tuple[float, float]] = {}
     for field, item in enumerate(grams):
         if item.analysed_rows not in cache:
             cache[item.analysed_rows] = random_baseline(
@@ -231,7 +233,7 @@ def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_name
             f"(count < {min_count}) and are excluded; all_rows_concat_abundance includes them."
         )
     for field, item in enumerate(grams):
-        name = tables.field_names[field]
+        name = (tables.field_names or ())[field]
         if item.analysed_rows == 0:
             notes.append(f"Field {field} ({name}): no trained rows, its IA is undefined (NaN).")
         elif not np.isfinite(concat_ia[field]):
@@ -241,7 +243,7 @@ def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_name
                 notes.append(f"Field {field} ({name}), set {set_index}: all analysed rows are zero, its IA is "
                              "undefined (NaN).")
     return EmbeddingDiagnostics(
-        field_names=list(tables.field_names),
+        field_names=list(tables.field_names or ()),
         vocabulary_sizes=list(tables.vocabulary_sizes),
         num_sets=tables.num_sets,
         embedding_dim=tables.embedding_dim,
@@ -258,7 +260,7 @@ def analyze_embeddings(source, *, id_counts=None, min_count: int = 1, field_name
     )
 
 
-def as_tables(source, layer_name: Optional[str] = None,
+def as_tables(source: tables_lib.EmbeddingSource, layer_name: Optional[str] = None,
               field_names: Optional[Sequence[str]] = None) -> tables_lib.EmbeddingTables:
     """An `EmbeddingTables` for a model, a `MultiEmbedding` layer or an `EmbeddingTables`."""
     if isinstance(source, tables_lib.EmbeddingTables):

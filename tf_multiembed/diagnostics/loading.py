@@ -14,12 +14,12 @@ import dataclasses
 import pathlib
 import zipfile
 import zlib
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed import artifacts, introspection
+from tf_multiembed import artifacts, introspection, types
 from tf_multiembed.diagnostics import tables as tables_lib
 
 
@@ -42,7 +42,8 @@ class SavedModelWeights:
     metadata: Dict[str, Any]
 
 
-def load_for_diagnostics(path, *, field_names: Optional[Sequence[str]] = None):
+def load_for_diagnostics(path: types.PathLike, *,
+                         field_names: Optional[Sequence[str]] = None) -> Union[tf.keras.Model, SavedModelWeights]:
     """A Keras model (for `.keras` files and run directories) or `SavedModelWeights` (for exports), ready for
     `analyze_embeddings` / `write_report`.
 
@@ -82,7 +83,7 @@ def load_keras_file(path, remedy: str = "save the model again (or copy the whole
         raise artifacts.ArtifactError(not_readable.format(reason=str(error) or type(error).__name__)) from None
 
 
-def read_export(path, *, field_names: Optional[Sequence[str]] = None) -> SavedModelWeights:
+def read_export(path: types.PathLike, *, field_names: Optional[Sequence[str]] = None) -> SavedModelWeights:
     """The embedding table (and the first cross kernel, if any) of an export written by `export_for_serving`."""
     path = pathlib.Path(path)
     metadata = artifacts.read_export_metadata(path)
@@ -103,7 +104,7 @@ def read_export(path, *, field_names: Optional[Sequence[str]] = None) -> SavedMo
     return SavedModelWeights(tables, weights.get("cross_kernel"), embedding.get("pairwise"), str(path), metadata)
 
 
-def default_label(path) -> str:
+def default_label(path: types.PathLike) -> str:
     """A short label for a model path: the file stem, the run directory's name, or "<export name> v<version>"."""
     kind, resolved = artifacts.locate(path)
     if kind == "keras":
@@ -113,7 +114,7 @@ def default_label(path) -> str:
     return resolved.name
 
 
-def describe(source) -> List[str]:
+def describe(source: Union[tf.keras.Model, SavedModelWeights]) -> List[str]:
     """Short description lines of a loaded source for the report header."""
     if isinstance(source, SavedModelWeights):
         tables, data = source.tables, source.metadata.get("data") or {}

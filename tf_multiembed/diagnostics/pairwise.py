@@ -11,7 +11,7 @@ The paper's Evidence I/II look at the embedding of field i *as seen by* field j:
 
 import dataclasses
 import math
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -46,7 +46,7 @@ class PairwiseDiagnostics:
     def num_sets(self) -> int:
         return int(self.projected_abundance.shape[0])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
         return {
             "field_names": list(self.field_names),
@@ -57,7 +57,7 @@ class PairwiseDiagnostics:
         }
 
 
-def cross_kernel_blocks(kernel, num_fields: int, embedding_dim: int) -> np.ndarray:
+def cross_kernel_blocks(kernel: Union[np.ndarray, tf.Tensor], num_fields: int, embedding_dim: int) -> np.ndarray:
     """Splits a `[M, N*K, N*K]` cross kernel into `[M, N, N, K, K]` blocks: `[m, i, j]` maps field i into field j."""
     kernel = np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel, dtype=np.float64)
     width = num_fields * embedding_dim
@@ -70,8 +70,9 @@ def cross_kernel_blocks(kernel, num_fields: int, embedding_dim: int) -> np.ndarr
     return blocks.transpose(0, 1, 3, 2, 4)
 
 
-def cross_projection_diagnostics(embedding_tables: tables_lib.EmbeddingTables, kernel, *, id_counts=None,
-                                 min_count: int = 1, source: str = "dcnv2_cross_layer_0") -> PairwiseDiagnostics:
+def cross_projection_diagnostics(embedding_tables: tables_lib.EmbeddingTables, kernel: Union[np.ndarray, tf.Tensor],
+                                 *, id_counts: Optional[tables_lib.IdCounts] = None, min_count: int = 1,
+                                 source: str = "dcnv2_cross_layer_0") -> PairwiseDiagnostics:
     """IA(E_i W_{i->j}^T) for every field pair and set, and the block norms, from a `[M, N*K, N*K]` cross kernel.
 
     Args:
@@ -106,11 +107,12 @@ def cross_projection_diagnostics(embedding_tables: tables_lib.EmbeddingTables, k
                 projected[set_index, field, target] = field_analysis.abundance_from_gram(
                     block.T @ gram @ block, item.analysed_rows)
     norms = np.sqrt(np.sum(blocks**2, axis=(3, 4)))
-    return PairwiseDiagnostics(list(tables.field_names), source, projected, field_ia, norms)
+    return PairwiseDiagnostics(list(tables.field_names or ()), source, projected, field_ia, norms)
 
 
 def ffm_sub_embedding_diagnostics(embedding_tables: tables_lib.EmbeddingTables, num_fields: Optional[int] = None, *,
-                                  id_counts=None, min_count: int = 1) -> PairwiseDiagnostics:
+                                  id_counts: Optional[tables_lib.IdCounts] = None,
+                                  min_count: int = 1) -> PairwiseDiagnostics:
     """IA of an FFM's field-pair sub-embeddings E_i^{->j}.
 
     The FFM's embedding table has M*N sets; set `m*N + j` holds the rows field i uses against field j (see
@@ -146,11 +148,12 @@ def ffm_sub_embedding_diagnostics(embedding_tables: tables_lib.EmbeddingTables, 
                     continue  # a field never meets itself: that sub-table is not trained
                 gram = field_analysis.set_block(item.gram, set_index * num_fields + target, dim)
                 projected[set_index, field, target] = field_analysis.abundance_from_gram(gram, item.analysed_rows)
-    return PairwiseDiagnostics(list(tables.field_names), "ffm_sub_embeddings", projected, field_ia, None)
+    return PairwiseDiagnostics(list(tables.field_names or ()), "ffm_sub_embeddings", projected, field_ia, None)
 
 
-def pairwise_diagnostics(model, *, layer_index: int = 0, id_counts=None, min_count: int = 1,
-                         field_names=None) -> Optional[PairwiseDiagnostics]:
+def pairwise_diagnostics(model: tf.keras.Model, *, layer_index: int = 0,
+                         id_counts: Optional[tables_lib.IdCounts] = None, min_count: int = 1,
+                         field_names: Optional[Sequence[str]] = None) -> Optional[PairwiseDiagnostics]:
     """Field-pair diagnostics of a model of the zoo: DCNv2 (cross layer `layer_index`, default the first, as in the
     paper) or FFM; None for models without field-pair weights.
 

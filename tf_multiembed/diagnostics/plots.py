@@ -5,14 +5,18 @@ it (PNG, SVG or PDF by extension). Figures are made with the object-oriented API
 display and the global pyplot state is never touched.
 """
 
-from typing import Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from tf_multiembed import types
 from tf_multiembed.diagnostics.field_analysis import EmbeddingDiagnostics
 from tf_multiembed.diagnostics.pairwise import PairwiseDiagnostics
+
+if TYPE_CHECKING:
+    from tf_multiembed.diagnostics.toy import ToyCollapseResult
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -21,7 +25,7 @@ def _figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _finish(figure: Figure, path) -> Figure:
+def _finish(figure: Figure, path: Optional[types.PathLike]) -> Figure:
     if path is not None:
         figure.savefig(str(path), dpi=110)
     return figure
@@ -33,7 +37,8 @@ def _field_order(diagnostics: EmbeddingDiagnostics) -> np.ndarray:
 
 
 def plot_singular_spectra(diagnostics: EmbeddingDiagnostics, set_index: Optional[int] = None,
-                          fields: Optional[Sequence[int]] = None, path=None, max_labeled: int = 10) -> Figure:
+                          fields: Optional[Sequence[int]] = None, path: Optional[types.PathLike] = None,
+                          max_labeled: int = 10) -> Figure:
     """Fig. 1b: normalised singular values sigma_k / sigma_max of each field, one line per field.
 
     Up to `max_labeled` fields get a colour and a legend entry each (name, rows, IA). With more (Criteo's 39), every
@@ -88,7 +93,7 @@ def plot_singular_spectra(diagnostics: EmbeddingDiagnostics, set_index: Optional
     return _finish(figure, path)
 
 
-def plot_abundance_vs_random(diagnostics: EmbeddingDiagnostics, path=None) -> Figure:
+def plot_abundance_vs_random(diagnostics: EmbeddingDiagnostics, path: Optional[types.PathLike] = None) -> Figure:
     """Fig. 2: per-field IA of the learned embeddings vs random matrices of the same shape, fields by cardinality.
 
     Example:
@@ -110,7 +115,8 @@ def plot_abundance_vs_random(diagnostics: EmbeddingDiagnostics, path=None) -> Fi
     return _finish(figure, path)
 
 
-def plot_pairwise_heatmap(pairwise: PairwiseDiagnostics, set_index: int = 0, path=None) -> Figure:
+def plot_pairwise_heatmap(pairwise: PairwiseDiagnostics, set_index: int = 0,
+                          path: Optional[types.PathLike] = None) -> Figure:
     """Fig. 3: the N x N heatmap of IA(E_i^{->j}), fields sorted by IA(E_i), with the sums over i and over j.
 
     Example:
@@ -145,7 +151,8 @@ def plot_pairwise_heatmap(pairwise: PairwiseDiagnostics, set_index: int = 0, pat
     return _finish(figure, path)
 
 
-def plot_weight_norms(pairwise: PairwiseDiagnostics, path=None, max_sets: int = 4) -> Figure:
+def plot_weight_norms(pairwise: PairwiseDiagnostics, path: Optional[types.PathLike] = None,
+                      max_sets: int = 4) -> Figure:
     """Fig. 8c: heatmaps of the set-wise block norms ||W^{(m)}_{i->j}||_F, one panel per set (first `max_sets`).
 
     Example:
@@ -159,7 +166,7 @@ def plot_weight_norms(pairwise: PairwiseDiagnostics, path=None, max_sets: int = 
     # One colour scale over the panels shown, spanning their values, so that differences between sets are visible.
     low = float(np.nanmin(pairwise.weight_norms[:num_panels]))
     high = float(np.nanmax(pairwise.weight_norms[:num_panels]))
-    image = None
+    image: Any = None  # the last panel's image, for the shared colour bar
     num_fields = len(pairwise.field_names)
     for set_index, panel in enumerate(axes):
         image = panel.imshow(pairwise.weight_norms[set_index], cmap="magma", vmin=low, vmax=high)
@@ -175,7 +182,8 @@ def plot_weight_norms(pairwise: PairwiseDiagnostics, path=None, max_sets: int = 
     return _finish(figure, path)
 
 
-def plot_abundance_history(history: Sequence[dict], fields: Optional[Sequence[str]] = None, path=None) -> Figure:
+def plot_abundance_history(history: Sequence[Dict[str, Any]], fields: Optional[Sequence[str]] = None,
+                           path: Optional[types.PathLike] = None) -> Figure:
     """IA over training from `InformationAbundanceCallback.history`: mean and min over fields, plus chosen fields.
 
     Args:
@@ -203,7 +211,8 @@ def plot_abundance_history(history: Sequence[dict], fields: Optional[Sequence[st
     return _finish(figure, path)
 
 
-def plot_se_vs_me(diagnostics_by_label: Dict[str, EmbeddingDiagnostics], path=None) -> Figure:
+def plot_se_vs_me(diagnostics_by_label: Dict[str, EmbeddingDiagnostics],
+                  path: Optional[types.PathLike] = None) -> Figure:
     """Fig. 8a: per-field IA of several models (e.g. SE and ME of the same total width), fields by cardinality.
 
     Each model's IA is that of the field's rows concatenated across its sets, so an ME model of M sets of width K is
@@ -239,7 +248,7 @@ def plot_se_vs_me(diagnostics_by_label: Dict[str, EmbeddingDiagnostics], path=No
     return _finish(figure, path)
 
 
-def plot_set_abundance(diagnostics: EmbeddingDiagnostics, path=None) -> Figure:
+def plot_set_abundance(diagnostics: EmbeddingDiagnostics, path: Optional[types.PathLike] = None) -> Figure:
     """Fig. 8b: IA of each embedding set per field (one marker per set), fields by cardinality, with the random
     baseline of a single set.
 
@@ -265,7 +274,7 @@ def plot_set_abundance(diagnostics: EmbeddingDiagnostics, path=None) -> Figure:
     return _finish(figure, path)
 
 
-def plot_toy_experiment(result, path=None) -> Figure:
+def plot_toy_experiment(result: "ToyCollapseResult", path: Optional[types.PathLike] = None) -> Figure:
     """Fig. 4: IA(E1) over iterations for each cardinality of field 3 (a `ToyCollapseResult`).
 
     Example:
@@ -282,7 +291,7 @@ def plot_toy_experiment(result, path=None) -> Figure:
     return _finish(figure, path)
 
 
-def _colors(count: int):
+def _colors(count: int) -> List[Any]:
     from matplotlib import colormaps
 
     colormap = colormaps["tab10" if count <= 10 else "viridis"]

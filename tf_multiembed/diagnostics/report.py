@@ -20,13 +20,15 @@ import json
 import math
 import pathlib
 import re
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from tf_multiembed import types
 from tf_multiembed.diagnostics import loading
 from tf_multiembed.diagnostics import pairwise as pairwise_lib
 from tf_multiembed.diagnostics import plots
+from tf_multiembed.diagnostics import tables as tables_lib
 from tf_multiembed.diagnostics.field_analysis import EmbeddingDiagnostics, analyze_embeddings
 
 
@@ -40,7 +42,8 @@ class ModelDiagnostics:
     pairwise: Optional[pairwise_lib.PairwiseDiagnostics]
 
 
-def diagnose(source, label: str, *, id_counts=None, min_count: int = 1,
+def diagnose(source: Union[tables_lib.EmbeddingSource, loading.SavedModelWeights], label: str, *,
+             id_counts: Optional[tables_lib.IdCounts] = None, min_count: int = 1,
              field_names: Optional[Sequence[str]] = None) -> ModelDiagnostics:
     """Per-field and pairwise diagnostics of a Keras model, `SavedModelWeights` or `EmbeddingTables`."""
     if isinstance(source, loading.SavedModelWeights):
@@ -74,7 +77,7 @@ def _file_label(label: str) -> str:
     return cleaned or "model"
 
 
-def _fmt(value, digits: int = 2) -> str:
+def _fmt(value: Optional[float], digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.{digits}f}"
@@ -129,8 +132,9 @@ def _comparable(results: Sequence[ModelDiagnostics]) -> bool:
     return len(results) > 1 and all(s == sizes[0] for s in sizes)
 
 
-def write_report(models: Mapping[str, object], output_dir, *, id_counts=None, min_count: int = 1,
-                 field_names: Optional[Sequence[str]] = None, history: Optional[Sequence[dict]] = None,
+def write_report(models: Mapping[str, Union[tables_lib.EmbeddingSource, loading.SavedModelWeights]],
+                 output_dir: types.PathLike, *, id_counts: Optional[tables_lib.IdCounts] = None, min_count: int = 1,
+                 field_names: Optional[Sequence[str]] = None, history: Optional[Sequence[Dict[str, Any]]] = None,
                  title: str = "Embedding collapse diagnostics") -> Dict[str, ModelDiagnostics]:
     """Analyses every model and writes the report folder described in the module docstring.
 
@@ -175,8 +179,9 @@ def write_report(models: Mapping[str, object], output_dir, *, id_counts=None, mi
                          f"{_fmt(summary['mean_set_abundance'])}, min {_fmt(summary['min_set_abundance'])}")
         lines += [f"- note: {note}" for note in diagnostics.notes]
         lines += ["", field_table_markdown(diagnostics), ""]
-        figures = [("spectra", "Normalised singular spectra (Fig. 1b)", plots.plot_singular_spectra),
-                   ("ia_vs_random", "IA vs random (Fig. 2)", plots.plot_abundance_vs_random)]
+        figures: List[Tuple[str, str, Callable[..., Any]]] = [
+            ("spectra", "Normalised singular spectra (Fig. 1b)", plots.plot_singular_spectra),
+            ("ia_vs_random", "IA vs random (Fig. 2)", plots.plot_abundance_vs_random)]
         if diagnostics.num_sets > 1:
             figures.append(("set_abundance", "Per-set IA (Fig. 8b)", plots.plot_set_abundance))
         for suffix, caption, plot in figures:

@@ -7,7 +7,7 @@ its eigenvalues give the IA of the field's concatenation across sets, its diagon
 """
 
 import dataclasses
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -17,6 +17,9 @@ from tf_multiembed.introspection import find_embedding_layer
 
 # Rows per float64 chunk on the TensorFlow route: bounds the temporary copy of a large field.
 TF_CHUNK_ROWS = 262144
+
+IdCounts = Union[np.ndarray, Sequence[np.ndarray]]
+"""Training counts per id: one array per field (see `count_ids`), or one flat array over all table rows."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +40,13 @@ class EmbeddingTables:
         (4, 4)
     """
 
-    weights: object
+    weights: Any
     vocabulary_sizes: Tuple[int, ...]
     num_sets: int
     embedding_dim: int
     field_names: Optional[Tuple[str, ...]] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         sizes = tuple(int(size) for size in self.vocabulary_sizes)
         if not sizes or any(size <= 0 for size in sizes):
             raise ValueError(f"EmbeddingTables: `vocabulary_sizes` must be positive integers, received {sizes}.")
@@ -78,7 +81,7 @@ class EmbeddingTables:
         return [0] + np.cumsum(self.vocabulary_sizes)[:-1].astype(int).tolist()
 
     @classmethod
-    def from_layer(cls, layer, field_names: Optional[Sequence[str]] = None) -> "EmbeddingTables":
+    def from_layer(cls, layer: tf.keras.layers.Layer, field_names: Optional[Sequence[str]] = None) -> "EmbeddingTables":
         """Wraps a built `MultiEmbedding` layer (its variable is read live)."""
         if not layer.built:
             raise ValueError(f"EmbeddingTables: the layer {layer.name!r} is not built yet; call it on ids first.")
@@ -87,12 +90,12 @@ class EmbeddingTables:
                    None if names is None else tuple(names))
 
     @classmethod
-    def from_model(cls, model, layer_name: Optional[str] = None,
+    def from_model(cls, model: tf.keras.Model, layer_name: Optional[str] = None,
                    field_names: Optional[Sequence[str]] = None) -> "EmbeddingTables":
         """Wraps the `MultiEmbedding` layer of a Keras model (by name, default "multi_embedding", else by type)."""
         return cls.from_layer(find_embedding_layer(model, layer_name), field_names)
 
-    def field_rows(self, field_index: int):
+    def field_rows(self, field_index: int) -> Union[np.ndarray, tf.Tensor]:
         """Field i's `[D_i, M*K]` rows (same type as `weights`: a tensor for variables, an array for arrays)."""
         if not 0 <= field_index < self.num_fields:
             raise ValueError(f"EmbeddingTables: field_index must be in [0, {self.num_fields}), received {field_index}.")
@@ -109,7 +112,12 @@ class EmbeddingTables:
         return slice(set_index * self.embedding_dim, (set_index + 1) * self.embedding_dim)
 
 
-def count_ids(batches, vocabulary_sizes: Sequence[int]) -> List[np.ndarray]:
+EmbeddingSource = Union[tf.keras.Model, tf.keras.layers.Layer, EmbeddingTables]
+"""What the analyses read embeddings from: a Keras model with a `MultiEmbedding` layer, the layer, or its tables."""
+
+
+def count_ids(batches: Union[np.ndarray, tf.Tensor, Iterable[Any]],
+              vocabulary_sizes: Sequence[int]) -> List[np.ndarray]:
     """How often each id of each field occurs: the input of the "untrained rows" split of the analysis.
 
     Args:
@@ -152,7 +160,7 @@ def count_ids(batches, vocabulary_sizes: Sequence[int]) -> List[np.ndarray]:
     return counts
 
 
-def check_id_counts(id_counts, vocabulary_sizes: Sequence[int]) -> List[np.ndarray]:
+def check_id_counts(id_counts: IdCounts, vocabulary_sizes: Sequence[int]) -> List[np.ndarray]:
     """Normalises id counts to one array per field: accepts such a list or one flat array over all table rows."""
     sizes = [int(size) for size in vocabulary_sizes]
     if isinstance(id_counts, np.ndarray) and id_counts.ndim == 1 and id_counts.dtype != object:
@@ -177,7 +185,7 @@ def check_id_counts(id_counts, vocabulary_sizes: Sequence[int]) -> List[np.ndarr
     return checked
 
 
-def column_gram(rows, row_indices: Optional[np.ndarray] = None) -> np.ndarray:
+def column_gram(rows: Union[np.ndarray, tf.Tensor], row_indices: Optional[np.ndarray] = None) -> np.ndarray:
     """`E^T E` in float64 for a `[D, C]` matrix (optionally only the rows `row_indices`), always `[C, C]`.
 
     Unlike `abundance.gram_matrix` this never switches to `E E^T` for wide matrices: the column Gram's diagonal blocks
@@ -228,7 +236,7 @@ class FieldGram:
     all_rows_gram: Optional[np.ndarray] = None
 
 
-def field_grams(tables: EmbeddingTables, id_counts=None, min_count: int = 1) -> List[FieldGram]:
+def field_grams(tables: EmbeddingTables, id_counts: Optional[IdCounts] = None, min_count: int = 1) -> List[FieldGram]:
     """Per field: the column Gram of its analysed rows (and of all rows when some were excluded).
 
     Args:

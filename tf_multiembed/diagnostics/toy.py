@@ -11,7 +11,7 @@ The gradient is computed in closed form with NumPy (no framework needed): a 5,00
 """
 
 import dataclasses
-from typing import Dict, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class ToyCollapseResult:
     losses: Dict[int, np.ndarray]
     embedding_dim: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
         return {
             "iterations": self.iterations.tolist(),
             "abundance": {str(k): v.tolist() for k, v in self.abundance.items()},
@@ -43,7 +43,7 @@ class ToyCollapseResult:
         }
 
 
-def _check_positive(value, name):
+def _check_positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"run_toy_collapse_experiment: `{name}` must be a positive integer, received {value!r}.")
     return int(value)

@@ -9,14 +9,18 @@ for 16-bit inputs, inference mode when the layer is frozen), so checkpoints and 
 into the other.
 """
 
+from typing import Union
+
 import tensorflow as tf
 
 
-def _is_symbolic_flag(training) -> bool:
+def _is_symbolic_flag(training: Union[bool, tf.Tensor, None]) -> bool:
     return isinstance(training, (tf.Tensor, tf.Variable))
 
 
-def fused_batch_norm(layer: tf.keras.layers.BatchNormalization, inputs, training=None):
+def fused_batch_norm(
+    layer: tf.keras.layers.BatchNormalization, inputs: tf.Tensor, training: Union[bool, tf.Tensor, None] = None
+) -> tf.Tensor:
     """`layer(inputs, training=training)` for a built `BatchNormalization` over the last axis of a rank-2 input.
 
     Args:

@@ -13,6 +13,8 @@ seeding (`tf.keras.utils.set_random_seed`, `seed=`) and tf.distribute behave as 
 tf-keras, which has no seed generator, the layer is `tf.keras.layers.Dropout` unchanged.
 """
 
+from typing import Union
+
 import tensorflow as tf
 
 _LEVELS = 1 << 16
@@ -28,7 +30,7 @@ def bits_threshold(rate: float) -> int:
     return int(round(float(rate) * _LEVELS))
 
 
-def bits_dropout(inputs, rate: float, seed):
+def bits_dropout(inputs: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
     """Drops activations of `inputs` with probability ~`rate` (see module docstring), scaling the kept ones.
 
     Args:
@@ -63,7 +65,7 @@ class BitsDropout(tf.keras.layers.Dropout):
         [0.0, 1.25]
     """
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: tf.Tensor, training: Union[bool, tf.Tensor, None] = False) -> tf.Tensor:
         seed_generator = getattr(self, "seed_generator", None)  # Keras 3 only
         if (not training or isinstance(training, tf.Tensor) or self.noise_shape is not None or seed_generator is None
                 or not 0 < bits_threshold(self.rate) < _LEVELS):

@@ -1,12 +1,12 @@
 """`MultiEmbedding`: M independent embedding sets for N categorical fields, read with one gather."""
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.compat import as_tf_variable
 
@@ -50,12 +50,12 @@ class MultiEmbedding(tf.keras.layers.Layer):
         vocabulary_sizes: Sequence[int],
         num_sets: int = 1,
         embedding_dim: int = 10,
-        embeddings_initializer=None,
-        embeddings_regularizer=None,
+        embeddings_initializer: Optional[types.InitializerLike] = None,
+        embeddings_regularizer: Optional[types.RegularizerLike] = None,
         field_names: Optional[Sequence[str]] = None,
         validate_ids: bool = True,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         owner = "MultiEmbedding"
         self.vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", owner)
@@ -79,7 +79,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
     def num_fields(self) -> int:
         return len(self.vocabulary_sizes)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         input_shape = tuple(input_shape)
         if len(input_shape) != 2 or input_shape[-1] != self.num_fields:
             raise ValueError(
@@ -101,7 +101,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
         )
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         ids = tf.convert_to_tensor(inputs)
         if not ids.dtype.is_integer:
             raise TypeError(
@@ -121,7 +121,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
         gathered = tf.reshape(gathered, [-1, self.num_fields, self.num_sets, self.embedding_dim])
         return tf.transpose(gathered, [0, 2, 1, 3])  # [B, M, N, K]
 
-    def _checked(self, ids, sizes):
+    def _checked(self, ids: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
         # Only numbers are computed at run time: string ops cannot be compiled by XLA (jit_compile, TPU), where
         # the assertion is compiled out and ids must be checked in the input pipeline instead.
         bad = tf.logical_or(ids < 0, ids >= sizes)
@@ -138,7 +138,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
         with tf.control_dependencies([check]):
             return tf.identity(ids)
 
-    def field_table(self, field_index: int, set_index: Optional[int] = None):
+    def field_table(self, field_index: int, set_index: Optional[int] = None) -> tf.Tensor:
         """Field `field_index`'s rows: `[D_i, K]` of one set, or `[D_i, M*K]` of all sets side by side.
 
         Example:
@@ -159,10 +159,10 @@ class MultiEmbedding(tf.keras.layers.Layer):
             raise ValueError(f"MultiEmbedding: set_index must be in [0, {self.num_sets}), received {set_index}.")
         return rows[:, set_index * self.embedding_dim : (set_index + 1) * self.embedding_dim]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], self.num_sets, self.num_fields, self.embedding_dim)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update(
             {

@@ -7,8 +7,11 @@ layers default to these and accept any Keras initializer instead.
 """
 
 import math
+from typing import Optional
 
 import tensorflow as tf
+
+from tf_multiembed import types
 
 
 def fan_in_uniform(fan_in: int) -> tf.keras.initializers.Initializer:
@@ -34,7 +37,9 @@ def glorot_uniform_for(fan_in: int, fan_out: int) -> tf.keras.initializers.Initi
     return tf.keras.initializers.RandomUniform(-bound, bound)
 
 
-def resolve(initializer, default: tf.keras.initializers.Initializer):
+def resolve(
+    initializer: Optional[types.InitializerLike], default: tf.keras.initializers.Initializer
+) -> tf.keras.initializers.Initializer:
     """A fresh Keras initializer for `initializer`, or `default` when it is None.
 
     A copy is made for every weight because legacy tf-keras returns the same values each time one unseeded
@@ -42,11 +47,11 @@ def resolve(initializer, default: tf.keras.initializers.Initializer):
     """
     if initializer is None:
         return default
-    initializer = tf.keras.initializers.get(initializer)
-    return initializer.__class__.from_config(initializer.get_config())
+    instance = tf.keras.initializers.get(initializer)
+    return instance.__class__.from_config(instance.get_config())
 
 
-def serialize(initializer):
+def serialize(initializer: Optional[types.InitializerLike]) -> Optional[types.Config]:
     """Config value for an initializer argument (None stays None, so the reference default is rebuilt)."""
     if initializer is None:
         return None

@@ -4,11 +4,11 @@ Every hidden layer is Linear -> BatchNorm -> ReLU -> Dropout, as in the referenc
 and epsilon 1e-5 (PyTorch's 0.1 / 1e-5 in Keras' convention).
 """
 
-from typing import Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.batch_norm import fused_batch_norm
 from tf_multiembed.layers.dropout import BitsDropout
@@ -38,8 +38,9 @@ class SetDense(tf.keras.layers.Layer):
         TensorShape([2, 3, 4])
     """
 
-    def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer=None,
-                 bias_initializer=None, **kwargs):
+    def __init__(self, units: int, activation: Optional[types.ActivationLike] = None, use_bias: bool = True,
+                 kernel_initializer: Optional[types.InitializerLike] = None,
+                 bias_initializer: Optional[types.InitializerLike] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = validation.check_positive_int(units, "units", "SetDense")
         self.activation = tf.keras.activations.get(activation)
@@ -47,7 +48,7 @@ class SetDense(tf.keras.layers.Layer):
         self._kernel_initializer_arg = kernel_initializer
         self._bias_initializer_arg = bias_initializer
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetDense")
         num_sets, fan_in = int(input_shape[1]), int(input_shape[2])
         self.kernel = self.add_weight(
@@ -62,17 +63,17 @@ class SetDense(tf.keras.layers.Layer):
             )
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         outputs = set_matmul(sets_first(inputs), self.kernel)  # [M, B, H_out]
         if self.bias is not None:
             outputs = outputs + self.bias[:, None, :]
         outputs = batch_first(outputs)
         return self.activation(outputs) if self.activation is not None else outputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], input_shape[1], self.units)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({
             "units": self.units,
@@ -100,12 +101,13 @@ class SetBatchNormalization(tf.keras.layers.Layer):
         TensorShape([4, 2, 3])
     """
 
-    def __init__(self, momentum: float = DEFAULT_BN_MOMENTUM, epsilon: float = DEFAULT_BN_EPSILON, **kwargs):
+    def __init__(self, momentum: float = DEFAULT_BN_MOMENTUM, epsilon: float = DEFAULT_BN_EPSILON,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetBatchNormalization")
         self._set_shape = (int(input_shape[1]), int(input_shape[2]))
         self.batch_norm = tf.keras.layers.BatchNormalization(
@@ -114,21 +116,21 @@ class SetBatchNormalization(tf.keras.layers.Layer):
         self.batch_norm.build((input_shape[0], self._set_shape[0] * self._set_shape[1]))
         super().build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         num_sets, units = self._set_shape
         flat = tf.reshape(inputs, [-1, num_sets * units])
         return tf.reshape(fused_batch_norm(self.batch_norm, flat, training=training), [-1, num_sets, units])
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({"momentum": self.momentum, "epsilon": self.epsilon})
         return config
 
 
-def _check_mlp_args(units, dropout, owner):
+def _check_mlp_args(units: Sequence[int], dropout: float, owner: str) -> Tuple[List[int], float]:
     units = validation.check_positive_int_list(units, "units", owner)
     dropout = validation.check_rate(dropout, "dropout", owner)
     return units, dropout
@@ -155,14 +157,14 @@ class SetMLP(tf.keras.layers.Layer):
 
     def __init__(self, units: Sequence[int] = (400,), dropout: float = 0.2, use_batch_norm: bool = True,
                  batch_norm_momentum: float = DEFAULT_BN_MOMENTUM, batch_norm_epsilon: float = DEFAULT_BN_EPSILON,
-                 **kwargs):
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units, self.dropout = _check_mlp_args(units, dropout, "SetMLP")
         self.use_batch_norm = bool(use_batch_norm)
         self.batch_norm_momentum = float(batch_norm_momentum)
         self.batch_norm_epsilon = float(batch_norm_epsilon)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetMLP")
         self.dense_layers, self.norm_layers = [], []
         shape = tuple(input_shape)
@@ -180,7 +182,7 @@ class SetMLP(tf.keras.layers.Layer):
         self.dropout_layer = BitsDropout(self.dropout)
         super().build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         x = inputs
         for index, dense in enumerate(self.dense_layers):
             x = dense(x)
@@ -189,10 +191,10 @@ class SetMLP(tf.keras.layers.Layer):
             x = self.dropout_layer(tf.nn.relu(x), training=training)
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], input_shape[1], self.units[-1])
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({
             "units": list(self.units),
@@ -223,9 +225,9 @@ class MLP(tf.keras.layers.Layer):
         TensorShape([2, 1])
     """
 
-    def __init__(self, units: Sequence[int] = (400,), dropout: float = 0.2, output_units=1,
+    def __init__(self, units: Sequence[int] = (400,), dropout: float = 0.2, output_units: Optional[int] = 1,
                  use_batch_norm: bool = True, batch_norm_momentum: float = DEFAULT_BN_MOMENTUM,
-                 batch_norm_epsilon: float = DEFAULT_BN_EPSILON, **kwargs):
+                 batch_norm_epsilon: float = DEFAULT_BN_EPSILON, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = validation.check_positive_int_list(units, "units", "MLP", allow_empty=True)
         self.dropout = validation.check_rate(dropout, "dropout", "MLP")
@@ -239,11 +241,11 @@ class MLP(tf.keras.layers.Layer):
         self.batch_norm_epsilon = float(batch_norm_epsilon)
 
     @staticmethod
-    def _dense(width, fan_in, name):
+    def _dense(width: int, fan_in: int, name: str) -> tf.keras.layers.Dense:
         return tf.keras.layers.Dense(width, kernel_initializer=initializers.fan_in_uniform(fan_in),
                                      bias_initializer=initializers.fan_in_uniform(fan_in), name=name)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 2, "[B, H]", "MLP")
         self.dense_layers, self.norm_layers = [], []
         fan_in = int(input_shape[-1])
@@ -265,7 +267,7 @@ class MLP(tf.keras.layers.Layer):
         self.dropout_layer = BitsDropout(self.dropout)
         super().build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         x = inputs
         for index, dense in enumerate(self.dense_layers):
             x = dense(x)
@@ -274,10 +276,10 @@ class MLP(tf.keras.layers.Layer):
             x = self.dropout_layer(tf.nn.relu(x), training=training)
         return self.output_layer(x) if self.output_layer is not None else x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], self.output_units if self.output_units is not None else self.units[-1])
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({
             "units": list(self.units),

@@ -23,3 +23,9 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 PAPER_MODELS = ("dnn", "ipnn", "nfwfm", "xdeepfm", "dcnv2", "finalmlp", "autoint")
+
+__all__ = [
+    "FEATURE_IDS_INPUT", "PAPER_MODELS", "PROBABILITY_OUTPUT", "available_models", "build_autoint", "build_dcnv2",
+    "build_dnn", "build_finalmlp", "build_ipnn", "build_model", "build_nfwfm", "build_xdeepfm", "get_model_spec",
+    "register_model", "resolve_embedding_shape",
+]

@@ -1,17 +1,24 @@
 """AutoInt+: self-attention logit + DNN logit (paper §2, `AutoInt` / `MultiAutoInt`)."""
 
+from typing import Optional, Sequence
+
 import tensorflow as tf
 
+from tf_multiembed import types
 from tf_multiembed.layers import SetFlatten, SetMean, SetSelfAttention
 from tf_multiembed.models import common
 from tf_multiembed.models.registry import register_model
 
 
 @register_model("autoint", base_embedding_dim=10)
-def build_autoint(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, attention_dim=32, num_heads=2,
-                  num_attention_layers=3, use_residual=True, hidden_units=common.DEFAULT_HIDDEN_UNITS,
-                  dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
-                  embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True, name=None):
+def build_autoint(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: int,
+                  field_names: Optional[Sequence[str]] = None, attention_dim: int = 32, num_heads: int = 2,
+                  num_attention_layers: int = 3, use_residual: bool = True,
+                  hidden_units: Sequence[int] = common.DEFAULT_HIDDEN_UNITS, dropout: float = common.DEFAULT_DROPOUT,
+                  batch_norm_momentum: float = 0.9, batch_norm_epsilon: float = 1e-5,
+                  embeddings_initializer: Optional[types.InitializerLike] = None,
+                  embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
+                  name: Optional[str] = None) -> tf.keras.Model:
     """Builds (ME-)AutoInt+.
 
     Attention branch: per-set self-attention stack -> flattened -> mean over sets -> shared Linear(N*d, 1).

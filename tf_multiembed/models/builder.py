@@ -1,6 +1,6 @@
 """`build_model`: a registered model at a scale factor, as single-embedding (SE) or multi-embedding (ME)."""
 
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -44,7 +44,7 @@ def resolve_embedding_shape(name: str, scale: int = 1, multi_embedding: bool = T
 
 def build_model(name: str, vocabulary_sizes: Sequence[int], *, scale: int = 1, multi_embedding: bool = True,
                 embedding_dim: Optional[int] = None, num_sets: Optional[int] = None,
-                field_names: Optional[Sequence[str]] = None, **model_kwargs) -> tf.keras.Model:
+                field_names: Optional[Sequence[str]] = None, **model_kwargs: Any) -> tf.keras.Model:
     """Builds a functional Keras model of the zoo.
 
     The model takes one input, `feature_ids` (int64 `[batch, N]`, field-local ids, 0 = OOV), and returns the click

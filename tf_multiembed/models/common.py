@@ -1,11 +1,11 @@
 """Pieces every model of the zoo shares: the id input, the embedding sets, the per-set projection + mean + head."""
 
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from tf_multiembed.layers import MLP, MultiEmbedding, SetMean, SetMLP
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 
 FEATURE_IDS_INPUT = "feature_ids"
 PROBABILITY_OUTPUT = "click_probability"
@@ -16,8 +16,10 @@ DEFAULT_DROPOUT = 0.2
 
 
 def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_dim: int,
-                    field_names: Optional[Sequence[str]] = None, embeddings_initializer=None,
-                    embeddings_regularizer=None, validate_ids: bool = True):
+                    field_names: Optional[Sequence[str]] = None,
+                    embeddings_initializer: Optional[types.InitializerLike] = None,
+                    embeddings_regularizer: Optional[types.RegularizerLike] = None,
+                    validate_ids: bool = True) -> Tuple[tf.Tensor, tf.Tensor]:
     """The model input `feature_ids` `[B, N]` and its embeddings `[B, M, N, K]` (layer name "multi_embedding")."""
     vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_model")
     inputs = tf.keras.Input(shape=(len(vocabulary_sizes),), dtype="int64", name=FEATURE_IDS_INPUT)
@@ -29,13 +31,13 @@ def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_di
     return inputs, embeddings
 
 
-def check_hidden_units(hidden_units) -> list:
+def check_hidden_units(hidden_units: Sequence[int]) -> List[int]:
     """At least one hidden width: the first becomes the per-set projection, the rest the shared head."""
     return validation.check_positive_int_list(hidden_units, "hidden_units", "build_model")
 
 
-def projection_mean_head(set_features, hidden_units: Sequence[int], dropout: float, batch_norm_momentum: float,
-                         batch_norm_epsilon: float, prefix: str = ""):
+def projection_mean_head(set_features: tf.Tensor, hidden_units: Sequence[int], dropout: float,
+                         batch_norm_momentum: float, batch_norm_epsilon: float, prefix: str = "") -> tf.Tensor:
     """The paper's ME pattern after the interaction: per-set projection -> mean over sets -> shared head -> logit.
 
     `hidden_units[0]` is the set-specific Linear+BN+ReLU+Dropout; `hidden_units[1:]` and the output layer are shared.
@@ -49,12 +51,12 @@ def projection_mean_head(set_features, hidden_units: Sequence[int], dropout: flo
                batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}shared_head")(combined)
 
 
-def linear_logit(features, name: str):
+def linear_logit(features: tf.Tensor, name: str) -> tf.Tensor:
     """A shared Linear(H, 1) with the reference's initialisation."""
     return MLP((), output_units=1, name=name)(features)
 
 
-def probability_model(inputs, logit, name: str) -> tf.keras.Model:
+def probability_model(inputs: tf.Tensor, logit: tf.Tensor, name: str) -> tf.keras.Model:
     """Wraps a logit into the functional model whose output is the click probability `[B, 1]`."""
     probability = tf.keras.layers.Activation("sigmoid", dtype="float32", name=PROBABILITY_OUTPUT)(logit)
     return tf.keras.Model(inputs=inputs, outputs=probability, name=name)

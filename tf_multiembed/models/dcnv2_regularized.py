@@ -1,5 +1,10 @@
 """Regularized DCNv2 (paper's Evidence III): DCNv2 whose cross blocks are pushed towards scaled orthogonal maps."""
 
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from tf_multiembed import types
 from tf_multiembed.layers import SetFlatten
 from tf_multiembed.layers.interactions.regularized_cross import RegularizedSetCross
 from tf_multiembed.models import common
@@ -7,10 +12,15 @@ from tf_multiembed.models.registry import register_model
 
 
 @register_model("dcnv2_regularized", base_embedding_dim=10)
-def build_regularized_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, num_cross_layers=4,
-                            orthogonality_coefficient=1e-5, hidden_units=common.DEFAULT_HIDDEN_UNITS,
-                            dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
-                            embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True, name=None):
+def build_regularized_dcnv2(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: int,
+                            field_names: Optional[Sequence[str]] = None, num_cross_layers: int = 4,
+                            orthogonality_coefficient: float = 1e-5,
+                            hidden_units: Sequence[int] = common.DEFAULT_HIDDEN_UNITS,
+                            dropout: float = common.DEFAULT_DROPOUT, batch_norm_momentum: float = 0.9,
+                            batch_norm_epsilon: float = 1e-5,
+                            embeddings_initializer: Optional[types.InitializerLike] = None,
+                            embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
+                            name: Optional[str] = None) -> tf.keras.Model:
     """Builds DCNv2 with `RegularizedSetCross` (layer "set_cross") instead of the plain cross network.
 
     Everything else is the "dcnv2" model. The orthogonality penalty is part of `model.losses`, so `fit` adds it to

@@ -11,18 +11,23 @@ FFM terms are averaged; an FFM has no non-linearity between the sets and the out
 expressive as SE and exists only so that diagnostics can be run on both (paper: ME needs a non-linear interaction).
 """
 
+from typing import Optional, Sequence
+
 import tensorflow as tf
 
 from tf_multiembed.layers import MultiEmbedding, SetFlatten, SetMean
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers.interactions.ffm import SetFieldAwareInteraction
 from tf_multiembed.models import common
 from tf_multiembed.models.registry import register_model
 
 
 @register_model("ffm", base_embedding_dim=8)
-def build_ffm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, embeddings_initializer=None,
-              embeddings_regularizer=None, validate_ids=True, name=None):
+def build_ffm(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: int,
+              field_names: Optional[Sequence[str]] = None,
+              embeddings_initializer: Optional[types.InitializerLike] = None,
+              embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
+              name: Optional[str] = None) -> tf.keras.Model:
     """Builds an FFM with `num_sets` sets of field-aware sub-embeddings of width `embedding_dim` (paper: one set, K=8).
 
     The embedding layer "multi_embedding" holds `num_sets * N` sets: set `m*N + j` is what every field uses against

@@ -1,16 +1,24 @@
 """IPNN: pairwise inner products (+ raw embeddings for SE) -> MLP (paper §2, `ProductNeuralNetworkModel` /
 `MultiPNNModel`)."""
 
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from tf_multiembed import types
 from tf_multiembed.layers import SetInnerProduct
 from tf_multiembed.models import common
 from tf_multiembed.models.registry import register_model
 
 
 @register_model("ipnn", base_embedding_dim=10)
-def build_ipnn(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, include_embeddings=None,
-               hidden_units=common.DEFAULT_HIDDEN_UNITS, dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9,
-               batch_norm_epsilon=1e-5, embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
-               name=None):
+def build_ipnn(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: int,
+               field_names: Optional[Sequence[str]] = None, include_embeddings: Optional[bool] = None,
+               hidden_units: Sequence[int] = common.DEFAULT_HIDDEN_UNITS, dropout: float = common.DEFAULT_DROPOUT,
+               batch_norm_momentum: float = 0.9, batch_norm_epsilon: float = 1e-5,
+               embeddings_initializer: Optional[types.InitializerLike] = None,
+               embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
+               name: Optional[str] = None) -> tf.keras.Model:
     """Builds (ME-)IPNN.
 
     `include_embeddings=None` follows the paper: the single-embedding model (one set) feeds

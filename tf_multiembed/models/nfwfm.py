@@ -1,15 +1,22 @@
 """NFwFM: field-weighted FM pooling -> BN -> Dropout -> MLP (paper §2, `NFwFMModel` / `MultiNFwFMModel`)."""
 
+from typing import Optional, Sequence
+
+import tensorflow as tf
+
+from tf_multiembed import types
 from tf_multiembed.layers import SetFieldWeightedFM
 from tf_multiembed.models import common
 from tf_multiembed.models.registry import register_model
 
 
 @register_model("nfwfm", base_embedding_dim=50)
-def build_nfwfm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None,
-                hidden_units=common.DEFAULT_HIDDEN_UNITS, dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9,
-                batch_norm_epsilon=1e-5, embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
-                name=None):
+def build_nfwfm(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: int,
+                field_names: Optional[Sequence[str]] = None, hidden_units: Sequence[int] = common.DEFAULT_HIDDEN_UNITS,
+                dropout: float = common.DEFAULT_DROPOUT, batch_norm_momentum: float = 0.9,
+                batch_norm_epsilon: float = 1e-5, embeddings_initializer: Optional[types.InitializerLike] = None,
+                embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
+                name: Optional[str] = None) -> tf.keras.Model:
     """Builds (ME-)NFwFM (base width 50 in the paper, "considering the pooling").
 
     Example:

@@ -1,7 +1,11 @@
 """Name -> model-builder registry of the zoo (DNN, IPNN, NFwFM, xDeepFM, DCNv2, FinalMLP, AutoInt+, ...)."""
 
 import dataclasses
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, TypeVar
+
+import tensorflow as tf
+
+_BuildFn = TypeVar("_BuildFn", bound=Callable[..., tf.keras.Model])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,14 +19,14 @@ class ModelSpec:
     """
 
     name: str
-    build_fn: Callable
+    build_fn: Callable[..., tf.keras.Model]
     base_embedding_dim: int
 
 
 _REGISTRY: Dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, base_embedding_dim: int = 10):
+def register_model(name: str, base_embedding_dim: int = 10) -> Callable[[_BuildFn], _BuildFn]:
     """Decorator that registers a model-building function under `name`.
 
     Example:
@@ -31,7 +35,7 @@ def register_model(name: str, base_embedding_dim: int = 10):
         ...     ...
     """
 
-    def decorate(build_fn):
+    def decorate(build_fn: _BuildFn) -> _BuildFn:
         if name in _REGISTRY and _REGISTRY[name].build_fn is not build_fn:
             raise ValueError(f"register_model: the name {name!r} is already registered by "
                              f"{_REGISTRY[name].build_fn.__module__}.{_REGISTRY[name].build_fn.__name__}.")

@@ -1,17 +1,23 @@
 """xDeepFM without the linear term: CIN logit + DNN logit (paper §2, `XDeepFM` / `MultiXDeepFM`)."""
 
+from typing import Optional, Sequence
+
 import tensorflow as tf
 
+from tf_multiembed import types
 from tf_multiembed.layers import SetCIN, SetFlatten, SetMean
 from tf_multiembed.models import common
 from tf_multiembed.models.registry import register_model
 
 
 @register_model("xdeepfm", base_embedding_dim=10)
-def build_xdeepfm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, cin_layer_sizes=(16, 16),
-                  hidden_units=common.DEFAULT_HIDDEN_UNITS, dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9,
-                  batch_norm_epsilon=1e-5, embeddings_initializer=None, embeddings_regularizer=None,
-                  validate_ids=True, name=None):
+def build_xdeepfm(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: int,
+                  field_names: Optional[Sequence[str]] = None, cin_layer_sizes: Sequence[int] = (16, 16),
+                  hidden_units: Sequence[int] = common.DEFAULT_HIDDEN_UNITS, dropout: float = common.DEFAULT_DROPOUT,
+                  batch_norm_momentum: float = 0.9, batch_norm_epsilon: float = 1e-5,
+                  embeddings_initializer: Optional[types.InitializerLike] = None,
+                  embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
+                  name: Optional[str] = None) -> tf.keras.Model:
     """Builds (ME-)xDeepFM.
 
     CIN branch: per-set CIN (sum-pooled layers) -> mean over sets -> shared Linear(sum(cin_layer_sizes), 1).

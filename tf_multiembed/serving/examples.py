@@ -1,8 +1,9 @@
 """Raw example rows for warm-up requests and checks: read from the data's own files, or made from vocabularies."""
 
 import math
-from typing import Dict, List
+from typing import Any, Dict, List, Sequence, Union
 
+from tf_multiembed import types
 from tf_multiembed.data import raw_features_from_cells
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
@@ -10,14 +11,15 @@ from tf_multiembed.data.quality import BadInputTracker
 from tf_multiembed.data.records import make_reader
 
 
-def raw_columns_from_files(schema: schema_lib.Schema, input_paths, num_rows: int) -> Dict[str, list]:
+def raw_columns_from_files(schema: schema_lib.Schema, input_paths: Union[types.PathLike, Sequence[types.PathLike]],
+                           num_rows: int) -> Dict[str, List[str]]:
     """The first `num_rows` rows of the input files as raw columns `{feature name: [cell, ...]}` (text cells, as the
     data's reader returns them; "" = missing).
 
     Example:
         >>> columns = raw_columns_from_files(criteo_schema(), "train.txt", 8)  # doctest: +SKIP
     """
-    columns = {field.name: [] for field in schema.fields}
+    columns: Dict[str, List[str]] = {field.name: [] for field in schema.fields}
     taken = 0
     for chunk in make_reader(schema, input_paths).read(BadInputTracker()):
         position = {name: index for index, name in enumerate(chunk.column_names)}
@@ -32,13 +34,15 @@ def raw_columns_from_files(schema: schema_lib.Schema, input_paths, num_rows: int
     return columns
 
 
-def raw_features_from_files(schema: schema_lib.Schema, input_paths, num_rows: int) -> Dict[str, list]:
+def raw_features_from_files(schema: schema_lib.Schema, input_paths: Union[types.PathLike, Sequence[types.PathLike]],
+                            num_rows: int) -> Dict[str, List[Any]]:
     """Like `raw_columns_from_files`, with numeric cells as floats (NaN = missing): the signature's input types."""
     features = raw_features_from_cells(schema, raw_columns_from_files(schema, input_paths, num_rows))
     return {name: values.tolist() for name, values in features.items()}
 
 
-def raw_columns_from_vocabularies(schema: schema_lib.Schema, vocab_dir, num_rows: int) -> Dict[str, List]:
+def raw_columns_from_vocabularies(schema: schema_lib.Schema, vocab_dir: types.PathLike,
+                                  num_rows: int) -> Dict[str, List[Any]]:
     """Rows made of known vocabulary tokens for categorical features (made-up tokens for hash-bucket fields, which
     have no vocabulary) and small numbers (and one NaN) for numeric ones: warm-up input when no raw file is at hand.
 
@@ -46,7 +50,7 @@ def raw_columns_from_vocabularies(schema: schema_lib.Schema, vocab_dir, num_rows
         >>> raw_columns_from_vocabularies(schema, data.vocab_dir, 4)  # doctest: +SKIP
     """
     numbers = [0.0, 1.0, 10.0, math.nan]
-    columns = {}
+    columns: Dict[str, List[Any]] = {}
     for field in schema.fields:
         if field.kind == schema_lib.NUMERIC:
             columns[field.name] = [numbers[row % len(numbers)] for row in range(num_rows)]

@@ -32,16 +32,20 @@ import re
 import shutil
 import socket
 import time
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
 import tensorflow as tf
 
-from tf_multiembed import artifacts
+from tf_multiembed import artifacts, types
 from tf_multiembed.compat import as_tf_variable
 from tf_multiembed.data import raw_feature_signature
 from tf_multiembed.serving import warmup as warmup_lib
 from tf_multiembed.serving.requests import (SERVING_SIGNATURE, RequestBuilder, check_version,
                                             input_specs_of_signature)
+
+if TYPE_CHECKING:
+    from tf_multiembed.calibration import Calibrator
+    from tf_multiembed.data.encoding import RawFeatureEncoder
 
 OUTPUT_NAME = "click_probability"
 UNCALIBRATED_OUTPUT_NAME = "uncalibrated_click_probability"
@@ -53,7 +57,8 @@ class ExportMismatchError(ValueError):
     """A new version whose serving inputs differ from the existing versions of the same export name."""
 
 
-def serving_module(model: tf.keras.Model, encoder, calibrator=None) -> tf.Module:
+def serving_module(model: tf.keras.Model, encoder: "RawFeatureEncoder",
+                   calibrator: Optional["Calibrator"] = None) -> tf.Module:
     """A `tf.Module` whose `serve(features)` maps raw features to `{"click_probability": [B]}` (calibrated, plus
     `uncalibrated_click_probability`, when a calibrator is given).
 
@@ -90,7 +95,7 @@ def serving_module(model: tf.keras.Model, encoder, calibrator=None) -> tf.Module
     signature = raw_feature_signature(encoder.schema)
 
     @tf.function(input_signature=[signature])
-    def serve(features):
+    def serve(features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         sizes = [tf.shape(features[name])[0] for name in signature]
         checks = [tf.debugging.assert_equal(size, sizes[0], message=f"serving_default: feature {name} has another "
                                             f"number of rows than {next(iter(signature))}; every feature needs one "
@@ -98,7 +103,7 @@ def serving_module(model: tf.keras.Model, encoder, calibrator=None) -> tf.Module
         with tf.control_dependencies(checks):
             batch = tf.identity(sizes[0])
 
-        def predict():
+        def predict() -> tf.Tensor:
             probability = model(encoder.serve(features), training=False)
             return tf.reshape(tf.cast(probability, tf.float32), [-1])
 
@@ -118,7 +123,7 @@ def serving_module(model: tf.keras.Model, encoder, calibrator=None) -> tf.Module
     return module
 
 
-def next_version(model_root) -> int:
+def next_version(model_root: types.PathLike) -> int:
     """One more than the largest numeric version directory under `model_root` (1 for none)."""
     return max(artifacts.export_versions(model_root), default=0) + 1
 
@@ -149,10 +154,10 @@ def _age_seconds(path: pathlib.Path) -> float:
         return 0.0
 
 
-def remove_dead_staging(model_root) -> list:
+def remove_dead_staging(model_root: types.PathLike) -> List[str]:
     """Deletes the `.staging-*` folders and `.claim-*` files that processes of this host left when they died
     mid-export; returns them."""
-    removed = []
+    removed: List[str] = []
     root = pathlib.Path(model_root)
     if not root.is_dir():
         return removed
@@ -226,7 +231,7 @@ def _existing_inputs(version_dir: pathlib.Path) -> Dict[str, str]:
                 input_specs_of_signature(loaded.signatures[SERVING_SIGNATURE]).items()}
 
 
-def check_export_target(export_dir, model_name: str, input_specs: Mapping[str, tf.TensorSpec],
+def check_export_target(export_dir: types.PathLike, model_name: str, input_specs: Mapping[str, tf.TensorSpec],
                         version: Optional[int] = None) -> Tuple[pathlib.Path, int]:
     """Checks that `<export_dir>/<model_name>/` can take a new version with these inputs; returns (its folder, the
     version number). Removes staging folders of dead processes on the way.
@@ -245,7 +250,7 @@ def check_export_target(export_dir, model_name: str, input_specs: Mapping[str, t
     model_root = pathlib.Path(export_dir) / model_name
     remove_dead_staging(model_root)
     existing = artifacts.export_versions(model_root)
-    version = next_version(model_root) if version is None else check_version(version)
+    version = next_version(model_root) if version is None else cast(int, check_version(version))
     if version in existing:
         raise FileExistsError(f"export: {model_root / str(version)} exists; TF Serving versions are immutable, "
                               "choose a new version (or leave it unset for the next one).")
@@ -271,8 +276,9 @@ def check_export_target(export_dir, model_name: str, input_specs: Mapping[str, t
     return model_root, version
 
 
-def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: Optional[str] = None,
-                       version: Optional[int] = None, warmup_columns: Optional[Mapping[str, Sequence]] = None,
+def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", export_dir: types.PathLike,
+                       model_name: Optional[str] = None, version: Optional[int] = None,
+                       warmup_columns: Optional[Mapping[str, Sequence[Any]]] = None,
                        warmup_batch_sizes: Sequence[int] = (1, 16), *, data_name: Optional[str] = None,
                        data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
                        kept_checkpoint: Optional[Mapping] = None, calibrator=None) -> pathlib.Path:

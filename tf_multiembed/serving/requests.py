@@ -19,23 +19,28 @@ import base64
 import binascii
 import json
 import math
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
-from tf_multiembed import artifacts
+from tf_multiembed import artifacts, types
+
+if TYPE_CHECKING:
+    from tensorflow_serving.apis import predict_pb2
+    from tf_multiembed.data.schema import Schema
+
 
 SERVING_SIGNATURE = "serving_default"
 
 
-def input_specs_of_signature(concrete_function) -> Dict[str, tf.TensorSpec]:
+def input_specs_of_signature(concrete_function: Any) -> Dict[str, tf.TensorSpec]:
     """`{input name: TensorSpec}` of a signature's keyword inputs."""
     _, keyword_specs = concrete_function.structured_input_signature
     return dict(keyword_specs)
 
 
-def check_version(version) -> Optional[int]:
+def check_version(version: Any) -> Optional[int]:
     """`version` as an int, if it is None or an integer >= 1 (TF Serving's version numbers)."""
     if version is None:
         return None
@@ -54,7 +59,7 @@ def _lossless_limit(dtype: tf.DType) -> Optional[int]:
     return None
 
 
-def _integer_range(dtype: tf.DType):
+def _integer_range(dtype: tf.DType) -> Tuple[int, int]:
     info = np.iinfo(dtype.as_numpy_dtype)
     return int(info.min), int(info.max)
 
@@ -74,7 +79,7 @@ class RequestBuilder:
         {'signature_name': 'serving_default', 'instances': [{'city': 'paris', 'age': 31.0}]}
     """
 
-    def __init__(self, input_specs: Mapping[str, tf.TensorSpec], signature_name: str = SERVING_SIGNATURE):
+    def __init__(self, input_specs: Mapping[str, tf.TensorSpec], signature_name: str = SERVING_SIGNATURE) -> None:
         if not input_specs:
             raise ValueError("RequestBuilder: `input_specs` is empty; give the signature's inputs.")
         self.input_specs = dict(input_specs)
@@ -85,14 +90,14 @@ class RequestBuilder:
                                  "numbers are supported.")
 
     @classmethod
-    def from_schema(cls, schema, signature_name: str = SERVING_SIGNATURE) -> "RequestBuilder":
+    def from_schema(cls, schema: "Schema", signature_name: str = SERVING_SIGNATURE) -> "RequestBuilder":
         """For the SavedModel exported from data built with `schema` (`tf_multiembed.data.Schema`)."""
         from tf_multiembed.data import raw_feature_signature
 
         return cls(raw_feature_signature(schema), signature_name)
 
     @classmethod
-    def from_saved_model(cls, path, signature_name: str = SERVING_SIGNATURE) -> "RequestBuilder":
+    def from_saved_model(cls, path: types.PathLike, signature_name: str = SERVING_SIGNATURE) -> "RequestBuilder":
         """Reads the input specs from an exported SavedModel's signature.
 
         The inputs are listed in the schema's order (the export metadata's order, as `from_schema` has them); a
@@ -113,7 +118,7 @@ class RequestBuilder:
 
     # --- value checks -------------------------------------------------------------------------------------------
 
-    def _value(self, name: str, value, row: int):
+    def _value(self, name: str, value: Any, row: int) -> Union[str, int, float]:
         spec = self.input_specs[name]
         where = f"feature {name!r}, row {row}"
         if isinstance(value, np.generic):
@@ -162,7 +167,7 @@ class RequestBuilder:
                              f"precision (TF Serving refuses integers beyond {limit} for this input).")
         return float(value)
 
-    def _check_names(self, names, where: str) -> None:
+    def _check_names(self, names: Any, where: str) -> None:
         names = set(names)
         missing = [name for name in self.input_specs if name not in names]
         unknown = sorted(names - set(self.input_specs))
@@ -175,7 +180,7 @@ class RequestBuilder:
             raise ValueError(f"{where}: {' and '.join(parts)}; the signature takes exactly "
                              f"{list(self.input_specs)}.")
 
-    def _column(self, name: str, values) -> list:
+    def _column(self, name: str, values: Any) -> List[Any]:
         if isinstance(values, (str, bytes)):
             raise TypeError(f"feature {name!r}: a {type(values).__name__} is one value, not a column; give a list "
                             f"with one value per row, e.g. [{values!r}].")
@@ -189,7 +194,7 @@ class RequestBuilder:
                             f"received {type(values).__name__}.")
         return list(values)
 
-    def columns(self, columns: Mapping[str, Sequence]) -> Dict[str, list]:
+    def columns(self, columns: Mapping[str, Sequence[Any]]) -> Dict[str, List[Any]]:
         """Checked and normalised columns: `{name: [value, ...]}` with missing values as "" / NaN (0 rows allowed:
         the signature answers an empty batch with an empty result)."""
         if not isinstance(columns, Mapping):
@@ -203,7 +208,7 @@ class RequestBuilder:
         return {name: [self._value(name, value, row) for row, value in enumerate(values)]
                 for name, values in lists.items()}
 
-    def rows_to_columns(self, rows: Sequence[Mapping[str, object]]) -> Dict[str, list]:
+    def rows_to_columns(self, rows: Sequence[Mapping[str, object]]) -> Dict[str, List[Any]]:
         """Checked columns of a list (or any iterable) of row dicts."""
         if isinstance(rows, (Mapping, str, bytes)):
             raise TypeError(f"rows: expected a list of {{feature name: value}} dicts, received one "
@@ -220,18 +225,19 @@ class RequestBuilder:
 
     # --- request formats ----------------------------------------------------------------------------------------
 
-    def rest_rows(self, rows: Sequence[Mapping[str, object]]) -> dict:
+    def rest_rows(self, rows: Sequence[Mapping[str, object]]) -> Dict[str, Any]:
         """The REST body in row form: `{"signature_name": ..., "instances": [{name: value, ...}, ...]}`."""
         columns = self.rows_to_columns(rows)
         count = len(next(iter(columns.values())))
         instances = [{name: columns[name][index] for name in self.input_specs} for index in range(count)]
         return {"signature_name": self.signature_name, "instances": instances}
 
-    def rest_columns(self, columns: Mapping[str, Sequence]) -> dict:
+    def rest_columns(self, columns: Mapping[str, Sequence[Any]]) -> Dict[str, Any]:
         """The REST body in columnar form: `{"signature_name": ..., "inputs": {name: [values], ...}}`."""
         return {"signature_name": self.signature_name, "inputs": self.columns(columns)}
 
-    def predict_request(self, columns: Mapping[str, Sequence], model_name: str, version: Optional[int] = None):
+    def predict_request(self, columns: Mapping[str, Sequence[Any]], model_name: str,
+                        version: Optional[int] = None) -> "predict_pb2.PredictRequest":
         """The gRPC `tensorflow_serving.apis.predict_pb2.PredictRequest` for `columns`.
 
         Example:
@@ -260,7 +266,7 @@ class RequestBuilder:
         return request
 
     def predict_request_from_rows(self, rows: Sequence[Mapping[str, object]], model_name: str,
-                                  version: Optional[int] = None):
+                                  version: Optional[int] = None) -> "predict_pb2.PredictRequest":
         """The gRPC `PredictRequest` for a list of row dicts."""
         return self.predict_request(self.rows_to_columns(rows), model_name, version)
 
@@ -274,17 +280,18 @@ def rest_url(host: str, port: int, model_name: str, version: Optional[int] = Non
 
 # --- what the server does with a request ------------------------------------------------------------------------
 
-def _json_type(value) -> str:
+def _json_type(value: Any) -> str:
     if value is None:
         return "Null"
     if isinstance(value, bool):
         return "True" if value else "False"
-    return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
+    names: Dict[type, str] = {dict: "Object", list: "Array", str: "String"}
+    return names.get(type(value), "Number")
 
 
-def _rest_value(value, dtype: tf.DType, where: str):
+def _rest_value(value: Any, dtype: tf.DType, where: str) -> Any:
     """One JSON value as TF Serving's AddValueToTensor converts it, or its error."""
-    def type_error():
+    def type_error() -> ValueError:
         return ValueError(f"{where}: JSON Value: {json.dumps(value)[:80]} Type: {_json_type(value)} is not of "
                           f"expected type: {dtype.name}")
 
@@ -318,7 +325,7 @@ def _rest_value(value, dtype: tf.DType, where: str):
     return value
 
 
-def _rest_column(values, name: str, dtype: tf.DType, where: str) -> list:
+def _rest_column(values: Any, name: str, dtype: tf.DType, where: str) -> List[Any]:
     """A rank-1 input's values from the columnar form (a list of scalars, possibly empty)."""
     if not isinstance(values, list):
         raise ValueError(f"{where}: input {name!r} takes shape [batch]: expected a list of values, received a JSON "
@@ -332,7 +339,7 @@ def _rest_column(values, name: str, dtype: tf.DType, where: str) -> list:
     return column
 
 
-def decode_rest_request(body: Union[str, bytes, Mapping], input_specs: Mapping[str, tf.TensorSpec],
+def decode_rest_request(body: Union[str, bytes, Mapping[str, Any]], input_specs: Mapping[str, tf.TensorSpec],
                         signature_name: str = SERVING_SIGNATURE) -> Dict[str, tf.Tensor]:
     """The input tensors TF Serving makes of a REST predict body (row or columnar form) for a signature of rank-1
     (`[batch]`) inputs, with TF Serving's refusals.
@@ -372,7 +379,7 @@ def decode_rest_request(body: Union[str, bytes, Mapping], input_specs: Mapping[s
     if not has_instances and not has_inputs:
         raise ValueError("Missing 'inputs' or 'instances' key.")
     names = list(input_specs)
-    columns: Dict[str, List] = {name: [] for name in names}
+    columns: Dict[str, List[Any]] = {name: [] for name in names}
     if has_instances:
         instances = document["instances"]
         if not isinstance(instances, list):
@@ -418,6 +425,6 @@ def decode_rest_request(body: Union[str, bytes, Mapping], input_specs: Mapping[s
             for name, values in columns.items()}
 
 
-def decode_predict_request(request) -> Dict[str, tf.Tensor]:
+def decode_predict_request(request: "predict_pb2.PredictRequest") -> Dict[str, tf.Tensor]:
     """The input tensors of a gRPC `PredictRequest` (`tf.make_ndarray` of each `TensorProto`)."""
     return {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}

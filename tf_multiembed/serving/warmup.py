@@ -6,14 +6,20 @@ for graph initialisation (vocabulary tables, kernels, memory pools).
 
 import os
 import pathlib
-from typing import List, Sequence
+from typing import TYPE_CHECKING, List, Sequence
 
 import tensorflow as tf
+
+from tf_multiembed import types
+
+if TYPE_CHECKING:
+    from tensorflow_serving.apis import predict_pb2
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-def write_warmup_requests(saved_model_dir, requests: Sequence) -> pathlib.Path:
+def write_warmup_requests(saved_model_dir: types.PathLike,
+                          requests: Sequence["predict_pb2.PredictRequest"]) -> pathlib.Path:
     """Writes `PredictRequest`s as `PredictionLog` TFRecords into `saved_model_dir/assets.extra/`.
 
     Example:
@@ -32,7 +38,7 @@ def write_warmup_requests(saved_model_dir, requests: Sequence) -> pathlib.Path:
     return path
 
 
-def read_warmup_requests(saved_model_dir) -> List:
+def read_warmup_requests(saved_model_dir: types.PathLike) -> List["predict_pb2.PredictRequest"]:
     """The `PredictRequest`s of a version's warm-up file (what TF Serving replays)."""
     from tensorflow_serving.apis import prediction_log_pb2
 

@@ -3,10 +3,11 @@ exact-AUC path of the package), one-epoch fits."""
 
 import math
 import warnings
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 from tf_multiembed.calibration import calibration_metrics
 from tf_multiembed.training.metrics import exact_auc, log_loss
@@ -23,7 +24,7 @@ class EveryNSteps(tf.keras.callbacks.Callback):
     """
 
     def __init__(self, every_steps: int, action: Callable[[int], None], first_step: int = 0,
-                 last_step: Optional[int] = None):
+                 last_step: Optional[int] = None) -> None:
         super().__init__()
         if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps <= 0:
             raise ValueError(f"EveryNSteps: `every_steps` must be a positive integer, received {every_steps!r}.")
@@ -32,7 +33,7 @@ class EveryNSteps(tf.keras.callbacks.Callback):
         self.first_step = first_step
         self.last_step = last_step
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         step = self.first_step + batch + 1
         # Not at the epoch's last step: the epoch-end bookkeeping follows right away, and a run resumed "after the
         # last step" would have an empty rest of the epoch.
@@ -44,7 +45,7 @@ class StopAfterEpoch(tf.keras.callbacks.Callback):
     """Stops `fit` after its first epoch, so the loop can run one epoch per `fit(epochs=max, initial_epoch=e)`
     (the progress bar then reads "Epoch e+1/max") and do its own bookkeeping between epochs."""
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.model.stop_training = True
 
 
@@ -81,7 +82,7 @@ class TrainingDivergedError(RuntimeError):
     """
 
     def __init__(self, epoch: int, step: Optional[int], loss: float, what: str = "loss",
-                 bound: Optional[float] = None):
+                 bound: Optional[float] = None) -> None:
         where = f"epoch {epoch}" + (f", step {step}" if step is not None else "")
         value = f"{what} {loss}" if bound is None else (
             f"{what} {loss:.4g}, over {bound:.4g} = {DIVERGENCE_FACTOR:g} x the starting loss")
@@ -111,13 +112,13 @@ class DivergenceGuard(tf.keras.callbacks.Callback):
         >>> model.fit(data, callbacks=[DivergenceGuard(epoch=1)])  # doctest: +SKIP
     """
 
-    def __init__(self, epoch: int, first_step: int = 0, starting_loss: Optional[float] = None):
+    def __init__(self, epoch: int, first_step: int = 0, starting_loss: Optional[float] = None) -> None:
         super().__init__()
         self.epoch = epoch
         self.first_step = first_step
         self.starting_loss = starting_loss
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is None:
             return
@@ -145,7 +146,8 @@ def check_weights(model: tf.keras.Model, epoch: int) -> None:
                                         what=f"weight {getattr(variable, 'path', variable.name)}") from None
 
 
-def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host_loop: bool = False):
+def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *,
+                        host_loop: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Predictions and labels of a finite `(features, label)` dataset, in dataset order, as float64 `[n]` arrays.
 
     `host_loop=True` calls the model batch by batch in this process instead of `model.predict`: every worker of a
@@ -165,7 +167,7 @@ def predict_with_labels(model: tf.keras.Model, dataset: tf.data.Dataset, *, host
     return np.concatenate(predictions).astype(np.float64), np.concatenate(labels).astype(np.float64)
 
 
-def undefined_auc_reason(labels, split: str) -> Optional[str]:
+def undefined_auc_reason(labels: ArrayLike, split: str) -> Optional[str]:
     """Why the AUC of a split is NaN, in one line naming the split and its only class; None when it is defined.
 
     The AUC ranks positives against negatives, so a split holding one class (e.g. a time split whose last days have
@@ -187,7 +189,7 @@ def undefined_auc_reason(labels, split: str) -> Optional[str]:
             f"--split_seed or more data.")
 
 
-def exact_metrics(labels, predictions, prefix: str = "") -> Dict[str, float]:
+def exact_metrics(labels: ArrayLike, predictions: ArrayLike, prefix: str = "") -> Dict[str, float]:
     """`{prefix + "auc", prefix + "logloss", prefix + "ece", prefix + "calibration_ratio"}` of labels and
     probabilities (the metrics' stateless forms, so no variable is created inside whatever strategy scope the caller
     is in; the calibration measures are `tf_multiembed.calibration`'s)."""
@@ -212,14 +214,14 @@ class ExactValidation(tf.keras.callbacks.Callback):
         >>> model.fit(train, epochs=10, callbacks=[ExactValidation(valid)])  # doctest: +SKIP
     """
 
-    def __init__(self, validation_data: tf.data.Dataset, host_loop: bool = False):
+    def __init__(self, validation_data: tf.data.Dataset, host_loop: bool = False) -> None:
         super().__init__()
         self.validation_data = validation_data
         self.host_loop = host_loop
         self.last: Optional[Dict[str, float]] = None
         self._warned = False
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         predictions, labels = predict_with_labels(self.model, self.validation_data, host_loop=self.host_loop)
         reason = undefined_auc_reason(labels, "validation")
         if reason is not None and not self._warned:  # once: the split is the same every epoch

@@ -27,7 +27,7 @@ every worker restores from the chief's directory, which must therefore be shared
 import json
 import os
 import shutil
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 
@@ -69,7 +69,7 @@ class OptimizerState(tf.Module):
     """The optimizer's variables (iterations, learning rate, slots) and the order of the model variables it holds
     slots for (object-graph paths, checked before a restore)."""
 
-    def __init__(self, optimizer, trainable_paths: List[str]):
+    def __init__(self, optimizer: tf.keras.optimizers.Optimizer, trainable_paths: List[str]) -> None:
         super().__init__(name="optimizer_state")
         self.variables_list = list(optimizer.variables() if callable(optimizer.variables) else optimizer.variables)
         self.slot_order = tf.Variable(json.dumps(trainable_paths), dtype=tf.string, trainable=False,
@@ -102,17 +102,17 @@ class TrainingProgress(tf.Module):
 
     # Methods rather than property setters: tf.Module wraps assigned lists and dicts in trackable wrappers.
     @property
-    def history(self) -> List[dict]:
+    def history(self) -> List[Dict[str, Any]]:
         return json.loads(self._history.numpy().decode("utf-8"))
 
-    def set_history(self, value: List[dict]) -> None:
+    def set_history(self, value: List[Dict[str, Any]]) -> None:
         self._history.assign(json.dumps(value))
 
     @property
-    def resumes(self) -> List[dict]:
+    def resumes(self) -> List[Dict[str, Any]]:
         return json.loads(self._resumes.numpy().decode("utf-8"))
 
-    def set_resumes(self, value: List[dict]) -> None:
+    def set_resumes(self, value: List[Dict[str, Any]]) -> None:
         self._resumes.assign(json.dumps(value))
 
 

@@ -12,7 +12,7 @@ Example:
 """
 
 import dataclasses
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
 
 from tf_multiembed import artifacts
 from tf_multiembed import settings as settings_lib
@@ -34,6 +34,9 @@ MIXED_PRECISION_POLICIES = ("", "mixed_bfloat16", "mixed_float16")
 _RECIPE = PaperRecipe()
 # Seeds go to NumPy (`np.random.seed` takes 0 <= seed < 2**32), Python and TensorFlow: one range for all of them.
 MAX_SEED = 2**32 - 1
+
+if TYPE_CHECKING:
+    from absl import flags
 
 # The paper's protocol (paper.md §1.5 and the reference code): seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 on
 # every row every step (dense updates), batch 2048, the split's own fixed order every epoch, early stopping with
@@ -174,7 +177,7 @@ class RunConfig:
     export_version: Optional[int] = _setting(int, None, "SavedModel version (default: the next free number).",
                                              lower_bound=1, optional=True, changes_result=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         settings_lib.check_settings(self, spell="--{}")
         if self.dataset == "csv":
             object.__setattr__(self, "dataset", CUSTOM_DATASET)
@@ -193,7 +196,7 @@ class RunConfig:
         self.model_name()  # a registered model and a consistent embedding shape
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides) -> "RunConfig":
+    def from_preset(cls, preset: str, **overrides: Any) -> "RunConfig":
         """The preset's settings with `overrides` on top (e.g. `RunConfig.from_preset("paper", model="dnn")`)."""
         if preset not in PRESETS:
             raise ValueError(f"Unknown preset {preset!r}; expected one of {sorted(PRESETS)}.")
@@ -270,7 +273,7 @@ def setting_names() -> Sequence[str]:
     return [field.name for field in dataclasses.fields(RunConfig)]
 
 
-def define_flags(names: Optional[Iterable[str]] = None, flag_values=None) -> None:
+def define_flags(names: Optional[Iterable[str]] = None, flag_values: Optional["flags.FlagValues"] = None) -> None:
     """Defines absl flags for `RunConfig` fields (all by default): the same name, default, bounds, choices and help.
 
     Example:
@@ -279,7 +282,8 @@ def define_flags(names: Optional[Iterable[str]] = None, flag_values=None) -> Non
     settings_lib.define_flags(RunConfig, names, flag_values)
 
 
-def config_from_flags(names: Optional[Iterable[str]] = None, flag_values=None, **fixed) -> RunConfig:
+def config_from_flags(names: Optional[Iterable[str]] = None, flag_values: Optional["flags.FlagValues"] = None,
+                      **fixed: Any) -> RunConfig:
     """The `RunConfig` of parsed flags: defined settings from the flags (a `--preset` fills the settings not given
     explicitly), `fixed` settings from the caller, the rest their defaults.
 

@@ -17,7 +17,7 @@ split itself, in order.
 import dataclasses
 import json
 import os
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -42,7 +42,7 @@ class StrategyInfo:
     strategy: tf.distribute.Strategy
     is_chief: bool = True
     task_id: str = "chief"
-    cluster_resolver: Optional[object] = None
+    cluster_resolver: Optional[tf.distribute.cluster_resolver.ClusterResolver] = None
 
     @property
     def is_parameter_server(self) -> bool:
@@ -55,7 +55,7 @@ class StrategyInfo:
         return self.name in ("multi_worker", "parameter_server")
 
 
-def _tf_config() -> dict:
+def _tf_config() -> Dict[str, Any]:
     raw = os.environ.get("TF_CONFIG", "")
     if not raw:
         return {}
@@ -65,7 +65,7 @@ def _tf_config() -> dict:
         raise ValueError(f"TF_CONFIG is not valid JSON ({error}); received {raw[:200]!r}.") from None
 
 
-def _multi_worker_role(config: dict):
+def _multi_worker_role(config: Dict[str, Any]) -> Tuple[bool, str]:
     """(is_chief, task_id) of this process in a MultiWorkerMirroredStrategy cluster."""
     task = config.get("task", {})
     task_type, index = task.get("type", "worker"), int(task.get("index", 0))
@@ -144,7 +144,8 @@ def _parameter_server_strategy(num_shards: Optional[int], min_shard_bytes: int) 
     return parameter_server_strategy_from_resolver(resolver, num_shards, min_shard_bytes)
 
 
-def parameter_server_strategy_from_resolver(resolver, num_shards: Optional[int] = None,
+def parameter_server_strategy_from_resolver(resolver: tf.distribute.cluster_resolver.ClusterResolver,
+                                            num_shards: Optional[int] = None,
                                             min_shard_bytes: int = 256 << 10) -> StrategyInfo:
     """A `ParameterServerStrategy` for the coordinator (chief) of `resolver`'s cluster, tables partitioned.
 
@@ -191,7 +192,7 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
         return
 
     @tf.function
-    def all_workers():
+    def all_workers() -> tf.Tensor:
         return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
     all_workers().numpy()

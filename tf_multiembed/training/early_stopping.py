@@ -12,7 +12,7 @@ improvement, and the best epoch's weights are the result. The training loop (`lo
 import dataclasses
 import logging
 import math
-from typing import Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
@@ -146,9 +146,9 @@ class PaperEarlyStopping(tf.keras.callbacks.Callback):
         super().__init__()
         self.rule = EarlyStoppingRule(patience)
         self.monitor = monitor
-        self._best_weights = None
+        self._best_weights: Optional[List[Any]] = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         needed = ["val_auc", "val_logloss"] if isinstance(self.monitor, Monitor) else [self.monitor]
         if not logs or any(key not in logs for key in needed):
             raise KeyError(f"PaperEarlyStopping: the epoch logs have no {needed} (got {sorted(logs or {})}); "
@@ -159,6 +159,6 @@ class PaperEarlyStopping(tf.keras.callbacks.Callback):
         if self.rule.should_stop:
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
         if self._best_weights is not None:
             self.model.set_weights(self._best_weights)

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import warnings
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -42,7 +42,7 @@ class _StepCounter(tf.keras.callbacks.Callback):
         super().__init__()
         self.steps = first_step
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self.steps += 1
 
 
@@ -54,7 +54,7 @@ def _build_optimizer(model: tf.keras.Model, strategy: tf.distribute.Strategy) ->
         model.optimizer.build(model.trainable_variables)
 
 
-def _float_logs(logs: Mapping) -> Dict[str, float]:
+def _float_logs(logs: Mapping[str, Any]) -> Dict[str, float]:
     return {key: float(value) for key, value in logs.items() if isinstance(value, (int, float)) or hasattr(value,
                                                                                                           "item")}
 
@@ -81,8 +81,8 @@ def _exact_metrics(model: tf.keras.Model, dataset: tf.data.Dataset, info: Strate
 def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset], validation_data: tf.data.Dataset,
           test_data: Optional[tf.data.Dataset], model_dir: str, recipe: Optional[PaperRecipe] = None,
           strategy_info: Optional[StrategyInfo] = None, steps_per_epoch: Optional[int] = None,
-          checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping] = None,
-          extra_results: Optional[Mapping] = None, verbose: int = 1,
+          checkpoint_every_steps: Optional[int] = None, config: Optional[Mapping[str, Any]] = None,
+          extra_results: Optional[Mapping[str, Any]] = None, verbose: int = 1,
           extra_callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> Dict[str, object]:
     """Trains `model` with early stopping on the exact validation metrics (the recipe's monitor: AUC by default),
     resumably; returns the results dict.
@@ -159,7 +159,8 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
             for note in notes[count_before:]:
                 print(f"Warning: {note}", file=sys.stderr, flush=True)
 
-    def results(status: str, test_metrics=None, error: Optional[str] = None) -> Dict[str, object]:
+    def results(status: str, test_metrics: Optional[Dict[str, float]] = None,
+                error: Optional[str] = None) -> Dict[str, object]:
         history = progress.history
         kept = next((entry for entry in history if entry["epoch"] == stopping.best_epoch_number), None)
         payload = {
@@ -213,12 +214,13 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         counter = _StepCounter(first_step)
         # Keras refuses batch-level callbacks under ParameterServerStrategy; there every epoch has steps_per_epoch.
         guard = callbacks_lib.DivergenceGuard(epoch + 1, first_step, starting_loss)
-        fit_callbacks: list = [] if info.is_parameter_server else [counter, guard]
+        fit_callbacks: List[tf.keras.callbacks.Callback] = [] if info.is_parameter_server else [counter, guard]
         if sync_statistics is not None:
             fit_callbacks.append(sync_statistics)
         if checkpoint_every_steps:
             fit_callbacks.append(callbacks_lib.EveryNSteps(
-                checkpoint_every_steps, lambda step, before=steps_before_epoch: save_progress(step, before + step),
+                checkpoint_every_steps,
+                lambda step, before=steps_before_epoch: save_progress(step, before + step),  # type: ignore[misc]
                 first_step, last_step=epoch_steps))
         fit_callbacks += [*extra_callbacks, callbacks_lib.StopAfterEpoch()]
         epoch_started = time.time()
@@ -250,7 +252,9 @@ def train(model: tf.keras.Model, *, train_data: Callable[[int], tf.data.Dataset]
         progress.epoch.assign(epoch + 1)
         if stopping.should_stop:
             progress.finished.assign(True)  # a rerun with a larger max_epochs continues an unfinished run
-        save_progress(0, steps_before_epoch + (steps_per_epoch if info.is_parameter_server else counter.steps))
+        # Parameter-server epochs have `steps_per_epoch` steps (checked above); the others counted theirs.
+        save_progress(0, steps_before_epoch + (steps_per_epoch if info.is_parameter_server and steps_per_epoch
+                                               else counter.steps))
         if summaries is not None:
             summaries.write(epoch + 1, logs)
         results("running")

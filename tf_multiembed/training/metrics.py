@@ -5,13 +5,19 @@ thresholds (docs/training.md has the measurement), so `ExactAUC` keeps every (sc
 ranks them; `LogLoss` accumulates in float64.
 """
 
+from typing import Optional, Tuple
+
 import tensorflow as tf
+
+from tf_multiembed import types
 
 # Probabilities are clipped to [eps, 1 - eps] before the log, as Keras' binary cross-entropy does.
 _LOG_EPSILON = 1e-7
 
 
-def _flatten_inputs(owner, y_true, y_pred, sample_weight, dtype):
+def _flatten_inputs(owner: str, y_true: types.TensorLike, y_pred: types.TensorLike,
+                    sample_weight: Optional[types.TensorLike],
+                    dtype: tf.DType) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Flattens labels, predictions and weights to `[n]` tensors of `dtype` and checks their ranges."""
     y_true = tf.reshape(tf.cast(y_true, dtype), [-1])
     y_pred = tf.reshape(tf.cast(y_pred, dtype), [-1])
@@ -40,7 +46,7 @@ def _flatten_inputs(owner, y_true, y_pred, sample_weight, dtype):
         return tf.identity(y_true), tf.identity(y_pred), tf.identity(weight)
 
 
-def _ranked_auc(scores, positive_weight, negative_weight):
+def _ranked_auc(scores: tf.Tensor, positive_weight: tf.Tensor, negative_weight: tf.Tensor) -> tf.Tensor:
     """Weighted ROC AUC of scores sorted ascending, with tied scores counting one half.
 
     AUC = sum over groups g of equal score of P_g * (N_below_g + N_g / 2) / (P * N), where P_g and N_g are the
@@ -56,12 +62,13 @@ def _ranked_auc(scores, positive_weight, negative_weight):
     return numerator / denominator
 
 
-def _sorted_auc(scores, positive_weight, negative_weight):
+def _sorted_auc(scores: tf.Tensor, positive_weight: tf.Tensor, negative_weight: tf.Tensor) -> tf.Tensor:
     order = tf.argsort(scores, stable=True)
     return _ranked_auc(tf.gather(scores, order), tf.gather(positive_weight, order), tf.gather(negative_weight, order))
 
 
-def exact_auc(y_true, y_pred, sample_weight=None) -> tf.Tensor:
+def exact_auc(y_true: types.TensorLike, y_pred: types.TensorLike,
+              sample_weight: Optional[types.TensorLike] = None) -> tf.Tensor:
     """The exact (weighted) ROC AUC of one set of labels and scores, ties counted one half; NaN for one class.
 
     The stateless form of `ExactAUC`, without variables (usable in any context, e.g. a parameter-server coordinator).
@@ -74,12 +81,13 @@ def exact_auc(y_true, y_pred, sample_weight=None) -> tf.Tensor:
     return _sorted_auc(y_pred, y_true * weight, (1.0 - y_true) * weight)
 
 
-def _log_losses(y_true, y_pred):
+def _log_losses(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     probability = tf.clip_by_value(y_pred, _LOG_EPSILON, 1.0 - _LOG_EPSILON)
     return -(y_true * tf.math.log(probability) + (1.0 - y_true) * tf.math.log(1.0 - probability))
 
 
-def log_loss(y_true, y_pred, sample_weight=None) -> tf.Tensor:
+def log_loss(y_true: types.TensorLike, y_pred: types.TensorLike,
+             sample_weight: Optional[types.TensorLike] = None) -> tf.Tensor:
     """The (weighted) mean binary cross-entropy in float64, the stateless form of `LogLoss`.
 
     Example:
@@ -121,7 +129,7 @@ class ExactAUC(tf.keras.metrics.Metric):
         0.75
     """
 
-    def __init__(self, name: str = "auc", dtype="float64"):
+    def __init__(self, name: str = "auc", dtype: str = "float64") -> None:
         super().__init__(name=name, dtype=dtype)
         # ON_READ + ONLY_FIRST_REPLICA: each replica updates its own copy (no cross-replica traffic per assign);
         # the copies stay identical because every update is all-gathered first.
@@ -136,7 +144,8 @@ class ExactAUC(tf.keras.metrics.Metric):
         )
         self._count = tf.Variable(tf.constant(0, tf.int64), name=f"{name}_count", **local)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: types.TensorLike, y_pred: types.TensorLike,
+                     sample_weight: Optional[types.TensorLike] = None) -> None:
         # float32 storage: model outputs are float32, and 0/1 labels and typical weights are exact in it.
         y_true, y_pred, weight = _flatten_inputs("ExactAUC", y_true, y_pred, sample_weight, tf.float32)
         rows = tf.stack([y_pred, y_true * weight, (1.0 - y_true) * weight], axis=1)
@@ -145,12 +154,12 @@ class ExactAUC(tf.keras.metrics.Metric):
             rows = replica_context.all_gather(rows, axis=0)
         self._append(rows)
 
-    def _append(self, rows):
+    def _append(self, rows: tf.Tensor) -> None:
         start = self._count.read_value()
         end = start + tf.cast(tf.shape(rows)[0], tf.int64)
         capacity = tf.cast(tf.shape(self._buffer)[0], tf.int64)
 
-        def grow():
+        def grow() -> tf.Tensor:
             # Doubling keeps the total copy cost linear in the number of examples.
             new_capacity = tf.maximum(end, 2 * capacity)
             self._buffer.assign(tf.concat([self._buffer, tf.zeros(tf.stack([new_capacity - capacity, 3]))], 0))
@@ -160,17 +169,17 @@ class ExactAUC(tf.keras.metrics.Metric):
         self._buffer[start:end].assign(rows)
         self._count.assign(end)
 
-    def result(self):
+    def result(self) -> tf.Tensor:
         """The exact AUC of everything seen so far (NaN if either class is absent)."""
         rows = self._buffer[: self._count.read_value()]
         weights = tf.cast(rows[:, 1:], tf.float64)
         return tf.cast(_sorted_auc(rows[:, 0], weights[:, 0], weights[:, 1]), self.dtype)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self._buffer.assign(tf.zeros([0, 3], tf.float32))
         self._count.assign(0)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         return {"name": self.name, "dtype": self.dtype}
 
 
@@ -193,18 +202,19 @@ class LogLoss(tf.keras.metrics.Metric):
         0.693147
     """
 
-    def __init__(self, name: str = "logloss", dtype="float64"):
+    def __init__(self, name: str = "logloss", dtype: str = "float64") -> None:
         super().__init__(name=name, dtype=dtype)
         self.total = self.add_weight(name="total", shape=(), initializer="zeros", dtype="float64")
         self.weight = self.add_weight(name="weight", shape=(), initializer="zeros", dtype="float64")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: types.TensorLike, y_pred: types.TensorLike,
+                     sample_weight: Optional[types.TensorLike] = None) -> None:
         y_true, y_pred, weight = _flatten_inputs("LogLoss", y_true, y_pred, sample_weight, tf.float64)
         self.total.assign_add(tf.reduce_sum(weight * _log_losses(y_true, y_pred)))
         self.weight.assign_add(tf.reduce_sum(weight))
 
-    def result(self):
+    def result(self) -> tf.Tensor:
         return tf.cast(self.total / self.weight, self.dtype)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         return {"name": self.name, "dtype": self.dtype}

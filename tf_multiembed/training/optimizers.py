@@ -1,8 +1,11 @@
 """Adam with coupled L2 (PyTorch's `Adam(weight_decay=...)`, the paper's optimizer), with dense or sparse (lazy)
 updates of embedding tables."""
 
+from typing import Any, Optional, Tuple, Union
+
 import tensorflow as tf
 
+from tf_multiembed import types
 from tf_multiembed.compat import adam_slots, as_tf_variable
 
 DENSE = "dense"
@@ -10,7 +13,7 @@ SPARSE = "sparse"
 EMBEDDING_UPDATES = (SPARSE, DENSE)
 
 
-def deduplicate_slices(gradient: tf.IndexedSlices):
+def deduplicate_slices(gradient: tf.IndexedSlices) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """(rows, values, valid): the slices of `gradient` summed per row, in static shapes (XLA-compatible).
 
     A row gathered k times in a batch (or by k replicas) appears k times in the slices; Adam must see their sum once.
@@ -41,7 +44,7 @@ def deduplicate_slices(gradient: tf.IndexedSlices):
     return rows, summed, mask
 
 
-def unique_slices(gradient: tf.IndexedSlices):
+def unique_slices(gradient: tf.IndexedSlices) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """(rows, values, valid) like `deduplicate_slices`, with only the distinct rows (a dynamic shape, not for XLA).
 
     Example:
@@ -99,8 +102,10 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
         >>> model.compile(optimizer=optimizer, loss="binary_crossentropy")  # doctest: +SKIP
     """
 
-    def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8, l2=1e-6,
-                 embedding_updates=SPARSE, xla_compatible=None, name="coupled_l2_adam", **kwargs):
+    def __init__(self, learning_rate: Union[float, tf.keras.optimizers.schedules.LearningRateSchedule] = 1e-3,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, l2: float = 1e-6,
+                 embedding_updates: str = SPARSE, xla_compatible: Optional[bool] = None,
+                 name: str = "coupled_l2_adam", **kwargs: Any) -> None:
         if kwargs.get("weight_decay") is not None:
             raise ValueError(
                 "CoupledL2Adam: `weight_decay` is Keras' decoupled (AdamW) decay; the coupled L2 coefficient is "
@@ -122,7 +127,8 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
             xla_compatible = isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
         self.xla_compatible = bool(xla_compatible)
 
-    def update_step(self, gradient, variable, learning_rate=None):
+    def update_step(self, gradient: Union[tf.Tensor, tf.IndexedSlices], variable: tf.Variable,
+                    learning_rate: Optional[tf.Tensor] = None) -> tf.Operation:
         # Keras 3 passes the learning rate; tf-keras calls update_step(gradient, variable).
         variable = as_tf_variable(variable)
         dtype = variable.dtype
@@ -145,8 +151,9 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
             var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power, beta2_power=beta_2_power,
             lr=learning_rate, beta1=beta_1, beta2=beta_2, epsilon=epsilon, grad=gradient)
 
-    def _sparse_update(self, gradient, variable, m, v, learning_rate, beta_1, beta_2, beta_1_power, beta_2_power,
-                       epsilon, l2):
+    def _sparse_update(self, gradient: tf.IndexedSlices, variable: tf.Variable, m: tf.Variable, v: tf.Variable,
+                       learning_rate: tf.Tensor, beta_1: tf.Tensor, beta_2: tf.Tensor, beta_1_power: tf.Tensor,
+                       beta_2_power: tf.Tensor, epsilon: tf.Tensor, l2: tf.Tensor) -> tf.Operation:
         rows, values, valid = (deduplicate_slices if self.xla_compatible else unique_slices)(gradient)
         values = tf.cast(values, variable.dtype)
         if self.l2 > 0:
@@ -161,7 +168,7 @@ class CoupledL2Adam(tf.keras.optimizers.Adam):
                         v.scatter_add(tf.IndexedSlices(v_delta, rows)),
                         variable.scatter_sub(tf.IndexedSlices(step, rows)))
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({"l2": self.l2, "embedding_updates": self.embedding_updates,
                        "xla_compatible": self.xla_compatible})

@@ -51,7 +51,7 @@ class PaperRecipe:
     monitor: str = "auc"
     monitor_logloss_weight: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("batch_size", "max_epochs", "patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -69,14 +69,14 @@ class PaperRecipe:
         """The `Monitor` of early stopping and the kept checkpoint."""
         return Monitor(self.monitor, self.monitor_logloss_weight)
 
-    def optimizer(self, xla_compatible=None) -> CoupledL2Adam:
+    def optimizer(self, xla_compatible: Optional[bool] = None) -> CoupledL2Adam:
         """A fresh `CoupledL2Adam` with this recipe's settings (create it inside the strategy scope)."""
         return CoupledL2Adam(learning_rate=self.learning_rate, beta_1=self.beta_1, beta_2=self.beta_2,
                              epsilon=self.epsilon, l2=self.l2, embedding_updates=self.embedding_updates,
                              xla_compatible=xla_compatible)
 
 
-def compile_model(model: tf.keras.Model, recipe: Optional[PaperRecipe] = None, *, jit_compile=False,
+def compile_model(model: tf.keras.Model, recipe: Optional[PaperRecipe] = None, *, jit_compile: bool = False,
                   steps_per_execution: int = 1) -> tf.keras.Model:
     """Compiles `model` with the recipe's optimizer and binary cross-entropy on probabilities.
 

@@ -11,7 +11,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -23,8 +23,12 @@ from tf_multiembed.training.loop import train
 from tf_multiembed.training.recipe import compile_model
 from tf_multiembed.training.run_directory import check_writable, open_run_directory
 
+if TYPE_CHECKING:
+    from tf_multiembed.data.pipeline import PreparedData
+    from tf_multiembed.data.schema import Schema
 
-def _input_paths(data_path: str):
+
+def _input_paths(data_path: str) -> Union[str, List[str]]:
     paths = [part for part in data_path.split(",") if part]
     return paths[0] if len(paths) == 1 else paths
 
@@ -79,7 +83,7 @@ def plain_when_not_a_terminal(verbose: int) -> int:
     return 2 if verbose == 1 and not (isatty and isatty()) else verbose
 
 
-def prepare_data(config: RunConfig):
+def prepare_data(config: RunConfig) -> Tuple["PreparedData", "Schema", Union[str, List[str], None]]:
     """(PreparedData, schema, input paths) for the configured data set (input paths are None for a prepared folder)."""
     from tf_multiembed.data import PreparedData, prepare_dataset
     from tf_multiembed.data.layout import match_built_in
@@ -91,6 +95,7 @@ def prepare_data(config: RunConfig):
         data = PreparedData.load(config.data_path)
         return data, data.schema, None
     cache_dir = pathlib.Path(config.data_dir)
+    input_paths: Union[str, List[str]]
     if config.dataset == "synthetic":
         from tf_multiembed.data.synthetic import SyntheticCriteoConfig, synthetic_criteo_file
 
@@ -113,7 +118,7 @@ def prepare_data(config: RunConfig):
     return data, schema, input_paths
 
 
-def data_name(config: RunConfig, data) -> str:
+def data_name(config: RunConfig, data: "PreparedData") -> str:
     """The data's name in default run and export names: the dataset, or the schema's name for custom input."""
     name = data.schema.name if config.dataset in (CUSTOM_DATASET, PREPARED_DATASET) else config.dataset
     return "".join(char if char.isalnum() or char in "._-" else "_" for char in name) or "data"
@@ -149,14 +154,15 @@ def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_
     return model
 
 
-def run_record(config: RunConfig, data, name: str) -> Dict[str, Any]:
+def run_record(config: RunConfig, data: "PreparedData", name: str) -> Dict[str, Any]:
     """What `run.json` says about a run (see `tf_multiembed.artifacts`)."""
     return {"format_version": artifacts.FORMAT_VERSION, "package_version": artifacts.package_version(),
             "config": dataclasses.asdict(config), "data": artifacts.data_record(data, name),
             "model": {"name": config.model_name(), "family": config.model}}
 
 
-def _open(config: RunConfig, data, name: str, info: distribute.StrategyInfo):
+def _open(config: RunConfig, data: "PreparedData", name: str,
+          info: distribute.StrategyInfo) -> ContextManager[pathlib.Path]:
     return open_run_directory(config.model_dir, run_record(config, data, name), list(config.result_settings()),
                               is_chief=info.is_chief, restart=config.restart, defaults=setting_defaults(),
                               resolve=comparable_settings)
@@ -173,7 +179,8 @@ def check_output_folders(config: RunConfig) -> None:
         check_writable(folder, flag)
 
 
-def _shard_by_file_if_possible(dataset: tf.data.Dataset, num_files: int, info: distribute.StrategyInfo):
+def _shard_by_file_if_possible(dataset: tf.data.Dataset, num_files: int,
+                               info: distribute.StrategyInfo) -> tf.data.Dataset:
     """Multi-worker runs read disjoint shard files when the split has at least one per worker (else the loop shards
     by element: every worker reads every file and keeps its share of the rows)."""
     if info.name != "multi_worker" or info.cluster_resolver is None:
@@ -186,8 +193,8 @@ def _shard_by_file_if_possible(dataset: tf.data.Dataset, num_files: int, info: d
     return dataset.with_options(options)
 
 
-def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name: Optional[str] = None
-                   ) -> Tuple[dict, tf.keras.Model]:
+def train_prepared(config: RunConfig, data: "PreparedData", info: distribute.StrategyInfo, name: Optional[str] = None
+                   ) -> Tuple[Dict[str, Any], tf.keras.Model]:
     """Builds, compiles and trains (or resumes) the configured model on prepared data; returns (results, model).
 
     The run directory is locked and checked first (`run_directory.open_run_directory`); at the end it holds the
@@ -254,7 +261,8 @@ def calibrate(kind: str, model: tf.keras.Model, data, info: distribute.StrategyI
     return {**results, "calibration": record}
 
 
-def _warmup_columns(schema, input_paths, data):
+def _warmup_columns(schema: "Schema", input_paths: Union[str, List[str], None],
+                    data: "PreparedData") -> Optional[Dict[str, List[Any]]]:
     from tf_multiembed.serving.examples import raw_columns_from_files, raw_columns_from_vocabularies
 
     try:
@@ -268,8 +276,9 @@ def _warmup_columns(schema, input_paths, data):
     return raw_columns_from_files(schema, input_paths, 16)
 
 
-def _export(config: RunConfig, model, data, schema, input_paths, info, name: str, results: Dict[str, Any]
-            ) -> Optional[pathlib.Path]:
+def _export(config: RunConfig, model: tf.keras.Model, data: "PreparedData", schema: "Schema",
+            input_paths: Union[str, List[str], None], info: distribute.StrategyInfo, name: str,
+            results: Dict[str, Any]) -> Optional[pathlib.Path]:
     from tf_multiembed.calibration import calibrator_from_dict
     from tf_multiembed.serving import export_for_serving
 
@@ -314,7 +323,7 @@ def summary_lines(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(config: RunConfig) -> Tuple[dict, Optional[pathlib.Path]]:
+def run(config: RunConfig) -> Tuple[Dict[str, Any], Optional[pathlib.Path]]:
     """Trains (or resumes) the configured run, evaluates it, exports it; returns (results, export path).
 
     Raises:

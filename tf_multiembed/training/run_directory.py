@@ -30,7 +30,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from tf_multiembed import artifacts
+from tf_multiembed import artifacts, types
 
 
 class RunDirectoryLockedError(RuntimeError):
@@ -289,8 +289,8 @@ def _summary(paths: Sequence[str], limit: int = 6) -> str:
 
 
 @contextlib.contextmanager
-def open_run_directory(model_dir, record: Mapping[str, Any], settings: Sequence[str], *, is_chief: bool = True,
-                       restart: bool = False, defaults: Optional[Mapping[str, Any]] = None,
+def open_run_directory(model_dir: types.PathLike, record: Mapping[str, Any], settings: Sequence[str], *,
+                       is_chief: bool = True, restart: bool = False, defaults: Optional[Mapping[str, Any]] = None,
                        resolve: Optional[Callable[[Mapping[str, Any]], Mapping[str, Any]]] = None
                        ) -> Iterator[pathlib.Path]:
     """Locks the run directory (chief), cleans it, checks the rerun and records it; see the module docstring.

@@ -25,7 +25,7 @@ Hash-bucket fields have no vocabulary and are not analyzed.
 """
 
 import base64
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, cast
 
 import numpy as np
 import pyarrow as pa
@@ -103,7 +103,7 @@ def preprocessing_fn(schema: schema_lib.Schema):
 
     min_counts = schema.resolved_min_counts()
     positions = vocabulary_positions(schema)
-    threshold = min(min_counts[schema.fields[position].name] for position in positions)
+    threshold = min(cast(int, min_counts[schema.fields[position].name]) for position in positions)  # vocabulary
 
     def fn(inputs):
         tokens, weights = [], []
@@ -135,7 +135,7 @@ def read_token_counts(path, schema: schema_lib.Schema) -> Dict[str, Dict[str, in
     with FileSystems.open(str(path)) as handle:
         lines = handle.read().split(b"\n")
     dummy = analyzers.get_empy_vocabulary_dummy_value("string")[1]
-    counts = {schema.fields[position].name: {} for position in vocabulary_positions(schema)}
+    counts: Dict[str, Dict[str, int]] = {schema.fields[position].name: {} for position in vocabulary_positions(schema)}
     for line in lines:
         if not line:
             continue

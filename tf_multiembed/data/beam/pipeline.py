@@ -27,7 +27,7 @@ import pathlib
 import shutil
 import tempfile
 import time
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, cast
 
 import apache_beam as beam
 import numpy as np
@@ -117,7 +117,7 @@ def input_files(schema: schema_lib.Schema, input_paths) -> List[str]:
         if len(paths) != 1:
             raise ValueError(f"MovieLens-100K is read from one folder, got {len(paths)} paths: {paths}.")
         return [str(paths[0])]
-    files = []
+    files: List[str] = []
     for path in map(str, paths):
         if _is_local(path):
             files.extend(str(file) for file in expand_paths(path))
@@ -178,7 +178,7 @@ class _ParseBlock(beam.DoFn):
 
     def __init__(self, schema: schema_lib.Schema, strict: bool, max_examples: int):
         self._schema, self._strict, self._max_examples = schema, strict, max_examples
-        self._parser = None
+        self._parser: Optional[BlockParser] = None
         self._lines = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "lines_read")
         self._valid = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_valid")
 
@@ -248,7 +248,8 @@ def _check_report(report: IngestReport, settings: BeamSettings) -> None:
     tracker.skipped_by_reason.update(report.skipped_by_reason)
     tracker.files_read, tracker.files_missing, tracker.files_empty = (
         list(report.files_read), list(report.files_missing), list(report.files_empty))
-    tracker.examples = [_ReportedLine(text) for text in report.first_bad_lines]
+    # Already formatted lines stand in for BadLine: the tracker only prints them.
+    tracker.examples = [_ReportedLine(text) for text in report.first_bad_lines]  # type: ignore[misc]
     tracker.check(settings.max_skipped_fraction)
 
 
@@ -289,7 +290,8 @@ class _EncodeBlock(beam.DoFn):
 
     def __init__(self, schema: schema_lib.Schema, settings: BeamSettings):
         self._schema, self._settings = schema, settings
-        self._parser = self._lookups = None
+        self._parser: Optional[BlockParser] = None
+        self._lookups: Optional[IdLookups] = None
 
     def process(self, block: ParsedBlock, vocabulary: dict, report: IngestReport):
         if self._lookups is None:
@@ -297,11 +299,12 @@ class _EncodeBlock(beam.DoFn):
             # and encode.
             self._parser = BlockParser(self._schema, BadInputTracker(max_examples=0), for_encoding=True)
             self._lookups = IdLookups(self._schema, vocabulary["vocabularies"])
-        valid = self._parser.validate(block.block)
+        parser = cast(BlockParser, self._parser)  # made with the lookups
+        valid = parser.validate(block.block)
         if valid.num_rows != block.num_rows:
             raise RuntimeError(f"{block.block.path}: {valid.num_rows} valid rows when encoding, {block.num_rows} when "
                                f"parsing; the parse is not deterministic.")
-        rows = np.ascontiguousarray(self._parser.encode(valid, self._lookups), dtype=shards_lib.ID_DTYPE)
+        rows = np.ascontiguousarray(parser.encode(valid, self._lookups), dtype=shards_lib.ID_DTYPE)
         line_numbers = valid.line_numbers
         settings = self._settings
         splits = split_lib.split_of_rows(settings.seed, settings.split_fractions, block.file_name, line_numbers)

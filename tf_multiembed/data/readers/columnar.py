@@ -39,7 +39,7 @@ def _finish_block(path: str, texts: Dict[str, pa.Array], bad: List[Tuple[int, st
     """A block of `num_rows` rows numbered from `first_row`, without the rows in `bad` (each rejected once, for its
     first problem in column order)."""
     line_numbers = np.arange(first_row, first_row + num_rows, dtype=np.int64)
-    rejected = {}
+    rejected: Dict[int, Tuple[str, str]] = {}
     for row, reason, detail in bad:
         rejected.setdefault(row, (reason, detail))
     columns = {name: pa.chunked_array([array]) for name, array in texts.items()}
@@ -301,5 +301,5 @@ class TFRecordReader(_ColumnarReader):
                                                             f"single-valued field"))
                     cells[column].append(texts[0] if texts else "")
         bad.sort(key=lambda entry: entry[0])  # the first problem of a row is the one reported
-        texts = {column: pa.array(values, type=pa.string()) for column, values in cells.items()}
-        return _finish_block(str(path), texts, bad, first_row, len(records), 0)
+        arrays = {column: pa.array(values, type=pa.string()) for column, values in cells.items()}
+        return _finish_block(str(path), arrays, bad, first_row, len(records), 0)

@@ -53,7 +53,7 @@ def expand_paths(paths: Union[PathLike, Iterable[PathLike]]) -> List[pathlib.Pat
     """
     if isinstance(paths, (str, pathlib.Path)):
         paths = [paths]
-    expanded = []
+    expanded: List[pathlib.Path] = []
     for path in paths:
         text = str(path)
         matches = sorted(glob.glob(text)) if any(c in text for c in "*?[") else []

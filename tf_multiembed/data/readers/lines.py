@@ -116,7 +116,8 @@ def iter_line_blocks(path, block_bytes: int = DEFAULT_BLOCK_BYTES,
         source = _HashingReader(raw, digest) if digest is not None else raw
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
-        stream = gzip.GzipFile(fileobj=source, mode="rb") if compressed else source
+        # gzip wants a seekable file object, but only seeks on rewind, which never happens here.
+        stream = gzip.GzipFile(fileobj=source, mode="rb") if compressed else source  # type: ignore[arg-type]
         first_line, carry, consumed = 1, b"", 0
         while True:
             try:

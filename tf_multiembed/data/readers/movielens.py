@@ -112,6 +112,7 @@ class MovieLensReader:
             return
         layout, folder, files = self._files()
         side_tracker = BadInputTracker(strict=tracker.strict)
+        ratings: DelimitedReader  # RecBole's files are read by a subclass
         if layout == RECBOLE:
             users = _table(_RecBoleReader(files[1], delimiter="\t", required_columns=("user_id",) + USER_COLUMNS),
                            "user_id", USER_COLUMNS, side_tracker)

@@ -13,7 +13,7 @@ The rules, the same for Parquet and TFRecord inputs and for the serving examples
 """
 
 import math
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 _WHOLE_LIMIT = float(2 ** 53)
 
 
-def number_text(value) -> str:
+def number_text(value: Any) -> str:
     """The text of one number under the rules above."""
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
@@ -34,7 +34,7 @@ def number_text(value) -> str:
     return repr(value)
 
 
-def value_text(value) -> Tuple[Optional[str], Optional[str]]:
+def value_text(value: Any) -> Tuple[Optional[str], Optional[str]]:
     """(text, None) of one scalar value (bytes, str, number, None), or (None, detail) when it is not readable."""
     if value is None:
         return "", None

@@ -1,6 +1,7 @@
 """TFDS builder for Avazu Click-Through Rate Prediction (Kaggle `train`), read from `manual_dir`."""
 
 import pathlib
+from typing import List
 
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data.tfds.base import SchemaBuilder
@@ -25,5 +26,5 @@ class AvazuCtr(SchemaBuilder):
     def schema(self) -> schema_lib.Schema:
         return schema_lib.avazu_schema()
 
-    def input_paths(self, manual_dir: pathlib.Path):
+    def input_paths(self, manual_dir: pathlib.Path) -> List[pathlib.Path]:
         return [find_manual_file(manual_dir, AVAZU_FILES)]

@@ -11,7 +11,7 @@ default random split; the split assignment holds one byte per row in memory whil
 import abc
 import math
 import pathlib
-from typing import Iterator
+from typing import Any, Dict, Iterator, List, Tuple, Union
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -39,7 +39,7 @@ class SchemaBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         """The schema of the files."""
 
     @abc.abstractmethod
-    def input_paths(self, manual_dir: pathlib.Path):
+    def input_paths(self, manual_dir: pathlib.Path) -> Union[pathlib.Path, List[pathlib.Path]]:
         """The input paths inside `manual_dir` (raise with the expected file names when absent)."""
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -55,7 +55,7 @@ class SchemaBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
                                                  "label": tfds.features.Scalar(dtype=np.int64)}),
             supervised_keys=("features", "label"), homepage=self.HOMEPAGE or None, citation=self.CITATION or None)
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> Dict[str, Iterator[Tuple[int, Any]]]:
         schema = self.schema()
         paths = self.input_paths(pathlib.Path(dl_manager.manual_dir))
         tracker = BadInputTracker(strict=self.STRICT)
@@ -66,7 +66,8 @@ class SchemaBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
         return {name: self._generate_examples(schema, paths, membership, index)
                 for index, name in enumerate(splits_lib.SPLIT_NAMES)}
 
-    def _generate_examples(self, schema, paths, membership: np.ndarray, split_index: int):
+    def _generate_examples(self, schema: schema_lib.Schema, paths: Union[pathlib.Path, List[pathlib.Path]],
+                           membership: np.ndarray, split_index: int) -> Iterator[Tuple[int, Dict[str, Any]]]:
         numeric = [transforms.get_transform(field.transform).input_kind == "number" for field in schema.fields]
         tracker = BadInputTracker(max_examples=0)  # the counting pass already reported the bad lines
         row = 0
@@ -80,14 +81,15 @@ class SchemaBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
                 row += 1
 
 
-def _parsed(schema: schema_lib.Schema, paths, tracker: BadInputTracker) -> Iterator[ValidRows]:
+def _parsed(schema: schema_lib.Schema, paths: Union[pathlib.Path, List[pathlib.Path]],
+            tracker: BadInputTracker) -> Iterator[ValidRows]:
     """The valid rows (with their raw cells) of each block of the inputs."""
     parser = BlockParser(schema, tracker)
     for block in make_reader(schema, paths).read_blocks(tracker):
         yield parser.validate(block)
 
 
-def _raw_value(cell: str, numeric: bool):
+def _raw_value(cell: str, numeric: bool) -> Union[str, float]:
     """A raw feature value as the serving signature types it (an empty numeric cell is NaN)."""
     if not numeric:
         return cell

@@ -1,6 +1,7 @@
 """TFDS builder for the Criteo Display Advertising Challenge (Kaggle `train.txt`), read from `manual_dir`."""
 
 import pathlib
+from typing import List, Sequence
 
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data.tfds.base import SchemaBuilder
@@ -24,11 +25,11 @@ class CriteoCtr(SchemaBuilder):
     def schema(self) -> schema_lib.Schema:
         return schema_lib.criteo_schema()
 
-    def input_paths(self, manual_dir: pathlib.Path):
+    def input_paths(self, manual_dir: pathlib.Path) -> List[pathlib.Path]:
         return [find_manual_file(manual_dir, CRITEO_FILES)]
 
 
-def find_manual_file(manual_dir: pathlib.Path, names) -> pathlib.Path:
+def find_manual_file(manual_dir: pathlib.Path, names: Sequence[str]) -> pathlib.Path:
     """The first of `names` present in `manual_dir`; a clear error listing them otherwise."""
     for name in names:
         if (manual_dir / name).is_file():

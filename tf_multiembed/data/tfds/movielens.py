@@ -26,7 +26,7 @@ class Movielens100kCtr(SchemaBuilder):
     def schema(self) -> schema_lib.Schema:
         return schema_lib.movielens_schema()
 
-    def input_paths(self, manual_dir: pathlib.Path):
+    def input_paths(self, manual_dir: pathlib.Path) -> pathlib.Path:
         for folder in (manual_dir, manual_dir / "ml-100k"):
             try:
                 return movielens_reader.detect_layout(folder)[1]

@@ -2,9 +2,11 @@
 
 import math
 
+from typing import Any, Optional
+
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_ops import batch_first, sets_first
 
@@ -36,7 +38,7 @@ class SetSelfAttention(tf.keras.layers.Layer):
     """
 
     def __init__(self, attention_dim: int = 32, num_heads: int = 2, num_layers: int = 3, use_residual: bool = True,
-                 kernel_initializer=None, **kwargs):
+                 kernel_initializer: Optional[types.InitializerLike] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         owner = "SetSelfAttention"
         self.attention_dim = validation.check_positive_int(attention_dim, "attention_dim", owner)
@@ -49,7 +51,7 @@ class SetSelfAttention(tf.keras.layers.Layer):
         self.use_residual = bool(use_residual)
         self._kernel_initializer_arg = kernel_initializer
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetSelfAttention")
         num_sets, num_fields, dim = (int(d) for d in input_shape[1:])
         self.layer_kernels = []
@@ -69,13 +71,13 @@ class SetSelfAttention(tf.keras.layers.Layer):
         self._dims = (num_sets, num_fields)
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         num_sets, num_fields = self._dims
         head_dim = self.attention_dim // self.num_heads
         # Work in [M, B*N, width] so that every projection is one native batched matmul over the sets.
         x = tf.reshape(sets_first(inputs), [num_sets, -1, inputs.shape[-1]])
 
-        def split_heads(t):  # [M, B*N, d] -> [M, B, heads, N, d/heads]
+        def split_heads(t: tf.Tensor) -> tf.Tensor:  # [M, B*N, d] -> [M, B, heads, N, d/heads]
             t = tf.reshape(t, [num_sets, -1, num_fields, self.num_heads, head_dim])
             return tf.transpose(t, [0, 1, 3, 2, 4])
 
@@ -89,10 +91,10 @@ class SetSelfAttention(tf.keras.layers.Layer):
             x = tf.nn.relu(attended)
         return batch_first(tf.reshape(x, [num_sets, -1, num_fields * self.attention_dim]))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], input_shape[1], input_shape[2] * self.attention_dim)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({
             "attention_dim": self.attention_dim,

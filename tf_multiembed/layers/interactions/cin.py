@@ -1,10 +1,10 @@
 """xDeepFM's Compressed Interaction Network, per set."""
 
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_ops import batch_first
 
@@ -29,12 +29,13 @@ class SetCIN(tf.keras.layers.Layer):
         TensorShape([2, 3, 32])
     """
 
-    def __init__(self, layer_sizes: Sequence[int] = (16, 16), kernel_initializer=None, **kwargs):
+    def __init__(self, layer_sizes: Sequence[int] = (16, 16),
+                 kernel_initializer: Optional[types.InitializerLike] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.layer_sizes = validation.check_positive_int_list(layer_sizes, "layer_sizes", "SetCIN")
         self._kernel_initializer_arg = kernel_initializer
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetCIN")
         num_sets, num_fields, _ = (int(d) for d in input_shape[1:])
         self.kernels, self.biases = [], []
@@ -52,7 +53,7 @@ class SetCIN(tf.keras.layers.Layer):
         self._dims = (num_sets, num_fields, int(input_shape[3]))
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         num_sets, num_fields, dim = self._dims
         # Work in [M, B, K, channels]: each layer is then one native batched matmul over the sets.
         x0 = tf.transpose(inputs, [1, 0, 3, 2])  # [M, B, K, N]
@@ -65,10 +66,10 @@ class SetCIN(tf.keras.layers.Layer):
             pooled.append(tf.reduce_sum(hidden, axis=2))  # [M, B, H_next]
         return batch_first(tf.concat(pooled, axis=2))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], input_shape[1], sum(self.layer_sizes))
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({
             "layer_sizes": list(self.layer_sizes),

@@ -1,10 +1,10 @@
 """DCNv2's cross network (full-rank or low-rank), per set."""
 
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_ops import batch_first, set_matmul, sets_first
 
@@ -35,15 +35,16 @@ class SetCross(tf.keras.layers.Layer):
     # Field-pair weights the diagnostics analyse (tf_multiembed.introspection): the cross kernel.
     PAIRWISE_KIND = "cross"
 
-    def __init__(self, num_layers: int = 4, low_rank: Optional[int] = None, kernel_initializer=None,
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, num_layers: int = 4, low_rank: Optional[int] = None,
+                 kernel_initializer: Optional[types.InitializerLike] = None,
+                 bias_initializer: types.InitializerLike = "zeros", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_layers = validation.check_positive_int(num_layers, "num_layers", "SetCross")
         self.low_rank = None if low_rank is None else validation.check_positive_int(low_rank, "low_rank", "SetCross")
         self._kernel_initializer_arg = kernel_initializer
         self.bias_initializer = tf.keras.initializers.get(bias_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 3, "[B, M, D]", "SetCross")
         num_sets, width = int(input_shape[1]), int(input_shape[2])
         self.kernels, self.down_kernels, self.up_kernels, self.biases = [], [], [], []
@@ -58,13 +59,13 @@ class SetCross(tf.keras.layers.Layer):
             )))
         super().build(input_shape)
 
-    def _kernel(self, name, shape):
+    def _kernel(self, name: str, shape: Tuple[int, int, int]) -> tf.Variable:
         default = initializers.glorot_uniform_for(shape[1], shape[2])
         return validation.track_as_attribute(self, name, self.add_weight(
             name=name, shape=shape, initializer=initializers.resolve(self._kernel_initializer_arg, default)
         ))
 
-    def effective_kernel(self, layer_index: int):
+    def effective_kernel(self, layer_index: int) -> tf.Tensor:
         """The `[M, D, D]` kernel of cross layer `layer_index` (the product U V for low rank).
 
         Subclasses may override it (e.g. to rescale field-pair blocks); the full-rank `call` uses it.
@@ -73,7 +74,7 @@ class SetCross(tf.keras.layers.Layer):
             return self.kernels[layer_index]
         return tf.matmul(self.down_kernels[layer_index], self.up_kernels[layer_index])
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x0 = sets_first(inputs)  # [M, B, D]: every layer is then a native batched matmul
         x = x0
         for index in range(self.num_layers):
@@ -84,10 +85,10 @@ class SetCross(tf.keras.layers.Layer):
             x = x0 * (projected + self.biases[index][:, None, :]) + x
         return batch_first(x)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({
             "num_layers": self.num_layers,

@@ -1,9 +1,11 @@
 """The field-aware factorization machine's pairwise interaction (FFM), per set."""
 
 import numpy as np
+from typing import Any
+
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 
 POOLINGS = ("none", "sum")
 
@@ -36,13 +38,13 @@ class SetFieldAwareInteraction(tf.keras.layers.Layer):
     # Field-pair weights the diagnostics analyse (tf_multiembed.introspection): the sub-embeddings.
     PAIRWISE_KIND = "ffm"
 
-    def __init__(self, pooling: str = "none", **kwargs):
+    def __init__(self, pooling: str = "none", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
             raise ValueError(f"SetFieldAwareInteraction: `pooling` must be one of {POOLINGS}, received {pooling!r}.")
         self.pooling = pooling
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 4, "[B, M*N, N, K]", "SetFieldAwareInteraction")
         sets, num_fields, dim = (int(d) for d in input_shape[1:])
         if num_fields < 2:
@@ -60,7 +62,7 @@ class SetFieldAwareInteraction(tf.keras.layers.Layer):
         self._dims = (sets // num_fields, num_fields, dim)
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         num_sets, num_fields, dim = self._dims
         x = tf.reshape(inputs, [-1, num_sets, num_fields, num_fields, dim])  # [b, m, j, i, k] = e_i^{->j}
         swapped = tf.transpose(x, [0, 1, 3, 2, 4])  # [b, m, j, i, k] = e_j^{->i}
@@ -70,12 +72,12 @@ class SetFieldAwareInteraction(tf.keras.layers.Layer):
             return tf.reduce_sum(products, axis=2, keepdims=True)
         return products
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         num_fields = input_shape[2]
         width = 1 if self.pooling == "sum" else num_fields * (num_fields - 1) // 2
         return (input_shape[0], input_shape[1] // num_fields, width)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config["pooling"] = self.pooling
         return config

@@ -1,10 +1,10 @@
 """FinalMLP: two per-set MLP streams and the shared bilinear fusion head."""
 
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers import initializers
 from tf_multiembed.layers.set_dense import DEFAULT_BN_EPSILON, DEFAULT_BN_MOMENTUM, SetMLP
 
@@ -30,7 +30,7 @@ class SetTwoStreamMLP(tf.keras.layers.Layer):
 
     def __init__(self, first_stream_units: Sequence[int] = (400, 400), second_stream_units: Sequence[int] = (400, 400),
                  dropout: float = 0.2, batch_norm_momentum: float = DEFAULT_BN_MOMENTUM,
-                 batch_norm_epsilon: float = DEFAULT_BN_EPSILON, **kwargs):
+                 batch_norm_epsilon: float = DEFAULT_BN_EPSILON, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         owner = "SetTwoStreamMLP"
         self.first_stream_units = validation.check_positive_int_list(first_stream_units, "first_stream_units", owner)
@@ -41,7 +41,7 @@ class SetTwoStreamMLP(tf.keras.layers.Layer):
         self.batch_norm_momentum = float(batch_norm_momentum)
         self.batch_norm_epsilon = float(batch_norm_epsilon)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 3, "[B, M, H]", "SetTwoStreamMLP")
         self.streams = [
             SetMLP(units, self.dropout, batch_norm_momentum=self.batch_norm_momentum,
@@ -53,13 +53,13 @@ class SetTwoStreamMLP(tf.keras.layers.Layer):
             stream.build(input_shape)
         super().build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         return tf.concat([stream(inputs, training=training) for stream in self.streams], axis=2)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], input_shape[1], self.first_stream_units[-1] + self.second_stream_units[-1])
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.update({
             "first_stream_units": list(self.first_stream_units),
@@ -90,11 +90,11 @@ class BilinearFusion(tf.keras.layers.Layer):
         TensorShape([4, 1])
     """
 
-    def __init__(self, first_width: int, **kwargs):
+    def __init__(self, first_width: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.first_width = validation.check_positive_int(first_width, "first_width", "BilinearFusion")
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 2, "[B, H]", "BilinearFusion")
         second_width = int(input_shape[1]) - self.first_width
         if second_width <= 0:
@@ -115,15 +115,15 @@ class BilinearFusion(tf.keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x, y = inputs[:, : self.first_width], inputs[:, self.first_width :]
         bilinear = tf.reduce_sum(tf.matmul(x, self.pair_weights) * y, axis=1, keepdims=True)
         return tf.matmul(x, self.first_weights) + tf.matmul(y, self.second_weights) + bilinear + self.bias
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], 1)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config["first_width"] = self.first_width
         return config

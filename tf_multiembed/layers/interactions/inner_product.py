@@ -1,9 +1,11 @@
 """IPNN's inner-product interaction, per set."""
 
 import numpy as np
+from typing import Any
+
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
@@ -25,11 +27,11 @@ class SetInnerProduct(tf.keras.layers.Layer):
         array([[[2., 0., 3.]]], dtype=float32)
     """
 
-    def __init__(self, include_embeddings: bool = False, **kwargs):
+    def __init__(self, include_embeddings: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.include_embeddings = bool(include_embeddings)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 4, "[B, M, N, K]", "SetInnerProduct")
         num_sets, num_fields, dim = (int(d) for d in input_shape[1:])
         if num_fields < 2:
@@ -39,7 +41,7 @@ class SetInnerProduct(tf.keras.layers.Layer):
         self._dims = (num_sets, num_fields, dim)
         super().build(input_shape)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         num_sets, num_fields, dim = self._dims
         gram = tf.matmul(inputs, inputs, transpose_b=True)  # [B, M, N, N]
         products = tf.gather(tf.reshape(gram, [-1, num_sets, num_fields * num_fields]), self._pair_index, axis=2)
@@ -47,12 +49,12 @@ class SetInnerProduct(tf.keras.layers.Layer):
             return products
         return tf.concat([tf.reshape(inputs, [-1, num_sets, num_fields * dim]), products], axis=2)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         num_fields, dim = input_shape[2], input_shape[3]
         width = num_fields * (num_fields - 1) // 2 + (num_fields * dim if self.include_embeddings else 0)
         return (input_shape[0], input_shape[1], width)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config["include_embeddings"] = self.include_embeddings
         return config

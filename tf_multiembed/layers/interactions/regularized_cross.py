@@ -1,8 +1,10 @@
 """DCNv2's cross network with orthogonal field-pair blocks: the regularized DCNv2 of the paper's Evidence III."""
 
+from typing import Any, Optional
+
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers.interactions.cross import SetCross
 
 
@@ -35,7 +37,9 @@ class RegularizedSetCross(SetCross):
     """
 
     def __init__(self, num_fields: int, num_layers: int = 4, orthogonality_coefficient: float = 1e-5,
-                 kernel_initializer=None, bias_initializer="zeros", low_rank=None, **kwargs):
+                 kernel_initializer: Optional[types.InitializerLike] = None,
+                 bias_initializer: types.InitializerLike = "zeros", low_rank: Optional[int] = None,
+                 **kwargs: Any) -> None:
         if low_rank is not None:
             raise ValueError(
                 f"RegularizedSetCross: the orthogonality penalty is defined on full-rank K x K blocks; received "
@@ -51,7 +55,7 @@ class RegularizedSetCross(SetCross):
             )
         self.orthogonality_coefficient = float(coefficient)
 
-    def build(self, input_shape):
+    def build(self, input_shape: types.Shape) -> None:
         validation.check_input_rank(input_shape, 3, "[B, M, N*K]", "RegularizedSetCross")
         num_sets, width = int(input_shape[1]), int(input_shape[2])
         if width % self.num_fields:
@@ -68,16 +72,16 @@ class RegularizedSetCross(SetCross):
             for index in range(self.num_layers)
         ]
 
-    def _expand_scales(self, scales):
+    def _expand_scales(self, scales: tf.Tensor) -> tf.Tensor:
         # [M, N, N] -> [M, N*K, N*K]: every K x K block (i, j) multiplied by scales[m, i, j].
         expanded = tf.repeat(scales, self.embedding_dim, axis=1)
         return tf.repeat(expanded, self.embedding_dim, axis=2)
 
-    def effective_kernel(self, layer_index: int):
+    def effective_kernel(self, layer_index: int) -> tf.Tensor:
         """The kernel the layer applies: each raw block scaled by its learnable field-pair scale."""
         return self.kernels[layer_index] * self._expand_scales(self.pair_scales[layer_index])
 
-    def orthogonality_penalty(self):
+    def orthogonality_penalty(self) -> tf.Tensor:
         """sum over layers, sets and field pairs of ||I - W_ij W_ij^T||_F^2 on the raw (unscaled) blocks."""
         num_fields, dim = self.num_fields, self.embedding_dim
         identity = tf.eye(dim, dtype=self.kernels[0].dtype)
@@ -88,11 +92,11 @@ class RegularizedSetCross(SetCross):
             total += tf.reduce_sum(tf.square(identity - outer))
         return total
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         self.add_loss(self.orthogonality_coefficient * self.orthogonality_penalty())
         return super().call(inputs)
 
-    def get_config(self):
+    def get_config(self) -> types.Config:
         config = super().get_config()
         config.pop("low_rank", None)
         config.update({
