@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from tf_multiembed import introspection, types
 from tf_multiembed.data.shards import MANIFEST_NAME
-from tf_multiembed.metadata import json_value, package_version
+from tf_multiembed.metadata import json_value
+from tf_multiembed.metadata import package_version as package_version  # re-exported: run.json's writers use it
 
 if TYPE_CHECKING:  # TensorFlow is imported where it is used: reading a run's files stays light
     import tensorflow as tf

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, List, Mapping, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
+from numpy.typing import ArrayLike
 
 CALIBRATIONS = ("none", "platt", "isotonic")
 DEFAULT_NUM_BINS = 10
@@ -45,7 +46,7 @@ DEFAULT_NUM_BINS = 10
 _EPSILON = 1e-7
 
 
-def _as_arrays(labels, predictions):
+def _as_arrays(labels: ArrayLike, predictions: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels, np.float64).reshape(-1)
     predictions = np.asarray(predictions, np.float64).reshape(-1)
     if labels.shape != predictions.shape:
@@ -54,7 +55,7 @@ def _as_arrays(labels, predictions):
     return labels, predictions
 
 
-def expected_calibration_error(labels, predictions, num_bins: int = DEFAULT_NUM_BINS) -> float:
+def expected_calibration_error(labels: ArrayLike, predictions: ArrayLike, num_bins: int = DEFAULT_NUM_BINS) -> float:
     """Expected calibration error over `num_bins` equal-mass bins of the sorted predictions (NaN for no examples).
 
     Example:
@@ -73,14 +74,14 @@ def expected_calibration_error(labels, predictions, num_bins: int = DEFAULT_NUM_
     return float(error / labels.size)
 
 
-def calibration_ratio(labels, predictions) -> float:
+def calibration_ratio(labels: ArrayLike, predictions: ArrayLike) -> float:
     """Mean prediction / observed positive rate (NaN when there is no positive example)."""
     labels, predictions = _as_arrays(labels, predictions)
     rate = labels.mean() if labels.size else 0.0
     return float(predictions.mean() / rate) if rate > 0 else math.nan
 
 
-def calibration_metrics(labels, predictions, prefix: str = "") -> Dict[str, float]:
+def calibration_metrics(labels: ArrayLike, predictions: ArrayLike, prefix: str = "") -> Dict[str, float]:
     """`{prefix + "ece": ..., prefix + "calibration_ratio": ...}`, the calibration part of every evaluation."""
     return {f"{prefix}ece": expected_calibration_error(labels, predictions),
             f"{prefix}calibration_ratio": calibration_ratio(labels, predictions)}
@@ -105,14 +106,14 @@ class PlattCalibrator:
     kind = "platt"
 
     @classmethod
-    def fit(cls, labels, predictions, max_iterations: int = 100) -> "PlattCalibrator":
+    def fit(cls, labels: ArrayLike, predictions: ArrayLike, max_iterations: int = 100) -> "PlattCalibrator":
         """Maximum-likelihood (a, b) of the calibrated log loss, by Newton's method with step halving."""
         labels, predictions = _as_arrays(labels, predictions)
         _check_both_classes(labels, "PlattCalibrator")
         features = np.stack([_logit(predictions), np.ones_like(predictions)], axis=1)
         parameters = np.array([1.0, 0.0])
 
-        def loss(candidate):
+        def loss(candidate: np.ndarray) -> float:
             z = features @ candidate
             # log(1 + e^z) - y z, computed without overflow.
             return float(np.mean(np.logaddexp(0.0, z) - labels * z))
@@ -139,7 +140,7 @@ class PlattCalibrator:
                 break
         return cls(slope=float(parameters[0]), intercept=float(parameters[1]))
 
-    def apply(self, probabilities) -> np.ndarray:
+    def apply(self, probabilities: ArrayLike) -> np.ndarray:
         z = self.slope * _logit(np.asarray(probabilities, np.float64)) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -163,11 +164,11 @@ class IsotonicCalibrator:
         ((0.1, 0.2, 0.3, 0.4), (0.0, 0.5, 0.5, 1.0))
     """
 
-    inputs: tuple
-    outputs: tuple
+    inputs: Tuple[float, ...]
+    outputs: Tuple[float, ...]
     kind = "isotonic"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         inputs, outputs = np.asarray(self.inputs, np.float64), np.asarray(self.outputs, np.float64)
         if inputs.ndim != 1 or inputs.shape != outputs.shape or not inputs.size:
             raise ValueError("IsotonicCalibrator: `inputs` and `outputs` must be non-empty and of one length, "
@@ -176,13 +177,17 @@ class IsotonicCalibrator:
             raise ValueError("IsotonicCalibrator: `inputs` must increase strictly and `outputs` must not decrease.")
 
     @classmethod
-    def fit(cls, labels, predictions) -> "IsotonicCalibrator":
+    def fit(cls, labels: ArrayLike, predictions: ArrayLike) -> "IsotonicCalibrator":
         """Pool adjacent violators over the distinct predictions (weighted by their counts)."""
         labels, predictions = _as_arrays(labels, predictions)
         _check_both_classes(labels, "IsotonicCalibrator")
         values, inverse, counts = np.unique(predictions, return_inverse=True, return_counts=True)
         sums = np.bincount(inverse.reshape(-1), weights=labels, minlength=values.size)
         # Blocks as a stack of (label sum, weight, first value index, last value index).
+        block_sum: List[float]
+        block_weight: List[float]
+        block_first: List[int]
+        block_last: List[int]
         block_sum, block_weight, block_first, block_last = [], [], [], []
         for index in range(values.size):
             total, weight, first = float(sums[index]), float(counts[index]), index
@@ -202,7 +207,7 @@ class IsotonicCalibrator:
                 outputs.append(total / weight)
         return cls(inputs=tuple(inputs), outputs=tuple(outputs))
 
-    def apply(self, probabilities) -> np.ndarray:
+    def apply(self, probabilities: ArrayLike) -> np.ndarray:
         return np.interp(np.asarray(probabilities, np.float64), self.inputs, self.outputs)
 
     def tf_apply(self, probabilities: tf.Tensor) -> tf.Tensor:
@@ -234,7 +239,7 @@ def _check_both_classes(labels: np.ndarray, owner: str) -> None:
                          f"{labels.size} examples of one class; calibration needs a validation split with both.")
 
 
-def fit_calibrator(kind: str, labels, predictions) -> Calibrator:
+def fit_calibrator(kind: str, labels: ArrayLike, predictions: ArrayLike) -> Calibrator:
     """A calibrator of `kind` ("platt" or "isotonic") fitted on labels and the model's probabilities."""
     if kind == "platt":
         return PlattCalibrator.fit(labels, predictions)

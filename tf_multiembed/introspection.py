@@ -18,7 +18,10 @@ Example:
     >>> pairwise_kind(build_model("dnn", [5, 6, 7]))  # no field-pair weights: None
 """
 
-from typing import Any, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Tuple
+
+if TYPE_CHECKING:  # TensorFlow only names types here: reading a run's files stays light
+    import tensorflow as tf
 
 EMBEDDING_LAYER_NAME = "multi_embedding"
 CROSS = "cross"
@@ -26,7 +29,7 @@ FFM = "ffm"
 PAIRWISE_KINDS = (CROSS, FFM)
 
 
-def walk_layers(model) -> Iterator[Any]:
+def walk_layers(model: "tf.keras.layers.Layer") -> Iterator[Any]:
     """Every layer of `model`, nested models' layers included, in order."""
     for layer in getattr(model, "layers", []):
         yield layer
@@ -34,7 +37,7 @@ def walk_layers(model) -> Iterator[Any]:
             yield from walk_layers(layer)
 
 
-def find_embedding_layer(model, layer_name: Optional[str] = None):
+def find_embedding_layer(model: "tf.keras.Model", layer_name: Optional[str] = None) -> "tf.keras.layers.Layer":
     """The `MultiEmbedding` layer of `model`: the one named `layer_name` (default "multi_embedding"), else the only
     layer of that type (searched in nested models too).
 
@@ -68,7 +71,7 @@ def find_embedding_layer(model, layer_name: Optional[str] = None):
     )
 
 
-def find_pairwise_layer(model) -> Tuple[Optional[str], Any]:
+def find_pairwise_layer(model: "tf.keras.Model") -> Tuple[Optional[str], Any]:
     """`(kind, layer)` of the one layer of `model` whose class declares `PAIRWISE_KIND` (`CROSS` or `FFM`), or
     `(None, None)` when there is none, or more than one (which one the diagnostics should read is then unclear)."""
     found = [layer for layer in walk_layers(model) if getattr(type(layer), "PAIRWISE_KIND", None) is not None]
@@ -81,6 +84,6 @@ def find_pairwise_layer(model) -> Tuple[Optional[str], Any]:
     return kind, found[0]
 
 
-def pairwise_kind(model) -> Optional[str]:
+def pairwise_kind(model: "tf.keras.Model") -> Optional[str]:
     """`CROSS`, `FFM`, or None: what `find_pairwise_layer` finds."""
     return find_pairwise_layer(model)[0]

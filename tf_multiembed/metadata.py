@@ -26,7 +26,7 @@ def package_version() -> str:
         return "unknown"
 
 
-def json_value(value) -> Any:
+def json_value(value: Any) -> Any:
     """Plain JSON: NaN and infinities become null (undefined, e.g. the AUC of one class), NumPy arrays lists and
     NumPy scalars Python's, dataclasses dicts, paths strings, mapping keys strings."""
     if isinstance(value, Mapping):

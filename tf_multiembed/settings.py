@@ -24,11 +24,16 @@ import dataclasses
 import inspect
 import math
 import textwrap
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+if TYPE_CHECKING:
+    from absl import flags
 
 
-def setting(kind: type, default, help_text: str, *, choices: Optional[Sequence[str]] = None, lower_bound=None,
-            upper_bound=None, optional: bool = False, changes_result: bool = True, item_kind: Optional[type] = None):
+def setting(kind: type, default: Any, help_text: Union[str, Callable[[], str]], *,
+            choices: Optional[Sequence[str]] = None, lower_bound: Optional[float] = None,
+            upper_bound: Optional[float] = None, optional: bool = False, changes_result: bool = True,
+            item_kind: Optional[type] = None) -> Any:
     """A dataclass field with what its flag and its validation need.
 
     Args:
@@ -49,23 +54,23 @@ def setting(kind: type, default, help_text: str, *, choices: Optional[Sequence[s
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def declared_fields(settings_class) -> List[dataclasses.Field]:
+def declared_fields(settings_class: type) -> List["dataclasses.Field[Any]"]:
     """The fields of `settings_class` declared with `setting`, in declaration order."""
     return [field for field in dataclasses.fields(settings_class) if "kind" in field.metadata]
 
 
-def setting_help(field: dataclasses.Field) -> str:
+def setting_help(field: "dataclasses.Field[Any]") -> str:
     """The help text of a declared field."""
     text = field.metadata["help"]
     return text() if callable(text) else text
 
 
-def setting_defaults(settings_class) -> Dict[str, Any]:
+def setting_defaults(settings_class: type) -> Dict[str, Any]:
     """`{name: default}` of every declared setting."""
     return {field.name: field.default for field in declared_fields(settings_class)}
 
 
-def check_setting(field: dataclasses.Field, value, spell: str = "`{}`") -> None:
+def check_setting(field: "dataclasses.Field[Any]", value: Any, spell: str = "`{}`") -> None:
     """Raises a ValueError naming the setting (as `spell` formats it, e.g. "--{}" for a flag) if `value` has the
     wrong type or lies outside its choices or bounds. Tuples are left to their class's own check."""
     meta, name = field.metadata, spell.format(field.name)
@@ -86,13 +91,13 @@ def check_setting(field: dataclasses.Field, value, spell: str = "`{}`") -> None:
         raise ValueError(f"{name} must be <= {meta['upper_bound']}, received {value!r}.")
 
 
-def check_settings(instance, spell: str = "`{}`") -> None:
+def check_settings(instance: Any, spell: str = "`{}`") -> None:
     """`check_setting` for every declared field of a settings dataclass instance."""
     for field in declared_fields(type(instance)):
         check_setting(field, getattr(instance, field.name), spell)
 
 
-def _selected(settings_class, names: Optional[Iterable[str]]) -> List[dataclasses.Field]:
+def _selected(settings_class: type, names: Optional[Iterable[str]]) -> List["dataclasses.Field[Any]"]:
     fields = declared_fields(settings_class)
     if names is None:
         return fields
@@ -104,8 +109,8 @@ def _selected(settings_class, names: Optional[Iterable[str]]) -> List[dataclasse
     return [field for field in fields if field.name in wanted]
 
 
-def define_flags(settings_class, names: Optional[Iterable[str]] = None, flag_values=None,
-                 module_name: Optional[str] = None) -> None:
+def define_flags(settings_class: type, names: Optional[Iterable[str]] = None,
+                 flag_values: Optional["flags.FlagValues"] = None, module_name: Optional[str] = None) -> None:
     """Defines absl flags for the declared fields of `settings_class` (all by default): the same name, default,
     bounds, choices and help. They belong to `module_name` (default: the class's module), so a script lists them in
     its `--help` with `flags.adopt_module_key_flags(<that module>)`.
@@ -122,6 +127,7 @@ def define_flags(settings_class, names: Optional[Iterable[str]] = None, flag_val
     from absl import flags
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
+    default: Any  # a field's default (a declared setting always has one)
     for field in _selected(settings_class, names):
         meta, default = field.metadata, field.default
         common = dict(name=field.name, default=default, help=setting_help(field), flag_values=flag_values,
@@ -141,12 +147,13 @@ def define_flags(settings_class, names: Optional[Iterable[str]] = None, flag_val
             flags.DEFINE_string(**common)
 
 
-def values_from_flags(settings_class, names: Optional[Iterable[str]] = None, flag_values=None) -> Dict[str, Any]:
+def values_from_flags(settings_class: type, names: Optional[Iterable[str]] = None,
+                      flag_values: Optional["flags.FlagValues"] = None) -> Dict[str, Any]:
     """`{name: value}` of parsed flags defined by `define_flags` (tuples converted back from their list flags)."""
     from absl import flags
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
-    values = {}
+    values: Dict[str, Any] = {}
     for field in _selected(settings_class, names):
         value = flag_values[field.name].value
         if field.metadata["kind"] is tuple:
@@ -160,7 +167,7 @@ def values_from_flags(settings_class, names: Optional[Iterable[str]] = None, fla
     return values
 
 
-def arguments_doc(settings_class, indent: int = 8) -> str:
+def arguments_doc(settings_class: type, indent: int = 8) -> str:
     """The declared settings as the lines of a Google-style `Args:` section (name: help)."""
     lines = []
     for field in declared_fields(settings_class):
@@ -170,7 +177,7 @@ def arguments_doc(settings_class, indent: int = 8) -> str:
     return "\n".join(lines)
 
 
-def with_settings_signature(function, settings_class, marker: str = "{settings}"):
+def with_settings_signature(function: Any, settings_class: type, marker: str = "{settings}") -> Any:
     """Gives `function(..., **settings)` the signature of its explicit parameters followed by the declared settings as
     keyword-only parameters with their defaults (what `help()` and `inspect.signature` show), and replaces the line
     holding `marker` in its docstring with the settings' help (`arguments_doc`). Returns `function`."""

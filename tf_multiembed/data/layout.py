@@ -13,10 +13,11 @@ is read exactly as written.
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple, Union
 
+from tf_multiembed import types
 from tf_multiembed.data import schema as schema_lib
-from tf_multiembed.data.readers.delimited import expand_paths
+from tf_multiembed.data.readers.delimited import PathLike, expand_paths
 from tf_multiembed.data.readers.lines import open_binary
 
 DELIMITERS = ("\t", ",", ";", "|")
@@ -41,7 +42,7 @@ def describe_layout(schema: schema_lib.Schema) -> str:
     return f"{_delimiter_name(schema.delimiter)}-separated lines {header}, {count} ({shown})"
 
 
-def first_line(path, encoding: str = "utf-8") -> Optional[str]:
+def first_line(path: types.PathLike, encoding: str = "utf-8") -> Optional[str]:
     """The first line of a (possibly gzip-compressed) text file, without its line end and byte-order mark; None for
     an empty file."""
     with open_binary(path) as handle:
@@ -55,7 +56,8 @@ def _names(line: str, delimiter: str) -> Tuple[str, ...]:
     return tuple(cell.strip().strip('"') for cell in line.split(delimiter))
 
 
-def match_layout(schema: schema_lib.Schema, input_paths) -> Tuple[schema_lib.Schema, Optional[str]]:
+def match_layout(schema: schema_lib.Schema,
+                 input_paths: Union[PathLike, Iterable[PathLike]]) -> Tuple[schema_lib.Schema, Optional[str]]:
     """(the schema with the delimiter and header of the input files, a note saying what changed or None).
 
     Args:
@@ -117,7 +119,8 @@ def _writer(schema: schema_lib.Schema) -> str:
     return "schema"
 
 
-def match_built_in(spec, input_paths) -> Tuple[schema_lib.Schema, Optional[str]]:
+def match_built_in(spec: Union[schema_lib.Schema, types.PathLike],
+                   input_paths: Union[PathLike, Iterable[PathLike]]) -> Tuple[schema_lib.Schema, Optional[str]]:
     """`resolve_schema(spec)`, matched to the files (`match_layout`) when `spec` names a built-in delimited schema
     ("criteo", "avazu"); any other spec is resolved as written (note None)."""
     schema = schema_lib.resolve_schema(spec)

@@ -231,7 +231,8 @@ class PreparedData:
 
 
 def prepare_dataset(schema: Union[schema_lib.Schema, types.PathLike],
-                    input_paths: Union[types.PathLike, Sequence[types.PathLike]], cache_dir: types.PathLike, *,
+                    input_paths: Union[str, pathlib.Path, Sequence[Union[str, pathlib.Path]]],
+                    cache_dir: types.PathLike, *,
                     rebuild: bool = False, count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20,
                     **settings: Any) -> PreparedData:
     """Reads, counts, encodes and splits raw files into cached shards (or reuses a cached build) and opens them.

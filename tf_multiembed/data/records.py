@@ -187,8 +187,9 @@ class BlockParser:
                 names = pc.utf8_trim_whitespace(cells)
                 positive = pc.is_in(names, value_set=pa.array(label.positive, type=pa.string()))
                 known = pc.or_(positive, pc.is_in(names, value_set=pa.array(label.negative, type=pa.string())))
-                detail = (f"{label.column} {{!r}}, neither positive {list(label.positive)} nor negative "
-                          f"{list(label.negative)}")
+                # Both set under the values rule (LabelSpec checks them).
+                detail = (f"{label.column} {{!r}}, neither positive {list(cast(Tuple[str, ...], label.positive))} "
+                          f"nor negative {list(cast(Tuple[str, ...], label.negative))}")
             labels = positive.to_numpy(zero_copy_only=False).astype(np.int32)
             unreadable = ~known.to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(unreadable)

@@ -166,7 +166,7 @@ class FieldSpec:
         return dataclasses.asdict(self)
 
 
-def _class_values(key: str, values) -> Tuple[str, ...]:
+def _class_values(key: str, values: Any) -> Tuple[str, ...]:
     if isinstance(values, str) or not isinstance(values, Sequence) or not values:
         _fail("label", f"the values rule needs `{key}` as a non-empty list of the column's values (strings), got "
                        f"{values!r}.")
@@ -236,7 +236,9 @@ class LabelSpec:
         if self.rule != VALUES_LABEL:
             del data["positive"], data["negative"]
         else:
-            data["positive"], data["negative"] = list(self.positive), list(self.negative)
+            # Both set by __post_init__ under the values rule.
+            data["positive"] = list(cast(Tuple[str, ...], self.positive))
+            data["negative"] = list(cast(Tuple[str, ...], self.negative))
         return data
 
 

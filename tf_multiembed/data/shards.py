@@ -64,10 +64,11 @@ import math
 import os
 import pathlib
 import struct
-from typing import BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
+from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
+from tf_multiembed import types
 from tf_multiembed.metadata import package_version
 
 FORMAT_NAME = "tf_multiembed.prepared_data"
@@ -348,13 +349,13 @@ def shard_bytes(rows: int, records: int, num_fields: int) -> int:
     return int(records) * RECORD_FRAMING_BYTES + int(rows) * ID_DTYPE.itemsize * (int(num_fields) + 1)
 
 
-def _shard_error(folder, file: str, problem: str) -> ShardError:
+def _shard_error(folder: types.PathLike, file: str, problem: str) -> ShardError:
     return ShardError(f"{pathlib.Path(folder) / file}: {problem.rstrip('.')}; the prepared data is damaged. Prepare "
                       f"it again (prepare_dataset with rebuild=True, or the Beam pipeline), or restore the folder from "
                       f"a copy.")
 
 
-def _read_shard(folder, shard: Mapping, num_fields: int, rows_per_record: int) -> None:
+def _read_shard(folder: types.PathLike, shard: Mapping[str, Any], num_fields: int, rows_per_record: int) -> None:
     """Reads every record of one shard: checksums, whole rows, at most `rows_per_record` rows each, and the
     manifest's record and row counts."""
     rows = records = 0
@@ -376,7 +377,7 @@ def _read_shard(folder, shard: Mapping, num_fields: int, rows_per_record: int) -
                                                   f"{shard['rows']} rows in {shard['records']} records")
 
 
-def verify_shards(folder, manifest: Mapping, mode: str = "auto") -> str:
+def verify_shards(folder: types.PathLike, manifest: Mapping[str, Any], mode: str = "auto") -> str:
     """Checks a folder's shards against its (checked) manifest before anything trains on them; returns the check
     done ("sizes" or "full").
 

@@ -16,6 +16,8 @@ import pathlib
 import shutil
 from typing import Optional
 
+from tf_multiembed import types
+
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _ZEROS = bytes(1 << 20)
 
@@ -24,12 +26,12 @@ class DiskSpaceError(OSError):
     """Not enough free space for what preparing the data writes (checked before, or a write that failed); the
     message names the folder, the bytes needed or the file, and what to do. `errno` is ENOSPC."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.errno = errno.ENOSPC
 
 
-def free_bytes(folder) -> int:
+def free_bytes(folder: types.PathLike) -> int:
     """The bytes free to this user in the file system of `folder` (or of its nearest existing parent)."""
     path = pathlib.Path(folder).absolute()
     while not path.exists() and path != path.parent:
@@ -37,7 +39,7 @@ def free_bytes(folder) -> int:
     return shutil.disk_usage(path).free
 
 
-def check_free_space(folder, needed: int, what: str) -> None:
+def check_free_space(folder: types.PathLike, needed: int, what: str) -> None:
     """Raises `DiskSpaceError` when `folder` has less than `needed` bytes free for `what`.
 
     Example:
@@ -57,7 +59,7 @@ def is_disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _DISK_FULL
 
 
-def disk_full_error(folder, error: OSError, what: Optional[str] = None) -> DiskSpaceError:
+def disk_full_error(folder: types.PathLike, error: OSError, what: Optional[str] = None) -> DiskSpaceError:
     """The `DiskSpaceError` of a write (of `what`, else of the error's file) that failed for lack of space in
     `folder`; call it once the unfinished files are removed."""
     what = what or error.filename
@@ -71,7 +73,7 @@ def disk_full_error(folder, error: OSError, what: Optional[str] = None) -> DiskS
                           f"(train.py --data_dir, prepare_dataset's cache_dir).")
 
 
-def reserve(path) -> None:
+def reserve(path: types.PathLike) -> None:
     """Allocates the blocks of the whole file `path` (its current size), so writes through a memory map of it
     cannot hit a full disk; raises `OSError(ENOSPC)` when they do not fit."""
     size = os.path.getsize(path)

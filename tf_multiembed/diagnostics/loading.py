@@ -67,7 +67,8 @@ def load_for_diagnostics(path: types.PathLike, *,
     return load_keras_file(resolved, remedy)
 
 
-def load_keras_file(path, remedy: str = "save the model again (or copy the whole file)") -> tf.keras.Model:
+def load_keras_file(path: types.PathLike,
+                    remedy: str = "save the model again (or copy the whole file)") -> tf.keras.Model:
     """`tf.keras.models.load_model(path, compile=False)`, with a file that is not a whole `.keras` archive reported
     as such (Keras says "File not found" for a truncated file that exists).
 

@@ -182,7 +182,7 @@ def _claim_path(model_root: pathlib.Path, version: int) -> pathlib.Path:
     return model_root / f".claim-{version}"
 
 
-def claim_version(model_root, version: Optional[int] = None) -> int:
+def claim_version(model_root: types.PathLike, version: Optional[int] = None) -> int:
     """Claims a version number under `model_root` for this process, atomically; returns it.
 
     A version is taken while its folder or its `.claim-<version>` file exists; the claim is created with `O_EXCL`,
@@ -215,7 +215,7 @@ def claim_version(model_root, version: Optional[int] = None) -> int:
         candidate = max(candidate, next_version(root) - 1) + 1
 
 
-def release_version(model_root, version: int) -> None:
+def release_version(model_root: types.PathLike, version: int) -> None:
     """Drops this process's claim on `version` (see `claim_version`)."""
     _claim_path(pathlib.Path(model_root), version).unlink(missing_ok=True)
 
@@ -281,7 +281,8 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
                        warmup_columns: Optional[Mapping[str, Sequence[Any]]] = None,
                        warmup_batch_sizes: Sequence[int] = (1, 16), *, data_name: Optional[str] = None,
                        data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
-                       kept_checkpoint: Optional[Mapping] = None, calibrator=None) -> pathlib.Path:
+                       kept_checkpoint: Optional[Mapping[str, Any]] = None, calibrator: Optional["Calibrator"] = None
+                       ) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/` for TF Serving and returns its path.
 
     Args:
@@ -337,8 +338,10 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
     return final
 
 
-def _write_version(model, encoder, model_name: str, version: int, staging: pathlib.Path, input_specs,
-                   warmup_columns, warmup_batch_sizes, calibrator, **metadata_fields) -> None:
+def _write_version(model: tf.keras.Model, encoder: "RawFeatureEncoder", model_name: str, version: int,
+                   staging: pathlib.Path, input_specs: Mapping[str, tf.TensorSpec],
+                   warmup_columns: Optional[Mapping[str, Sequence[Any]]], warmup_batch_sizes: Sequence[int],
+                   calibrator: Optional["Calibrator"], **metadata_fields: Any) -> None:
     """The whole version (SavedModel, warm-up requests, metadata) in the staging folder."""
     shutil.rmtree(staging, ignore_errors=True)
     module = serving_module(model, encoder, calibrator)

@@ -12,7 +12,7 @@ improvement, and the best epoch's weights are the result. The training loop (`lo
 import dataclasses
 import logging
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 
@@ -40,7 +40,7 @@ class Monitor:
     rule: str = "auc"
     logloss_weight: float = 1.0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.rule not in MONITORS:
             raise ValueError(f"Monitor: `rule` must be one of {list(MONITORS)}, received {self.rule!r}.")
         weight = self.logloss_weight
@@ -142,7 +142,7 @@ class PaperEarlyStopping(tf.keras.callbacks.Callback):
         >>> model.fit(train, epochs=100, callbacks=[ExactValidation(valid), PaperEarlyStopping(3)])  # doctest: +SKIP
     """
 
-    def __init__(self, patience: int = 3, monitor=MONITOR):
+    def __init__(self, patience: int = 3, monitor: Union[str, Monitor] = MONITOR) -> None:
         super().__init__()
         self.rule = EarlyStoppingRule(patience)
         self.monitor = monitor

@@ -49,7 +49,7 @@ def _raised_in_package(error: BaseException) -> bool:
     return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_PACKAGE_DIR + os.sep)
 
 
-def _first_line(text: str) -> str:
+def _first_line(text: object) -> str:
     return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
 
 
@@ -103,6 +103,7 @@ def describe_error(error: BaseException) -> Tuple[str, Optional[str], bool]:
 def report_error(error: BaseException, program: str, show_traceback: bool = False) -> int:
     """Prints `error` for the user of `program` (one line, what to do, the traceback if asked); returns the exit
     status (1; 130 for an interruption)."""
+    hint: Optional[str]
     if isinstance(error, KeyboardInterrupt):
         message, hint, status = "interrupted", "Rerun the same command to resume from the latest checkpoint.", 130
     else:

@@ -67,7 +67,7 @@ def _exact_metrics(model: tf.keras.Model, dataset: tf.data.Dataset, info: Strate
     reason = callbacks_lib.undefined_auc_reason(labels, split)
     if reason is not None and notes is None:
         warnings.warn(reason[0].upper() + reason[1:], RuntimeWarning, stacklevel=3)
-    elif reason is not None and reason not in notes:
+    elif reason is not None and notes is not None and reason not in notes:
         notes.append(reason)
     if not np.all(np.isfinite(predictions)):
         bad = predictions[~np.isfinite(predictions)][0]

@@ -11,7 +11,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, ContextManager, Dict, List, Optional, Sequence, TextIO, Tuple, Union
 
 import tensorflow as tf
 
@@ -24,6 +24,8 @@ from tf_multiembed.training.recipe import compile_model
 from tf_multiembed.training.run_directory import check_writable, open_run_directory
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tf_multiembed.data.pipeline import PreparedData
     from tf_multiembed.data.schema import Schema
 
@@ -47,10 +49,11 @@ def configure_threads(threads: int) -> None:
                   "(set it before the first TensorFlow operation).", flush=True)
 
 
-class _PlainHandler(logging.StreamHandler):
+# logging.StreamHandler[TextIO] would fail at run time before Python 3.11 (not subscriptable there).
+class _PlainHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A handler of `show_package_logs` (so a second call finds it); `below` keeps only records under that level."""
 
-    def __init__(self, stream, below: Optional[int] = None):
+    def __init__(self, stream: TextIO, below: Optional[int] = None) -> None:
         super().__init__(stream)
         self.below = below
 
@@ -238,15 +241,15 @@ def train_prepared(config: RunConfig, data: "PreparedData", info: distribute.Str
     return results, model
 
 
-def calibrate(kind: str, model: tf.keras.Model, data, info: distribute.StrategyInfo, results: Dict[str, Any],
-              batch_size: int = 2048) -> Dict[str, Any]:
+def calibrate(kind: str, model: tf.keras.Model, data: "PreparedData", info: distribute.StrategyInfo,
+              results: Dict[str, Any], batch_size: int = 2048) -> Dict[str, Any]:
     """Fits a `kind` calibrator ("platt" or "isotonic") on the validation split's predictions of `model` (the kept
     weights) and returns `results` with `calibration`: its parameters and the validation and test metrics before
     and after it (the test split is not used for fitting)."""
     from tf_multiembed.calibration import fit_calibrator
     from tf_multiembed.training.callbacks import exact_metrics, predict_with_labels
 
-    def predictions(dataset):
+    def predictions(dataset: tf.data.Dataset) -> Tuple["np.ndarray", "np.ndarray"]:
         return predict_with_labels(model, dataset, host_loop=info.predicts_on_host)
 
     valid_predictions, valid_labels = predictions(data.validation_dataset(batch_size))
@@ -304,7 +307,8 @@ def summary_lines(results: Dict[str, Any]) -> str:
     calibration), and the calibrator's effect when there is one."""
     nan = float("nan")
     kept = results.get("kept_checkpoint") or {}
-    best = next((entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]), {})
+    best: Dict[str, Any] = next((entry for entry in results["epochs"] if entry["epoch"] == results["best_epoch"]),
+                                {})
     test = results.get("test") or {}
     undefined = next((f" (AUC undefined: {note.split(', so')[0]})" for note in results.get("warnings", ())
                       if note.startswith("the test split")), "")

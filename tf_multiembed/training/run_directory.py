@@ -49,7 +49,7 @@ class FolderNotWritableError(PermissionError):
     """An output folder (or the nearest existing folder above it) that this process cannot write in."""
 
 
-def check_writable(folder, flag: str) -> None:
+def check_writable(folder: types.PathLike, flag: str) -> None:
     """Raises `FolderNotWritableError` naming `--flag` when `folder` cannot be written: tried with a temporary file
     in it or, when it does not exist yet, in the nearest existing folder above it (nothing is left behind).
 
@@ -157,8 +157,8 @@ def mismatches(recorded: Mapping[str, Any], current: Mapping[str, Any], settings
     """
     lines = []
     defaults = defaults or {}
-    recorded_config = {**defaults, **recorded.get("config", {})}
-    current_config = dict(current.get("config", {}))
+    recorded_config: Mapping[str, Any] = {**defaults, **recorded.get("config", {})}
+    current_config: Mapping[str, Any] = dict(current.get("config", {}))
     if resolve is not None:
         recorded_config, current_config = resolve(recorded_config), resolve(current_config)
     for name in settings:
@@ -218,14 +218,14 @@ def _looks_like_run_record(directory: pathlib.Path) -> bool:
     return isinstance(record, dict) and {"config", "data", "model"} <= set(record)
 
 
-def is_run_directory(directory) -> bool:
+def is_run_directory(directory: types.PathLike) -> bool:
     """Whether `directory` is a run directory: it has the package's marker, or (runs from before the marker) a
     `run.json` of the package's layout."""
     directory = pathlib.Path(directory)
     return (directory / artifacts.RUN_MARKER_FILE).is_file() or _looks_like_run_record(directory)
 
 
-def claim_directory(directory) -> None:
+def claim_directory(directory: types.PathLike) -> None:
     """Makes `directory` a run directory (writes the marker), refusing a folder that holds files of someone else.
 
     Raises:
@@ -248,7 +248,7 @@ def claim_directory(directory) -> None:
                     "the package wrote here."})
 
 
-def package_files(directory) -> List[pathlib.Path]:
+def package_files(directory: types.PathLike) -> List[pathlib.Path]:
     """The files and folders the package wrote in a run directory (what `start_over` deletes), nothing else."""
     directory = pathlib.Path(directory)
     found = [directory / name for name in artifacts.RUN_ARTIFACTS

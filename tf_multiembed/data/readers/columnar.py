@@ -19,7 +19,7 @@ reported as `file:number: reason`, like a line of a CSV file.
 
 import pathlib
 import re
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,9 @@ from tf_multiembed.data.readers.blocks import ColumnBlock, rows_from_block
 from tf_multiembed.data.readers.delimited import RowChunk, expand_paths
 from tf_multiembed.data.readers.lines import file_digest
 from tf_multiembed.data.readers.typed import column_texts, value_text
+
+if TYPE_CHECKING:  # TensorFlow is imported where a reader needs it
+    import tensorflow as tf
 
 DEFAULT_BATCH_ROWS = 65536
 DEFAULT_BATCH_RECORDS = 8192
@@ -54,7 +57,7 @@ def _finish_block(path: str, texts: Dict[str, pa.Array], bad: List[Tuple[int, st
                        input_bytes)
 
 
-def _op_message(error) -> str:
+def _op_message(error: "tf.errors.OpError") -> str:
     """A TensorFlow error's message on one line, without the function-node and op decorations."""
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", error.message)
     text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text, flags=re.DOTALL)
@@ -178,7 +181,7 @@ class TFRecordReader(_ColumnarReader):
         import tensorflow as tf
 
         kinds: Dict[str, str] = {}
-        seen: set = set()  # the feature names of the records parsed by _learn_kinds
+        seen: Set[str] = set()  # the feature names of the records parsed by _learn_kinds
         batches = iter(tf.data.TFRecordDataset(str(path), buffer_size=1 << 20).batch(self.batch_records))
         first_row = 1
         while True:
@@ -205,7 +208,7 @@ class TFRecordReader(_ColumnarReader):
             first_row += len(records)
 
     @staticmethod
-    def _readable_records(path, start: int) -> int:
+    def _readable_records(path: pathlib.Path, start: int) -> int:
         """How many records of the file can be read (at least `start`: those before the failed batch)."""
         import tensorflow as tf
 
@@ -217,7 +220,7 @@ class TFRecordReader(_ColumnarReader):
             pass
         return good
 
-    def _check_features(self, path, seen: set, num_records: int) -> None:
+    def _check_features(self, path: pathlib.Path, seen: Set[str], num_records: int) -> None:
         """Refuses a file none of whose records has a feature the schema uses (as Parquet refuses a missing column);
         a file without records, or without any readable tf.train.Example, is left to the empty-file and bad-record
         accounting."""
@@ -227,7 +230,7 @@ class TFRecordReader(_ColumnarReader):
                                 f"schema uses; its records have {sorted(seen)}. Fix the schema's column names, or "
                                 f"leave the file out of the inputs.")
 
-    def _learn_kinds(self, records, kinds: Dict[str, str], seen: Optional[set] = None) -> None:
+    def _learn_kinds(self, records, kinds: Dict[str, str], seen: Optional[Set[str]] = None) -> None:
         """Sets the kind ("bytes_list", "int64_list", "float_list") of each wanted feature not yet known, from the
         first record of `records` that has it; adds the feature names of the records it parses to `seen`."""
         if len(kinds) == len(self.required_columns):
