@@ -4,7 +4,7 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from tf_multiembed import artifacts, validation
+from tf_multiembed import introspection, validation
 from tf_multiembed.layers import MLP, MultiEmbedding, SetMean, SetMLP
 
 FEATURE_IDS_INPUT = "feature_ids"
@@ -72,7 +72,7 @@ def track_listed_weights(model: tf.keras.Model) -> None:
     for layer in model.layers:
         if not layer.variables:
             continue
-        reachable = artifacts.object_graph_paths(layer)
+        reachable = introspection.object_graph_paths(layer)
         for variable in layer.variables:
             if id(variable) not in reachable and variable.trainable:
                 path = getattr(variable, "path", variable.name).split(":")[0]
