@@ -36,4 +36,4 @@ train: install
 	$(PY) train.py
 
 benchmark-step: install
-	$(PY) benchmarks/step_time.py
+	$(PY) benchmarks/speed/step_time.py

@@ -123,36 +123,6 @@ def read_json(path: types.PathLike, what: str) -> Dict[str, Any]:
     return data
 
 
-def object_graph_paths(root: Any) -> Dict[int, str]:
-    """`{id(object): "attribute/path"}` of everything reachable from `root` in TensorFlow's object graph: the
-    first, shortest path to each object, as a checkpoint names it. Checkpoints and exports identify variables by
-    these paths, never by variable names or list positions.
-
-    Example:
-        >>> module = tf.Module(); module.weights = tf.Variable(1.0)  # doctest: +SKIP
-        >>> list(object_graph_paths(module).values())  # doctest: +SKIP
-        ['weights']
-    """
-    import collections
-
-    import tensorflow as tf
-
-    paths: Dict[int, str] = {}
-    queue = collections.deque([(root, "")])
-    while queue:
-        parent, parent_path = queue.popleft()
-        # A variable sharded over parameter servers is one object of the graph; its parts are saved with it.
-        if type(parent).__name__ == "ShardedVariable":
-            for index, part in enumerate(parent.variables):
-                paths.setdefault(id(part), f"{parent_path}/part_{index}")
-        for name, child in tf.train.TrackableView.children(parent).items():
-            if id(child) in paths or child is root:
-                continue
-            paths[id(child)] = f"{parent_path}/{name}" if parent_path else name
-            queue.append((child, paths[id(child)]))
-    return paths
-
-
 def layers_by_name(model: "tf.keras.Model") -> Dict[str, Any]:
     """`{layer name: layer}` of a model's layers with variables: the root under which checkpoints and exports track
     a model. Keras keeps a functional model's layers in a list (TensorFlow's object graph would name them by their
@@ -167,7 +137,7 @@ def model_variable_paths(model: "tf.keras.Model") -> Dict[int, str]:
 
     holder = tf.Module()
     holder.layers = layers_by_name(model)
-    paths = object_graph_paths(holder)
+    paths = introspection.object_graph_paths(holder)
     prefix = "layers/"
     return {id(variable): paths[id(variable)][len(prefix):] for variable in model.variables
             if paths.get(id(variable), "").startswith(prefix)}

@@ -1,5 +1,6 @@
-"""Finding the parts of a model that the artifacts and the diagnostics read: its `MultiEmbedding` layer and its
-field-pair layer. Below both `artifacts.py` and `diagnostics/` (it imports only `layers`), so neither reaches up.
+"""Finding the parts of a model that the artifacts and the diagnostics read: its `MultiEmbedding` layer, its
+field-pair layer, and the object-graph paths of its variables (what checkpoints and exports see). Below both
+`artifacts.py` and `diagnostics/` (it imports only `layers`), so neither reaches up.
 
 A layer holds field-pair weights the diagnostics analyse when its class declares `PAIRWISE_KIND` (the layers'
 own property, not a layer name):
@@ -18,7 +19,7 @@ Example:
     >>> pairwise_kind(build_model("dnn", [5, 6, 7]))  # no field-pair weights: None
 """
 
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
 if TYPE_CHECKING:  # TensorFlow only names types here: reading a run's files stays light
     import tensorflow as tf
@@ -82,6 +83,38 @@ def find_pairwise_layer(model: "tf.keras.Model") -> Tuple[Optional[str], Any]:
         raise ValueError(f"{type(found[0]).__name__}.PAIRWISE_KIND must be one of {list(PAIRWISE_KINDS)}, "
                          f"received {kind!r}.")
     return kind, found[0]
+
+
+def object_graph_paths(root: Any) -> Dict[int, str]:
+    """`{id(object): "attribute/path"}` of everything reachable from `root` in TensorFlow's object graph: the
+    first, shortest path to each object, as a checkpoint names it. Checkpoints and exports identify variables by
+    these paths, never by variable names or list positions.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> module = tf.Module()
+        >>> module.weights = tf.Variable(1.0)
+        >>> list(object_graph_paths(module).values())
+        ['weights']
+    """
+    import collections
+
+    import tensorflow as tf
+
+    paths: Dict[int, str] = {}
+    queue = collections.deque([(root, "")])
+    while queue:
+        parent, parent_path = queue.popleft()
+        # A variable sharded over parameter servers is one object of the graph; its parts are saved with it.
+        if type(parent).__name__ == "ShardedVariable":
+            for index, part in enumerate(parent.variables):
+                paths.setdefault(id(part), f"{parent_path}/part_{index}")
+        for name, child in tf.train.TrackableView.children(parent).items():
+            if id(child) in paths or child is root:
+                continue
+            paths[id(child)] = f"{parent_path}/{name}" if parent_path else name
+            queue.append((child, paths[id(child)]))
+    return paths
 
 
 def pairwise_kind(model: "tf.keras.Model") -> Optional[str]:

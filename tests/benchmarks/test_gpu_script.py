@@ -1,4 +1,4 @@
-"""benchmarks/gpu.py in its CPU short mode: every check and table group runs, and the JSON and markdown say so.
+"""benchmarks/speed/gpu.py in its CPU short mode: every check and table group runs, and the JSON and markdown say so.
 (The full run needs a GPU; this keeps the prepared script working until one is lent.)"""
 
 import json
@@ -7,7 +7,7 @@ import pathlib
 import subprocess
 import sys
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "speed" / "gpu.py"
 
 
 def test_short_mode_runs_every_check_and_group(tmp_path):

@@ -1,5 +1,5 @@
-"""benchmarks/scaling.py: the study end to end on MovieLens-100K (two models, two scales, one seed, one epoch), its
-skip-on-repeat, the table arithmetic, the worker partition and bad input."""
+"""benchmarks/quality/scaling.py: the study end to end on MovieLens-100K (two models, two scales, one seed, one
+epoch), its skip-on-repeat, the table arithmetic, the worker partition and bad input."""
 
 import csv
 import json
@@ -9,15 +9,14 @@ import sys
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+from benchmarks.quality import scaling, scaling_report
 
-import scaling  # noqa: E402
-import scaling_report  # noqa: E402
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _study(ml100k_dir, out, data_dir, *extra):
-    command = [sys.executable, str(BENCHMARKS / "scaling.py"), "--dataset=movielens", f"--data_path={ml100k_dir}",
+    command = [sys.executable, str(BENCHMARKS / "quality" / "scaling.py"), "--dataset=movielens",
+               f"--data_path={ml100k_dir}",
                f"--data_dir={data_dir}", "--models=dnn,dcnv2", "--scales=1,2", "--seeds=0", "--epochs=1",
                f"--out={out}", "--threads=2", *extra]
     output = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -1,4 +1,4 @@
-"""The speed benchmarks' shared helpers (benchmarks/training_speed.py) and the side-by-side reference scripts: paired
+"""The benchmarks' shared helpers (benchmarks/common.py) and the side-by-side reference scripts: paired
 ratios and rounds by hand, the deliberate load, the reference's classes and hyper-parameters (with a stand-in
 checkout, so torch is not needed), and the usage errors."""
 
@@ -10,17 +10,16 @@ import time
 
 import pytest
 
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+from benchmarks import common
+from benchmarks.speed import reference_step
 
-import reference_step  # noqa: E402
-import training_speed  # noqa: E402
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_paired_ratio_by_hand():
-    assert training_speed.paired_ratio([4.0, 3.0, 9.0], [2.0, 3.0, 3.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
+    assert common.paired_ratio([4.0, 3.0, 9.0], [2.0, 3.0, 3.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
     with pytest.raises(ValueError, match="same number"):
-        training_speed.paired_ratio([1.0], [1.0, 2.0])
+        common.paired_ratio([1.0], [1.0, 2.0])
 
 
 def test_combine_rounds_takes_medians_and_pairs_each_round():
@@ -30,7 +29,7 @@ def test_combine_rounds_takes_medians_and_pairs_each_round():
     rounds = [[row("sparse", 6000.0), row("dense", 4000.0)],
               [row("dense", 5000.0), row("sparse", 5000.0)],  # the order of the modes changes between rounds
               [row("sparse", 3000.0), row("dense", 2000.0)]]
-    sparse, dense = training_speed.combine_rounds(rounds, batch_size=2000)
+    sparse, dense = common.combine_rounds(rounds, batch_size=2000)
     assert sparse["rounds_examples_per_s"] == [6000.0, 5000.0, 3000.0] and sparse["examples_per_s"] == 5000.0
     assert sparse["step_s"] == pytest.approx(0.4) and sparse["peak_rss_mb"] == 500.0  # the median round's row
     # Paired per round: 1.5, 1.0, 1.5 (the medians alone would give 5000 / 4000 = 1.25).
@@ -39,8 +38,8 @@ def test_combine_rounds_takes_medians_and_pairs_each_round():
 
 
 def test_scheduling_conditions_say_how_children_ran():
-    assert training_speed.scheduling_conditions(0, "spin", True) == "children isolated, no added load"
-    assert training_speed.scheduling_conditions(2, "memory", False) == (
+    assert common.scheduling_conditions(0, "spin", True) == "children isolated, no added load"
+    assert common.scheduling_conditions(2, "memory", False) == (
         "2 memory busy loop(s) beside each measurement, children not isolated")
 
 
@@ -49,9 +48,9 @@ def _children_cpu_seconds(pids):
                for pid in pids)
 
 
-@pytest.mark.parametrize("kind", sorted(training_speed.LOADS))
+@pytest.mark.parametrize("kind", sorted(common.LOADS))
 def test_cpu_load_runs_busy_loops_only_inside_the_block(kind):
-    with training_speed.cpu_load(2, kind) as loops:
+    with common.cpu_load(2, kind) as loops:
         pids = [loop.pid for loop in loops]
         start = _children_cpu_seconds(pids)
         time.sleep(1.5)
@@ -59,7 +58,7 @@ def test_cpu_load_runs_busy_loops_only_inside_the_block(kind):
         assert _children_cpu_seconds(pids) > start  # they burn CPU time (clock ticks)
     assert all(loop.poll() is not None for loop in loops)
     with pytest.raises(ValueError, match="kind must be one of"):
-        with training_speed.cpu_load(1, "disk"):
+        with common.cpu_load(1, "disk"):
             pass
 
 
@@ -104,12 +103,12 @@ def test_reference_classes_and_hyper_parameters_follow_the_reference_main(tmp_pa
 
 
 def test_side_by_side_refuses_a_missing_or_wrong_checkout(tmp_path):
-    script = str(BENCHMARKS / "reference_side_by_side.py")
+    script = str(BENCHMARKS / "speed" / "reference_side_by_side.py")
     missing = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "--reference_checkout and --reference_python are required" in missing.stderr
     wrong = subprocess.run([sys.executable, script, f"--reference_checkout={tmp_path}",
                             f"--reference_python={sys.executable}"], capture_output=True, text=True, timeout=120)
     assert wrong.returncode != 0 and "has no torchfm/ folder" in wrong.stderr
-    loaded = subprocess.run([sys.executable, str(BENCHMARKS / "throughput.py"), "--load=1", "--nowrite"],
+    loaded = subprocess.run([sys.executable, str(BENCHMARKS / "speed" / "throughput.py"), "--load=1", "--nowrite"],
                             capture_output=True, text=True, timeout=120)
     assert loaded.returncode != 0 and "--load needs --noisolate" in loaded.stderr

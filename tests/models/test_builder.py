@@ -181,3 +181,33 @@ def test_me_and_se_models_learn_a_planted_interaction():
         history = model.fit(ids[:3072], labels[:3072], epochs=10, batch_size=256, verbose=0,
                             validation_data=(ids[3072:], labels[3072:]))
         assert history.history["val_auc"][-1] > 0.75, (multi, history.history["val_auc"])
+
+
+def test_weights_kept_only_in_a_python_list_reach_checkpoints(tmp_path):
+    """The trap of a new block: Keras 3 tracks list-held weights for `.keras` files only; the zoo's
+    `probability_model` makes them attributes, so a checkpoint (and the package's ModelState) holds them."""
+    from tf_multiembed.models import common
+
+    class ListedScale(tf.keras.layers.Layer):
+        def build(self, input_shape):
+            self.scales = [self.add_weight(name=f"scale_{index}", shape=(int(input_shape[-1]),), initializer="ones")
+                           for index in range(3)]
+
+        def call(self, inputs):
+            return inputs * self.scales[0] * self.scales[1] * self.scales[2]
+
+    inputs, embeddings = common.embedded_inputs(SMALL_VOCABULARY_SIZES, 2, 3)
+    features = ListedScale(name="listed_scale")(tf.keras.layers.Reshape((2, 12))(embeddings))
+    logit = common.projection_mean_head(features, (8, 4), 0.0, 0.9, 1e-5)
+    model = common.probability_model(inputs, logit, "listed")
+    layer = model.get_layer("listed_scale")
+    if os.environ.get("TF_USE_LEGACY_KERAS") != "1":  # legacy tf-keras tracks lists itself: nothing to add there
+        assert layer.listed__listed_scale__scale_1 is layer.scales[1]
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "listed"))
+    saved = sum(int(np.prod(shape)) for name, shape in tf.train.list_variables(path)
+                if "VARIABLE_VALUE" in name and "seed_generator" not in name)
+    assert saved == model.count_params()
+    for variable in layer.scales:
+        variable.assign(variable * 2.0)
+    tf.train.Checkpoint(model=model).read(path).assert_existing_objects_matched()
+    np.testing.assert_array_equal(layer.scales[2].numpy(), np.ones(12))  # restored, not left at 2

@@ -136,7 +136,7 @@ def test_a_model_added_by_following_architecture_md_passes_the_registry_wide_che
     environment = dict(os.environ, PYTHONPATH=str(source), CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", str(pathlib.Path(__file__)), "-v", "-p", "no:cacheprovider",
-         "-k", "pair_gate", "-o", "addopts=", "--rootdir", str(REPO_ROOT)],
+         "-k", "pair_gate", "-o", "addopts=", "-o", "pythonpath=", "--rootdir", str(REPO_ROOT)],
         capture_output=True, text=True, cwd=tmp_path, env=environment, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for check in ("test_registration", "test_serialization", "test_parameter_counts"):

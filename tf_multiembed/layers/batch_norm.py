@@ -3,10 +3,10 @@
 Keras 3's `BatchNormalization` normalizes with `tf.nn.moments` and `tf.nn.batch_normalization`: about ten element-wise
 passes over the activations forward and backward. TensorFlow's fused kernel (`FusedBatchNormV3` and its gradient)
 does the same in one pass each way: measured 1.5x faster forward + backward on the per-set projection's
-`[2048, 10 * 400]` activations (`benchmarks/layer_levers.py`, docs/benchmarks.md). `fused_batch_norm` computes exactly
-what the Keras layer computes (same variables, same moving average update, biased batch variance, float32 statistics
-for 16-bit inputs, inference mode when the layer is frozen), so checkpoints and `.keras` files of either path load
-into the other.
+`[2048, 10 * 400]` activations (`benchmarks/speed/layer_levers.py`, docs/benchmarks.md). `fused_batch_norm`
+computes exactly what the Keras layer computes (same variables, same moving average update, biased batch variance,
+float32 statistics for 16-bit inputs, inference mode when the layer is frozen), so checkpoints and `.keras` files of
+either path load into the other.
 """
 
 from typing import Union

@@ -6,7 +6,7 @@ per-set projection of an ME model (`[2048, 10 * 400]` activations) those draws a
 `round(rate * 65536)`: the drop probability is `rate` rounded to a multiple of 1/65536 (0.2 -> 0.1999969), and the
 kept activations are scaled by the exact inverse of the keep probability, so the expectation is unchanged. Measured
 forward + backward on `[2048, 4000]`: 12.6 ms against 22.4 ms for `tf.keras.layers.Dropout` (1.8x;
-`benchmarks/layer_levers.py`, docs/benchmarks.md).
+`benchmarks/speed/layer_levers.py`, docs/benchmarks.md).
 
 The seeds come from the layer's Keras `SeedGenerator` (Keras 3), exactly as `tf.keras.layers.Dropout` draws them, so
 seeding (`tf.keras.utils.set_random_seed`, `seed=`) and tf.distribute behave as for Keras' layer. Under legacy

@@ -4,8 +4,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from tf_multiembed import introspection, types, validation
 from tf_multiembed.layers import MLP, MultiEmbedding, SetMean, SetMLP
-from tf_multiembed import types, validation
 
 FEATURE_IDS_INPUT = "feature_ids"
 PROBABILITY_OUTPUT = "click_probability"
@@ -57,9 +57,28 @@ def linear_logit(features: tf.Tensor, name: str) -> tf.Tensor:
 
 
 def probability_model(inputs: tf.Tensor, logit: tf.Tensor, name: str) -> tf.keras.Model:
-    """Wraps a logit into the functional model whose output is the click probability `[B, 1]`."""
+    """Wraps a logit into the functional model whose output is the click probability `[B, 1]`; weights its layers
+    keep only in Python lists are tracked too (`track_listed_weights`)."""
     probability = tf.keras.layers.Activation("sigmoid", dtype="float32", name=PROBABILITY_OUTPUT)(logit)
-    return tf.keras.Model(inputs=inputs, outputs=probability, name=name)
+    model = tf.keras.Model(inputs=inputs, outputs=probability, name=name)
+    track_listed_weights(model)
+    return model
+
+
+def track_listed_weights(model: tf.keras.Model) -> None:
+    """Makes every variable of the model's layers an attribute of its layer, so `tf.train.Checkpoint` and SavedModel
+    find it: Keras 3 tracks weights and sub-layers kept in Python lists for its own saving only. A variable not
+    reachable through attributes becomes `listed__<its Keras path, "/" as "__">` of the top-level layer holding it
+    (the name depends on layer and weight names, never on list positions). Does nothing for reachable variables
+    (all of them under legacy tf-keras, which tracks lists itself)."""
+    for layer in model.layers:
+        if not layer.variables:
+            continue
+        reachable = introspection.object_graph_paths(layer)
+        for variable in layer.variables:
+            if id(variable) not in reachable and variable.trainable:
+                path = getattr(variable, "path", variable.name).split(":")[0]
+                validation.track_as_attribute(layer, "listed__" + path.replace("/", "__"), variable)
 
 
 def model_name(family: str, num_sets: int, embedding_dim: int) -> str:

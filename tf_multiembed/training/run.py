@@ -202,7 +202,7 @@ def train_prepared(config: RunConfig, data: "PreparedData", info: distribute.Str
 
     The run directory is locked and checked first (`run_directory.open_run_directory`); at the end it holds the
     best model as `best.keras` and the ingest report. The model holds the best epoch's weights afterwards. `run`
-    adds data preparation and the export; experiment runners (benchmarks/scaling.py) call this once per
+    adds data preparation and the export; experiment runners (benchmarks/quality/scaling.py) call this once per
     configuration on data prepared once. `config` is not changed.
     """
     name = name or data_name(config, data)

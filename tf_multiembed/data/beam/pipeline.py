@@ -149,8 +149,12 @@ def _stats(file_index=None, files_read=(), files_missing=(), files_empty=(), hea
             "examples": list(examples), "values_truncated": collections.Counter(values_truncated or {})}
 
 
-class _ReadFile(beam.DoFn):
-    """(file index, path) -> (file index, ColumnBlock) blocks, and one file-level partial report (tag "stats")."""
+class ReadFile(beam.DoFn):
+    """(file index, path) -> (file index, ColumnBlock) blocks, and one file-level partial report (tag "stats").
+
+    Stage 1 of `PrepareData`; public, with `ParseBlock`, so a stage can be run and measured alone
+    (benchmarks/data/beam_ingest.py).
+    """
 
     def __init__(self, schema: schema_lib.Schema, strict: bool):
         self._schema, self._strict = schema, strict
@@ -172,7 +176,7 @@ class _ReadFile(beam.DoFn):
                                                        header_lines=tracker.header_lines))
 
 
-class _ParseBlock(beam.DoFn):
+class ParseBlock(beam.DoFn):
     """(file index, ColumnBlock) -> the block again if it has valid rows (a `ParsedBlock`, for the encode step), its
     token counts (tag "counts", a record batch for the analysis) and a partial report (tag "stats")."""
 
@@ -413,10 +417,10 @@ class PrepareData(beam.PTransform):
         runner = type(pipeline.runner).__name__
         read = (pbegin
                 | "ListInputs" >> beam.Create(list(enumerate(inputs)))
-                | "ReadFiles" >> beam.ParDo(_ReadFile(schema, settings.strict)).with_outputs("stats", main="blocks"))
+                | "ReadFiles" >> beam.ParDo(ReadFile(schema, settings.strict)).with_outputs("stats", main="blocks"))
         parsed = (read.blocks
                   | "SpreadBlocks" >> beam.Reshuffle()
-                  | "Parse" >> beam.ParDo(_ParseBlock(schema, settings.strict, settings.max_examples))
+                  | "Parse" >> beam.ParDo(ParseBlock(schema, settings.strict, settings.max_examples))
                   .with_outputs("stats", "counts", main="blocks"))
         report = ((read.stats, parsed.stats)
                   | "AllStats" >> beam.Flatten()

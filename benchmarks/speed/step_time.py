@@ -4,8 +4,8 @@ One step = forward + backward + Adam update, batch 2048, 39 fields with the card
 benchmarks/criteo_shape.json (sum 1.14M rows) and Zipf(1.3) ids. All variants of one model run in the same
 process and are reported as ratios to SE at the same total embedding width, so machine noise cancels out.
 
-    python benchmarks/step_time.py                          # paper-scale vocabularies
-    python benchmarks/step_time.py --vocabulary=small       # 1,000 rows per field: isolates the dense compute
+    python benchmarks/speed/step_time.py                          # paper-scale vocabularies
+    python benchmarks/speed/step_time.py --vocabulary=small       # 1,000 rows per field: isolates the dense compute
 
 Writes benchmarks/results/step_time_<vocabulary>.json and a markdown table to stdout.
 """
@@ -14,7 +14,11 @@ import json
 import os
 import pathlib
 import statistics
+import sys
 import time
+
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -25,7 +29,7 @@ from absl import app, flags  # noqa: E402
 
 from tf_multiembed.layers import MLP, MultiEmbedding, SetCross, SetFlatten, SetMLP  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
-from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
+from benchmarks.common import RESULTS_DIR, criteo_vocabulary_sizes, zipf_ids  # noqa: E402
 from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
 
@@ -37,7 +41,6 @@ flags.DEFINE_list("models", ["dnn", "dcnv2"], "Models to time.")
 flags.DEFINE_list("num_sets", ["2", "4", "10"], "Numbers of sets M (SE runs at width M*10).")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant (after 2 warm-up steps).")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 BASE_DIM = 10
 
 
@@ -109,7 +112,7 @@ def main(argv):
                 "naive_over_me_cpu": cpu["naive_me"] / cpu["me"],
             })
     suffix = "_xla" if FLAGS.jit_compile else ""
-    out = REPO / "benchmarks" / "results" / f"step_time_{FLAGS.vocabulary}{suffix}.json"
+    out = RESULTS_DIR / f"step_time_{FLAGS.vocabulary}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"vocabulary": FLAGS.vocabulary, "jit_compile": FLAGS.jit_compile, "sum_vocabulary": sum(sizes),
             "batch_size": FLAGS.batch_size,

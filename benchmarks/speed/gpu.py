@@ -1,7 +1,7 @@
 """One prepared GPU run: correctness checks on the GPU, then the throughput table, in at most about 8 minutes.
 
-    python benchmarks/gpu.py                    # on a machine whose TensorFlow sees a GPU
-    python benchmarks/gpu.py --short            # CPU smoke run of every code path (the test-suite runs it)
+    python benchmarks/speed/gpu.py                    # on a machine whose TensorFlow sees a GPU
+    python benchmarks/speed/gpu.py --short            # CPU smoke run of every code path (the test-suite runs it)
 
 Checks (each trains a small model for a few steps on the first accelerator):
 - `mirrored_one_device`: `training.distribute.create_strategy("mirrored")` over the one GPU gives the same weights as
@@ -25,17 +25,19 @@ import sys
 import tempfile
 import time
 
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
-from training_speed import scheduling_report, time_training  # noqa: E402
+from benchmarks.common import REPO, RESULTS_DIR, criteo_vocabulary_sizes  # noqa: E402
+from benchmarks.common import scheduling_report, time_training  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("short", False, "CPU smoke run: tiny vocabularies and batches, few variants, no GPU required.")
-flags.DEFINE_string("output_dir", str(REPO / "benchmarks" / "results" / "gpu"), "Where gpu.json and gpu.md go.")
+flags.DEFINE_string("output_dir", str(RESULTS_DIR / "gpu"), "Where gpu.json and gpu.md go.")
 flags.DEFINE_integer("budget_seconds", 420, "No table group starts after this many seconds of the whole run.")
 flags.DEFINE_integer("group_timeout_seconds", 240, "A table group still running after this is stopped.")
 flags.DEFINE_string("part", "", "Internal: run 'checks' or one table group 'precision:xla' in this process.")

@@ -1,5 +1,12 @@
-"""Timing one training variant (`model.fit` with the paper's recipe) on in-memory Zipf ids, and running measured
-processes in a scheduler group of their own. Shared by throughput.py (CPU table) and gpu.py (GPU checks and table).
+"""What the benchmarks share, in one module (standard library and NumPy only, so the reference's scratch Python
+can import it too):
+
+- where things are: `REPO`, `RESULTS_DIR` (benchmarks/results), `CRITEO_SHAPE` (the 39 Criteo cardinalities,
+  shipped so every benchmark runs from a bare clone), and `write_between_markers` for the tables in docs/;
+- the Criteo-shaped inputs: `criteo_vocabulary_sizes` and `zipf_ids`;
+- timing one training variant (`time_training`: `model.fit` with the paper's recipe on in-memory Zipf ids), paired
+  ratios and rounds, a deliberate CPU load, and running measured processes in a scheduler group of their own
+  (speed/throughput.py, speed/gpu.py, speed/reference_side_by_side.py).
 
 Why the scheduler group: Linux puts every login session into its own "autogroup" and shares the CPUs between groups
 equally, whatever the processes' nice values. On a 2-core machine that other sessions also use, a benchmark started
@@ -10,7 +17,9 @@ autogroup it gives the highest priority (root only; otherwise the child runs at 
 """
 
 import contextlib
+import json
 import os
+import pathlib
 import resource
 import statistics
 import subprocess
@@ -18,7 +27,35 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from criteo_shape import zipf_ids
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "benchmarks" / "results"
+CRITEO_SHAPE = REPO / "benchmarks" / "criteo_shape.json"
+
+
+def criteo_vocabulary_sizes():
+    """The 39 per-field vocabulary sizes (13 bucketed integers, then 26 categoricals; sum 1,142,531)."""
+    return json.loads(CRITEO_SHAPE.read_text())["vocabulary_sizes"]
+
+
+def zipf_ids(sizes, rows, rng=None):
+    """`[rows, len(sizes)]` int64 ids, Zipf(1.3)-distributed and clipped to each field's size (rng: seed 0)."""
+    rng = np.random.default_rng(0) if rng is None else rng
+    columns = [np.minimum(rng.zipf(1.3, rows) - 1, size - 1) for size in sizes]
+    return np.stack(columns, axis=1).astype("int64")
+
+
+def write_between_markers(path, begin: str, end: str, table: str) -> None:
+    """Replaces the text between `begin` and `end` in the document at `path` with `table`."""
+    document = pathlib.Path(path)
+    text = document.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no {begin} ... {end} markers to write the table between.")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    document.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")
+
 
 AUTOGROUP = "/proc/self/autogroup"
 
@@ -88,7 +125,7 @@ def define_scheduling_flags() -> None:
                       "priority (root only): other sessions on the machine then barely disturb it.")
     flags.DEFINE_integer("load", 0, "Busy loops (one core each) running beside every measurement, a loaded machine "
                          "on purpose; needs --noisolate, or the isolated child would not feel them.", lower_bound=0)
-    flags.DEFINE_enum("load_kind", "spin", sorted(LOADS), "What the busy loops do (training_speed.LOADS).")
+    flags.DEFINE_enum("load_kind", "spin", sorted(LOADS), "What the busy loops do (benchmarks.common.LOADS).")
 
 
 def check_scheduling_flags(flag_values) -> None:

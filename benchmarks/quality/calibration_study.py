@@ -6,15 +6,20 @@ split and records the test AUC, log loss, ECE and mean prediction / click rate b
 record goes to `<out>/runs/<model>-<monitor>-seed<seed>.json` (a finished run is skipped when the command is
 repeated); `<out>/table.md` has mean ± population std over seeds.
 
-    python benchmarks/calibration_study.py --preset=paper --dataset=movielens --data_path=../shared/data/ml-100k \\
-        --models=ipnn,nfwfm --scale=10 --monitors=auc,logloss --seeds=0,1,2 --out=docs/results/calibration_ml100k
+    python benchmarks/quality/calibration_study.py --preset=paper --dataset=movielens \\
+        --data_path=../shared/data/ml-100k --models=ipnn,nfwfm --scale=10 --monitors=auc,logloss --seeds=0,1,2 \\
+        --out=docs/results/calibration_ml100k
 """
 
 import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
+
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -88,7 +93,9 @@ def main(argv):
     del argv
     from tf_multiembed.training.run import prepare_data
 
-    out = pathlib.Path(FLAGS.out or "benchmarks/results/calibration")
+    from benchmarks.common import RESULTS_DIR
+
+    out = pathlib.Path(FLAGS.out) if FLAGS.out else RESULTS_DIR / "calibration"
     (out / "runs").mkdir(parents=True, exist_ok=True)
     data, _, _ = prepare_data(config_from_flags(RUN_SETTINGS))
     records = []

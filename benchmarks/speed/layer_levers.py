@@ -1,7 +1,7 @@
 """The per-set projection's two levers, each against what it replaced, forward + backward in one process.
 
-    python benchmarks/layer_levers.py                  # [2048, 10 * 400]: ME-DNN / ME-DCNv2 10x10's projection
-    python benchmarks/layer_levers.py --features=1600  # 4 sets
+    python benchmarks/speed/layer_levers.py --threads=2      # [2048, 10 * 400]: ME-DNN / ME-DCNv2 10x10's projection
+    python benchmarks/speed/layer_levers.py --features=1600  # 4 sets
 
 - Batch norm: Keras' `BatchNormalization` (moments + `batch_normalization`, about ten element-wise passes each way)
   against `tf_multiembed.layers.batch_norm.fused_batch_norm` (TensorFlow's `FusedBatchNormV3`) on the same layer.
@@ -16,18 +16,25 @@ import json
 import os
 import pathlib
 import statistics
+import sys
 import time
+
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from benchmarks.common import RESULTS_DIR  # noqa: E402
+from tf_multiembed.training import config as run_config  # noqa: E402
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 2048, "Rows of the activations.")
+run_config.define_flags(["batch_size", "threads"])  # train.py's: the rows of the activations, the threads
+flags.adopt_module_key_flags(run_config)
 flags.DEFINE_integer("features", 4000, "Columns (sets x units: 10 x 400 for a 10-set projection).")
 flags.DEFINE_integer("steps", 10, "Calls per timed round.")
 flags.DEFINE_integer("repeats", 7, "Timed rounds per candidate.")
-flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
 flags.DEFINE_bool("write", True, "Write benchmarks/results/layer_levers.json.")
 
 
@@ -86,7 +93,7 @@ def main(argv):
                     _gradient_step(lambda x: keras_dropout(x, training=True), inputs),
                     _gradient_step(lambda x: bits_dropout(x, training=True), inputs))]
     if FLAGS.write:
-        path = pathlib.Path(__file__).resolve().parent / "results" / "layer_levers.json"
+        path = RESULTS_DIR / "layer_levers.json"
         path.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d"), "shape": [FLAGS.batch_size, FLAGS.features],
                                     "threads": FLAGS.threads, "steps": FLAGS.steps, "repeats": FLAGS.repeats,
                                     "rows": rows}, indent=1))

@@ -1,9 +1,10 @@
 """Where the time of one training step goes: the TensorFlow profiler over a few `model.fit` steps, ops summed.
 
-    python benchmarks/profile_step.py --model=dcnv2 --embedding=me --scale=10 --embedding_updates=sparse
-    python benchmarks/profile_step.py ... --group=scope      # by the layer (name scope) instead of the op type
+    python benchmarks/speed/profile_step.py --model=dcnv2 --embedding=me --scale=10 --embedding_updates=sparse \
+        --threads=2
+    python benchmarks/speed/profile_step.py ... --group=scope      # by the layer (name scope) instead of the op type
 
-Trains the variant of `training_speed.time_training` (Criteo cardinalities, Zipf(1.3) ids in memory, batch 2048, the
+Trains the variant of `benchmarks.common.time_training` (Criteo cardinalities, Zipf(1.3) ids in memory, batch 2048, the
 paper's recipe) for warm-up steps, then profiles `--steps` steps and prints, per op type (or per layer), the summed
 wall time of its kernels per step (from start to end of each kernel, its intra-op shards included) with its share of
 the sum, and the step's wall time. Kernels that the inter-op threads run side by side make the sum exceed the wall
@@ -19,25 +20,27 @@ import json
 import os
 import pathlib
 import re
+import sys
 import tempfile
 import time
+
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # noqa: E402  (benchmarks/ is on sys.path)
+from benchmarks.common import criteo_vocabulary_sizes, zipf_ids  # noqa: E402
+from tf_multiembed.training import config as run_config  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", "dcnv2", "Zoo model.")
-flags.DEFINE_enum("embedding", "me", ["se", "me"], "SE (one set of width 10*scale) or ME (scale sets of width 10).")
-flags.DEFINE_integer("scale", 10, "Scale factor.")
-flags.DEFINE_enum("embedding_updates", "sparse", ["sparse", "dense"], "CoupledL2Adam's embedding updates.")
+# train.py's flags (names, defaults and help of RunConfig): the profiled model and its training step.
+run_config.define_flags(["model", "embedding", "scale", "embedding_updates", "batch_size", "threads",
+                        "mixed_precision"])
+flags.adopt_module_key_flags(run_config)
 flags.DEFINE_integer("steps", 5, "Profiled steps.")
 flags.DEFINE_integer("warmup_steps", 5, "Steps before the profile (tracing, first allocations).")
-flags.DEFINE_integer("batch_size", 2048, "Batch size.")
-flags.DEFINE_integer("threads", 2, "TensorFlow intra- and inter-op threads.")
-flags.DEFINE_string("mixed_precision", "", "Keras mixed-precision policy (empty: float32).")
 flags.DEFINE_enum("group", "type", ["type", "scope", "name"], "Sum ops by type, by layer (first two name scopes) or "
                   "by full name.")
 flags.DEFINE_string("op_type", "", "Only kernels of this op type (e.g. _MklTranspose), grouped by --group.")

@@ -8,7 +8,7 @@ included):
 - latency at batch 1 and 256: p50 and p99 over many calls, one caller;
 - throughput with 1, 2, 4 and 8 concurrent callers (threads) at batch 1 and 256: requests/s and examples/s.
 
-    nice python benchmarks/serving_latency.py
+    nice python benchmarks/speed/serving_latency.py
 
 TF Serving adds its own request decoding and batching on top; this isolates the model's graph. Prints a markdown
 table and writes it into docs/serving.md between the `serving_latency` markers.
@@ -18,8 +18,12 @@ import concurrent.futures
 import os
 import pathlib
 import platform
+import sys
 import tempfile
 import time
+
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -33,7 +37,7 @@ from tf_multiembed.training import distribute  # noqa: E402
 from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402
 from tf_multiembed.training.run import build_and_compile, configure_threads, prepare_data  # noqa: E402
-from doc_tables import write_between_markers  # noqa: E402  (benchmarks/ is on sys.path)
+from benchmarks.common import REPO, write_between_markers  # noqa: E402
 
 RUN_SETTINGS = ("model", "scale", "synthetic_rows", "data_dir", "threads")
 define_flags(RUN_SETTINGS)  # train.py's flags, names and defaults
@@ -42,7 +46,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("calls", 300, "Timed calls per batch size for the latency figures.")
 flags.DEFINE_float("seconds", 3.0, "Duration of each concurrency measurement.")
 flags.DEFINE_list("callers", ["1", "2", "4", "8"], "Numbers of concurrent callers.")
-flags.DEFINE_string("docs", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "serving.md"),
+flags.DEFINE_string("docs", str(REPO / "docs" / "serving.md"),
                     "Markdown file to update between the serving_latency markers ('' to skip).")
 
 BEGIN, END = "<!-- serving_latency:begin -->", "<!-- serving_latency:end -->"

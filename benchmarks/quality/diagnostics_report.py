@@ -8,8 +8,8 @@ Part 2: a full per-field report of an ME DCNv2 with the 39 vocabulary sizes of b
 reported, since other processes on a shared machine only add time), and the per-field IA of the Gram route compared
 with a per-field SVD of the same tables.
 
-    python benchmarks/diagnostics_report.py                 # both parts (about 1.5 minutes on 2 idle cores)
-    python benchmarks/diagnostics_report.py --rows=200000   # a smaller Part 1
+    python benchmarks/quality/diagnostics_report.py                 # both parts (about 1.5 minutes on 2 idle cores)
+    python benchmarks/quality/diagnostics_report.py --rows=200000   # a smaller Part 1
 
 Writes benchmarks/results/diagnostics_report.json and the tables between the benchmark markers of
 docs/diagnostics.md (use --nowrite_docs to only print them).
@@ -19,9 +19,13 @@ import json
 import os
 import pathlib
 import platform
+import sys
 import tempfile
 import threading
 import time
+
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -35,7 +39,7 @@ from tf_multiembed import diagnostics  # noqa: E402
 from tf_multiembed.diagnostics import abundance  # noqa: E402
 from tf_multiembed.diagnostics import tables as tables_lib  # noqa: E402
 from tf_multiembed.models import build_model  # noqa: E402
-from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
+from benchmarks.common import REPO, RESULTS_DIR, criteo_vocabulary_sizes  # noqa: E402
 from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
 
@@ -48,8 +52,7 @@ flags.DEFINE_bool("skip_svd_report", False, "Skip the per-field SVD of Part 2 (t
 flags.DEFINE_integer("repeats", 3, "Runs per measurement; the fastest is reported.")
 flags.DEFINE_bool("write_docs", True, "Rewrite the benchmark section of docs/diagnostics.md.")
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results" / "diagnostics_report.json"
+RESULTS = RESULTS_DIR / "diagnostics_report.json"
 DOC = REPO / "docs" / "diagnostics.md"
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 MIB = 1 << 20
@@ -161,7 +164,8 @@ def part2(num_sets, dim, skip_svd):
 def markdown(results):
     one, two = results["part1"], results["part2"]
     lines = [
-        f"Measured by `python benchmarks/diagnostics_report.py --scale={two['num_sets']}` on {results['machine']}; "
+        f"Measured by `python benchmarks/quality/diagnostics_report.py --scale={two['num_sets']}` on "
+        f"{results['machine']}; "
         "fastest of "
         f"{FLAGS.repeats} runs per line (the machine is shared), extra memory = peak RSS during the stage minus RSS "
         "before it.", "",

@@ -8,11 +8,11 @@ best epoch's weights. ME at 1x is SE at 1x (one set) and is trained once. After 
 best weights is recorded: the IA of each field's `[D_i, M*K]` rows (comparable between SE and ME at the same total
 width) and the mean per-set IA.
 
-    python benchmarks/scaling.py --preset=paper --dataset=movielens --data_path=../shared/data/ml-100k \\
+    python benchmarks/quality/scaling.py --preset=paper --dataset=movielens --data_path=../shared/data/ml-100k \\
         --models=dnn,dcnv2 --scales=1,2,4,10 --seeds=0,1,2 --out=docs/results/scaling_ml100k
     # the same on two processes of one thread each (2 cores): worker i takes runs i, i+2, ...
-    for i in 0 1; do python benchmarks/scaling.py ... --threads=1 --num_workers=2 --worker_index=$i & done; wait
-    python benchmarks/scaling.py ... --report_only     # rewrite runs.csv, table.md and the plots
+    for i in 0 1; do python benchmarks/quality/scaling.py ... --threads=1 --num_workers=2 --worker_index=$i & done; wait
+    python benchmarks/quality/scaling.py ... --report_only     # rewrite runs.csv, table.md and the plots
 
 Each run lives in `<out>/runs/<model>-<se|me>-<scale>x-seed<seed>/`; a run with a `record.json` is finished and is
 skipped when the command is repeated, a killed run resumes from its checkpoint. The checkpoints of a finished run are
@@ -28,14 +28,18 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import time
 from typing import List
+
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-import scaling_report  # noqa: E402  (benchmarks/ is on sys.path)
+from benchmarks.quality import scaling_report  # noqa: E402
 
 from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import config_from_flags, define_flags  # noqa: E402

@@ -1,29 +1,29 @@
 """Ingest benchmark: the columnar build on synthetic Criteo-format files, against the floor of reading them, and the
 input pipeline against training.
 
-For each file (made by the package's generator with the 39 Criteo cardinalities of benchmarks/criteo_shape.py), in
+For each file (made by the package's generator with the 39 Criteo cardinalities of benchmarks/criteo_shape.json), in
 a fresh child process per measurement:
 
 - floor: `cat file > /dev/null` (the page cache's speed), and the build's own reader parsing every block of the file
   without counting (Arrow's CSV reader plus the checks that choose the fast path);
 - build: pass 1 (count), the split order, pass 2 (encode and route rows to their splits), the shard files; per step
-  its rows/s, seconds and peak resident memory (Linux VmHWM reset at the start of the step), and how many times the
-  input was read (the input bytes each pass consumed over the file size);
+  its rows/s and seconds (the build's own report), the whole build's CPU time and peak resident memory (Linux VmHWM
+  reset at its start), and how many times the input was read (the input bytes each pass consumed over the file
+  size);
 - input pipeline: one epoch of `train_dataset(batch)` shuffled and unshuffled (input only), and, for comparison,
   the training throughput of a DNN (scale 2) on the same prepared data.
 
-`--count-rows N` instead measures pass 1 alone on one N-row file generated with each categorical field's
-cardinality multiplied by `--vocabulary-scale` (a long tail of distinct values, as in the real Criteo's 33M), with
+`--count_rows=N` instead measures pass 1 alone on one N-row file generated with each categorical field's
+cardinality multiplied by `--vocabulary_scale` (a long tail of distinct values, as in the real Criteo's 33M), with
 the token counts' memory budget at its default: the bounded-memory claim for full Criteo (45.8M rows).
 
 The machine is shared: rates are reported with the floor measured in the same run (our rate as a fraction of the
 reader's), with the load average before and after. Usage (niced, so that other work goes first):
 
-    nice -n 10 python benchmarks/ingest.py --rows 2000000 10000000 --update-doc docs/data.md
-    nice -n 10 python benchmarks/ingest.py --count-rows 45000000 --vocabulary-scale 20
+    nice -n 10 python -m benchmarks.data.ingest --rows=2000000,10000000 --batch_size=8192 --update_doc=docs/data.md
+    nice -n 10 python -m benchmarks.data.ingest --count_rows=45000000 --vocabulary_scale=20
 """
 
-import argparse
 import json
 import os
 import pathlib
@@ -34,9 +34,28 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-RESULTS = REPO / "benchmarks" / "results"
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+from absl import app, flags  # noqa: E402
+
+from benchmarks.common import REPO, RESULTS_DIR as RESULTS, criteo_vocabulary_sizes, write_between_markers  # noqa: E402
+from tf_multiembed.training import config as run_config  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("rows", ["2000000", "10000000"], "Rows per file, one build each.")
+flags.DEFINE_integer("count_rows", None, "Measure pass 1 alone on a file of this many rows (with "
+                     "--vocabulary_scale).", lower_bound=1)
+flags.DEFINE_integer("vocabulary_scale", 20, "Categorical cardinalities x this, for --count_rows.", lower_bound=1)
+flags.DEFINE_string("count_file", None, "With --count_rows: a file generated before with the same settings (kept in "
+                    "--work_dir), not generated again.")
+run_config.define_flags(["batch_size"])  # train.py's: the input pipeline's and the comparison training's batch
+flags.adopt_module_key_flags(run_config)
+flags.DEFINE_integer("train_steps", 30, "Timed training steps of the comparison DNN.", lower_bound=1)
+flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temporary one, removed).")
+flags.DEFINE_string("update_doc", None, "Markdown file whose benchmark section to rewrite.")
+flags.DEFINE_bool("table_only", False, "Rewrite the table from results/ingest.json only.")
+flags.DEFINE_list("child", None, "Internal: one measurement in this process (build|count|input and its arguments).")
 DOC_START, DOC_END = "<!-- ingest-benchmark:start -->", "<!-- ingest-benchmark:end -->"
 
 
@@ -46,9 +65,6 @@ def _config(vocabulary_scale: int = 1):
     from tf_multiembed.data.synthetic import SyntheticCriteoConfig
 
     try:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from criteo_shape import criteo_vocabulary_sizes
-
         sizes, source = list(criteo_vocabulary_sizes()), "Criteo cardinalities (criteo_shape)"
     except (ImportError, OSError):
         sizes, source = list(SyntheticCriteoConfig().vocabulary_sizes), "the package's default cardinalities"
@@ -79,29 +95,9 @@ def _status_mb(key: str) -> float:
     raise KeyError(key)
 
 
-class _Steps:
-    """Wraps build steps to record each one's seconds and peak RSS."""
-
-    def __init__(self):
-        self.results = {}
-
-    def wrap(self, owner, name: str, label: str):
-        function = getattr(owner, name)
-
-        def measured(*args, **kwargs):
-            _reset_peak()
-            before = _status_mb("VmRSS")
-            started, cpu = time.perf_counter(), time.process_time()
-            value = function(*args, **kwargs)
-            self.results[label] = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
-                                   "rss_before_mb": before, "peak_rss_mb": _status_mb("VmHWM")}
-            return value
-
-        setattr(owner, name, measured)
-
-
 def child_build(path: str, work: str) -> dict:
-    """The reader floor, then the whole build with per-step measurements."""
+    """The reader floor, then the whole build; each step's seconds from the build's own report (public: the
+    manifest's `report.passes`), CPU time and peak memory for the whole build."""
     from tf_multiembed.data import build as build_lib
     from tf_multiembed.data import transforms
     from tf_multiembed.data.quality import BadInputTracker
@@ -119,53 +115,49 @@ def child_build(path: str, work: str) -> dict:
     seconds = time.perf_counter() - started
     results["reader"] = {"seconds": seconds, "cpu_seconds": time.process_time() - cpu,
                          "rows_per_s": tracker.lines_read / seconds, "peak_rss_mb": _status_mb("VmHWM")}
-    steps = _Steps()
-    steps.wrap(build_lib, "_count_pass", "count")
-    steps.wrap(build_lib, "_inverse_order_path", "order")
-    steps.wrap(build_lib, "_encode_pass", "encode")
-    steps.wrap(build_lib._SplitRouter, "finish", "shards")
+    _reset_peak()
+    started, cpu = time.perf_counter(), time.process_time()
     folder = build_lib.build(schema, path, work, rebuild=True)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    rows = manifest["report"]["lines_read"]
-    for step in steps.results.values():
-        step["rows_per_s"] = rows / step["seconds"]
-    results.update(steps.results)
+    results["build"] = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+                        "peak_rss_mb": _status_mb("VmHWM")}
+    manifest = build_lib.load_manifest(folder)
+    report = manifest["report"]
+    rows = report["lines_read"]
+    for step in ("count", "order", "encode", "shards"):
+        seconds = report["passes"][step]["seconds"]
+        results[step] = {"seconds": seconds, "rows_per_s": rows / max(seconds, 1e-9)}
     results["rows"] = rows
-    results["reads_of_input"] = sum(manifest["report"]["passes"][name]["input_bytes"]
-                                    for name in ("count", "encode")) / size
+    results["reads_of_input"] = sum(report["passes"][name]["input_bytes"] for name in ("count", "encode")) / size
     results["vocabulary_rows"] = sum(manifest["vocabulary_sizes"])
     results["prepared_dir"] = str(folder)
     return results
 
 
 def child_count(path: str, work: str) -> dict:
-    """Pass 1 alone (with the default memory budget of the token counts)."""
-    from tf_multiembed.data import build as build_lib
+    """Pass 1 alone (with the default memory budget of the token counts), from the public pieces the build's pass 1
+    is made of: the reader's blocks, `BlockParser.validate` and `count`, a `TokenCounter`."""
     from tf_multiembed.data import transforms
-    from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
-    from tf_multiembed.data.records import make_reader
+    from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
+    from tf_multiembed.data.quality import BadInputTracker
+    from tf_multiembed.data.records import BlockParser, make_reader
 
     schema = _config()[0].schema(min_count=10)
     transforms.criteo_log_thresholds()
-    counters = []
-
-    class RecordedCounter(build_lib.TokenCounter):  # to report how often the counts spilled to disk
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            counters.append(self)
-
-    build_lib.TokenCounter = RecordedCounter
     _reset_peak()
     before = _status_mb("VmRSS")
     started = time.perf_counter()
-    counted = build_lib._count_pass(schema, make_reader(schema, path), build_lib.BuildSettings(), pathlib.Path(work),
-                                    os.path.getsize(path), DEFAULT_MEMORY_BYTES)
+    tracker = BadInputTracker()
+    parser = BlockParser(schema, tracker)
+    counter = TokenCounter(len(schema.fields), pathlib.Path(work) / "counts", memory_bytes=DEFAULT_MEMORY_BYTES)
+    for block in make_reader(schema, path).read_blocks(tracker):
+        counter.add(parser.count(parser.validate(block)))
+    min_counts = schema.resolved_min_counts()
+    counts = counter.result([min_counts[field.name] for field in schema.fields])
     seconds = time.perf_counter() - started
-    return {"rows": counted.tracker.lines_read, "seconds": seconds,
-            "rows_per_s": counted.tracker.lines_read / seconds, "rss_before_mb": before,
-            "peak_rss_mb": _status_mb("VmHWM"), "count_memory_budget_mb": DEFAULT_MEMORY_BYTES >> 20,
-            "spills": len(counters[0].spill_files),
-            "vocabulary_rows": sum(len(tokens) + 1 for tokens in counted.vocabularies.values())}
+    return {"rows": tracker.lines_read, "seconds": seconds, "rows_per_s": tracker.lines_read / seconds,
+            "rss_before_mb": before, "peak_rss_mb": _status_mb("VmHWM"),
+            "count_memory_budget_mb": DEFAULT_MEMORY_BYTES >> 20, "spills": len(counter.spill_files),
+            "vocabulary_rows": sum(len(tokens) + 1 for tokens in counts.values())}
 
 
 def child_input(prepared_dir: str, batch_size: int, train_steps: int) -> dict:
@@ -199,7 +191,7 @@ def child_input(prepared_dir: str, batch_size: int, train_steps: int) -> dict:
 
 
 def _child(*arguments) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--child", *map(str, arguments)], check=True,
+    output = subprocess.run([sys.executable, __file__, "--child=" + ",".join(map(str, arguments))], check=True,
                             capture_output=True, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)})
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -224,9 +216,9 @@ def _build_table(results: dict) -> str:
              f"`{results['command']}`, {results['date']}, {results['machine']['cpus']} cores, load average "
              f"{results['load_before'][0]:.1f} before and {results['machine']['load_average'][0]:.1f} after (the "
              f"machine was shared: compare the rates with the floor of the same run).", "",
-             "| rows | file | `cat` rows/s | reader (floor) rows/s [CPU s/M] | pass 1 count rows/s (of floor) "
-             "[CPU s/M] | peak RSS | order s (peak RSS) | pass 2 encode rows/s (of floor) [CPU s/M] | peak RSS | "
-             "shards s (peak RSS) | reads of input |",
+             "| rows | file | `cat` rows/s | reader (floor) rows/s [CPU s/M] | pass 1 count rows/s (of floor) | "
+             "order s | pass 2 encode rows/s (of floor) | shards s | build [CPU s/M] | build peak RSS | "
+             "reads of input |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cpu(step):  # CPU seconds (all threads) per million rows: what a quiet machine's cores would have to give
@@ -235,13 +227,16 @@ def _build_table(results: dict) -> str:
     for entry in results["files"]:
         floor = entry["reader"]["rows_per_s"]
         count, encode = entry["count"], entry["encode"]
+        # Results written before the build was measured as a whole hold per-step CPU and peak figures instead.
+        build = entry.get("build") or {"cpu_seconds": sum(entry[step].get("cpu_seconds", 0.0) for step in
+                                                          ("count", "order", "encode", "shards")),
+                                       "peak_rss_mb": max(entry[step].get("peak_rss_mb", 0.0) for step in
+                                                          ("count", "order", "encode", "shards"))}
         lines.append(
             f"| {entry['rows']:,} | {entry['file_bytes'] / 2 ** 30:.2f} GiB | {entry['cat_rows_per_s']:,.0f} | "
-            f"{floor:,.0f} {cpu(entry['reader'])} | {count['rows_per_s']:,.0f} ({count['rows_per_s'] / floor:.0%}) "
-            f"{cpu(count)} | {count['peak_rss_mb']:,.0f} MB | {entry['order']['seconds']:.1f} "
-            f"({entry['order']['peak_rss_mb']:,.0f} MB) | {encode['rows_per_s']:,.0f} "
-            f"({encode['rows_per_s'] / floor:.0%}) {cpu(encode)} | {encode['peak_rss_mb']:,.0f} MB | "
-            f"{entry['shards']['seconds']:.1f} ({entry['shards']['peak_rss_mb']:,.0f} MB) | "
+            f"{floor:,.0f} {cpu(entry['reader'])} | {count['rows_per_s']:,.0f} ({count['rows_per_s'] / floor:.0%}) | "
+            f"{entry['order']['seconds']:.1f} | {encode['rows_per_s']:,.0f} ({encode['rows_per_s'] / floor:.0%}) | "
+            f"{entry['shards']['seconds']:.1f} | {cpu(build)} | {build['peak_rss_mb']:,.0f} MB | "
             f"{entry['reads_of_input']:.2f} |")
     pipeline = results["input_pipeline"]
     lines += ["", f"Input pipeline ({pipeline['train_rows']:,} training rows, batch {pipeline['batch_size']}): "
@@ -253,22 +248,8 @@ def _build_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, nargs="+", default=[2_000_000, 10_000_000], help="rows per file")
-    parser.add_argument("--count-rows", type=int, default=None, help="measure pass 1 alone on a file of this many "
-                                                                      "rows (with --vocabulary-scale)")
-    parser.add_argument("--vocabulary-scale", type=int, default=20, help="categorical cardinalities x this, for "
-                                                                          "--count-rows")
-    parser.add_argument("--count-file", default=None, help="with --count-rows: a file generated before with the same "
-                                                           "settings (kept in --work-dir), not generated again")
-    parser.add_argument("--batch-size", type=int, default=8192)
-    parser.add_argument("--train-steps", type=int, default=30)
-    parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary one, removed)")
-    parser.add_argument("--update-doc", default=None, help="markdown file whose benchmark section to rewrite")
-    parser.add_argument("--table-only", action="store_true", help="rewrite the table from results/ingest.json only")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def main(argv):
+    args = FLAGS
     if args.child:
         kind, *rest = args.child
         if kind == "build":
@@ -283,11 +264,9 @@ def main(argv=None):
         table = _build_table(json.loads((RESULTS / "ingest.json").read_text()))
         print(table)
         if args.update_doc:
-            from doc_tables import write_between_markers
-
             write_between_markers(args.update_doc, DOC_START, DOC_END, table)
         return
-    command = "python benchmarks/ingest.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.data.ingest " + " ".join(argv[1:])
     scratch = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="ingest-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
     results = {"command": command, "date": time.strftime("%Y-%m-%d"), "load_before": list(os.getloadavg())}
@@ -311,14 +290,14 @@ def main(argv=None):
         else:
             generator, source = _generator()
             results.update({"source": source, "files": []})
-            for rows in args.rows:
+            for rows in map(int, args.rows):
                 path = scratch / f"criteo-{rows}.tsv"
                 generator.write_tsv(path, rows, seed=1)
                 entry = _child("build", path, scratch / f"cache-{rows}")
                 entry["cat_rows_per_s"] = _cat_rows_per_s(path, entry["rows"])
                 results["files"].append(entry)
                 print(json.dumps(entry), flush=True)
-                if rows != args.rows[0]:
+                if rows != int(args.rows[0]):
                     shutil.rmtree(scratch / f"cache-{rows}", ignore_errors=True)
                 path.unlink()
             results["input_pipeline"] = _child("input", results["files"][0]["prepared_dir"], args.batch_size,
@@ -328,8 +307,6 @@ def main(argv=None):
             table = _build_table(results)
             print(table)
             if args.update_doc:
-                from doc_tables import write_between_markers
-
                 write_between_markers(args.update_doc, DOC_START, DOC_END, table)
         RESULTS.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
@@ -340,4 +317,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

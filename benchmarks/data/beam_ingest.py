@@ -16,10 +16,9 @@ Phase rates: parse = marginal rate of `parse`; analyze = from the extra time of 
 
 Usage (about ten minutes; niced so that it does not starve other work; the machine's load is recorded):
 
-    nice -n 10 python benchmarks/beam_ingest.py --rows 400000 --small_rows 100000 --update-doc docs/beam.md
+    nice -n 10 python -m benchmarks.data.beam_ingest --rows=400000 --small_rows=100000 --update_doc=docs/beam.md
 """
 
-import argparse
 import json
 import os
 import pathlib
@@ -29,9 +28,23 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SHAPE_FILE = REPO.parent / "shared" / "data" / "criteo_shape.json"
-RESULTS = REPO / "benchmarks" / "results" / "beam_ingest.json"
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+from absl import app, flags  # noqa: E402
+
+from benchmarks.common import CRITEO_SHAPE as SHAPE_FILE, REPO, RESULTS_DIR, write_between_markers  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("rows", 400_000, "Rows of the large file.", lower_bound=1)
+flags.DEFINE_integer("small_rows", 100_000, "Rows of the small file (also the file of the end-to-end run).",
+                     lower_bound=1)
+flags.DEFINE_integer("repeats", 2, "Runs per measurement; the fastest counts.", lower_bound=1)
+flags.DEFINE_string("work_dir", None, "Scratch folder (default: a temporary one, removed).")
+flags.DEFINE_string("update_doc", None, "Markdown file with the beam-benchmark markers to rewrite.")
+flags.DEFINE_list("child", None, "Internal: variant,input,output of one measured run in this process.")
+
+RESULTS = RESULTS_DIR / "beam_ingest.json"
 DOC_START, DOC_END = "<!-- beam-benchmark:start -->", "<!-- beam-benchmark:end -->"
 VARIANTS = ("parse", "analyze", "full", "single_machine")
 
@@ -74,9 +87,9 @@ def _child(variant: str, path: str, output: str) -> dict:
     else:
         read = (pipeline
                 | beam.Create([(0, path)])
-                | beam.ParDo(beam_pipeline._ReadFile(schema, False)).with_outputs("stats", main="blocks"))
+                | beam.ParDo(beam_pipeline.ReadFile(schema, False)).with_outputs("stats", main="blocks"))
         parsed = (read.blocks | beam.Reshuffle()
-                  | beam.ParDo(beam_pipeline._ParseBlock(schema, False, 5)).with_outputs("stats", "counts",
+                  | beam.ParDo(beam_pipeline.ParseBlock(schema, False, 5)).with_outputs("stats", "counts",
                                                                                          main="blocks"))
         if variant == "parse":
             _ = parsed.blocks | beam.Map(lambda block: block.num_rows) | beam.CombineGlobally(sum)
@@ -97,7 +110,7 @@ def _run_child(variant: str, path: pathlib.Path, work: pathlib.Path, pin: bool, 
 def _run_child_once(variant: str, path: pathlib.Path, work: pathlib.Path, pin: bool) -> float:
     output = work / f"out-{variant}-{path.stem}"
     shutil.rmtree(output, ignore_errors=True)
-    command = [sys.executable, __file__, "--child", variant, str(path), str(output)]
+    command = [sys.executable, __file__, f"--child={variant},{path},{output}"]
     if pin and shutil.which("taskset"):
         command = ["taskset", "-c", "0"] + command
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",
@@ -158,15 +171,9 @@ def _table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=400_000)
-    parser.add_argument("--small_rows", type=int, default=100_000, help="also the file of the end-to-end run")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--work_dir", default=None)
-    parser.add_argument("--update-doc", default=None, help="markdown file with the beam-benchmark markers")
-    parser.add_argument("--child", nargs=3, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+def main(argv):
+    del argv
+    args = FLAGS
     if args.child:
         print(json.dumps(_child(*args.child)))
         return
@@ -196,19 +203,16 @@ def main(argv=None):
                "end_to_end": {"rows": args.small_rows, "seconds": end_to_end}, "repeats": args.repeats,
                "load_average_at_start": [round(value, 2) for value in load], "cpu_count": os.cpu_count(),
                "criteo_1tb_projection": projection(rates),
-               "command": f"nice -n 10 python benchmarks/beam_ingest.py --rows {args.rows} "
-                          f"--small_rows {args.small_rows} --repeats {args.repeats}"}
+               "command": f"nice -n 10 python -m benchmarks.data.beam_ingest --rows={args.rows} "
+                          f"--small_rows={args.small_rows} --repeats={args.repeats}"}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print(_table(results))
     if args.update_doc:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from doc_tables import write_between_markers
-
         write_between_markers(args.update_doc, DOC_START, DOC_END, _table(results))
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

@@ -232,15 +232,21 @@ def comparison_table(records_a: List[dict], records_b: List[dict], label_a: str,
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    import argparse
+def main(argv) -> None:
+    """`python -m benchmarks.quality.scaling_report --study_a=A --study_b=B`: the comparison table of two studies."""
+    from absl import flags
 
-    parser = argparse.ArgumentParser(description="Compare two scaling studies configuration by configuration.")
-    parser.add_argument("study_a", help="output folder of study A (with runs/)")
-    parser.add_argument("study_b", help="output folder of study B")
-    parser.add_argument("--labels", nargs=2, default=["A", "B"], help="column labels of A and B")
-    parser.add_argument("--key", default="test_auc", help="record field to compare")
-    arguments = parser.parse_args()
-    print(comparison_table(load_records(pathlib.Path(arguments.study_a) / "runs"),
-                           load_records(pathlib.Path(arguments.study_b) / "runs"), *arguments.labels,
-                           key=arguments.key))
+    del argv
+    values = flags.FLAGS
+    print(comparison_table(load_records(pathlib.Path(values.study_a) / "runs"),
+                           load_records(pathlib.Path(values.study_b) / "runs"), *values.labels, key=values.key))
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("study_a", None, "Output folder of study A (with runs/).", required=True)
+    flags.DEFINE_string("study_b", None, "Output folder of study B.", required=True)
+    flags.DEFINE_list("labels", ["A", "B"], "Column labels of A and B.")
+    flags.DEFINE_string("key", "test_auc", "Record field to compare.")
+    app.run(main)

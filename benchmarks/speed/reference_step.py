@@ -1,10 +1,10 @@
-"""Times the paper's own PyTorch models (github.com/thuml/Multi-Embedding) on the inputs of `training_speed.py`.
+"""Times the paper's own PyTorch models (github.com/thuml/Multi-Embedding) on the inputs of `benchmarks/common.py`.
 
 Runs under a Python that has torch and NumPy (a scratch environment, never this package's), with a checkout of the
 reference next to it; nothing of the reference is in this repository. Prints one JSON line of figures, like
 `throughput.py --variant=...`. `reference_side_by_side.py` runs it beside our model, round after round.
 
-    python benchmarks/reference_step.py --checkout=/tmp/Multi-Embedding --model=dcnv2 --embedding=me --scale=10
+    python benchmarks/speed/reference_step.py --checkout=/tmp/Multi-Embedding --model=dcnv2 --embedding=me --scale=10
 
 The reference's training step, as its `main.py` does it: `torch.optim.Adam(lr=1e-3, weight_decay=1e-6)` (coupled L2,
 dense gradients of every `nn.Embedding`), `BCELoss` on the sigmoid output, batch 2048, dropout 0.2. Timing as ours:
@@ -14,12 +14,16 @@ one warm-up epoch, then the median time per step of the timed epochs.
 import argparse
 import json
 import os
+import pathlib
 import resource
 import statistics
 import sys
 import time
 
-from criteo_shape import criteo_vocabulary_sizes, zipf_ids  # benchmarks/ is on sys.path (numpy only)
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
+from benchmarks.common import criteo_vocabulary_sizes, zipf_ids  # noqa: E402
 
 
 def reference_model(model: str, embedding: str, scale: int, field_dims):
@@ -69,7 +73,7 @@ def main() -> None:
     torch.set_num_threads(args.threads or os.cpu_count())
     torch.manual_seed(0)
     sizes = criteo_vocabulary_sizes()
-    rng = np.random.default_rng(0)  # the same ids and labels as training_speed.time_training
+    rng = np.random.default_rng(0)  # the same ids and labels as common.time_training
     rows = args.batch_size * 8
     ids = torch.from_numpy(zipf_ids(sizes, rows, rng))
     labels = torch.from_numpy((rng.random(rows) < 0.25).astype("float32"))

@@ -5,14 +5,14 @@ dependency of this package; nothing of the reference is committed here). Set-up,
 
     git clone https://github.com/thuml/Multi-Embedding /tmp/Multi-Embedding
     python3 -m venv /tmp/reference-env && /tmp/reference-env/bin/pip install torch numpy
-    python benchmarks/reference_side_by_side.py --reference_checkout=/tmp/Multi-Embedding \\
+    python benchmarks/speed/reference_side_by_side.py --reference_checkout=/tmp/Multi-Embedding \\
         --reference_python=/tmp/reference-env/bin/python
 
 Each round times every variant once on each side (the reference's dense step; ours in each `--modes`), every
 measurement in its own process, the order of the sides alternating from round to round; the ratio of a round is
 ours / the reference's of the same round, so slow drifts of the machine cancel. The table gives the medians over the
 rounds and the range of the paired ratios. Same inputs on both sides: the 39 Criteo cardinalities
-(benchmarks/criteo_shape.json), Zipf(1.3) ids and labels from `training_speed`, batch 2048, Adam 1e-3 with coupled
+(benchmarks/criteo_shape.json), Zipf(1.3) ids and labels from `benchmarks.common`, batch 2048, Adam 1e-3 with coupled
 L2 1e-6, the same threads. Writes benchmarks/results/reference_side_by_side_<table>.json and the table between the
 `reference_side_by_side_<table>` markers of docs/benchmarks.md.
 """
@@ -26,11 +26,14 @@ import subprocess
 import sys
 import time
 
-from absl import app, flags
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from doc_tables import write_between_markers  # benchmarks/ is on sys.path
-from training_speed import (check_scheduling_flags, cpu_load, define_scheduling_flags, isolated_child_kwargs,
-                            paired_ratio, scheduling_conditions)
+from absl import app, flags  # noqa: E402
+
+from benchmarks.common import (REPO, RESULTS_DIR, check_scheduling_flags, cpu_load, define_scheduling_flags,  # noqa: E402
+                               isolated_child_kwargs, paired_ratio, scheduling_conditions, write_between_markers)
+from tf_multiembed.training import config as run_config  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 FLAGS = flags.FLAGS
@@ -42,13 +45,13 @@ flags.DEFINE_list("modes", ["sparse", "dense"], "Our embedding update modes (the
 flags.DEFINE_integer("rounds", 5, "Alternating rounds.", lower_bound=1)
 flags.DEFINE_integer("steps", 5, "Steps per epoch: one warm-up epoch, then --timed_epochs timed ones.")
 flags.DEFINE_integer("timed_epochs", 3, "Timed epochs per measurement.")
-flags.DEFINE_integer("threads", 2, "Threads of both frameworks (TensorFlow's intra/inter-op, torch.set_num_threads).")
-flags.DEFINE_integer("batch_size", 2048, "Batch size.")
+run_config.define_flags(["batch_size", "threads"])  # train.py's; --threads also sets torch.set_num_threads
+flags.adopt_module_key_flags(run_config)
 define_scheduling_flags()
 flags.DEFINE_string("table", "float32", "Results name: results/reference_side_by_side_<table>.json and docs markers.")
 flags.DEFINE_bool("write", True, "Write the JSON results and the docs table.")
 flags.DEFINE_bool("docs_only", False, "Measure nothing: rewrite the docs table of --table from its results JSON.")
-flags.DEFINE_string("docs", str(HERE.parent / "docs" / "benchmarks.md"), "Markdown file with the table.")
+flags.DEFINE_string("docs", str(REPO / "docs" / "benchmarks.md"), "Markdown file with the table.")
 
 
 def _json_line(command, what: str) -> dict:
@@ -129,7 +132,7 @@ def markdown(summary: list, modes, measured: str, torch_version: str, conditions
 
 def main(argv):
     del argv
-    results = HERE / "results" / f"reference_side_by_side_{FLAGS.table}.json"
+    results = RESULTS_DIR / f"reference_side_by_side_{FLAGS.table}.json"
     markers = (f"<!-- reference_side_by_side_{FLAGS.table}:begin -->",
                f"<!-- reference_side_by_side_{FLAGS.table}:end -->")
     if FLAGS.docs_only:

@@ -8,8 +8,8 @@ of the timed epochs.
 The same script also times the real input pipeline alone (`PreparedData.train_dataset` on the synthetic data set of
 train.py), so the two can be compared: the input path must not be the bottleneck.
 
-    python benchmarks/throughput.py                                  # the float32 table of docs/benchmarks.md
-    python benchmarks/throughput.py --models=dcnv2 --scales=10 --embeddings=me --modes=sparse --nowrite
+    python benchmarks/speed/throughput.py                                  # the float32 table of docs/benchmarks.md
+    python benchmarks/speed/throughput.py --models=dcnv2 --scales=10 --embeddings=me --modes=sparse --nowrite
 
 The commands of every table in docs/benchmarks.md are written above it. Each writes
 benchmarks/results/throughput_<table>.json and its table between the `throughput_<table>` markers.
@@ -23,13 +23,15 @@ import subprocess
 import sys
 import time
 
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from criteo_shape import criteo_vocabulary_sizes  # noqa: E402  (benchmarks/ is on sys.path)
-from doc_tables import write_between_markers  # noqa: E402
-from training_speed import (check_scheduling_flags, combine_rounds, cpu_load,  # noqa: E402
+from benchmarks.common import REPO, RESULTS_DIR, criteo_vocabulary_sizes, write_between_markers  # noqa: E402
+from benchmarks.common import (check_scheduling_flags, combine_rounds, cpu_load,  # noqa: E402
                             define_scheduling_flags, isolated_child_kwargs, peak_rss_mb, scheduling_conditions,
                             scheduling_report, time_training)
 
@@ -57,7 +59,7 @@ flags.DEFINE_string("table", "float32", "Name of this table: results/throughput_
 flags.DEFINE_bool("write", True, "Write the JSON results and the docs table.")
 flags.DEFINE_bool("docs_only", False, "Measure nothing: rewrite the docs table of --table from its results JSON (e.g. "
                   "after the reference figures changed).")
-flags.DEFINE_string("docs", str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"),
+flags.DEFINE_string("docs", str(REPO / "docs" / "benchmarks.md"),
                     "Markdown file with the tables.")
 
 
@@ -166,7 +168,7 @@ def main(argv):
         figures = run_input_only() if FLAGS.variant == "input" else run_variant(FLAGS.variant)
         print(json.dumps(figures), flush=True)
         return
-    results = pathlib.Path(__file__).resolve().parent / "results" / f"throughput_{FLAGS.table}.json"
+    results = RESULTS_DIR / f"throughput_{FLAGS.table}.json"
     markers = f"<!-- throughput_{FLAGS.table}:begin -->", f"<!-- throughput_{FLAGS.table}:end -->"
     if FLAGS.docs_only:
         saved = json.loads(results.read_text())
