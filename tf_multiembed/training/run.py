@@ -299,7 +299,7 @@ def summary_lines(results: Dict[str, Any]) -> str:
     test = results.get("test") or {}
     undefined = next((f" (AUC undefined: {note.split(', so')[0]})" for note in results.get("warnings", ())
                       if note.startswith("the test split")), "")
-    lines = [f"Kept epoch {results['best_epoch']} ({kept.get('reason', 'no finite validation score')}): validation "
+    lines = [f"Kept epoch {results['best_epoch']}, {kept.get('reason', 'no finite validation score')}: validation "
              f"AUC {best.get('val_auc', nan):.6f}, logloss {best.get('val_logloss', nan):.6f}, ECE "
              f"{best.get('val_ece', nan):.4f}",
              f"Test (kept checkpoint): AUC {test.get('auc', nan):.6f}, logloss {test.get('logloss', nan):.6f}, ECE "
