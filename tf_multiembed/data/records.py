@@ -207,8 +207,8 @@ class BlockParser:
                                                                               "")).as_py():
             raise BadInputError(
                 f"{block.path}: the label column {self.schema.label.column!r} is empty in all of the first "
-                f"{block.num_rows} rows: the file lacks it (a TFRecord feature absent from the records reads as "
-                f"empty). Name the file's label column in the schema's `label` (docs/data.md).")
+                f"{block.num_rows} rows: the file has no labels there. Name the file's label column in the schema's "
+                f"`label` (docs/data.md).")
 
     def _times(self, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
         times = _numbers(cells)
