@@ -43,7 +43,7 @@ import os
 import pathlib
 import re
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tf_multiembed import introspection
 from tf_multiembed.data.shards import MANIFEST_NAME
@@ -250,7 +250,8 @@ def diagnostic_weights(model) -> Dict[str, Any]:
 def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_name: str, signature_name: str,
                     data_name: Optional[str] = None, data_fingerprint: Optional[str] = None,
                     model_family: Optional[str] = None, kept_checkpoint: Optional[Mapping[str, Any]] = None,
-                    calibration: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+                    calibration: Optional[Mapping[str, Any]] = None,
+                    lineage: Optional[Sequence[Mapping[str, Any]]] = None) -> Dict[str, Any]:
     """The metadata file of an export (see the module docstring)."""
     record = model_record(model, model_family)
     return {
@@ -267,6 +268,8 @@ def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_na
         # Which epoch's weights these are and why (train.py's --monitor), and the calibrator `output` applies.
         "kept_checkpoint": dict(kept_checkpoint) if kept_checkpoint else None,
         "calibration": dict(calibration) if calibration else None,
+        # The runs the model descends from through warm starts, each with the data it trained on, its own run last.
+        "lineage": [dict(entry) for entry in lineage] if lineage else None,
     }
 
 
