@@ -36,6 +36,7 @@ from tf_multiembed.data.growth import AGES_DIR_NAME
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 _RUN_PREFIX, _RUN_UNTRACKED = "model/layers/", "model/untracked_state/"
 _EXPORT_PREFIX, _EXPORT_UNTRACKED = "model_variables/", "untracked_state/"
+REMAP_CHUNK_BYTES = 64 << 20  # rows gathered at a time by `remap_rows`
 _OPTIMIZER_LIST, _SLOT_ORDER = "optimizer/variables_list/", "optimizer/slot_order" + _VALUE
 
 
@@ -216,9 +217,11 @@ def source_tokens(source: WarmStartSource, column: str) -> List[str]:
     return vocabulary_lib.read_vocabulary(vocabulary_lib.vocabulary_path(source.vocab_dir, column))
 
 
-def remap_rows(old: Any, target: Any, source_rows: np.ndarray, target_rows: np.ndarray) -> None:
-    """`target[target_rows] = old[source_rows]` in one gather and one scatter, in place on the variable `target`
-    (the rows not named keep their values). Extra memory: the gathered rows.
+def remap_rows(old: Any, target: Any, source_rows: np.ndarray, target_rows: np.ndarray,
+               chunk_bytes: int = REMAP_CHUNK_BYTES) -> None:
+    """`target[target_rows] = old[source_rows]`, in place on the variable `target` (the rows not named keep their
+    values): a vectorised NumPy gather and a `scatter_update`, over slices of about `chunk_bytes` of rows so the
+    extra memory stays bounded (a single slice for tables up to that size).
 
     Example:
         >>> table = tf.Variable(tf.zeros([4, 2]))
@@ -227,8 +230,13 @@ def remap_rows(old: Any, target: Any, source_rows: np.ndarray, target_rows: np.n
         [2.0, 2.0]
     """
     variable = compat.as_tf_variable(target)
-    rows = tf.gather(tf.convert_to_tensor(old, dtype=variable.dtype), source_rows)
-    variable.scatter_update(tf.IndexedSlices(rows, tf.convert_to_tensor(target_rows, tf.int64)))
+    old = np.asarray(old, dtype=variable.dtype.as_numpy_dtype)
+    row_bytes = max(1, old.itemsize * int(np.prod(old.shape[1:])))
+    step = max(1, chunk_bytes // row_bytes)
+    for start in range(0, len(source_rows), step):
+        rows = old[source_rows[start:start + step]]
+        variable.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(rows),
+                                                 tf.convert_to_tensor(target_rows[start:start + step], tf.int64)))
 
 
 def _check_shape(name: str, saved: Sequence[int], current: Sequence[int], source: WarmStartSource) -> None:
