@@ -6,10 +6,11 @@ two Adam moments, read from a checkpoint and remapped into the new model's varia
 
 Per size: the 39 vocabularies of benchmarks/criteo_shape.json scaled by the fraction; the new day evicts 2% of each
 field's tokens and adds 5% new ones. Timed: the row mapping (`row_mapping`: reading both vocabularies and matching
-them with Arrow), then for the table and each moment reading it from the checkpoint and `remap_rows` (one gather, one
-scatter). Peak memory: the process's resident size sampled every millisecond during the remap, minus the resident
-size just before it (the new model's three variables already allocated, as in a warm start): what the remap itself
-adds. The results go to benchmarks/results/remap_memory.json.
+them with Arrow), then for the table and each moment `remap_rows`: the source read from the checkpoint, then slices
+of 16 MB of its rows gathered and scattered into the new variable. Peak memory: the process's resident anonymous
+memory sampled every millisecond during the remap, minus that just before it (the new model's three variables
+already allocated, as in a warm start): what the remap itself adds. The results go to
+benchmarks/results/remap_memory.json.
 """
 
 import argparse
@@ -30,8 +31,9 @@ WIDTH = 100
 
 
 def _rss() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    """The process's resident anonymous memory (what it allocated; not the page cache of files it read or mapped)."""
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) * 1024 for line in handle if line.startswith("RssAnon:"))
 
 
 class _PeakSampler(threading.Thread):
@@ -82,7 +84,8 @@ def measure(fraction: float) -> dict:
         def vocabulary_columns(self):
             return list(self.field_names)
 
-    targets = [tf.Variable(tf.zeros([new_rows, WIDTH])) for _ in range(3)]  # the new model's table and moments
+    # The new model's table and moments, initialised (their pages resident, as a built model's are).
+    targets = [tf.Variable(tf.random.uniform([new_rows, WIDTH])) for _ in range(3)]
     table_bytes = new_rows * WIDTH * 4
     baseline = _rss()
     sampler = _PeakSampler()
@@ -90,9 +93,9 @@ def measure(fraction: float) -> dict:
     started = time.perf_counter()
     source_rows, target_rows = warm_start_lib.row_mapping(Source(), new_dir, new_sizes)
     mapped = time.perf_counter()
-    reader = tf.train.load_checkpoint(prefix)
-    for key, target in zip(keys, targets):
-        warm_start_lib.remap_rows(reader.get_tensor(key), target, source_rows, target_rows)
+    for key, target in zip(keys, targets):  # as warm_start_model does: slices of the source read from the checkpoint
+        warm_start_lib.remap_rows(warm_start_lib.checkpoint_tensor(prefix, key, tf.float32), target, source_rows,
+                                  target_rows)
     finished = time.perf_counter()
     sampler.running = False
     sampler.join()

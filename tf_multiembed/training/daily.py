@@ -29,6 +29,15 @@ import numpy as np
 from tf_multiembed.training.config import RunConfig
 
 MODES = ("warm", "cold", "frozen")
+# Settings the road sets per day (not flags of the command).
+_PER_DAY = ("data_path", "model_dir", "warm_start_from", "warm_start_max_new_tokens", "export_dir", "export_name",
+            "export_version", "restart")
+
+
+def _flag_names() -> List[str]:
+    from tf_multiembed.training.config import setting_names
+
+    return [name for name in setting_names() if name not in _PER_DAY]
 
 
 def _day_data(config: RunConfig, frozen_vocab_dir: Optional[pathlib.Path] = None):
@@ -140,17 +149,17 @@ def mean_next_day(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, float]]
 
 
 def main(argv: Sequence[str]) -> None:
-    from absl import flags
+    from absl import flags, logging
 
     from tf_multiembed.training import run as run_lib
     from tf_multiembed.training.config import config_from_flags
 
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's Python INFO lines (checkpoint sharding)
     flag_values = flags.FLAGS
     if len(argv) > 1:
         raise SystemExit(f"Unexpected arguments {list(argv[1:])}; every setting is a --flag.")
     days = [part for part in flag_values.days.split(",") if part]
-    config = config_from_flags(data_path=days[0] if days else "", model_dir="", warm_start_from="",
-                               export_dir="", restart=False)
+    config = config_from_flags(_flag_names(), data_path=days[0] if days else "", export_dir="")
     run_lib.show_package_logs()
     print(TABLE_HEADER, flush=True)
     rows = daily_road(config, days, flag_values.daily_dir, [mode for mode in flag_values.modes.split(",") if mode],
@@ -168,12 +177,10 @@ def main(argv: Sequence[str]) -> None:
 def _define_flags() -> None:
     from absl import flags
 
-    from tf_multiembed.training.config import define_flags, setting_names
+    from tf_multiembed.training.config import define_flags
 
-    skip = {"data_path", "model_dir", "warm_start_from", "warm_start_max_new_tokens", "export_dir", "export_name",
-            "export_version", "restart"}
-    define_flags([name for name in setting_names() if name not in skip])
-    flags.DEFINE_string("days", "", "Comma-separated inputs, one per day, in time order (a file or glob each; a "
+    define_flags(_flag_names())
+    flags.DEFINE_string("days", None, "Comma-separated inputs, one per day, in time order (a file or glob each; a "
                         "MovieLens folder for --dataset=movielens).", required=True)
     flags.DEFINE_string("daily_dir", "runs/daily", "Where the per-day run directories and daily.json go.")
     flags.DEFINE_string("modes", ",".join(MODES), "Some of warm (from the day before, growing vocabulary), cold "

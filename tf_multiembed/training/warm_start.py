@@ -6,8 +6,9 @@ What carries over (docs/training.md, "Continual training"):
   ids (unless older ones are evicted by `--warm_start_evict_after`), new tokens reaching min_count are appended
   (at most `--warm_start_max_new_tokens` per field; 0 freezes the vocabulary). Hash-bucket fields are unchanged.
 - **Embedding table** `[rows, M*K]`: every token present in both vocabularies gets its trained row, moved to its new
-  row by one vectorised gather/scatter (`remap_rows`); each field's OOV row carries over; a new token keeps the row
-  the new model's initialiser drew for it (per set, as a fresh model would); an evicted token's row is dropped.
+  row by vectorised gathers and scatters (`remap_rows`, in slices of 16 MB); each field's OOV row carries over; a
+  new token keeps the row the new model's initialiser drew for it (per set, as a fresh model would); an evicted
+  token's row is dropped.
 - **Every other weight** by its object-graph path (shapes must agree), and Keras' untracked seed states.
 - **Adam state** (from a run directory's latest checkpoint): the step count, the moments of every weight, and the
   table's moments remapped like the table (new tokens: zero moments, as in a fresh optimizer). The learning rate is
@@ -36,7 +37,7 @@ from tf_multiembed.data.growth import AGES_DIR_NAME
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 _RUN_PREFIX, _RUN_UNTRACKED = "model/layers/", "model/untracked_state/"
 _EXPORT_PREFIX, _EXPORT_UNTRACKED = "model_variables/", "untracked_state/"
-REMAP_CHUNK_BYTES = 64 << 20  # rows gathered at a time by `remap_rows`
+REMAP_CHUNK_BYTES = 16 << 20  # rows gathered at a time by `remap_rows`
 _OPTIMIZER_LIST, _SLOT_ORDER = "optimizer/variables_list/", "optimizer/slot_order" + _VALUE
 
 
@@ -220,8 +221,14 @@ def source_tokens(source: WarmStartSource, column: str) -> List[str]:
 def remap_rows(old: Any, target: Any, source_rows: np.ndarray, target_rows: np.ndarray,
                chunk_bytes: int = REMAP_CHUNK_BYTES) -> None:
     """`target[target_rows] = old[source_rows]`, in place on the variable `target` (the rows not named keep their
-    values): a vectorised NumPy gather and a `scatter_update`, over slices of about `chunk_bytes` of rows so the
-    extra memory stays bounded (a single slice for tables up to that size).
+    values): a vectorised gather and a `scatter_update`, over slices of about `chunk_bytes` of rows so the extra
+    memory stays bounded (the source, plus twice a slice).
+
+    Args:
+        old: the source array (a `tf.Tensor`, e.g. `checkpoint_tensor`, or NumPy).
+        target: the variable to update.
+        source_rows, target_rows: int64 arrays of equal length.
+        chunk_bytes: about how many bytes of rows are gathered at a time.
 
     Example:
         >>> table = tf.Variable(tf.zeros([4, 2]))
@@ -230,13 +237,19 @@ def remap_rows(old: Any, target: Any, source_rows: np.ndarray, target_rows: np.n
         [2.0, 2.0]
     """
     variable = compat.as_tf_variable(target)
-    old = np.asarray(old, dtype=variable.dtype.as_numpy_dtype)
-    row_bytes = max(1, old.itemsize * int(np.prod(old.shape[1:])))
-    step = max(1, chunk_bytes // row_bytes)
+    old = tf.convert_to_tensor(old, dtype=variable.dtype)
+    width = int(np.prod(variable.shape[1:]))
+    step = max(1, chunk_bytes // max(1, variable.dtype.size * width))
     for start in range(0, len(source_rows), step):
-        rows = old[source_rows[start:start + step]]
-        variable.scatter_update(tf.IndexedSlices(tf.convert_to_tensor(rows),
-                                                 tf.convert_to_tensor(target_rows[start:start + step], tf.int64)))
+        rows = tf.gather(old, source_rows[start:start + step])
+        variable.scatter_update(tf.IndexedSlices(rows, tf.convert_to_tensor(target_rows[start:start + step],
+                                                                             tf.int64)))
+
+
+def checkpoint_tensor(checkpoint: str, key: str, dtype: tf.DType) -> tf.Tensor:
+    """A checkpoint's tensor read straight into a `tf.Tensor` (`RestoreV2`; `CheckpointReader.get_tensor` holds it
+    twice on the way to NumPy)."""
+    return tf.raw_ops.RestoreV2(prefix=checkpoint, tensor_names=[key], shape_and_slices=[""], dtypes=[dtype])[0]
 
 
 def _check_shape(name: str, saved: Sequence[int], current: Sequence[int], source: WarmStartSource) -> None:
@@ -272,7 +285,8 @@ def warm_start_model(model: tf.keras.Model, source: WarmStartSource, vocab_dir: 
             raise WarmStartMismatchError(f"--warm_start_from={source.path}: the source has no weight {path} "
                                          "(another model configuration); train this one from scratch.")
         if variable is table:
-            remap_rows(reader.get_tensor(name), variable, source_rows, target_rows)
+            remap_rows(checkpoint_tensor(source.checkpoint, name, variable.dtype), variable, source_rows,
+                       target_rows)
             continue
         _check_shape(path, shapes[name], variable.shape, source)
         variable.assign(reader.get_tensor(name))
@@ -294,6 +308,7 @@ def warm_start_model(model: tf.keras.Model, source: WarmStartSource, vocab_dir: 
 def _warm_start_optimizer(model, reader, shapes, table, paths, source, source_rows, target_rows) -> None:
     """Adam's step count and moments from the source run's latest checkpoint (the table's remapped)."""
     optimizer = model.optimizer
+    reader_prefix = source.checkpoint
     optimizer.build(model.trainable_variables)  # Keras builds slots lazily; idempotent once built
     saved = reader.get_tensor(_SLOT_ORDER)
     saved_order = json.loads(saved.decode("utf-8") if isinstance(saved, bytes) else str(saved))
@@ -313,7 +328,7 @@ def _warm_start_optimizer(model, reader, shapes, table, paths, source, source_ro
         elif not variable.shape.rank:
             continue  # the learning rate and other hyperparameters: this run's
         elif id(plain) in table_slots:
-            remap_rows(reader.get_tensor(name), variable, source_rows, target_rows)
+            remap_rows(checkpoint_tensor(reader_prefix, name, variable.dtype), variable, source_rows, target_rows)
         else:
             _check_shape(f"optimizer slot {index}", shapes[name], variable.shape, source)
             variable.assign(reader.get_tensor(name))
