@@ -217,3 +217,23 @@ def test_lineage_in_the_run_and_export_and_a_new_version_of_the_same_served_mode
     day3 = _day(tmp_path / "day3.csv", ["u3", "u4", "u20"], ["paris"], seed=3)
     third, _ = run(_config(tmp_path, day3, "day3", warm_start_from=str(tmp_path / "runs" / "day2")))
     assert [entry["data"]["inputs"] for entry in third["lineage"]] == [[day1], [day2], [day3]]
+
+
+def test_train_py_refuses_another_width_in_one_line(days):
+    import os
+    import subprocess
+    import sys
+
+    tmp_path, day1, day2 = days
+    run(_config(tmp_path, day1, "a"))
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    environment.pop("TF_CONFIG", None)
+    completed = subprocess.run(
+        [sys.executable, str(pathlib.Path(__file__).resolve().parents[2] / "train.py"), "--dataset=custom",
+         f"--schema={tmp_path / 'schema.json'}", f"--data_path={day2}", "--model=dnn", "--scale=2",
+         "--embedding_dim=6", f"--warm_start_from={tmp_path / 'runs' / 'a'}", f"--data_dir={tmp_path / 'cache'}",
+         f"--model_dir={tmp_path / 'runs' / 'b'}", "--export_dir=", "--verbose=0"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("train.py:")]
+    assert len(lines) == 1 and "another embedding width (4 in the source, 6 now)" in lines[0], completed.stderr

@@ -156,7 +156,7 @@ def grow_schema_vocabularies(schema: schema_lib.Schema, counts: Mapping[str, Map
     return vocabularies, ages, record
 
 
-def write_ages(schema: schema_lib.Schema, ages: Mapping[str, np.ndarray], folder) -> None:
+def write_ages(schema: schema_lib.Schema, ages: Mapping[str, np.ndarray], folder: Any) -> None:
     """Writes `<folder>/vocab_ages/<column>.npy` for every encoded column of a field with a vocabulary."""
     directory = pathlib.Path(folder) / AGES_DIR_NAME
     directory.mkdir(parents=True, exist_ok=True)

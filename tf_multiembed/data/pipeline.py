@@ -25,6 +25,7 @@ from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
+from tf_multiembed.data.growth import BaseVocabulary
 from tf_multiembed.data.quality import IngestReport
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
@@ -230,7 +231,8 @@ class PreparedData:
 
 
 def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
-                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20, base_vocabulary=None,
+                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20,
+                    base_vocabulary: Optional[BaseVocabulary] = None,
                     **settings) -> PreparedData:
     """Reads, counts, encodes and splits raw files into cached shards (or reuses a cached build) and opens them.
 

@@ -22,7 +22,7 @@ import json
 import pathlib
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def _flag_names() -> List[str]:
     return [name for name in setting_names() if name not in _PER_DAY]
 
 
-def _day_data(config: RunConfig, frozen_vocab_dir: Optional[pathlib.Path] = None):
+def _day_data(config: RunConfig, frozen_vocab_dir: Optional[pathlib.Path] = None) -> Any:
     """The prepared data of `config`'s day; with `frozen_vocab_dir`, encoded with that vocabulary (no new tokens)."""
     from tf_multiembed.data import prepare_dataset
     from tf_multiembed.data.growth import BaseVocabulary
@@ -53,7 +53,7 @@ def _day_data(config: RunConfig, frozen_vocab_dir: Optional[pathlib.Path] = None
                            seed=config.split_seed, base_vocabulary=BaseVocabulary(frozen_vocab_dir, max_new_tokens=0))
 
 
-def _schema_and_inputs(config: RunConfig):
+def _schema_and_inputs(config: RunConfig) -> Tuple[Any, Any]:
     from tf_multiembed.data.layout import match_built_in
     from tf_multiembed.training.config import CUSTOM_DATASET
 
@@ -65,7 +65,7 @@ def _schema_and_inputs(config: RunConfig):
     return schema, input_paths
 
 
-def next_day_metrics(model, data, batch_size: int = 4096) -> Dict[str, float]:
+def next_day_metrics(model: Any, data: Any, batch_size: int = 4096) -> Dict[str, float]:
     """AUC, log loss, ECE and calibration ratio of `model` on every row of `data` (all three splits)."""
     from tf_multiembed.training.callbacks import exact_metrics
 
@@ -77,7 +77,7 @@ def next_day_metrics(model, data, batch_size: int = 4096) -> Dict[str, float]:
 
 
 def daily_road(config: RunConfig, day_paths: Sequence[str], daily_dir: Any, modes: Sequence[str] = MODES,
-               log=print) -> List[Dict[str, Any]]:
+               log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
     """Runs the day-by-day protocol (module docstring) for each mode; returns the table's rows.
 
     Args:

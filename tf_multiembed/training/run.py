@@ -125,7 +125,7 @@ def prepare_data(config: RunConfig):
     return data, schema, input_paths
 
 
-def warm_start_source(config: RunConfig, field_names: Sequence[str], hash_buckets: Dict[str, int]):
+def warm_start_source(config: RunConfig, field_names: Sequence[str], hash_buckets: Dict[str, int]) -> Any:
     """The `warm_start.WarmStartSource` of `--warm_start_from`, checked against this run's model and fields."""
     from tf_multiembed.models import resolve_embedding_shape
     from tf_multiembed.training.warm_start import check_compatible, resolve_source
@@ -137,7 +137,7 @@ def warm_start_source(config: RunConfig, field_names: Sequence[str], hash_bucket
     return source
 
 
-def lineage(config: RunConfig, data, name: str) -> List[Dict[str, Any]]:
+def lineage(config: RunConfig, data: Any, name: str) -> List[Dict[str, Any]]:
     """The runs this run's model descends from (through --warm_start_from), each with the data it trained on, and
     this run last (`config.model_dir` must be set: `RunConfig.with_defaults`)."""
     from tf_multiembed.training.warm_start import lineage_entry, resolve_source
@@ -267,7 +267,7 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
     return results, model
 
 
-def _warm_start(config: RunConfig, model: tf.keras.Model, data, info: distribute.StrategyInfo
+def _warm_start(config: RunConfig, model: tf.keras.Model, data: Any, info: distribute.StrategyInfo
                 ) -> Optional[Dict[str, Any]]:
     """Carries the --warm_start_from weights and Adam state into a fresh run's model (`warm_start.py`); a run that
     already has checkpoints resumes from them instead. Returns the record of what was carried over."""

@@ -305,7 +305,9 @@ def warm_start_model(model: tf.keras.Model, source: WarmStartSource, vocab_dir: 
                            "source": int(sum(source.vocabulary_sizes))}}
 
 
-def _warm_start_optimizer(model, reader, shapes, table, paths, source, source_rows, target_rows) -> None:
+def _warm_start_optimizer(model: tf.keras.Model, reader: Any, shapes: Mapping[str, Any], table: Any,
+                          paths: Mapping[int, str], source: WarmStartSource, source_rows: np.ndarray,
+                          target_rows: np.ndarray) -> None:
     """Adam's step count and moments from the source run's latest checkpoint (the table's remapped)."""
     optimizer = model.optimizer
     reader_prefix = source.checkpoint
