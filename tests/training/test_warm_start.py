@@ -237,3 +237,43 @@ def test_train_py_refuses_another_width_in_one_line(days):
     assert completed.returncode == 1
     lines = [line for line in completed.stderr.splitlines() if line.startswith("train.py:")]
     assert len(lines) == 1 and "another embedding width (4 in the source, 6 now)" in lines[0], completed.stderr
+
+
+def test_ages_persist_across_builds_and_evict_and_the_key_without_a_base_is_unchanged(days):
+    import dataclasses
+    import hashlib
+
+    from tf_multiembed.data import build as build_lib
+    from tf_multiembed.data import shards as shards_lib
+    from tf_multiembed.data.growth import AGES_DIR_NAME
+
+    tmp_path, day1, day2 = days
+    first = _prepared(tmp_path, day1)
+    assert first.vocabulary_growth is None and not (first.directory / AGES_DIR_NAME).exists()
+    # The cache key of a build without a base vocabulary is the formula it always was.
+    schema, settings = first.schema, first.settings
+    fingerprints = build_lib.input_fingerprints([pathlib.Path(day1)])
+    inputs = [{key: entry[key] for key in ("path", "size", "mtime_ns", "missing") if key in entry}
+              for entry in fingerprints]
+    payload = json.dumps({"format_version": shards_lib.FORMAT_VERSION, "schema": schema.to_dict(), "inputs": inputs,
+                          "settings": dataclasses.asdict(settings)}, sort_keys=True)
+    assert first.cache_key == hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def grown(path, previous):
+        return _prepared(tmp_path, path, BaseVocabulary(previous.vocab_dir, previous.directory / AGES_DIR_NAME,
+                                                        evict_after=1))
+
+    second = grown(day2, first)  # u0 and u1 are not in day 2: inactive once (age 1), kept
+    tokens = second_tokens = (second.vocab_dir / "user.txt").read_text().split()
+    ages = dict(zip(tokens, np.load(second.directory / AGES_DIR_NAME / "user.npy").tolist()))
+    assert (ages["u0"], ages["u1"], ages["u2"], ages["u9"]) == (1, 1, 0, 0)
+    assert second.vocabulary_growth["fields"]["user"]["evicted"] == 0
+    day3 = _day(tmp_path / "day3.csv", [f"u{i}" for i in range(1, 12)], ["paris"], seed=3)
+    third = grown(day3, second)  # u0 absent a second time in a row: evicted; u1 is back: age 0
+    tokens = (third.vocab_dir / "user.txt").read_text().split()
+    # The base tokens keep their order without u0 (the ids after it move up by one); day 3 adds none (u10, u11 known).
+    assert tokens == [token for token in second_tokens if token != "u0"]
+    ages = dict(zip(tokens, np.load(third.directory / AGES_DIR_NAME / "user.npy").tolist()))
+    assert ages["u1"] == 0
+    assert third.vocabulary_growth["fields"]["user"]["evicted"] == 1
+    assert third.cache_key != first.cache_key
