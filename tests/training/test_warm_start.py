@@ -144,39 +144,38 @@ def test_eviction_by_inactive_builds_and_the_cap_on_new_tokens_are_counted():
     assert capped == ["a", "b", "z"] and capped_stats["new_dropped_by_cap"] == 1
 
 
-def test_remap_of_the_table_and_its_moments_equals_a_per_token_loop():
+def test_remap_of_the_table_and_its_moments_equals_a_per_token_loop(tmp_path):
     rng = np.random.default_rng(0)
     old_tokens = [[f"a{i}" for i in range(6)], [f"b{i}" for i in range(4)]]
     new_tokens = [["a3", "a0", "x", "a5", "y"], [f"b{i}" for i in range(4)] + ["b9"]]
-    old_sizes, new_sizes = [7, 5], [6, 6]
+    # Columns a and b have vocabularies; h is a hash-bucket column of 3 buckets (4 rows), last.
+    old_sizes, new_sizes = [7, 5, 4], [6, 6, 4]
 
     class Source:  # the part of a WarmStartSource that row_mapping reads
-        field_names, vocabulary_sizes = ("a", "b"), tuple(old_sizes)
+        field_names, vocabulary_sizes, vocab_dir = ("a", "b", "h"), tuple(old_sizes), tmp_path / "old"
 
         def vocabulary_columns(self):
             return ["a", "b"]
 
-    vocab_dir = pathlib.Path(__import__("tempfile").mkdtemp())
-    old_dir = vocab_dir / "old"
-    old_dir.mkdir()
+    (tmp_path / "old").mkdir()
     for name, old, new in zip("ab", old_tokens, new_tokens):
-        (vocab_dir / f"{name}.txt").write_text("".join(f"{token}\n" for token in new))
-        (old_dir / f"{name}.txt").write_text("".join(f"{token}\n" for token in old))
-    source = Source()
-    source.vocab_dir = old_dir
-    source_rows, target_rows = warm_start_lib.row_mapping(source, vocab_dir, new_sizes)
-    for old_values in (rng.normal(size=(12, 6)), rng.random(size=(12, 6))):  # a table, a moment
-        initial = rng.normal(size=(12, 6)).astype(np.float32)
+        (tmp_path / f"{name}.txt").write_text("".join(f"{token}\n" for token in new))
+        (tmp_path / "old" / f"{name}.txt").write_text("".join(f"{token}\n" for token in old))
+    source_rows, target_rows = warm_start_lib.row_mapping(Source(), tmp_path, new_sizes)
+    for old_values in (rng.normal(size=(16, 6)), rng.random(size=(16, 6))):  # a table, a moment
+        initial = rng.normal(size=(16, 6)).astype(np.float32)
         variable = tf.Variable(initial)
-        warm_start_lib.remap_rows(old_values.astype(np.float32), variable, source_rows, target_rows)
+        warm_start_lib.remap_rows(old_values.astype(np.float32), variable, source_rows, target_rows, chunk_bytes=48)
         expected = initial.copy()
-        old_offsets, new_offsets = [0, 7], [0, 6]
+        old_offsets, new_offsets = [0, 7, 12], [0, 6, 12]
         for field in range(2):
             expected[new_offsets[field]] = old_values[old_offsets[field]]  # OOV
             for old_id, token in enumerate(old_tokens[field], start=1):
                 if token in new_tokens[field]:
                     expected[new_offsets[field] + new_tokens[field].index(token) + 1] = \
                         old_values[old_offsets[field] + old_id]
+        for bucket in range(4):  # hash buckets carry over unchanged
+            expected[new_offsets[2] + bucket] = old_values[old_offsets[2] + bucket]
         np.testing.assert_array_equal(variable.numpy(), expected)
 
 
