@@ -1,8 +1,8 @@
 """Speed and peak memory of a warm start's table remap (issue 21): a Criteo-shaped `[1.1M, 100]` float32 table and its
 two Adam moments, read from a checkpoint and remapped into the new model's variables (`training/warm_start.py`).
 
-    python benchmarks/remap_memory.py                 # fractions 0.25, 0.5, 1 of the Criteo shape, one process each
-    python benchmarks/remap_memory.py --fraction=1    # one size, in this process
+    python benchmarks/speed/remap_memory.py                 # fractions 0.25, 0.5, 1 of the Criteo shape, a process each
+    python benchmarks/speed/remap_memory.py --fraction=1    # one size, in this process
 
 Per size: the 39 vocabularies of benchmarks/criteo_shape.json scaled by the fraction; the new day evicts 2% of each
 field's tokens and adds 5% new ones. Timed: the row mapping (`row_mapping`: reading both vocabularies and matching
@@ -13,7 +13,6 @@ already allocated, as in a warm start): what the remap itself adds. The results 
 benchmarks/results/remap_memory.json.
 """
 
-import argparse
 import json
 import os
 import pathlib
@@ -23,10 +22,17 @@ import tempfile
 import threading
 import time
 
-import numpy as np
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from benchmarks.common import CRITEO_SHAPE, RESULTS_DIR  # noqa: E402
+
+flags.DEFINE_float("fraction", None, "Measure one size (this fraction of the Criteo shape) in this process.")
+flags.DEFINE_list("fractions", ["0.25", "0.5", "1"], "Sizes to measure, one child process each.")
+FLAGS = flags.FLAGS
 WIDTH = 100
 
 
@@ -52,7 +58,7 @@ def measure(fraction: float) -> dict:
 
     from tf_multiembed.training import warm_start as warm_start_lib
 
-    shape = json.loads((REPO / "benchmarks" / "criteo_shape.json").read_text())
+    shape = json.loads(CRITEO_SHAPE.read_text())
     old_sizes = [max(2, int(round(size * fraction))) for size in shape["vocabulary_sizes"]]
     rng = np.random.default_rng(0)
     folder = pathlib.Path(tempfile.mkdtemp(prefix="remap-"))
@@ -111,25 +117,23 @@ def measure(fraction: float) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fraction", type=float, default=None)
-    parser.add_argument("--fractions", default="0.25,0.5,1")
-    args = parser.parse_args()
+def main(argv) -> None:
+    del argv
+    args = FLAGS
     if args.fraction is not None:
         print(json.dumps(measure(args.fraction)), flush=True)
         return
     results = []
-    for fraction in (float(value) for value in args.fractions.split(",")):
+    for fraction in (float(value) for value in args.fractions):
         output = subprocess.run([sys.executable, __file__, f"--fraction={fraction}"], capture_output=True, text=True,
                                 check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
                                                  "CUDA_VISIBLE_DEVICES": ""})
         results.append(json.loads(output.stdout.strip().splitlines()[-1]))
         print(results[-1], flush=True)
-    path = REPO / "benchmarks" / "results" / "remap_memory.json"
+    path = RESULTS_DIR / "remap_memory.json"
     path.write_text(json.dumps({"cpu_threads": os.cpu_count(), "results": results}, indent=1) + "\n")
     print(f"-> {path}")
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

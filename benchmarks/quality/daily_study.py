@@ -2,8 +2,8 @@
 vocabulary, day by day (`tf_multiembed.training.daily`), on drifting synthetic days with new ids and on
 MovieLens-100K split by timestamp.
 
-    python benchmarks/daily_study.py --out=/tmp/daily_study            # both data sets (about 10 min on 2 cores)
-    python benchmarks/daily_study.py --data=synthetic --days=5
+    python benchmarks/quality/daily_study.py --out=/tmp/daily_study    # both data sets (about 10 min on 2 cores)
+    python benchmarks/quality/daily_study.py --data=synthetic --days=5
 
 The synthetic days (`write_synthetic_days`): fields user (a pool of 4000 ids), ad (each day 30% of the ads are new,
 and new ads are shown more: a Zipf draw over the ads in order of appearance, newest first), site (200) and hour (24);
@@ -12,17 +12,30 @@ ad effects move by N(0, 0.3) and the bias by -0.1. Rows per day: `--rows`. The r
 benchmarks/results/daily_<data>.json.
 """
 
-import argparse
 import json
 import pathlib
 import shutil
 import sys
 import time
 
-import numpy as np
+if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from benchmarks.common import REPO, RESULTS_DIR  # noqa: E402
+from tf_multiembed.training import config as run_config  # noqa: E402
+from tf_multiembed.training.config import define_flags  # noqa: E402
+
+define_flags(["epochs", "threads"])  # train.py's names; the study's own default for --epochs below
+flags.adopt_module_key_flags(run_config)
+FLAGS = flags.FLAGS
+FLAGS.set_default("epochs", 2)
+flags.DEFINE_list("data", ["synthetic", "movielens"], "Data sets: synthetic (drifting days) and/or movielens.")
+flags.DEFINE_integer("days", 5, "Days (periods) of each data set.", lower_bound=2)
+flags.DEFINE_integer("rows", 20_000, "Synthetic rows per day.", lower_bound=100)
+flags.DEFINE_string("out", "/tmp/daily_study", "Working folder (day files, data cache, runs).")
 
 SCHEMA = {"name": "drift", "delimiter": ",", "has_header": True, "label": {"column": "click"}, "min_count": 2,
           "fields": [{"name": name, "kind": "categorical"} for name in ("user", "ad", "site", "hour")]}
@@ -82,23 +95,16 @@ def write_movielens_days(folder: pathlib.Path, source: pathlib.Path, days: int):
     return paths
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="synthetic,movielens")
-    parser.add_argument("--days", type=int, default=5)
-    parser.add_argument("--rows", type=int, default=20_000, help="synthetic rows per day")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--out", default="/tmp/daily_study")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-
+def main(argv) -> None:
+    del argv
+    args = FLAGS
     from tf_multiembed.training.config import RunConfig
     from tf_multiembed.training.daily import TABLE_HEADER, daily_road, mean_next_day
 
     out = pathlib.Path(args.out)
     common = dict(model="dnn", scale=2, embedding_dim=10, epochs=args.epochs, patience=args.epochs + 1,
                   batch_size=512, verbose=0, threads=args.threads, data_dir=str(out / "cache"), export_dir="")
-    for data in args.data.split(","):
+    for data in args.data:
         started = time.time()
         if data == "synthetic":
             days = write_synthetic_days(out / "synthetic_days", args.days, args.rows)
@@ -117,10 +123,10 @@ def main() -> None:
         result = {"data": data, "days": args.days, "rows_per_day": args.rows if data == "synthetic" else None,
                   "settings": common, "rows": rows, "mean_next_day": summary,
                   "seconds": round(time.time() - started, 1)}
-        path = REPO / "benchmarks" / "results" / f"daily_{data}.json"
+        path = RESULTS_DIR / f"daily_{data}.json"
         path.write_text(json.dumps(result, indent=1) + "\n")
         print(f"{data}: {result['seconds']} s -> {path}", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)
