@@ -13,7 +13,7 @@ Example:
 import dataclasses
 import logging
 import pathlib
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +25,7 @@ from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
+from tf_multiembed.data.growth import BaseVocabulary
 from tf_multiembed.data.quality import IngestReport
 
 DEFAULT_SHUFFLE_BUFFER = 100_000
@@ -52,6 +53,8 @@ class PreparedData:
         min_counts: {field: the minimum count the build applied} (None for hash-bucket fields).
         data_fingerprint: "sha256:..." of the inputs' content, or None when the builder did not hash them.
         cache_key: the build's cache key (None for a folder that is not a cache entry).
+        vocabulary_growth: for a build grown from a base vocabulary (a warm start, `growth.py`), what happened to the
+            base and new tokens per field; None otherwise.
     """
 
     directory: pathlib.Path
@@ -68,6 +71,7 @@ class PreparedData:
     min_counts: Dict[str, Optional[int]]
     data_fingerprint: Optional[str]
     cache_key: Optional[str]
+    vocabulary_growth: Optional[Dict[str, Any]] = None
 
     @classmethod
     def load(cls, directory, verify: str = "auto") -> "PreparedData":
@@ -96,7 +100,7 @@ class PreparedData:
                    hash_buckets={column["name"]: column["hash_buckets"] for column in manifest["columns"]
                                  if column["hash_buckets"] is not None},
                    min_counts=dict(manifest["min_counts"]), data_fingerprint=manifest["data_fingerprint"],
-                   cache_key=manifest["cache_key"])
+                   cache_key=manifest["cache_key"], vocabulary_growth=manifest.get("vocabulary_growth"))
 
     @property
     def num_fields(self) -> int:
@@ -227,7 +231,9 @@ class PreparedData:
 
 
 def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
-                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20, **settings) -> PreparedData:
+                    count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20,
+                    base_vocabulary: Optional[BaseVocabulary] = None,
+                    **settings) -> PreparedData:
     """Reads, counts, encodes and splits raw files into cached shards (or reuses a cached build) and opens them.
 
     Two passes over the inputs in blocks of rows (count, then encode straight into the split shards) keep memory
@@ -249,6 +255,8 @@ def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
         rebuild: rebuild even when a cached build exists.
         count_memory_mb: memory for the token counts of pass 1 before they spill to disk (not part of the cache
             key: it does not change the output).
+        base_vocabulary: a `growth.BaseVocabulary` to grow the vocabularies from (a warm start: its tokens keep
+            their ids, new ones are appended; see `tf_multiembed.data.growth`); None builds them from the inputs.
         {settings}
 
     Returns:
@@ -267,7 +275,7 @@ def prepare_dataset(schema, input_paths, cache_dir, *, rebuild: bool = False,
     if note:
         logger.info("%s", note)
     folder = build_lib.build(schema, input_paths, cache_dir, build_lib.BuildSettings(**settings), rebuild=rebuild,
-                             count_memory_bytes=int(count_memory_mb) << 20)
+                             count_memory_bytes=int(count_memory_mb) << 20, base_vocabulary=base_vocabulary)
     return PreparedData.load(folder, verify="sizes")  # `build` has just written or verified it
 
 

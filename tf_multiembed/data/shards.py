@@ -482,7 +482,8 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
                    hash_buckets: Mapping[str, int], min_counts: Mapping[str, Optional[int]],
                    splits: Mapping[str, Sequence[ShardInfo]], rows_per_record: int, settings: Mapping,
                    report: Mapping, inputs: Sequence[Mapping] = (), cache_key: Optional[str] = None,
-                   engine: str = "tf_multiembed", check_files: bool = True) -> pathlib.Path:
+                   engine: str = "tf_multiembed", check_files: bool = True,
+                   extra: Optional[Mapping] = None) -> pathlib.Path:
     """Writes `manifest.json` for a finished folder (last, atomically) and returns its path.
 
     Args:
@@ -500,6 +501,7 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
         cache_key: the build's cache key, or None.
         engine: the writer's name, recorded in `created_by`.
         check_files: check that every vocabulary file has `vocabulary_size - 1` lines and every shard file exists.
+        extra: more top-level entries (e.g. `vocabulary_growth` of a build grown from a base vocabulary).
     """
     folder = pathlib.Path(folder)
     columns = []
@@ -520,6 +522,7 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
         "settings": dict(settings), "inputs": [dict(entry) for entry in inputs],
         "data_fingerprint": content_fingerprint(digests), "report": dict(report),
         "created_by": {"engine": engine, "package_version": package_version()},
+        **dict(extra or {}),
     }
     check_manifest(manifest, folder)
     if check_files:

@@ -275,7 +275,8 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
                        version: Optional[int] = None, warmup_columns: Optional[Mapping[str, Sequence]] = None,
                        warmup_batch_sizes: Sequence[int] = (1, 16), *, data_name: Optional[str] = None,
                        data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
-                       kept_checkpoint: Optional[Mapping] = None, calibrator=None) -> pathlib.Path:
+                       kept_checkpoint: Optional[Mapping] = None, calibrator=None,
+                       lineage: Optional[Sequence[Mapping]] = None) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/` for TF Serving and returns its path.
 
     Args:
@@ -296,6 +297,8 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
             recorded in the metadata.
         calibrator: a `tf_multiembed.calibration` calibrator: `click_probability` is then calibrated inside the
             graph and `uncalibrated_click_probability` is added; its parameters go in the metadata.
+        lineage: the runs the model descends from (warm starts), each with the data it trained on, recorded in the
+            metadata (the run's `results["lineage"]`).
 
     Raises:
         ExportMismatchError, FileExistsError, ValueError: see `check_export_target`.
@@ -314,7 +317,7 @@ def export_for_serving(model: tf.keras.Model, encoder, export_dir, model_name: O
     try:
         _write_version(model, encoder, model_name, version, staging, input_specs, warmup_columns, warmup_batch_sizes,
                        calibrator, data_name=data_name, data_fingerprint=data_fingerprint, model_family=model_family,
-                       kept_checkpoint=kept_checkpoint)
+                       kept_checkpoint=kept_checkpoint, lineage=lineage)
         final = model_root / str(version)
         try:
             os.rename(staging, final)  # the claim keeps this package's exporters away; others may not know it

@@ -11,7 +11,7 @@ import os
 import pathlib
 import sys
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -89,6 +89,8 @@ def prepare_data(config: RunConfig):
             raise ValueError("--min_count cannot change a prepared folder's vocabularies; prepare the data again with "
                              "it (prepare_dataset or the Beam pipeline).")
         data = PreparedData.load(config.data_path)
+        if config.warm_start_from:  # the folder's vocabularies as they are (tokens matched by value)
+            warm_start_source(config, data.field_names, data.hash_buckets)
         return data, data.schema, None
     cache_dir = pathlib.Path(config.data_dir)
     if config.dataset == "synthetic":
@@ -109,8 +111,39 @@ def prepare_data(config: RunConfig):
             print(f"Note: {note}", flush=True)
     if config.min_count is not None:
         schema = schema.with_min_count(config.min_count)
-    data = prepare_dataset(schema, input_paths, cache_dir, split=config.split, seed=config.split_seed)
+    base_vocabulary = None
+    if config.warm_start_from:  # refused before the build when the model or fields differ
+        from tf_multiembed.data.growth import BaseVocabulary
+
+        source = warm_start_source(config, schema.field_names,
+                                   {name: field.hash_buckets for field in schema.fields
+                                    if field.hash_buckets is not None for name in field.output_names})
+        base_vocabulary = BaseVocabulary(source.vocab_dir, source.ages_dir, config.warm_start_evict_after,
+                                         config.warm_start_max_new_tokens, source=str(source.path))
+    data = prepare_dataset(schema, input_paths, cache_dir, split=config.split, seed=config.split_seed,
+                           base_vocabulary=base_vocabulary)
     return data, schema, input_paths
+
+
+def warm_start_source(config: RunConfig, field_names: Sequence[str], hash_buckets: Dict[str, int]) -> Any:
+    """The `warm_start.WarmStartSource` of `--warm_start_from`, checked against this run's model and fields."""
+    from tf_multiembed.models import resolve_embedding_shape
+    from tf_multiembed.training.warm_start import check_compatible, resolve_source
+
+    source = resolve_source(config.warm_start_from)
+    num_sets, embedding_dim = resolve_embedding_shape(config.model, config.scale, config.multi_embedding,
+                                                      config.embedding_dim, config.num_sets)
+    check_compatible(source, config.model, num_sets, embedding_dim, field_names, hash_buckets)
+    return source
+
+
+def lineage(config: RunConfig, data: Any, name: str) -> List[Dict[str, Any]]:
+    """The runs this run's model descends from (through --warm_start_from), each with the data it trained on, and
+    this run last (`config.model_dir` must be set: `RunConfig.with_defaults`)."""
+    from tf_multiembed.training.warm_start import lineage_entry, resolve_source
+
+    ancestors = list(resolve_source(config.warm_start_from).lineage) if config.warm_start_from else []
+    return ancestors + [lineage_entry("run", config.model_dir, config.model_name(), data, name)]
 
 
 def data_name(config: RunConfig, data) -> str:
@@ -153,7 +186,8 @@ def run_record(config: RunConfig, data, name: str) -> Dict[str, Any]:
     """What `run.json` says about a run (see `tf_multiembed.artifacts`)."""
     return {"format_version": artifacts.FORMAT_VERSION, "package_version": artifacts.package_version(),
             "config": dataclasses.asdict(config), "data": artifacts.data_record(data, name),
-            "model": {"name": config.model_name(), "family": config.model}}
+            "model": {"name": config.model_name(), "family": config.model},
+            "lineage": lineage(config, data, name)}
 
 
 def _open(config: RunConfig, data, name: str, info: distribute.StrategyInfo):
@@ -199,6 +233,7 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
     config = config.with_defaults(name)
     with _open(config, data, name, info) as run_dir:
         model = build_and_compile(config, data.vocabulary_sizes, data.field_names, info)
+        warm_start = _warm_start(config, model, data, info) if config.warm_start_from else None
         if config.verbose and info.is_chief:
             print(f"Data: {data.split_rows} rows, {data.num_fields} fields, vocabulary sizes "
                   f"{list(data.vocabulary_sizes)}\nModel: {model.name} ({model.count_params():,} parameters), "
@@ -221,7 +256,8 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
             checkpoint_every_steps=config.checkpoint_every_steps,
             config={**dataclasses.asdict(config), "vocabulary_sizes": list(data.vocabulary_sizes),
                     "num_parameters": int(model.count_params())},
-            extra_results={"data": {**artifacts.data_record(data, name), "ingest_report": report}},
+            extra_results={"data": {**artifacts.data_record(data, name), "ingest_report": report},
+                           "warm_start": warm_start, "lineage": lineage(config, data, name)},
             verbose=plain_when_not_a_terminal(config.verbose))
         if config.calibration != "none":
             results = calibrate(config.calibration, model, data, info, results, batch_size)
@@ -229,6 +265,28 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
             artifacts.write_best_model(model, run_dir)
             artifacts.write_json(pathlib.Path(config.model_dir) / artifacts.RESULTS_FILE, results)
     return results, model
+
+
+def _warm_start(config: RunConfig, model: tf.keras.Model, data: Any, info: distribute.StrategyInfo
+                ) -> Optional[Dict[str, Any]]:
+    """Carries the --warm_start_from weights and Adam state into a fresh run's model (`warm_start.py`); a run that
+    already has checkpoints resumes from them instead. Returns the record of what was carried over."""
+    from tf_multiembed.training.warm_start import warm_start_model
+
+    if tf.train.latest_checkpoint(os.path.join(config.model_dir, artifacts.CHECKPOINTS_DIR)) is not None:
+        previous = pathlib.Path(config.model_dir) / artifacts.RESULTS_FILE
+        return artifacts.read_json(previous, "the run's results").get("warm_start") if previous.is_file() else None
+    source = warm_start_source(config, data.field_names, data.hash_buckets)
+    with info.strategy.scope():
+        record = warm_start_model(model, source, data.vocab_dir, data.vocabulary_sizes)
+    record["vocabulary_growth"] = data.vocabulary_growth
+    if config.verbose and info.is_chief:
+        rows = record["table_rows"]
+        adam = ", with its Adam state" if record["optimizer_state"] else ""
+        print(f"Warm start from {source.path} ({source.kind}{adam}): "
+              f"{rows['carried_over']:,} table rows carried over, {rows['fresh']:,} fresh"
+              + (f"; vocabulary {data.vocabulary_growth['totals']}" if data.vocabulary_growth else ""), flush=True)
+    return record
 
 
 def calibrate(kind: str, model: tf.keras.Model, data, info: distribute.StrategyInfo, results: Dict[str, Any],
@@ -281,7 +339,7 @@ def _export(config: RunConfig, model, data, schema, input_paths, info, name: str
                               data_name=name, data_fingerprint=artifacts.data_fingerprint(data),
                               model_family=config.model, kept_checkpoint=results.get("kept_checkpoint"),
                               calibrator=calibrator_from_dict(results["calibration"]["parameters"])
-                              if results.get("calibration") else None)
+                              if results.get("calibration") else None, lineage=results.get("lineage"))
     if not info.is_chief:
         import shutil
 
