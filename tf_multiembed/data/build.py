@@ -7,7 +7,8 @@ batches; `readers/`), applied to the schema with Arrow kernels (`records.py`), w
    Arrow's hash aggregation in bounded memory (`counting.py`: spilled to disk in hash partitions past a budget).
    Bad lines are counted here and the skipped-share check runs before anything is written. Each input's sha256 is
    taken on the way (the data fingerprint, and the check that reuses a build).
-2. Vocabularies (`vocab/<field>.txt`), or none for `hash_buckets` fields.
+   Numeric fields with a treatment get their statistics and quantile sample here instead (`numeric.py`).
+2. Vocabularies (`vocab/<field>.txt`), or none for `hash_buckets` fields and numeric treatments.
 3. The split order: the reference permutation for the random split (4 bytes per row, file-backed) and its inverse;
    nothing for a time split in file order; a stable argsort of the time column otherwise (16 bytes per row).
 4. Pass 2 (encode): each block's ids by dictionary lookup, and its rows written at once towards their split: in file
@@ -45,6 +46,7 @@ from tf_multiembed.data import space
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
+from tf_multiembed.data.numeric import NumericStatistics
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, file_digest
 from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
@@ -150,6 +152,11 @@ class _CountResult:
     digests: Dict[str, str]
     times_path: Optional[pathlib.Path]  # the valid rows' times, when a time split must sort them
     seconds: Dict[str, float]
+    numeric: Dict[str, list]  # the manifest's `numeric` section (statistics and boundaries of treated fields)
+
+    @property
+    def boundaries(self) -> Dict[str, list]:
+        return {entry["name"]: entry["boundaries"] for entry in self.numeric.get(schema_lib.BUCKETIZED, [])}
 
 
 def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, total_bytes: int,
@@ -158,6 +165,8 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
     tracker = BadInputTracker(strict=settings.strict)
     parser = BlockParser(schema, tracker, parse_time=parse_time)
     counter = TokenCounter(len(schema.fields), work / "counts", memory_bytes=count_memory_bytes)
+    statistics = NumericStatistics(schema, seed=settings.seed)
+    treated = [(position, field) for position, field in enumerate(schema.fields) if field.treatment is not None]
     progress = _Progress("pass 1 (count)", total_bytes=total_bytes)
     digests: Dict[str, str] = {}
     times_path = work / "times.bin" if parse_time else None
@@ -166,6 +175,8 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
         for block in reader.read_blocks(tracker, digests):
             rows = parser.validate(block)
             counter.add(parser.count(rows))
+            for position, field in treated:
+                statistics.add(field, rows.floats[position])
             if times_file is not None and rows.num_rows:
                 times = rows.times
                 in_order = in_order and times[0] >= last_time and bool(np.all(times[1:] >= times[:-1]))
@@ -186,8 +197,8 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
                     count_memory_bytes >> 20)
     vocabularies = vocabulary_lib.build_schema_vocabularies(
         schema, {field.name: counts[position] for position, field in enumerate(schema.fields)
-                 if field.hash_buckets is None})
-    return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds)
+                 if field.hash_buckets is None and field.treatment is None})
+    return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds, statistics.result())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -344,7 +355,7 @@ def _encode_pass(schema, reader, settings: BuildSettings, counted: _CountResult,
     parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
     tracker = BadInputTracker(strict=settings.strict, max_examples=0)
     parser = BlockParser(schema, tracker, parse_time=parse_time, for_encoding=True)
-    lookups = IdLookups(schema, counted.vocabularies)
+    lookups = IdLookups(schema, counted.vocabularies, counted.boundaries)
     progress = _Progress("pass 2 (encode)", total_lines=counted.tracker.lines_read)
     for block in reader.read_blocks(tracker):
         router.add(parser.encode(parser.validate(block), lookups))
@@ -472,14 +483,14 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
     if empty:
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
     vocabulary_sizes = vocabulary_lib.write_schema_vocabularies(schema, counted.vocabularies,
-                                                                folder / shards_lib.VOCAB_DIR_NAME)
+                                                                folder / shards_lib.VOCAB_DIR_NAME, counted.boundaries)
     permuted = settings.split == splits_lib.RANDOM_SPLIT or counted.times_path is not None
-    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_fields, permuted),
+    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_record_columns, permuted),
                            f"preparing {num_rows:,} rows (the split order, the encoded rows and their shards)")
     started = time.perf_counter()
     inverse_path = _inverse_order_path(settings, num_rows, counted.times_path, work)
     order_seconds = time.perf_counter() - started
-    router = _SplitRouter(folder, work, num_rows, schema.num_fields, settings, inverse_path)
+    router = _SplitRouter(folder, work, num_rows, schema.num_record_columns, settings, inverse_path)
     try:
         encode_seconds = _encode_pass(schema, reader, settings, counted, router)
         started = time.perf_counter()
@@ -491,6 +502,8 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
     shutil.rmtree(work)
     report = IngestReport.from_tracker(counted.tracker, {name: sum(shard.rows for shard in split)
                                                          for name, split in split_shards.items()})
+    report.numeric_missing = {entry["name"]: entry["missing_rows"] for entries in counted.numeric.values()
+                              for entry in entries}
     report.passes = {"count": counted.seconds, "order": {"seconds": round(order_seconds, 3)},
                      "encode": encode_seconds, "shards": {"seconds": round(shard_seconds, 3)}}
     report.check_totals()
@@ -504,7 +517,8 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
         hash_buckets={name: field.hash_buckets for field in schema.fields if field.hash_buckets is not None
                       for name in field.output_names},
         min_counts=min_counts, splits=split_shards, rows_per_record=settings.rows_per_record,
-        settings=dataclasses.asdict(settings), report=report.to_dict(), inputs=inputs, cache_key=key, engine=ENGINE)
+        settings=dataclasses.asdict(settings), report=report.to_dict(), inputs=inputs, cache_key=key, engine=ENGINE,
+        numeric=counted.numeric if schema.treated_fields else None)
 
 
 def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSettings = BuildSettings(),

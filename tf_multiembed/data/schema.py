@@ -436,6 +436,16 @@ class Schema:
         return tuple(dict.fromkeys(columns))
 
     @property
+    def float_column_names(self) -> Tuple[str, ...]:
+        """The float columns of the prepared records after the ids: embedded fields, then dense fields."""
+        return tuple(field.name for field in self.embedded_fields + self.dense_fields)
+
+    @property
+    def num_record_columns(self) -> int:
+        """Columns of a prepared row before the label: N ids and the float columns."""
+        return self.num_fields + len(self.float_column_names)
+
+    @property
     def embedded_fields(self) -> Tuple[FieldSpec, ...]:
         """The numeric fields with treatment "embedded", in schema order: the columns of `numeric_values`."""
         return tuple(field for field in self.fields if field.treatment == EMBEDDED)

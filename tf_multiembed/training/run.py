@@ -134,9 +134,10 @@ def create_strategy(config: RunConfig) -> distribute.StrategyInfo:
 
 
 def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_names: Sequence[str],
-                      info: distribute.StrategyInfo) -> tf.keras.Model:
-    """The configured model, built and compiled with the recipe inside the strategy's scope."""
-    from tf_multiembed.models import build_model
+                      info: distribute.StrategyInfo, model_inputs: Optional[Dict[str, Any]] = None) -> tf.keras.Model:
+    """The configured model, built and compiled with the recipe inside the strategy's scope; `model_inputs` are the
+    prepared data's float numeric fields with their statistics (`PreparedData.model_inputs`), if any."""
+    from tf_multiembed.models import NumericInputs, build_model
 
     tf.keras.utils.set_random_seed(config.seed)
     # Always set: a process running several configurations must not inherit the previous run's policy.
@@ -144,7 +145,8 @@ def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_
     with info.strategy.scope():
         model = build_model(config.model, list(vocabulary_sizes), scale=config.scale,
                             multi_embedding=config.multi_embedding, embedding_dim=config.embedding_dim,
-                            num_sets=config.num_sets, field_names=list(field_names))
+                            num_sets=config.num_sets, field_names=list(field_names),
+                            numeric_inputs=NumericInputs.from_dict(model_inputs))
         compile_model(model, config.recipe(), jit_compile=config.jit_compile)
     return model
 
@@ -198,7 +200,8 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
     name = name or data_name(config, data)
     config = config.with_defaults(name)
     with _open(config, data, name, info) as run_dir:
-        model = build_and_compile(config, data.vocabulary_sizes, data.field_names, info)
+        model = build_and_compile(config, data.vocabulary_sizes, data.field_names, info,
+                                  getattr(data, "model_inputs", None))
         if config.verbose and info.is_chief:
             print(f"Data: {data.split_rows} rows, {data.num_fields} fields, vocabulary sizes "
                   f"{list(data.vocabulary_sizes)}\nModel: {model.name} ({model.count_params():,} parameters), "
