@@ -170,6 +170,13 @@ def test_train_py_exports_a_model_whose_raw_rows_serve_the_offline_predictions(t
     np.testing.assert_allclose(served, offline, rtol=1e-5, atol=1e-6)
     assert len(set(np.round(served, 6).tolist())) > 1
 
+    # The collapse report reads the export: the categorical and bucketized fields' tables and cross-kernel pairs.
+    from tf_multiembed.diagnostics.loading import load_for_diagnostics
+    from tf_multiembed.diagnostics.report import diagnose
+
+    report = diagnose(load_for_diagnostics(version), "export")
+    assert report.pairwise.projected_abundance.shape == (2, 3, 3)
+
 
 def _predict_with_export_weights(model, loaded, features):
     """The Keras model with the exported variables copied in by object-graph path, applied offline."""

@@ -80,3 +80,14 @@ def test_ffm_and_bad_numeric_settings_are_refused():
     with pytest.raises(ValueError, match=r"numeric field names must be unique; repeated: \['a'\]"):
         NumericInputs(embedded=(NumericFeature("a"),), dense=(NumericFeature("a"),))
     assert NumericInputs.from_dict(NUMERIC.to_dict()) == NUMERIC and not NumericInputs.from_dict(None)
+
+
+def test_the_collapse_report_reads_a_model_with_embedded_numeric_fields():
+    from tf_multiembed.diagnostics.report import diagnose
+
+    model = build_model("dcnv2", [5, 6, 7], scale=2, numeric_inputs=NUMERIC, hidden_units=(8,))
+    report = diagnose(model, "numeric")
+    # Field pairs of the 3 categorical fields, cut from the [M, 5K, 5K] cross kernel.
+    assert report.pairwise.projected_abundance.shape == (2, 3, 3)
+    kernel = model.get_layer("set_cross").effective_kernel(0).numpy()
+    assert kernel.shape == (2, 50, 50)
