@@ -229,6 +229,9 @@ def model_record(model, family: Optional[str] = None) -> Dict[str, Any]:
     record["embedding"] = {"num_sets": int(layer.num_sets), "embedding_dim": int(layer.embedding_dim),
                            "vocabulary_sizes": [int(size) for size in layer.vocabulary_sizes],
                            "pairwise": introspection.pairwise_kind(model)}
+    if getattr(layer, "bag_sizes", None) is not None:  # bags: the table's fields are not the encoded columns
+        record["embedding"].update({"field_names": list(layer.field_names or []),
+                                    "bag_sizes": [int(size) for size in layer.bag_sizes]})
     return record
 
 

@@ -1,5 +1,6 @@
-"""Numeric treatments on the whole road (docs/inputs.md): schema -> columnar build (statistics, boundaries, float
-columns) -> manifest -> tf.data -> model -> train.py -> export -> raw rows through serving_default."""
+"""Numeric treatments and bags on the whole road (docs/inputs.md): schema -> columnar build (statistics,
+boundaries, float columns, padded bags) -> manifest -> tf.data -> model -> train.py -> export -> raw rows through
+serving_default."""
 
 import json
 import math
@@ -33,9 +34,9 @@ def _schema(tmp_path, fields=FIELDS, name="numeric"):
     return Schema.from_file(path)
 
 
-def _csv(tmp_path, lines, name="clicks.csv"):
+def _csv(tmp_path, lines, name="clicks.csv", header=HEADER):
     path = tmp_path / name
-    path.write_text("\n".join([HEADER] + list(lines)) + "\n")
+    path.write_text("\n".join([header] + list(lines)) + "\n")
     return path
 
 
@@ -119,6 +120,42 @@ def test_the_beam_pipeline_refuses_numeric_treatments_by_name(tmp_path):
 
     with pytest.raises(ValueError, match=r"numeric treatments .*'age' \(bucketized\).* columnar build"):
         beam_pipeline.check_supported(_schema(tmp_path))
+    with pytest.raises(ValueError, match=r"does not support bag fields yet; schema 'bags' has 'tags'"):
+        beam_pipeline.check_supported(_schema(tmp_path, BAG_FIELDS, name="bags"))
+
+
+BAG_HEADER = "click,user,tags"
+BAG_FIELDS = [{"name": "user"}, {"name": "tags", "kind": "bag", "separator": "|", "max_values": 3}]
+
+
+def test_a_bag_shares_one_vocabulary_pads_with_minus_one_and_counts_its_cap(tmp_path):
+    schema = _schema(tmp_path, BAG_FIELDS, name="bags")
+    lines = ["1,a,rock|jazz", "0,b,", "1,a,jazz|pop|rock|folk|jazz", "0,c,jazz"]
+    data = prepare_dataset(Schema.from_dict({**schema.to_dict(), "vocabulary_order": "sorted"}),
+                           _csv(tmp_path, lines, header=BAG_HEADER), tmp_path / "cache", split="time",
+                           split_fractions=(1.0, 0.0, 0.0))
+    assert data.field_names == ("user", "tags_0", "tags_1", "tags_2")
+    # Values kept: rock, jazz, jazz, pop, rock, jazz (the 4th and 5th values of line 3 dropped) -> sorted
+    # vocabulary jazz=1, pop=2, rock=3; size 4 for every slot column.
+    assert data.vocabulary_sizes[1:] == (4, 4, 4) and data.report.values_truncated == {"tags": 1}
+    ids, _ = data.numpy_split("train")
+    np.testing.assert_array_equal(ids[:, 1:], [[3, 1, -1], [-1, -1, -1], [1, 2, 3], [1, -1, -1]])
+    names, sizes, bags = data.model_fields()
+    assert names == ("user", "tags") and sizes == (data.vocabulary_sizes[0], 4) and bags == (1, 3)
+    columns = dict(zip(["user", "tags"], zip(*[line.split(",")[1:] for line in lines])))
+    encoded = data.feature_encoder()(raw_features_from_cells(data.schema, columns))
+    np.testing.assert_array_equal(encoded.numpy(), ids)
+
+
+@pytest.mark.parametrize("field, message", [
+    ({"name": "t", "kind": "bag", "max_values": 1}, "a bag field needs `max_values` >= 2"),
+    ({"name": "t", "kind": "bag", "max_values": 4, "pooling": "max"}, "`pooling` must be one of ['mean', 'sum']"),
+    ({"name": "t", "pooling": "sum"}, "`pooling` applies to bag fields only"),
+])
+def test_bad_bag_settings_name_the_field(tmp_path, field, message):
+    with pytest.raises(ValueError) as error:
+        _schema(tmp_path, [field])
+    assert message in str(error.value) and "field 't'" in str(error.value)
 
 
 def _training_rows(count=800, seed=0):
@@ -128,17 +165,21 @@ def _training_rows(count=800, seed=0):
         age = int(rng.integers(15, 70))
         price = rng.lognormal(2.0, 1.0)
         score = rng.random()
-        click = int(rng.random() < 0.15 + 0.5 * (age > 40) + 0.2 * (score > 0.5))
+        tags = rng.choice(["rock", "jazz", "pop", "folk"], int(rng.integers(0, 6)))
+        click = int(rng.random() < 0.1 + 0.4 * (age > 40) + 0.2 * (score > 0.5) + 0.2 * ("jazz" in tags))
         lines.append(",".join([str(click), f"u{int(rng.integers(0, 30))}", "" if index % 13 == 0 else str(age),
                                str(int(rng.poisson(3))), "" if index % 11 == 0 else f"{price:.3f}",
-                               "" if index % 17 == 0 else f"{score:.4f}"]))
+                               "" if index % 17 == 0 else f"{score:.4f}", "|".join(tags)]))
     return lines
 
 
 def test_train_py_exports_a_model_whose_raw_rows_serve_the_offline_predictions(tmp_path):
-    schema = _schema(tmp_path, name="numeric-e2e")
+    # Every new kind at once: bucketized (given and learned), embedded, dense numeric fields and a bag.
+    schema = _schema(tmp_path, FIELDS + [{"name": "tags", "kind": "bag", "separator": "|", "max_values": 4}],
+                     name="numeric-e2e")
+    header = HEADER + ",tags"
     lines = _training_rows()
-    path = _csv(tmp_path, lines)
+    path = _csv(tmp_path, lines, header=header)
     command = [sys.executable, str(REPOSITORY / "train.py"), "--dataset=csv", f"--schema={tmp_path / 'schema.json'}",
                f"--data_path={path}", f"--data_dir={tmp_path / 'cache'}", "--model=dcnv2", "--scale=2",
                "--split=time", "--epochs=1", "--batch_size=64", f"--model_dir={tmp_path / 'run'}",
@@ -153,7 +194,7 @@ def test_train_py_exports_a_model_whose_raw_rows_serve_the_offline_predictions(t
     data = prepare_dataset(schema, path, tmp_path / "cache", split="time")
     features, _ = data.numpy_split("test")
     test_lines = lines[-data.split_rows["test"]:]
-    columns = dict(zip(HEADER.split(",")[1:], zip(*[line.split(",")[1:] for line in test_lines])))
+    columns = dict(zip(header.split(",")[1:], zip(*[line.split(",")[1:] for line in test_lines])))
     raw = {name: tf.constant(values) for name, values in raw_features_from_cells(schema, columns).items()}
     encoded = loaded.encoder.serve(raw)
     for key in ("feature_ids", "numeric_values", "dense_values"):
@@ -163,7 +204,9 @@ def test_train_py_exports_a_model_whose_raw_rows_serve_the_offline_predictions(t
     # Offline: the trained Keras model (the export's own weights) on the prepared rows.
     from tf_multiembed.models import NumericInputs, build_model
 
-    model = build_model("dcnv2", data.vocabulary_sizes, scale=2, field_names=data.field_names,
+    names, sizes, bags = data.model_fields()
+    assert bags == (1, 1, 1, 4) and data.report.values_truncated["tags"] > 0
+    model = build_model("dcnv2", sizes, scale=2, field_names=names, bag_sizes=bags,
                         numeric_inputs=NumericInputs.from_dict(data.model_inputs))
     assert model.get_layer("numeric_embedding").means == [data.numeric["embedded"][0]["mean"]]
     offline = _predict_with_export_weights(model, loaded, features)
@@ -175,7 +218,7 @@ def test_train_py_exports_a_model_whose_raw_rows_serve_the_offline_predictions(t
     from tf_multiembed.diagnostics.report import diagnose
 
     report = diagnose(load_for_diagnostics(version), "export")
-    assert report.pairwise.projected_abundance.shape == (2, 3, 3)
+    assert report.pairwise.projected_abundance.shape == (2, 4, 4)
 
 
 def _predict_with_export_weights(model, loaded, features):

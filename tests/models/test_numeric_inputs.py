@@ -91,3 +91,31 @@ def test_the_collapse_report_reads_a_model_with_embedded_numeric_fields():
     assert report.pairwise.projected_abundance.shape == (2, 3, 3)
     kernel = model.get_layer("set_cross").effective_kernel(0).numpy()
     assert kernel.shape == (2, 50, 50)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_every_model_pools_bags_into_one_field(name):
+    model = build_model(name, [5, 6, 7], scale=2, bag_sizes=[1, 3, 1], hidden_units=(8,), numeric_inputs=NUMERIC)
+    assert model.get_layer("multi_embedding").num_columns == 5
+    assert tuple(model.get_layer("field_concat").output.shape)[:3] == (None, 2, 5)  # 3 fields + 2 numeric
+    batch = {**BATCH, FEATURE_IDS_INPUT: np.array([[1, 2, 3, -1, 4], [0, -1, -1, -1, 0]])}
+    assert np.all(np.isfinite(model(batch).numpy()))
+
+
+def test_a_bag_model_round_trips_and_the_collapse_report_reads_its_fields(tmp_path):
+    from tf_multiembed import artifacts
+    from tf_multiembed.diagnostics.report import diagnose
+
+    model = build_model("dcnv2", [5, 6], scale=2, bag_sizes=[1, 4], bag_combiner="sum", hidden_units=(8,),
+                        field_names=["user", "tags"])
+    ids = np.array([[1, 2, 3, -1, -1], [4, -1, -1, -1, -1]])
+    path = str(tmp_path / "bags.keras")
+    model.save(path)
+    restored = tf.keras.models.load_model(path)
+    np.testing.assert_allclose(restored(ids, training=False).numpy(), model(ids, training=False).numpy(), rtol=1e-6)
+    assert restored.get_layer("multi_embedding").bag_combiner == "sum"
+    assert diagnose(model, "bags").pairwise.projected_abundance.shape == (2, 2, 2)
+    record = artifacts.model_record(model)["embedding"]
+    assert record["field_names"] == ["user", "tags"] and record["bag_sizes"] == [1, 4]
+    with pytest.raises(ValueError, match="build_ffm: the FFM of the collapse analysis takes single-valued fields"):
+        build_model("ffm", [5, 6], bag_sizes=[1, 3])

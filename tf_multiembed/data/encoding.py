@@ -197,7 +197,7 @@ class RawFeatureEncoder(tf.Module):
                 if field.treatment == schema_lib.BUCKETIZED:
                     ids.append(self._bucket(field.name, values))
                 continue
-            if field.kind == schema_lib.MULTI_CATEGORICAL:
+            if field.is_list:
                 ids.extend(self._encode_multi(field, values, first_column=len(ids)))
                 continue
             tokens, missing = transform.tensorflow(values)
@@ -227,4 +227,9 @@ class RawFeatureEncoder(tf.Module):
             empty = tf.equal(parts.row_lengths(), 0)
             first = tf.where(empty, field.missing_token, slots[:, 0])
             slots = tf.concat([first[:, tf.newaxis], slots[:, 1:]], axis=1)
-        return [self._lookup(first_column + slot, slots[:, slot]) for slot in range(field.max_values)]
+        ids = [self._lookup(first_column + slot, slots[:, slot]) for slot in range(field.max_values)]
+        if field.kind == schema_lib.BAG:  # a bag pads with -1 after its values (the model pools the values only)
+            lengths = tf.minimum(tf.maximum(parts.row_lengths(), 1 if field.missing_token is not None else 0),
+                                 field.max_values)
+            ids = [tf.where(slot < lengths, column, tf.constant(-1, tf.int64)) for slot, column in enumerate(ids)]
+        return ids

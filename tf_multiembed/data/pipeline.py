@@ -119,6 +119,31 @@ class PreparedData:
         `build_model(..., numeric_inputs=...)`); empty lists without embedded or dense fields."""
         return numeric_lib.model_inputs(self.numeric)
 
+    def model_fields(self) -> Tuple[Tuple[str, ...], Tuple[int, ...], Optional[Tuple[int, ...]]]:
+        """`(field names, vocabulary sizes, bag sizes)` as `build_model` takes them: per encoded column, except that
+        a bag's columns (its padded values) are one field with its shared vocabulary; bag sizes None without bags.
+
+        Example:
+            >>> data.model_fields()  # doctest: +SKIP
+            (('user', 'tags'), (41, 4), (1, 5))
+        """
+        if not self.schema.bag_fields:
+            return self.field_names, self.vocabulary_sizes, None
+        names, sizes, bags = [], [], []
+        column = 0
+        for field in self.schema.fields:
+            width = len(field.output_names)
+            if field.kind == schema_lib.BAG:
+                names.append(field.name)
+                sizes.append(self.vocabulary_sizes[column])
+                bags.append(width)
+            else:
+                names.extend(self.field_names[column:column + width])
+                sizes.extend(self.vocabulary_sizes[column:column + width])
+                bags.extend([1] * width)
+            column += width
+        return tuple(names), tuple(sizes), tuple(bags)
+
     def vocabulary_files(self) -> Dict[str, pathlib.Path]:
         """{encoded column: its vocabulary file}, for the columns with a vocabulary (not hash buckets, not
         bucketized numeric fields)."""

@@ -44,7 +44,7 @@ def make_reader(schema: schema_lib.Schema, input_paths, chunk_bytes: int = DEFAU
         >>> reader = make_reader(criteo_schema(), "train.txt.gz")  # doctest: +SKIP
     """
     separators = {field.column: field.separator for field in schema.fields
-                  if field.kind == schema_lib.MULTI_CATEGORICAL}
+                  if field.is_list}
     if schema.reader == schema_lib.MOVIELENS_READER:
         return MovieLensReader(input_paths, chunk_bytes=chunk_bytes, required_columns=schema.required_columns)
     if schema.reader == schema_lib.PARQUET_READER:
@@ -169,9 +169,9 @@ class BlockParser:
         self.for_encoding = bool(for_encoding)
         self._transforms = [transforms.get_transform(field.transform) for field in schema.fields]
         self._treated = [field.treatment is not None for field in schema.fields]
-        self._numeric = [transform.name != "identity" and field.kind != schema_lib.MULTI_CATEGORICAL
+        self._numeric = [transform.name != "identity" and not field.is_list
                          and field.treatment is None for field, transform in zip(schema.fields, self._transforms)]
-        self._parts = [_Cache(_multi_parts(field)) if field.kind == schema_lib.MULTI_CATEGORICAL else None
+        self._parts = [_Cache(_multi_parts(field)) if field.is_list else None
                        for field in schema.fields]
 
     # -- validation ---------------------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ class BlockParser:
                 continue
             if self._numeric[position]:
                 tokens, counts = rows.numeric[position].tokens, rows.numeric[position].counts
-            elif field.kind == schema_lib.MULTI_CATEGORICAL:
+            elif field.is_list:
                 tokens, counts = self._count_multi(position, field, rows.columns[field.column])
             else:
                 value_counts = pc.value_counts(rows.columns[field.column])
@@ -367,13 +367,13 @@ class BlockParser:
                 column += 1
                 continue
             cells = rows.columns[field.column]
-            if field.kind != schema_lib.MULTI_CATEGORICAL and lookups.per_row(position):
+            if not field.is_list and lookups.per_row(position):
                 block[:, column] = lookups.ids_of_tokens(position, cells)
                 column += 1
                 continue
             encoded = pc.dictionary_encode(cells)
             dictionary, indices = _dictionary(encoded), _indices(encoded)
-            if field.kind == schema_lib.MULTI_CATEGORICAL:
+            if field.is_list:
                 slots = [parts for parts, _ in self._parts[position].results(dictionary.to_pylist())]
                 slot_ids = lookups.ids_of_slots(position, slots)  # [distinct cells, max_values]
                 block[:, column:column + field.max_values] = slot_ids[indices]
@@ -452,9 +452,10 @@ class IdLookups:
         return ids
 
     def ids_of_slots(self, position: int, slots: Sequence[Tuple[str, ...]]) -> np.ndarray:
-        """int32 `[len(slots), max_values]` ids of the slot tokens of distinct cells, 0-padded."""
+        """int32 `[len(slots), max_values]` ids of the slot tokens of distinct cells, padded with 0 (slots) or -1
+        (a bag's padding, which the model leaves out of the pooling)."""
         field = self.schema.fields[position]
-        table = np.zeros((len(slots), field.max_values), dtype=np.int32)
+        table = np.full((len(slots), field.max_values), -1 if field.kind == schema_lib.BAG else 0, dtype=np.int32)
         flat = [token for parts in slots for token in parts]
         if not flat:
             return table

@@ -42,7 +42,9 @@ from tf_multiembed.data.readers import movielens as movielens_reader
 CATEGORICAL = "categorical"
 NUMERIC = "numeric"
 MULTI_CATEGORICAL = "multi_categorical"
-FIELD_KINDS = (CATEGORICAL, NUMERIC, MULTI_CATEGORICAL)
+BAG = "bag"
+FIELD_KINDS = (CATEGORICAL, NUMERIC, MULTI_CATEGORICAL, BAG)
+BAG_POOLINGS = ("mean", "sum")
 
 BINARY_LABEL = "binary"
 THRESHOLD_LABEL = "threshold"
@@ -69,8 +71,9 @@ STANDARD_NORMALIZATION = "standard"
 LOG1P_NORMALIZATION = "log1p_standard"
 NORMALIZATIONS = (STANDARD_NORMALIZATION, LOG1P_NORMALIZATION)
 
-_DEFAULT_TRANSFORM = {CATEGORICAL: "identity", NUMERIC: "criteo_log_bucket", MULTI_CATEGORICAL: "identity"}
-_TRANSFORM_INPUT_KIND = {CATEGORICAL: "string", NUMERIC: "number", MULTI_CATEGORICAL: "string"}
+_DEFAULT_TRANSFORM = {CATEGORICAL: "identity", NUMERIC: "criteo_log_bucket", MULTI_CATEGORICAL: "identity",
+                      BAG: "identity"}
+_TRANSFORM_INPUT_KIND = {CATEGORICAL: "string", NUMERIC: "number", MULTI_CATEGORICAL: "string", BAG: "string"}
 
 
 def _fail(where: str, message: str):
@@ -88,7 +91,9 @@ class FieldSpec:
     Args:
         name: the field's name (also the name of its raw serving input and of its vocabulary file).
         kind: "categorical" (one token per row), "numeric" (a number bucketed by a numeric transform) or
-            "multi_categorical" (a list of tokens split on `separator`, encoded into `max_values` slots).
+            "multi_categorical" (a list of tokens split on `separator`, encoded into `max_values` slots, each its
+            own field) or "bag" (a list of tokens split on `separator`, one field whose values share a vocabulary
+            and are pooled per set; at most `max_values` values are kept, the rest dropped and counted).
         column: the source column; defaults to `name`.
         transform: a name from `transforms.TRANSFORMS`; defaults to "identity" for categorical kinds and
             "criteo_log_bucket" for numeric.
@@ -96,8 +101,9 @@ class FieldSpec:
             `min_count` (or 1 when neither is set).
         missing_token: the token an empty or missing value becomes (it then gets its own id like any token);
             None maps missing values to id 0.
-        separator: multi_categorical only: the separator between values.
-        max_values: multi_categorical only: the number of slots (values beyond it are dropped and counted).
+        separator: multi_categorical and bag only: the separator between values.
+        max_values: multi_categorical: the number of slots; bag: the most values kept (>= 2); values beyond it
+            are dropped and counted (`IngestReport.values_truncated`).
         max_tokens: keep at most this many tokens (the most frequent) in the vocabulary; None keeps all.
         hash_buckets: instead of a vocabulary, the id of a token is 1 + its hash bucket among `hash_buckets`
             (`tf.strings.to_hash_bucket_fast`, offline and in the serving graph); one pass, memory independent of
@@ -110,6 +116,7 @@ class FieldSpec:
         num_buckets: bucketized only: learn `num_buckets - 1` quantile boundaries in pass 1 of the build instead.
         normalization: embedded and dense only: "standard" ((v - mean) / std, the default) or "log1p_standard"
             (log1p(max(v, 0)), then mean and std); the statistics come from pass 1 of the build.
+        pooling: bag only: "mean" (the default) or "sum" of the bag's embedding rows, per set.
 
     Example:
         >>> FieldSpec("price", kind="numeric").transform
@@ -130,6 +137,7 @@ class FieldSpec:
     boundaries: Optional[Tuple[float, ...]] = None
     num_buckets: Optional[int] = None
     normalization: Optional[str] = None
+    pooling: Optional[str] = None
 
     def __post_init__(self):
         where = f"field {self.name!r}"
@@ -152,17 +160,27 @@ class FieldSpec:
                                                or "\n" in self.missing_token):
             _fail(where, f"`missing_token` must be None or a non-empty single-line string, got "
                          f"{self.missing_token!r}.")
-        if self.kind == MULTI_CATEGORICAL:
+        if self.is_list:
             if self.transform != "identity":
-                _fail(where, f"a multi_categorical field takes its values as they are (transform 'identity'), got "
+                _fail(where, f"a {self.kind} field takes its values as they are (transform 'identity'), got "
                              f"{self.transform!r}.")
-            if isinstance(self.max_values, bool) or not isinstance(self.max_values, int) or self.max_values < 1:
-                _fail(where, f"a multi_categorical field needs `max_values` >= 1 (its number of slots), got "
+            smallest = 2 if self.kind == BAG else 1
+            if (isinstance(self.max_values, bool) or not isinstance(self.max_values, int)
+                    or self.max_values < smallest):
+                what = "the most values a bag keeps" if self.kind == BAG else "its number of slots"
+                _fail(where, f"a {self.kind} field needs `max_values` >= {smallest} ({what}), got "
                              f"{self.max_values!r}.")
             if not isinstance(self.separator, str) or not self.separator:
                 _fail(where, f"`separator` must be a non-empty string, got {self.separator!r}.")
         elif self.max_values is not None:
-            _fail(where, f"`max_values` applies to multi_categorical fields only (kind is {self.kind!r}).")
+            _fail(where, f"`max_values` applies to multi_categorical and bag fields only (kind is {self.kind!r}).")
+        if self.kind == BAG:
+            if self.pooling is None:
+                object.__setattr__(self, "pooling", BAG_POOLINGS[0])
+            elif self.pooling not in BAG_POOLINGS:
+                _fail(where, f"`pooling` must be one of {list(BAG_POOLINGS)}, got {self.pooling!r}.")
+        elif self.pooling is not None:
+            _fail(where, f"`pooling` applies to bag fields only (kind is {self.kind!r}).")
         if self.max_tokens is not None and not _is_count(self.max_tokens):
             _fail(where, f"`max_tokens` must be None or an integer >= 1, got {self.max_tokens!r}.")
         if self.hash_buckets is not None:
@@ -212,6 +230,11 @@ class FieldSpec:
             _fail(where, f"`normalization` must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}.")
 
     @property
+    def is_list(self) -> bool:
+        """Whether a cell holds a list of values (multi_categorical slots or a bag)."""
+        return self.kind in (MULTI_CATEGORICAL, BAG)
+
+    @property
     def is_float(self) -> bool:
         """Whether the field reaches the model as a float (embedded or dense), not as an id column."""
         return self.treatment in (EMBEDDED, DENSE)
@@ -221,7 +244,7 @@ class FieldSpec:
         """The names of the encoded id columns this field produces (one, one per slot, or none for a float)."""
         if self.is_float:
             return ()
-        if self.kind == MULTI_CATEGORICAL:
+        if self.is_list:
             return tuple(f"{self.name}_{slot}" for slot in range(self.max_values))
         return (self.name,)
 
@@ -229,7 +252,7 @@ class FieldSpec:
         """The field as plain data (round-trips through `FieldSpec(**d)`). The numeric-treatment keys appear only
         when set, so the dicts of the paper's schemas (part of cache keys) are unchanged."""
         data = dataclasses.asdict(self)
-        for key in ("treatment", "boundaries", "num_buckets", "normalization"):
+        for key in ("treatment", "boundaries", "num_buckets", "normalization", "pooling"):
             if data[key] is None:
                 del data[key]
         if self.boundaries is not None:
@@ -414,6 +437,10 @@ class Schema:
                                            f"{self.vocabulary_order!r}.")
         if self.min_count is not None and not _is_count(self.min_count):
             _fail(f"schema {self.name!r}", f"`min_count` must be an integer >= 1, got {self.min_count!r}.")
+        poolings = sorted({field.pooling for field in fields if field.kind == BAG})
+        if len(poolings) > 1:
+            _fail(f"schema {self.name!r}", f"the bag fields pool in different ways {poolings}; give them one "
+                                           f"`pooling` (the model pools every bag alike).")
         if self.reader in (PARQUET_READER, TFRECORD_READER) and self.column_names is not None:
             _fail(f"schema {self.name!r}", f"a {self.reader} reader takes the column names from the files; remove "
                                            f"`column_names`.")
@@ -434,6 +461,16 @@ class Schema:
         if self.time_column is not None:
             columns.append(self.time_column)
         return tuple(dict.fromkeys(columns))
+
+    @property
+    def bag_fields(self) -> Tuple[FieldSpec, ...]:
+        """The variable-length (bag) fields."""
+        return tuple(field for field in self.fields if field.kind == BAG)
+
+    @property
+    def bag_pooling(self) -> str:
+        """The pooling of the schema's bags (one for all of them, as `MultiEmbedding` pools)."""
+        return self.bag_fields[0].pooling if self.bag_fields else BAG_POOLINGS[0]
 
     @property
     def float_column_names(self) -> Tuple[str, ...]:

@@ -12,7 +12,8 @@ def build_autoint(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None
                   num_attention_layers=3, use_residual=True, hidden_units=common.DEFAULT_HIDDEN_UNITS,
                   dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
                   embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
-                  numeric_inputs=None, name=None):
+                  numeric_inputs=None, bag_sizes=None,
+                  bag_combiner="mean", name=None):
     """Builds (ME-)AutoInt+.
 
     Attention branch: per-set self-attention stack -> flattened -> mean over sets -> shared Linear(N*d, 1).
@@ -23,7 +24,7 @@ def build_autoint(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None
     """
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
                                                 embeddings_initializer, embeddings_regularizer, validate_ids,
-                                                numeric_inputs)
+                                                numeric_inputs, bag_sizes, bag_combiner)
     attended = SetSelfAttention(attention_dim=attention_dim, num_heads=num_heads, num_layers=num_attention_layers,
                                 use_residual=use_residual, name="set_self_attention")(embeddings)
     attention_logit = common.linear_logit(SetMean(name="attention_set_mean")(attended), name="attention_post")

@@ -46,6 +46,7 @@ def resolve_embedding_shape(name: str, scale: int = 1, multi_embedding: bool = T
 def build_model(name: str, vocabulary_sizes: Sequence[int], *, scale: int = 1, multi_embedding: bool = True,
                 embedding_dim: Optional[int] = None, num_sets: Optional[int] = None,
                 field_names: Optional[Sequence[str]] = None, numeric_inputs: Optional[NumericInputs] = None,
+                bag_sizes: Optional[Sequence[int]] = None, bag_combiner: str = "mean",
                 **model_kwargs) -> tf.keras.Model:
     """Builds a functional Keras model of the zoo.
 
@@ -66,6 +67,10 @@ def build_model(name: str, vocabulary_sizes: Sequence[int], *, scale: int = 1, m
         field_names: optional field names (used in error messages).
         numeric_inputs: float numeric fields and their normalisation constants (`NumericInputs`, e.g.
             `NumericInputs.from_dict(prepared.model_inputs)`); None or empty for the paper's id-only model.
+        bag_sizes: per field, 1, or L for a variable-length field (a bag) of at most L values padded with -1:
+            `feature_ids` then has sum(bag_sizes) columns (`PreparedData.bag_sizes`); `vocabulary_sizes` are per
+            field. None: one column per field.
+        bag_combiner: how bags are pooled per set, "mean" (default) or "sum".
 
     Example:
         >>> model = build_model("dcnv2", vocabulary_sizes=[944, 1683, 62], scale=4, multi_embedding=True)
@@ -76,4 +81,5 @@ def build_model(name: str, vocabulary_sizes: Sequence[int], *, scale: int = 1, m
     spec = get_model_spec(name)
     return spec.build_fn(vocabulary_sizes, num_sets=resolved_sets, embedding_dim=resolved_dim,
                          field_names=field_names, **({"numeric_inputs": numeric_inputs} if numeric_inputs else {}),
-                         **model_kwargs)
+                         **({"bag_sizes": list(bag_sizes), "bag_combiner": bag_combiner} if bag_sizes is not None
+                            else {}), **model_kwargs)

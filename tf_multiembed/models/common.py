@@ -101,21 +101,25 @@ def _statistics(features: Sequence[NumericFeature]) -> Dict[str, Any]:
 def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_dim: int,
                     field_names: Optional[Sequence[str]] = None, embeddings_initializer=None,
                     embeddings_regularizer=None, validate_ids: bool = True,
-                    numeric_inputs: Optional[NumericInputs] = None):
+                    numeric_inputs: Optional[NumericInputs] = None, bag_sizes: Optional[Sequence[int]] = None,
+                    bag_combiner: str = "mean"):
     """The model inputs and the embeddings `[B, M, N_total, K]` every interaction block takes.
 
     Without numeric inputs: the input `feature_ids` `[B, N]` and its embeddings (layer "multi_embedding"), exactly
     the paper's model. With them: a dict of inputs (`feature_ids`, and `numeric_values` / `dense_values` as
     present); the embedded numeric fields (layer "numeric_embedding") follow the categorical ones along the field
-    axis (layer "field_concat"), so N_total = N + F_e.
+    axis (layer "field_concat"), so N_total = N + F_e. With `bag_sizes` (per field, 1 or a bag's L columns) the ids
+    input has sum(bag_sizes) columns and each bag is pooled into its field's embedding (`MultiEmbedding`).
     """
     vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_model")
-    ids = tf.keras.Input(shape=(len(vocabulary_sizes),), dtype="int64", name=FEATURE_IDS_INPUT)
-    embeddings = MultiEmbedding(
+    layer = MultiEmbedding(
         vocabulary_sizes, num_sets=num_sets, embedding_dim=embedding_dim, field_names=field_names,
         embeddings_initializer=embeddings_initializer, embeddings_regularizer=embeddings_regularizer,
         validate_ids=validate_ids, name="multi_embedding",
-    )(ids)
+        **({"bag_sizes": bag_sizes, "bag_combiner": bag_combiner} if bag_sizes is not None else {}),
+    )
+    ids = tf.keras.Input(shape=(layer.num_columns,), dtype="int64", name=FEATURE_IDS_INPUT)
+    embeddings = layer(ids)
     if not numeric_inputs:
         return ids, embeddings
     if not isinstance(numeric_inputs, NumericInputs):

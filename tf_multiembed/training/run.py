@@ -134,9 +134,11 @@ def create_strategy(config: RunConfig) -> distribute.StrategyInfo:
 
 
 def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_names: Sequence[str],
-                      info: distribute.StrategyInfo, model_inputs: Optional[Dict[str, Any]] = None) -> tf.keras.Model:
+                      info: distribute.StrategyInfo, model_inputs: Optional[Dict[str, Any]] = None,
+                      bag_sizes: Optional[Sequence[int]] = None, bag_combiner: str = "mean") -> tf.keras.Model:
     """The configured model, built and compiled with the recipe inside the strategy's scope; `model_inputs` are the
-    prepared data's float numeric fields with their statistics (`PreparedData.model_inputs`), if any."""
+    prepared data's float numeric fields with their statistics (`PreparedData.model_inputs`), `bag_sizes` its bags
+    (`PreparedData.model_fields`), if any."""
     from tf_multiembed.models import NumericInputs, build_model
 
     tf.keras.utils.set_random_seed(config.seed)
@@ -146,7 +148,8 @@ def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_
         model = build_model(config.model, list(vocabulary_sizes), scale=config.scale,
                             multi_embedding=config.multi_embedding, embedding_dim=config.embedding_dim,
                             num_sets=config.num_sets, field_names=list(field_names),
-                            numeric_inputs=NumericInputs.from_dict(model_inputs))
+                            numeric_inputs=NumericInputs.from_dict(model_inputs), bag_sizes=bag_sizes,
+                            bag_combiner=bag_combiner)
         compile_model(model, config.recipe(), jit_compile=config.jit_compile)
     return model
 
@@ -200,8 +203,9 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
     name = name or data_name(config, data)
     config = config.with_defaults(name)
     with _open(config, data, name, info) as run_dir:
-        model = build_and_compile(config, data.vocabulary_sizes, data.field_names, info,
-                                  getattr(data, "model_inputs", None))
+        field_names, vocabulary_sizes, bag_sizes = data.model_fields()
+        model = build_and_compile(config, vocabulary_sizes, field_names, info, data.model_inputs, bag_sizes,
+                                  data.schema.bag_pooling)
         if config.verbose and info.is_chief:
             print(f"Data: {data.split_rows} rows, {data.num_fields} fields, vocabulary sizes "
                   f"{list(data.vocabulary_sizes)}\nModel: {model.name} ({model.count_params():,} parameters), "

@@ -111,9 +111,14 @@ def _join(folder: str, *parts: str) -> str:
 
 
 def check_supported(schema: schema_lib.Schema) -> None:
-    """Refuses, naming them, the schema settings this pipeline does not compute yet: numeric treatments
-    (docs/inputs.md), whose statistics and boundaries only the columnar build (`prepare_dataset`) learns so far."""
+    """Refuses, naming them, the schema settings this pipeline does not compute yet: bag fields and numeric
+    treatments (docs/inputs.md), whose statistics and boundaries only the columnar build (`prepare_dataset`) learns
+    so far."""
     treated = [f"{field.name!r} ({field.treatment})" for field in schema.treated_fields]
+    if schema.bag_fields:
+        raise ValueError(f"The Beam pipeline does not support bag fields yet; schema {schema.name!r} has "
+                         f"{', '.join(repr(field.name) for field in schema.bag_fields)}. Build this schema with the "
+                         f"columnar build (prepare_dataset / train.py).")
     if treated:
         raise ValueError(f"The Beam pipeline does not support numeric treatments yet; schema {schema.name!r} gives "
                          f"them to {', '.join(treated)}. Build this schema with the columnar build "
