@@ -114,6 +114,15 @@ def test_request_builder_names_the_numeric_feature_that_got_text(tmp_path):
                       ["instances"][0]["score"])
 
 
+def test_request_builder_joins_a_bag_given_as_a_list_and_names_a_value_holding_the_separator(tmp_path):
+    builder = RequestBuilder.from_schema(_schema(tmp_path, BAG_FIELDS, name="bags"))
+    assert builder.rest_rows([{"user": "a", "tags": ["rock", "jazz"]}])["instances"] == [
+        {"user": "a", "tags": "rock|jazz"}]
+    with pytest.raises(ValueError, match=r"feature 'tags', row 0: the value 'a\|b' of 'tags' contains the field's "
+                                         r"separator '\|'"):
+        builder.rest_rows([{"user": "a", "tags": ["a|b"]}])
+
+
 def test_the_beam_pipeline_refuses_numeric_treatments_by_name(tmp_path):
     pytest.importorskip("apache_beam")
     from tf_multiembed.data.beam import pipeline as beam_pipeline
