@@ -15,7 +15,7 @@ The result is the manifest's `numeric` section; `model_inputs` turns it into the
 """
 
 import logging
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def transformed(values: np.ndarray, normalization: str) -> np.ndarray:
     return values
 
 
-def bucket_ids(values: np.ndarray, boundaries) -> np.ndarray:
+def bucket_ids(values: np.ndarray, boundaries: Sequence[float]) -> np.ndarray:
     """int32 ids of values: `1 + #{boundaries <= v}`, 0 where the value is missing (NaN).
 
     Example:

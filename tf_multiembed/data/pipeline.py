@@ -159,6 +159,8 @@ class PreparedData:
                 shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER, drop_remainder: bool = False,
                 repeat: bool = False) -> tf.data.Dataset:
         """Batches `(ids int64 [B, N], label float32 [B])` of one split, read a record (a block of rows) at a time.
+        With embedded or dense numeric fields the features are the model's input dict instead (`feature_ids`,
+        `numeric_values`, `dense_values`: docs/inputs.md); a bag's columns are part of the ids, padded with -1.
 
         Without shuffling, rows come in split order (for the random split, the reference's permutation order).
         With shuffling, every epoch anew: the shard order is shuffled, records (blocks of `rows_per_record` rows) are

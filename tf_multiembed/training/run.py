@@ -207,8 +207,9 @@ def train_prepared(config: RunConfig, data, info: distribute.StrategyInfo, name:
         model = build_and_compile(config, vocabulary_sizes, field_names, info, data.model_inputs, bag_sizes,
                                   data.schema.bag_pooling)
         if config.verbose and info.is_chief:
-            print(f"Data: {data.split_rows} rows, {data.num_fields} fields, vocabulary sizes "
-                  f"{list(data.vocabulary_sizes)}\nModel: {model.name} ({model.count_params():,} parameters), "
+            floats = f", float fields {list(data.float_columns)}" if data.float_columns else ""
+            print(f"Data: {data.split_rows} rows, {len(field_names)} fields, vocabulary sizes "
+                  f"{list(vocabulary_sizes)}{floats}\nModel: {model.name} ({model.count_params():,} parameters), "
                   f"strategy {info.name} ({info.strategy.num_replicas_in_sync} replica(s)), run directory "
                   f"{config.model_dir}", flush=True)
         seed, batch_size = config.seed, config.batch_size
