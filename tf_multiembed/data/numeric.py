@@ -105,7 +105,7 @@ class NumericStatistics:
         present = values[~np.isnan(values)]
         self.missing[field.name] += len(values) - len(present)
         if field.is_float:
-            self._moments[field.name].add(transformed(present, field.normalization))
+            self._moments[field.name].add(transformed(present, str(field.normalization)))
         elif field.name in self._samples:
             self._samples[field.name].add(present)
 
@@ -119,12 +119,13 @@ class NumericStatistics:
                 if field.boundaries is not None:
                     boundaries = list(field.boundaries)
                 else:
+                    num_buckets = int(field.num_buckets or 2)  # set: the schema checks bucketized fields
                     sample = np.sort(self._samples[field.name].values)
-                    quantiles = np.arange(1, field.num_buckets) / field.num_buckets
+                    quantiles = np.arange(1, num_buckets) / num_buckets
                     boundaries = np.unique(np.quantile(sample, quantiles)).tolist() if len(sample) else []
-                    if len(boundaries) < field.num_buckets - 1:
+                    if len(boundaries) < num_buckets - 1:
                         logger.warning("field %r: %d distinct quantile boundaries for num_buckets=%d (repeated "
-                                       "values)", field.name, len(boundaries), field.num_buckets)
+                                       "values)", field.name, len(boundaries), num_buckets)
                 entry["boundaries"] = [float(b) for b in boundaries]
             else:
                 moments = self._moments[field.name]
@@ -135,7 +136,7 @@ class NumericStatistics:
                 entry.update({"normalization": field.normalization, "mean": float(moments.mean),
                               "std": float(std) if std > 0 else 1.0,
                               "log1p": field.normalization == schema_lib.LOG1P_NORMALIZATION})
-            section[field.treatment].append(entry)
+            section[str(field.treatment)].append(entry)
         return section
 
 
