@@ -256,7 +256,10 @@ def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_na
                     calibration: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The metadata file of an export (see the module docstring)."""
     record = model_record(model, model_family)
-    return {
+    separators = {field.name: field.separator for field in getattr(getattr(encoder, "schema", None), "fields", ())
+                  if getattr(field, "is_list", False)}
+    extra = {"list_separators": separators} if separators else {}  # lists in request rows (RequestBuilder)
+    return {**extra,
         "format_version": FORMAT_VERSION,
         "package_version": package_version(),
         "model": record,

@@ -222,6 +222,11 @@ def test_train_py_exports_a_model_whose_raw_rows_serve_the_offline_predictions(t
     np.testing.assert_allclose(served, offline, rtol=1e-5, atol=1e-6)
     assert len(set(np.round(served, 6).tolist())) > 1
 
+    # A client that only has the export builds requests with a bag given as a list.
+    builder = RequestBuilder.from_saved_model(version)
+    row = {name: values[0] for name, values in columns.items()}
+    assert builder.rest_rows([{**row, "tags": ["jazz", "rock"]}])["instances"][0]["tags"] == "jazz|rock"
+
     # The collapse report reads the export: the categorical and bucketized fields' tables and cross-kernel pairs.
     from tf_multiembed.diagnostics.loading import load_for_diagnostics
     from tf_multiembed.diagnostics.report import diagnose

@@ -109,12 +109,13 @@ class RequestBuilder:
                              f"{sorted(loaded.signatures)}.")
         specs = input_specs_of_signature(loaded.signatures[signature_name])
         try:
-            order = list(artifacts.read_export_metadata(path)["inputs"])
+            metadata = artifacts.read_export_metadata(path)
         except artifacts.ArtifactError:  # not written by export_for_serving
-            order = []
+            metadata = {}
+        order = list(metadata.get("inputs", []))
         if sorted(order) == sorted(specs):
             specs = {name: specs[name] for name in order}
-        return cls(specs, signature_name)
+        return cls(specs, signature_name, metadata.get("list_separators"))
 
     # --- value checks -------------------------------------------------------------------------------------------
 
