@@ -203,6 +203,9 @@ def model_record(model, family: Optional[str] = None) -> Dict[str, Any]:
     record["embedding"] = {"num_sets": int(layer.num_sets), "embedding_dim": int(layer.embedding_dim),
                            "vocabulary_sizes": [int(size) for size in layer.vocabulary_sizes],
                            "pairwise": introspection.pairwise_kind(model)}
+    if getattr(layer, "bag_sizes", None) is not None:  # bags: the table's fields are not the encoded columns
+        record["embedding"].update({"field_names": list(layer.field_names or []),
+                                    "bag_sizes": [int(size) for size in layer.bag_sizes]})
     return record
 
 
@@ -228,7 +231,10 @@ def export_metadata(model, encoder, input_specs: Mapping[str, Any], *, output_na
                     lineage: Optional[Sequence[Mapping[str, Any]]] = None) -> Dict[str, Any]:
     """The metadata file of an export (see the module docstring)."""
     record = model_record(model, model_family)
-    return {
+    separators = {field.name: field.separator for field in getattr(getattr(encoder, "schema", None), "fields", ())
+                  if getattr(field, "is_list", False)}
+    extra = {"list_separators": separators} if separators else {}  # lists in request rows (RequestBuilder)
+    return {**extra,
         "format_version": FORMAT_VERSION,
         "package_version": package_version(),
         "model": record,

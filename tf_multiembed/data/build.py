@@ -7,7 +7,8 @@ batches; `readers/`), applied to the schema with Arrow kernels (`records.py`), w
    Arrow's hash aggregation in bounded memory (`counting.py`: spilled to disk in hash partitions past a budget).
    Bad lines are counted here and the skipped-share check runs before anything is written. Each input's sha256 is
    taken on the way (the data fingerprint, and the check that reuses a build).
-2. Vocabularies (`vocab/<field>.txt`), or none for `hash_buckets` fields.
+   Numeric fields with a treatment get their statistics and quantile sample here instead (`numeric.py`).
+2. Vocabularies (`vocab/<field>.txt`), or none for `hash_buckets` fields and numeric treatments.
 3. The split order: the reference permutation for the random split (4 bytes per row, file-backed) and its inverse;
    nothing for a time split in file order; a stable argsort of the time column otherwise (16 bytes per row).
 4. Pass 2 (encode): each block's ids by dictionary lookup, and its rows written at once towards their split: in file
@@ -46,6 +47,7 @@ from tf_multiembed.data import space
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
+from tf_multiembed.data.numeric import NumericStatistics
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, file_digest
 from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
@@ -151,8 +153,13 @@ class _CountResult:
     digests: Dict[str, str]
     times_path: Optional[pathlib.Path]  # the valid rows' times, when a time split must sort them
     seconds: Dict[str, float]
+    numeric: Dict[str, list]  # the manifest's `numeric` section (statistics and boundaries of treated fields)
     ages: Optional[Dict[str, np.ndarray]] = None  # grown from a base vocabulary: the tokens' inactivity ages
     growth: Optional[Dict[str, object]] = None  # ... and what happened to the base and new tokens
+
+    @property
+    def boundaries(self) -> Dict[str, list]:
+        return {entry["name"]: entry["boundaries"] for entry in self.numeric.get(schema_lib.BUCKETIZED, [])}
 
 
 def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, total_bytes: int,
@@ -162,6 +169,8 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
     tracker = BadInputTracker(strict=settings.strict)
     parser = BlockParser(schema, tracker, parse_time=parse_time)
     counter = TokenCounter(len(schema.fields), work / "counts", memory_bytes=count_memory_bytes)
+    statistics = NumericStatistics(schema, seed=settings.seed)
+    treated = [(position, field) for position, field in enumerate(schema.fields) if field.treatment is not None]
     progress = _Progress("pass 1 (count)", total_bytes=total_bytes)
     digests: Dict[str, str] = {}
     times_path = work / "times.bin" if parse_time else None
@@ -170,6 +179,8 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
         for block in reader.read_blocks(tracker, digests):
             rows = parser.validate(block)
             counter.add(parser.count(rows))
+            for position, field in treated:
+                statistics.add(field, rows.floats[position])
             if times_file is not None and rows.num_rows:
                 times = rows.times
                 in_order = in_order and times[0] >= last_time and bool(np.all(times[1:] >= times[:-1]))
@@ -189,12 +200,13 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
         logger.info("pass 1 spilled token counts %d time(s) (budget %d MB)", len(counter.spill_files),
                     count_memory_bytes >> 20)
     field_counts = {field.name: counts[position] for position, field in enumerate(schema.fields)
-                    if field.hash_buckets is None}
+                    if field.hash_buckets is None and field.treatment is None}
     if base_vocabulary is not None:
         vocabularies, ages, growth = growth_lib.grow_schema_vocabularies(schema, field_counts, base_vocabulary)
-        return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds, ages, growth)
+        return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds, statistics.result(), ages,
+                            growth)
     vocabularies = vocabulary_lib.build_schema_vocabularies(schema, field_counts)
-    return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds)
+    return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds, statistics.result())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -351,7 +363,7 @@ def _encode_pass(schema, reader, settings: BuildSettings, counted: _CountResult,
     parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
     tracker = BadInputTracker(strict=settings.strict, max_examples=0)
     parser = BlockParser(schema, tracker, parse_time=parse_time, for_encoding=True)
-    lookups = IdLookups(schema, counted.vocabularies)
+    lookups = IdLookups(schema, counted.vocabularies, counted.boundaries)
     progress = _Progress("pass 2 (encode)", total_lines=counted.tracker.lines_read)
     for block in reader.read_blocks(tracker):
         router.add(parser.encode(parser.validate(block), lookups))
@@ -485,16 +497,16 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
     if empty:
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
     vocabulary_sizes = vocabulary_lib.write_schema_vocabularies(schema, counted.vocabularies,
-                                                                folder / shards_lib.VOCAB_DIR_NAME)
+                                                                folder / shards_lib.VOCAB_DIR_NAME, counted.boundaries)
     if counted.ages is not None:
         growth_lib.write_ages(schema, counted.ages, folder)
     permuted = settings.split == splits_lib.RANDOM_SPLIT or counted.times_path is not None
-    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_fields, permuted),
+    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_record_columns, permuted),
                            f"preparing {num_rows:,} rows (the split order, the encoded rows and their shards)")
     started = time.perf_counter()
     inverse_path = _inverse_order_path(settings, num_rows, counted.times_path, work)
     order_seconds = time.perf_counter() - started
-    router = _SplitRouter(folder, work, num_rows, schema.num_fields, settings, inverse_path)
+    router = _SplitRouter(folder, work, num_rows, schema.num_record_columns, settings, inverse_path)
     try:
         encode_seconds = _encode_pass(schema, reader, settings, counted, router)
         started = time.perf_counter()
@@ -506,6 +518,8 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
     shutil.rmtree(work)
     report = IngestReport.from_tracker(counted.tracker, {name: sum(shard.rows for shard in split)
                                                          for name, split in split_shards.items()})
+    report.numeric_missing = {entry["name"]: entry["missing_rows"] for entries in counted.numeric.values()
+                              for entry in entries}
     report.passes = {"count": counted.seconds, "order": {"seconds": round(order_seconds, 3)},
                      "encode": encode_seconds, "shards": {"seconds": round(shard_seconds, 3)}}
     report.check_totals()
@@ -520,7 +534,8 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
                       for name in field.output_names},
         min_counts=min_counts, splits=split_shards, rows_per_record=settings.rows_per_record,
         settings=dataclasses.asdict(settings), report=report.to_dict(), inputs=inputs, cache_key=key, engine=ENGINE,
-        extra={"vocabulary_growth": counted.growth} if counted.growth is not None else None)
+        extra={"vocabulary_growth": counted.growth} if counted.growth is not None else None,
+        numeric=counted.numeric if schema.treated_fields else None)
 
 
 def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSettings = BuildSettings(),

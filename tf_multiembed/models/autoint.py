@@ -11,7 +11,9 @@ from tf_multiembed.models.registry import register_model
 def build_autoint(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, attention_dim=32, num_heads=2,
                   num_attention_layers=3, use_residual=True, hidden_units=common.DEFAULT_HIDDEN_UNITS,
                   dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
-                  embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True, name=None):
+                  embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
+                  numeric_inputs=None, bag_sizes=None,
+                  bag_combiner="mean", name=None):
     """Builds (ME-)AutoInt+.
 
     Attention branch: per-set self-attention stack -> flattened -> mean over sets -> shared Linear(N*d, 1).
@@ -21,7 +23,8 @@ def build_autoint(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None
         >>> model = build_autoint([10, 20, 30], num_sets=2, embedding_dim=10, num_attention_layers=2)
     """
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     attended = SetSelfAttention(attention_dim=attention_dim, num_heads=num_heads, num_layers=num_attention_layers,
                                 use_residual=use_residual, name="set_self_attention")(embeddings)
     attention_logit = common.linear_logit(SetMean(name="attention_set_mean")(attended), name="attention_post")
@@ -29,4 +32,5 @@ def build_autoint(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None
     dnn_logit = common.projection_mean_head(features, hidden_units, dropout, batch_norm_momentum,
                                             batch_norm_epsilon, prefix="dnn_")
     logit = tf.keras.layers.Add(name="logit")([attention_logit, dnn_logit])
-    return common.probability_model(inputs, logit, name or common.model_name("autoint", num_sets, embedding_dim))
+    return common.probability_model(inputs, logit, name or common.model_name("autoint", num_sets, embedding_dim),
+                                    numeric_inputs=numeric_inputs)

@@ -10,7 +10,9 @@ from tf_multiembed.models.registry import register_model
 def build_regularized_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, num_cross_layers=4,
                             orthogonality_coefficient=1e-5, hidden_units=common.DEFAULT_HIDDEN_UNITS,
                             dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
-                            embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True, name=None):
+                            embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
+                            numeric_inputs=None, bag_sizes=None,
+                            bag_combiner="mean", name=None):
     """Builds DCNv2 with `RegularizedSetCross` (layer "set_cross") instead of the plain cross network.
 
     Everything else is the "dcnv2" model. The orthogonality penalty is part of `model.losses`, so `fit` adds it to
@@ -28,10 +30,12 @@ def build_regularized_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_
         'RegularizedSetCross'
     """
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     features = SetFlatten(name="set_flatten")(embeddings)
-    crossed = RegularizedSetCross(num_fields=len(vocabulary_sizes), num_layers=num_cross_layers,
+    crossed = RegularizedSetCross(num_fields=embeddings.shape[2], num_layers=num_cross_layers,
                                   orthogonality_coefficient=orthogonality_coefficient, name="set_cross")(features)
     logit = common.projection_mean_head(crossed, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon)
     return common.probability_model(
-        inputs, logit, name or common.model_name("dcnv2_regularized", num_sets, embedding_dim))
+        inputs, logit, name or common.model_name("dcnv2_regularized", num_sets, embedding_dim),
+        numeric_inputs=numeric_inputs)

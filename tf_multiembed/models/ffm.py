@@ -22,7 +22,9 @@ from tf_multiembed.models.registry import register_model
 
 @register_model("ffm", base_embedding_dim=8)
 def build_ffm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, embeddings_initializer=None,
-              embeddings_regularizer=None, validate_ids=True, name=None):
+              embeddings_regularizer=None, validate_ids=True, numeric_inputs=None, bag_sizes=None,
+              bag_combiner="mean",
+              name=None):
     """Builds an FFM with `num_sets` sets of field-aware sub-embeddings of width `embedding_dim` (paper: one set, K=8).
 
     The embedding layer "multi_embedding" holds `num_sets * N` sets: set `m*N + j` is what every field uses against
@@ -43,6 +45,12 @@ def build_ffm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, em
         >>> model.get_layer("multi_embedding").num_sets  # one sub-table per target field
         3
     """
+    if bag_sizes is not None and any(size > 1 for size in bag_sizes):
+        raise ValueError("build_ffm: the FFM of the collapse analysis takes single-valued fields only; use another "
+                         "model for variable-length (bag) fields.")
+    if numeric_inputs:
+        raise ValueError("build_ffm: the FFM of the collapse analysis takes categorical fields only; give numeric "
+                         "fields a 'bucketized' treatment, or use another model for embedded/dense numeric fields.")
     vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_ffm")
     num_fields = len(vocabulary_sizes)
     if num_fields < 2:

@@ -9,7 +9,9 @@ from tf_multiembed.models.registry import register_model
 def build_finalmlp(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None,
                    hidden_units=common.DEFAULT_HIDDEN_UNITS, second_stream_units=None,
                    dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9, batch_norm_epsilon=1e-5,
-                   embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True, name=None):
+                   embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
+                   numeric_inputs=None, bag_sizes=None,
+                   bag_combiner="mean", name=None):
     """Builds (ME-)FinalMLP: each set has its own two full streams; each stream is averaged over sets; one shared
     bilinear fusion makes the logit. Feature-selection gates are identities, as in the reference.
 
@@ -20,7 +22,8 @@ def build_finalmlp(vocabulary_sizes, *, num_sets, embedding_dim, field_names=Non
         >>> model = build_finalmlp([10, 20, 30], num_sets=2, embedding_dim=10)
     """
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     features = SetFlatten(name="set_flatten")(embeddings)
     hidden_units = common.check_hidden_units(hidden_units)
     second_stream_units = hidden_units if second_stream_units is None else second_stream_units
@@ -29,4 +32,5 @@ def build_finalmlp(vocabulary_sizes, *, num_sets, embedding_dim, field_names=Non
                               name="set_two_stream_mlp")(features)
     combined = SetMean(name="set_mean")(streams)
     logit = BilinearFusion(first_width=hidden_units[-1], name="bilinear_fusion")(combined)
-    return common.probability_model(inputs, logit, name or common.model_name("finalmlp", num_sets, embedding_dim))
+    return common.probability_model(inputs, logit, name or common.model_name("finalmlp", num_sets, embedding_dim),
+                                    numeric_inputs=numeric_inputs)

@@ -10,6 +10,8 @@ from tf_multiembed.models.registry import register_model
 def build_ipnn(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, include_embeddings=None,
                hidden_units=common.DEFAULT_HIDDEN_UNITS, dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9,
                batch_norm_epsilon=1e-5, embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
+               numeric_inputs=None, bag_sizes=None,
+               bag_combiner="mean",
                name=None):
     """Builds (ME-)IPNN.
 
@@ -23,7 +25,9 @@ def build_ipnn(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, i
     if include_embeddings is None:
         include_embeddings = num_sets == 1
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     products = SetInnerProduct(include_embeddings=include_embeddings, name="set_inner_product")(embeddings)
     logit = common.projection_mean_head(products, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon)
-    return common.probability_model(inputs, logit, name or common.model_name("ipnn", num_sets, embedding_dim))
+    return common.probability_model(inputs, logit, name or common.model_name("ipnn", num_sets, embedding_dim),
+                                    numeric_inputs=numeric_inputs)

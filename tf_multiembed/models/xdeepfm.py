@@ -11,7 +11,8 @@ from tf_multiembed.models.registry import register_model
 def build_xdeepfm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, cin_layer_sizes=(16, 16),
                   hidden_units=common.DEFAULT_HIDDEN_UNITS, dropout=common.DEFAULT_DROPOUT, batch_norm_momentum=0.9,
                   batch_norm_epsilon=1e-5, embeddings_initializer=None, embeddings_regularizer=None,
-                  validate_ids=True, name=None):
+                  validate_ids=True, numeric_inputs=None, bag_sizes=None,
+                  bag_combiner="mean", name=None):
     """Builds (ME-)xDeepFM.
 
     CIN branch: per-set CIN (sum-pooled layers) -> mean over sets -> shared Linear(sum(cin_layer_sizes), 1).
@@ -21,11 +22,13 @@ def build_xdeepfm(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None
         >>> model = build_xdeepfm([10, 20, 30], num_sets=2, embedding_dim=10)
     """
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     cin = SetCIN(layer_sizes=cin_layer_sizes, name="set_cin")(embeddings)
     cin_logit = common.linear_logit(SetMean(name="cin_set_mean")(cin), name="cin_post")
     features = SetFlatten(name="set_flatten")(embeddings)
     dnn_logit = common.projection_mean_head(features, hidden_units, dropout, batch_norm_momentum,
                                             batch_norm_epsilon, prefix="dnn_")
     logit = tf.keras.layers.Add(name="logit")([cin_logit, dnn_logit])
-    return common.probability_model(inputs, logit, name or common.model_name("xdeepfm", num_sets, embedding_dim))
+    return common.probability_model(inputs, logit, name or common.model_name("xdeepfm", num_sets, embedding_dim),
+                                    numeric_inputs=numeric_inputs)

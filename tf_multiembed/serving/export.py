@@ -61,7 +61,7 @@ def serving_module(model: tf.keras.Model, encoder, calibrator=None) -> tf.Module
     for models with a `MultiEmbedding` table.
 
     Args:
-        model: the trained model: int64 ids `[B, N]` -> probability `[B, 1]`.
+        model: the trained model: int64 ids `[B, N]` (or the input dict of docs/inputs.md) -> probability `[B, 1]`.
         encoder: the `tf_multiembed.data.RawFeatureEncoder` of the data the model was trained on.
         calibrator: a `tf_multiembed.calibration` calibrator applied to the model's probabilities, or None.
 
@@ -69,10 +69,15 @@ def serving_module(model: tf.keras.Model, encoder, calibrator=None) -> tf.Module
         >>> module = serving_module(model, data.feature_encoder())  # doctest: +SKIP
         >>> module.serve({"C1": tf.constant(["68fd1e64"]), ...})  # doctest: +SKIP
     """
-    if len(model.inputs) != 1:
-        raise ValueError(f"serving_module: the model must take one input (the ids [B, N]), it takes "
-                         f"{len(model.inputs)}.")
-    num_fields = model.inputs[0].shape[-1]
+    model_inputs = {tensor.name.split(":")[0]: tensor for tensor in model.inputs}
+    expected = tuple(getattr(encoder, "output_names", ("feature_ids",)))
+    if len(model.inputs) != 1 or len(expected) != 1:
+        if sorted(model_inputs) != sorted(expected):
+            raise ValueError(f"serving_module: the model takes the inputs {sorted(model_inputs)} but the encoder "
+                             f"makes {sorted(expected)}; export with the encoder of the data the model was trained "
+                             "on (numeric treatments: docs/inputs.md).")
+    ids_input = model_inputs.get("feature_ids", model.inputs[0])
+    num_fields = ids_input.shape[-1]
     if num_fields is not None and num_fields != len(encoder.field_names):
         raise ValueError(f"serving_module: the model takes {num_fields} id columns but the encoder makes "
                          f"{len(encoder.field_names)} ({list(encoder.field_names)}); export with the encoder of the "
