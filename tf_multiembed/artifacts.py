@@ -5,12 +5,15 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
     run.json            RUN_FILE: format version, package version, the full resolved configuration, the data
                         (name, fingerprint = `data_fingerprint`: the content of the data it trained on, the
                         cache key, field names, vocabulary sizes, split rows)
-                        and the model (name, family, sets, width, parameters). Written when the run starts; a rerun
-                        compares itself with it.
+                        and the model (name, family, sets, width, parameters); `lineage`: the runs the model
+                        descends from through warm starts (`--warm_start_from`), oldest first and this run last, each
+                        with its data (name, fingerprint, input files, split rows, prepared folder). Written when the
+                        run starts; a rerun compares itself with it.
     results.json        RESULTS_FILE: status, per-epoch metrics (AUC, log loss, ECE, calibration ratio), the kept
                         epoch and why (`kept_checkpoint`), test metrics, the calibrator and its before/after metrics
                         (`calibration`, with --calibration), wall time, resumes, runtime, the data record and its
-                        ingest report; "warnings" (why a split's AUC is undefined).
+                        ingest report; `warm_start` (what a warm start carried over, its vocabulary growth) and
+                        `lineage`; "warnings" (why a split's AUC is undefined).
     best.keras          BEST_MODEL_FILE: the best epoch's model as a `.keras` file (written when training ends).
     ingest_report.json  INGEST_REPORT_FILE: what the data build read, skipped and wrote.
     checkpoints/        latest checkpoints (model, optimizer, progress), by object graph.
@@ -23,9 +26,9 @@ An **export** (`<export_dir>/<name>/<version>/`, a TF Serving SavedModel) holds 
 `assets.extra/tf_multiembed.json` (EXPORT_METADATA_FILE): format and package version, the model (name, family,
 sets, width), the encoded field names and vocabulary sizes, the raw inputs of `serving_default` with their dtypes,
 the data (name, fingerprint), the kept epoch and why (`kept_checkpoint`), the calibrator `click_probability` applies
-(`calibration`, or null), and the name of a saved function (`diagnostic_weights`) that returns the embedding table
-and, for DCNv2, the first cross layer's effective kernel. Readers (diagnostics, the export's own version check)
-use these files and that function, never TF variable names or list positions.
+(`calibration`, or null), the run's `lineage` (or null), and the name of a saved function (`diagnostic_weights`)
+that returns the embedding table and, for DCNv2, the first cross layer's effective kernel. Readers (diagnostics, the
+export's own version check) use these files and that function, never TF variable names or list positions.
 
 Example:
     >>> import pathlib, tempfile
@@ -43,7 +46,7 @@ import os
 import pathlib
 import re
 import tempfile
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tf_multiembed import introspection, types
 from tf_multiembed.data.shards import MANIFEST_NAME
@@ -207,6 +210,9 @@ def model_record(model: "tf.keras.Model", family: Optional[str] = None) -> Dict[
     record["embedding"] = {"num_sets": int(layer.num_sets), "embedding_dim": int(layer.embedding_dim),
                            "vocabulary_sizes": [int(size) for size in layer.vocabulary_sizes],
                            "pairwise": introspection.pairwise_kind(model)}
+    if getattr(layer, "bag_sizes", None) is not None:  # bags: the table's fields are not the encoded columns
+        record["embedding"].update({"field_names": list(layer.field_names or []),
+                                    "bag_sizes": [int(size) for size in layer.bag_sizes]})
     return record
 
 
@@ -229,10 +235,14 @@ def export_metadata(model: "tf.keras.Model", encoder: "RawFeatureEncoder", input
                     output_name: str, signature_name: str, data_name: Optional[str] = None,
                     data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
                     kept_checkpoint: Optional[Mapping[str, Any]] = None,
-                    calibration: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+                    calibration: Optional[Mapping[str, Any]] = None,
+                    lineage: Optional[Sequence[Mapping[str, Any]]] = None) -> Dict[str, Any]:
     """The metadata file of an export (see the module docstring)."""
     record = model_record(model, model_family)
-    return {
+    separators = {field.name: field.separator for field in getattr(getattr(encoder, "schema", None), "fields", ())
+                  if getattr(field, "is_list", False)}
+    extra = {"list_separators": separators} if separators else {}  # lists in request rows (RequestBuilder)
+    return {**extra,
         "format_version": FORMAT_VERSION,
         "package_version": package_version(),
         "model": record,
@@ -246,6 +256,8 @@ def export_metadata(model: "tf.keras.Model", encoder: "RawFeatureEncoder", input
         # Which epoch's weights these are and why (train.py's --monitor), and the calibrator `output` applies.
         "kept_checkpoint": dict(kept_checkpoint) if kept_checkpoint else None,
         "calibration": dict(calibration) if calibration else None,
+        # The runs the model descends from through warm starts, each with the data it trained on, its own run last.
+        "lineage": [dict(entry) for entry in lineage] if lineage else None,
     }
 
 

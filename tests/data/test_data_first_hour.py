@@ -160,9 +160,19 @@ def test_a_label_feature_missing_from_every_record_is_one_error(tmp_path):
     with pytest.raises(BadInputError) as raised:
         prepare_dataset(schema, path, tmp_path / "cache")
     assert str(raised.value) == (
-        f"{path}: the label column 'clicked' is empty in all of the first 50 rows: the file lacks it (a TFRecord "
-        "feature absent from the records reads as empty). Name the file's label column in the schema's `label` "
-        "(docs/data.md).")
+        f"{path}: no record among the first 50 has the label feature 'clicked' (its records have ['user']); name the "
+        "label feature in the schema's label column.")
+
+
+def test_a_label_column_empty_in_every_row_is_one_error(tmp_path):
+    path = _write(tmp_path / "clicks.csv", ["clicked,user"] + [f",u{row % 7}" for row in range(40)])
+    schema = Schema.from_dict({"name": "t", "delimiter": ",", "has_header": True, "label": {"column": "clicked"},
+                               "fields": [{"name": "user"}]})
+    with pytest.raises(BadInputError) as raised:
+        prepare_dataset(schema, path, tmp_path / "cache")
+    assert str(raised.value) == (
+        f"{path}: the label column 'clicked' is empty in all of the first 40 rows: the file has no labels there. "
+        "Name the file's label column in the schema's `label` (docs/data.md).")
 
 
 @pytest.mark.parametrize("label, message", [

@@ -174,7 +174,7 @@ def test_monitor_logloss_run_keeps_the_lowest_log_loss_epoch_and_says_why(calibr
     assert results["kept_checkpoint"]["reason"] == f"lowest validation log loss ({losses[kept]:.6f})"
     assert all({"val_ece", "val_calibration_ratio"} <= set(entry) for entry in results["epochs"])
     assert {"ece", "calibration_ratio"} <= set(results["test"])
-    assert f"Kept epoch {kept} (lowest validation log loss" in stdout
+    assert f"Kept epoch {kept}, lowest validation log loss ({losses[kept]:.6f}): validation AUC" in stdout
     assert "Test after platt calibration (fitted on validation)" in stdout
 
 

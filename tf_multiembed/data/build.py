@@ -7,7 +7,8 @@ batches; `readers/`), applied to the schema with Arrow kernels (`records.py`), w
    Arrow's hash aggregation in bounded memory (`counting.py`: spilled to disk in hash partitions past a budget).
    Bad lines are counted here and the skipped-share check runs before anything is written. Each input's sha256 is
    taken on the way (the data fingerprint, and the check that reuses a build).
-2. Vocabularies (`vocab/<field>.txt`), or none for `hash_buckets` fields.
+   Numeric fields with a treatment get their statistics and quantile sample here instead (`numeric.py`).
+2. Vocabularies (`vocab/<field>.txt`), or none for `hash_buckets` fields and numeric treatments.
 3. The split order: the reference permutation for the random split (4 bytes per row, file-backed) and its inverse;
    nothing for a time split in file order; a stable argsort of the time column otherwise (16 bytes per row).
 4. Pass 2 (encode): each block's ids by dictionary lookup, and its rows written at once towards their split: in file
@@ -39,12 +40,14 @@ from typing import BinaryIO, Dict, List, Optional, Sequence, Tuple, cast
 import numpy as np
 import pyarrow as pa
 
+from tf_multiembed.data import growth as growth_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import space
 from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
+from tf_multiembed.data.numeric import NumericStatistics
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, file_digest
 from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
@@ -150,14 +153,24 @@ class _CountResult:
     digests: Dict[str, str]
     times_path: Optional[pathlib.Path]  # the valid rows' times, when a time split must sort them
     seconds: Dict[str, float]
+    numeric: Dict[str, list]  # the manifest's `numeric` section (statistics and boundaries of treated fields)
+    ages: Optional[Dict[str, np.ndarray]] = None  # grown from a base vocabulary: the tokens' inactivity ages
+    growth: Optional[Dict[str, object]] = None  # ... and what happened to the base and new tokens
+
+    @property
+    def boundaries(self) -> Dict[str, list]:
+        return {entry["name"]: entry["boundaries"] for entry in self.numeric.get(schema_lib.BUCKETIZED, [])}
 
 
 def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, total_bytes: int,
-                count_memory_bytes: int) -> _CountResult:
+                count_memory_bytes: int, base_vocabulary: Optional[growth_lib.BaseVocabulary] = None
+                ) -> _CountResult:
     parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
     tracker = BadInputTracker(strict=settings.strict)
     parser = BlockParser(schema, tracker, parse_time=parse_time)
     counter = TokenCounter(len(schema.fields), work / "counts", memory_bytes=count_memory_bytes)
+    statistics = NumericStatistics(schema, seed=settings.seed)
+    treated = [(position, field) for position, field in enumerate(schema.fields) if field.treatment is not None]
     progress = _Progress("pass 1 (count)", total_bytes=total_bytes)
     digests: Dict[str, str] = {}
     times_path = work / "times.bin" if parse_time else None
@@ -166,6 +179,8 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
         for block in reader.read_blocks(tracker, digests):
             rows = parser.validate(block)
             counter.add(parser.count(rows))
+            for position, field in treated:
+                statistics.add(field, rows.floats[position])
             if times_file is not None and rows.num_rows:
                 times = cast(np.ndarray, rows.times)  # read: parse_time
                 in_order = in_order and times[0] >= last_time and bool(np.all(times[1:] >= times[:-1]))
@@ -184,10 +199,14 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
     if counter.spill_files:
         logger.info("pass 1 spilled token counts %d time(s) (budget %d MB)", len(counter.spill_files),
                     count_memory_bytes >> 20)
-    vocabularies = vocabulary_lib.build_schema_vocabularies(
-        schema, {field.name: counts[position] for position, field in enumerate(schema.fields)
-                 if field.hash_buckets is None})
-    return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds)
+    field_counts = {field.name: counts[position] for position, field in enumerate(schema.fields)
+                    if field.hash_buckets is None and field.treatment is None}
+    if base_vocabulary is not None:
+        vocabularies, ages, growth = growth_lib.grow_schema_vocabularies(schema, field_counts, base_vocabulary)
+        return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds, statistics.result(), ages,
+                            growth)
+    vocabularies = vocabulary_lib.build_schema_vocabularies(schema, field_counts)
+    return _CountResult(tracker, vocabularies, digests, times_path, pass_seconds, statistics.result())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -345,7 +364,7 @@ def _encode_pass(schema, reader, settings: BuildSettings, counted: _CountResult,
     parse_time = settings.split == splits_lib.TIME_SPLIT and schema.time_column is not None
     tracker = BadInputTracker(strict=settings.strict, max_examples=0)
     parser = BlockParser(schema, tracker, parse_time=parse_time, for_encoding=True)
-    lookups = IdLookups(schema, counted.vocabularies)
+    lookups = IdLookups(schema, counted.vocabularies, counted.boundaries)
     progress = _Progress("pass 2 (encode)", total_lines=counted.tracker.lines_read)
     for block in reader.read_blocks(tracker):
         router.add(parser.encode(parser.validate(block), lookups))
@@ -376,12 +395,17 @@ def input_fingerprints(files: Sequence[pathlib.Path]) -> List[dict]:
     return fingerprints
 
 
-def cache_key(schema: schema_lib.Schema, fingerprints: Sequence[dict], settings: BuildSettings) -> str:
-    """A hex digest of the format version, schema, settings and inputs (path, size, modification time)."""
+def cache_key(schema: schema_lib.Schema, fingerprints: Sequence[dict], settings: BuildSettings,
+              base_vocabulary: Optional[growth_lib.BaseVocabulary] = None) -> str:
+    """A hex digest of the format version, schema, settings and inputs (path, size, modification time), and of the
+    base vocabulary when the build grows one (without one, the key is what it always was)."""
     inputs = [{key: entry[key] for key in ("path", "size", "mtime_ns", "missing") if key in entry}
               for entry in fingerprints]
-    payload = json.dumps({"format_version": shards_lib.FORMAT_VERSION, "schema": schema.to_dict(), "inputs": inputs,
-                          "settings": dataclasses.asdict(settings)}, sort_keys=True)
+    content = {"format_version": shards_lib.FORMAT_VERSION, "schema": schema.to_dict(), "inputs": inputs,
+               "settings": dataclasses.asdict(settings)}
+    if base_vocabulary is not None:
+        content["base_vocabulary"] = base_vocabulary.cache_key_part(schema)
+    payload = json.dumps(content, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -459,7 +483,8 @@ def remove_dead_partials(cache_dir: pathlib.Path, grace_seconds: float = 60.0) -
 # Orchestration.
 
 def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, settings: BuildSettings,
-                fingerprints: List[dict], key: Optional[str], count_memory_bytes: int) -> None:
+                fingerprints: List[dict], key: Optional[str], count_memory_bytes: int,
+                base_vocabulary: Optional[growth_lib.BaseVocabulary] = None) -> None:
     work = folder / "work"
     work.mkdir()
     defaulted = schema.fields_with_default_min_count()
@@ -467,20 +492,22 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
         logger.info("fields %s set no min_count and the schema none: they use min_count %d", list(defaulted),
                     schema_lib.DEFAULT_MIN_COUNT)
     total_bytes = sum(entry.get("size", 0) for entry in fingerprints)
-    counted = _count_pass(schema, reader, settings, work, total_bytes, count_memory_bytes)
+    counted = _count_pass(schema, reader, settings, work, total_bytes, count_memory_bytes, base_vocabulary)
     num_rows = counted.tracker.rows_valid
     empty = [name for name, tokens in counted.vocabularies.items() if not tokens]
     if empty:
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
     vocabulary_sizes = vocabulary_lib.write_schema_vocabularies(schema, counted.vocabularies,
-                                                                folder / shards_lib.VOCAB_DIR_NAME)
+                                                                folder / shards_lib.VOCAB_DIR_NAME, counted.boundaries)
+    if counted.ages is not None:
+        growth_lib.write_ages(schema, counted.ages, folder)
     permuted = settings.split == splits_lib.RANDOM_SPLIT or counted.times_path is not None
-    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_fields, permuted),
+    space.check_free_space(folder.parent, _bytes_still_needed(settings, num_rows, schema.num_record_columns, permuted),
                            f"preparing {num_rows:,} rows (the split order, the encoded rows and their shards)")
     started = time.perf_counter()
     inverse_path = _inverse_order_path(settings, num_rows, counted.times_path, work)
     order_seconds = time.perf_counter() - started
-    router = _SplitRouter(folder, work, num_rows, schema.num_fields, settings, inverse_path)
+    router = _SplitRouter(folder, work, num_rows, schema.num_record_columns, settings, inverse_path)
     try:
         encode_seconds = _encode_pass(schema, reader, settings, counted, router)
         started = time.perf_counter()
@@ -492,6 +519,8 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
     shutil.rmtree(work)
     report = IngestReport.from_tracker(counted.tracker, {name: sum(shard.rows for shard in split)
                                                          for name, split in split_shards.items()})
+    report.numeric_missing = {entry["name"]: entry["missing_rows"] for entries in counted.numeric.values()
+                              for entry in entries}
     report.passes = {"count": counted.seconds, "order": {"seconds": round(order_seconds, 3)},
                      "encode": encode_seconds, "shards": {"seconds": round(shard_seconds, 3)}}
     report.check_totals()
@@ -505,12 +534,15 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
         hash_buckets={name: field.hash_buckets for field in schema.fields if field.hash_buckets is not None
                       for name in field.output_names},
         min_counts=min_counts, splits=split_shards, rows_per_record=settings.rows_per_record,
-        settings=dataclasses.asdict(settings), report=report.to_dict(), inputs=inputs, cache_key=key, engine=ENGINE)
+        settings=dataclasses.asdict(settings), report=report.to_dict(), inputs=inputs, cache_key=key, engine=ENGINE,
+        extra={"vocabulary_growth": counted.growth} if counted.growth is not None else None,
+        numeric=counted.numeric if schema.treated_fields else None)
 
 
 def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSettings = BuildSettings(),
           rebuild: bool = False, count_memory_bytes: int = DEFAULT_MEMORY_BYTES,
-          block_bytes: int = DEFAULT_BLOCK_BYTES) -> pathlib.Path:
+          block_bytes: int = DEFAULT_BLOCK_BYTES,
+          base_vocabulary: Optional[growth_lib.BaseVocabulary] = None) -> pathlib.Path:
     """Builds (or reuses) the prepared data of `input_paths` under `cache_dir`; returns its folder.
 
     Args:
@@ -521,13 +553,15 @@ def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSett
         rebuild: build even when a finished build of the same inputs and settings exists.
         count_memory_bytes: the budget of the token counts in memory before they spill to disk.
         block_bytes: about how many bytes of delimited text are parsed at a time.
+        base_vocabulary: grow the vocabularies from this one (a warm start; `growth.py`); None builds them from
+            the inputs alone.
 
     Example:
         >>> folder = build(criteo_schema(), "train.txt.gz", "/tmp/cache")  # doctest: +SKIP
     """
     reader = make_reader(schema, input_paths, block_bytes=block_bytes)
     fingerprints = input_fingerprints(reader.input_files())
-    key = cache_key(schema, fingerprints, settings)
+    key = cache_key(schema, fingerprints, settings, base_vocabulary)
     cache_dir = pathlib.Path(cache_dir)
     folder = cache_dir / f"{schema.name}-{key[:16]}"
     if cache_dir.is_dir():
@@ -543,7 +577,7 @@ def build(schema: schema_lib.Schema, input_paths, cache_dir, settings: BuildSett
     lock = _lock(partial)
     try:
         try:
-            _build_into(partial, schema, reader, settings, fingerprints, key, count_memory_bytes)
+            _build_into(partial, schema, reader, settings, fingerprints, key, count_memory_bytes, base_vocabulary)
         except OSError as error:
             if not space.is_disk_full(error) or isinstance(error, space.DiskSpaceError):
                 raise

@@ -11,7 +11,7 @@ offline build runs on the same tokens (`shards.hash_bucket_ids`), and 0 for a mi
 import itertools
 import math
 import pathlib
-from typing import Dict, List, Mapping, Sequence, cast
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import tensorflow as tf
@@ -76,10 +76,17 @@ def raw_features_from_cells(schema: schema_lib.Schema, cells: Mapping[str, Seque
 class RawFeatureEncoder(tf.Module):
     """Raw features -> field-local ids int64 `[B, N]` (N = `schema.num_fields`, id 0 = OOV/missing/rare).
 
+    With numeric fields that have a treatment (docs/inputs.md) a bucketized field's id is `1 + #{boundaries <= v}`
+    (float64 `tf.searchsorted`, as `numpy.searchsorted` offline; 0 when missing), and with embedded or dense
+    fields the encoder returns the model's input dict: `{"feature_ids": ids, "numeric_values": float32 [B, F_e],
+    "dense_values": float32 [B, F_d]}` (NaN = missing; the model normalises with its pass-1 statistics).
+
     Args:
         schema: the schema the vocabularies were built with.
         vocab_dir: the folder of `<field>.txt` vocabulary files (`PreparedData.vocab_dir`).
         name: the module name.
+        numeric: the prepared data's `numeric` section (`PreparedData.numeric`): the bucket boundaries learned in
+            pass 1. Needed when a bucketized field learns its boundaries (`num_buckets`).
 
     Call it with a mapping `{field name: values [B]}`: `tf.string` for categorical and multi-valued fields,
     float or integer numbers for numeric fields (NaN = missing). Extra keys are ignored. For export, `serve` is a
@@ -92,22 +99,36 @@ class RawFeatureEncoder(tf.Module):
         >>> tf.saved_model.save(encoder, "/tmp/encoder")  # doctest: +SKIP
     """
 
-    def __init__(self, schema: schema_lib.Schema, vocab_dir: types.PathLike, name: str = "raw_feature_encoder") -> None:
+    def __init__(self, schema: schema_lib.Schema, vocab_dir: types.PathLike, name: str = "raw_feature_encoder",
+                 numeric: Optional[Mapping[str, Sequence[Mapping[str, Any]]]] = None) -> None:
         super().__init__(name=name)
         self.schema = schema
         vocab_dir = pathlib.Path(vocab_dir)
         self._hash_buckets = {output: field.hash_buckets for field in schema.fields if field.hash_buckets is not None
                               for output in field.output_names}
+        learned = {entry["name"]: entry["boundaries"] for entry in (numeric or {}).get(schema_lib.BUCKETIZED, [])}
+        self.boundaries: Dict[str, Tuple[float, ...]] = {}
+        for field in schema.fields:
+            if field.treatment == schema_lib.BUCKETIZED:
+                if field.name not in learned and field.boundaries is None:
+                    raise ValueError(f"RawFeatureEncoder: field {field.name!r} learns its bucket boundaries in the "
+                                     f"build; pass the prepared data's `numeric` section (PreparedData.feature_encoder "
+                                     f"does).")
+                self.boundaries[field.name] = tuple(learned.get(field.name, field.boundaries))
         files = {output: vocabulary_lib.vocabulary_path(vocab_dir, output) for output in schema.field_names
-                 if output not in self._hash_buckets}
+                 if output not in self._hash_buckets and output not in self.boundaries}
         missing = [str(path) for path in files.values() if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"RawFeatureEncoder: vocabulary files {missing} do not exist; build the data "
                                     f"with prepare_dataset first.")
         self.field_names = schema.field_names
         self.vocabulary_sizes = tuple(self._hash_buckets[output] + 1 if output in self._hash_buckets
+                                      else len(self.boundaries[output]) + 2 if output in self.boundaries
                                       else len(vocabulary_lib.read_vocabulary(files[output])) + 1
                                       for output in schema.field_names)
+        self.float_inputs = {key: tuple(field.name for field in fields) for key, fields in
+                             (("numeric_values", schema.embedded_fields), ("dense_values", schema.dense_fields))
+                             if fields}
         # A list of tables is tracked by tf.Module, so SavedModel export copies each vocabulary file as an asset.
         # TensorFlow cannot initialise a table from an empty file; a field without any token is all OOV (id 0).
         has_table = [output in files and size > 1 for output, size in zip(schema.field_names, self.vocabulary_sizes)]
@@ -122,7 +143,12 @@ class RawFeatureEncoder(tf.Module):
         self._transforms = [transforms.get_transform(field.transform) for field in schema.fields]
         self.serve = tf.function(self._encode, input_signature=[raw_feature_signature(schema)])
 
-    def __call__(self, features: Mapping[str, object]) -> tf.Tensor:
+    @property
+    def output_names(self) -> Tuple[str, ...]:
+        """The model inputs the encoder makes: ("feature_ids",) and, with float fields, their input names."""
+        return ("feature_ids",) + tuple(self.float_inputs)
+
+    def __call__(self, features: Mapping[str, object]) -> Union[tf.Tensor, Dict[str, tf.Tensor]]:
         """Checks names and dtypes (errors name the feature), then encodes."""
         if not isinstance(features, Mapping):
             raise TypeError(f"RawFeatureEncoder expects a mapping of feature name to values, got "
@@ -164,17 +190,35 @@ class RawFeatureEncoder(tf.Module):
             return tf.zeros_like(tokens, dtype=tf.int64)
         return self.tables[table].lookup(tokens)
 
-    def _encode(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    def _encode(self, features: Mapping[str, tf.Tensor]) -> Union[tf.Tensor, Dict[str, tf.Tensor]]:
         ids: List[tf.Tensor] = []
         for field, transform in zip(self.schema.fields, self._transforms):
             values = features[field.name]
-            if field.kind == schema_lib.MULTI_CATEGORICAL:
+            if field.treatment is not None:
+                if field.treatment == schema_lib.BUCKETIZED:
+                    ids.append(self._bucket(field.name, values))
+                continue
+            if field.is_list:
                 ids.extend(self._encode_multi(field, values, first_column=len(ids)))
                 continue
             tokens, missing = transform.tensorflow(values)
             tokens = tf.where(missing, field.missing_token or "", tokens)  # "" is never a vocabulary token: id 0
             ids.append(self._lookup(len(ids), tokens))
-        return tf.stack(ids, axis=1)
+        stacked = tf.stack(ids, axis=1)
+        if not self.float_inputs:
+            return stacked
+        encoded = {"feature_ids": stacked}
+        for key, names in self.float_inputs.items():
+            encoded[key] = tf.stack([tf.cast(features[name], tf.float32) for name in names], axis=1)
+        return encoded
+
+    def _bucket(self, name: str, values: tf.Tensor) -> tf.Tensor:
+        values = tf.cast(values, tf.float64)
+        missing = tf.math.is_nan(values)
+        boundaries = tf.constant(self.boundaries[name], tf.float64)
+        ids = tf.searchsorted(boundaries[tf.newaxis], tf.where(missing, tf.zeros_like(values), values)[tf.newaxis],
+                              side="right", out_type=tf.int64)[0] + 1
+        return tf.where(missing, tf.zeros_like(ids), ids)
 
     def _encode_multi(self, field: schema_lib.FieldSpec, values: tf.Tensor, first_column: int) -> List[tf.Tensor]:
         parts = tf.strings.split(values, sep=field.separator)
@@ -184,4 +228,9 @@ class RawFeatureEncoder(tf.Module):
             empty = tf.equal(parts.row_lengths(), 0)
             first = tf.where(empty, field.missing_token, slots[:, 0])
             slots = tf.concat([first[:, tf.newaxis], slots[:, 1:]], axis=1)
-        return [self._lookup(first_column + slot, slots[:, slot]) for slot in range(cast(int, field.max_values))]
+        ids = [self._lookup(first_column + slot, slots[:, slot]) for slot in range(cast(int, field.max_values))]
+        if field.kind == schema_lib.BAG:  # a bag pads with -1 after its values (the model pools the values only)
+            lengths = tf.minimum(tf.maximum(parts.row_lengths(), 1 if field.missing_token is not None else 0),
+                                 field.max_values)
+            ids = [tf.where(slot < lengths, column, tf.constant(-1, tf.int64)) for slot, column in enumerate(ids)]
+        return ids

@@ -22,10 +22,12 @@ from tf_multiembed import settings as settings_lib
 from tf_multiembed import types
 from tf_multiembed.data import build as build_lib
 from tf_multiembed.data import layout as layout_lib
+from tf_multiembed.data import numeric as numeric_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES
+from tf_multiembed.data.growth import BaseVocabulary
 from tf_multiembed.data.quality import IngestReport
 
 if TYPE_CHECKING:
@@ -56,6 +58,10 @@ class PreparedData:
         min_counts: {field: the minimum count the build applied} (None for hash-bucket fields).
         data_fingerprint: "sha256:..." of the inputs' content, or None when the builder did not hash them.
         cache_key: the build's cache key (None for a folder that is not a cache entry).
+        vocabulary_growth: for a build grown from a base vocabulary (a warm start, `growth.py`), what happened to the
+            base and new tokens per field; None otherwise.
+        float_columns: the float columns after the ids (embedded, then dense numeric fields); empty without them.
+        numeric: the manifest's `numeric` section (statistics and boundaries of numeric treatments); empty without.
     """
 
     directory: pathlib.Path
@@ -72,6 +78,9 @@ class PreparedData:
     min_counts: Dict[str, Optional[int]]
     data_fingerprint: Optional[str]
     cache_key: Optional[str]
+    vocabulary_growth: Optional[Dict[str, Any]] = None
+    float_columns: Tuple[str, ...] = ()
+    numeric: Dict[str, list] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: types.PathLike, verify: str = "auto") -> "PreparedData":
@@ -100,16 +109,54 @@ class PreparedData:
                    hash_buckets={column["name"]: column["hash_buckets"] for column in manifest["columns"]
                                  if column["hash_buckets"] is not None},
                    min_counts=dict(manifest["min_counts"]), data_fingerprint=manifest["data_fingerprint"],
-                   cache_key=manifest["cache_key"])
+                   cache_key=manifest["cache_key"], vocabulary_growth=manifest.get("vocabulary_growth"),
+                   float_columns=tuple(manifest.get("float_columns", ())), numeric=dict(manifest.get("numeric") or {}))
 
     @property
     def num_fields(self) -> int:
         return len(self.field_names)
 
+    @property
+    def bucket_boundaries(self) -> Dict[str, list]:
+        """{column: boundaries} of the bucketized numeric fields (no vocabulary file)."""
+        return {entry["name"]: list(entry["boundaries"]) for entry in self.numeric.get(schema_lib.BUCKETIZED, [])}
+
+    @property
+    def model_inputs(self) -> Dict[str, list]:
+        """The model's float inputs with their pass-1 statistics, for `NumericInputs.from_dict` (and
+        `build_model(..., numeric_inputs=...)`); empty lists without embedded or dense fields."""
+        return numeric_lib.model_inputs(self.numeric)
+
+    def model_fields(self) -> Tuple[Tuple[str, ...], Tuple[int, ...], Optional[Tuple[int, ...]]]:
+        """`(field names, vocabulary sizes, bag sizes)` as `build_model` takes them: per encoded column, except that
+        a bag's columns (its padded values) are one field with its shared vocabulary; bag sizes None without bags.
+
+        Example:
+            >>> data.model_fields()  # doctest: +SKIP
+            (('user', 'tags'), (41, 4), (1, 5))
+        """
+        if not self.schema.bag_fields:
+            return self.field_names, self.vocabulary_sizes, None
+        names, sizes, bags = [], [], []
+        column = 0
+        for field in self.schema.fields:
+            width = len(field.output_names)
+            if field.kind == schema_lib.BAG:
+                names.append(field.name)
+                sizes.append(self.vocabulary_sizes[column])
+                bags.append(width)
+            else:
+                names.extend(self.field_names[column:column + width])
+                sizes.extend(self.vocabulary_sizes[column:column + width])
+                bags.extend([1] * width)
+            column += width
+        return tuple(names), tuple(sizes), tuple(bags)
+
     def vocabulary_files(self) -> Dict[str, pathlib.Path]:
-        """{encoded column: its vocabulary file}, for the columns with a vocabulary (not hash buckets)."""
+        """{encoded column: its vocabulary file}, for the columns with a vocabulary (not hash buckets, not
+        bucketized numeric fields)."""
         return {name: vocabulary_lib.vocabulary_path(self.vocab_dir, name) for name in self.field_names
-                if name not in self.hash_buckets}
+                if name not in self.hash_buckets and name not in self.bucket_boundaries}
 
     def _split_shards(self, split: str) -> Tuple[shards_lib.ShardInfo, ...]:
         if split not in self.shards:
@@ -120,6 +167,8 @@ class PreparedData:
                 shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER, drop_remainder: bool = False,
                 repeat: bool = False) -> tf.data.Dataset:
         """Batches `(ids int64 [B, N], label float32 [B])` of one split, read a record (a block of rows) at a time.
+        With embedded or dense numeric fields the features are the model's input dict instead (`feature_ids`,
+        `numeric_values`, `dense_values`: docs/inputs.md); a bag's columns are part of the ids, padded with -1.
 
         Without shuffling, rows come in split order (for the random split, the reference's permutation order).
         With shuffling, every epoch anew: the shard order is shuffled, records (blocks of `rows_per_record` rows) are
@@ -142,7 +191,7 @@ class PreparedData:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         shards = self._split_shards(split)
-        num_fields = self.num_fields
+        num_fields = self.num_fields + len(self.float_columns)  # columns before the label
         files = [str(self.directory / shard.file) for shard in shards]
 
         def decode(payloads: tf.Tensor) -> tf.Tensor:
@@ -179,8 +228,7 @@ class PreparedData:
             else:
                 dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.rebatch(batch_size, drop_remainder=drop_remainder)
-        dataset = dataset.map(lambda rows: (tf.cast(rows[:, :num_fields], tf.int64),
-                                            tf.cast(rows[:, num_fields], tf.float32)),
+        dataset = dataset.map(lambda rows: (self._features(rows), tf.cast(rows[:, num_fields], tf.float32)),
                               num_parallel_calls=tf.data.AUTOTUNE)
         if repeat:
             dataset = dataset.repeat()  # after batching: every epoch is exactly num_batches(...) batches
@@ -188,6 +236,20 @@ class PreparedData:
             dataset = dataset.apply(tf.data.experimental.assert_cardinality(
                 self.num_batches(split, batch_size, drop_remainder)))
         return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _features(self, rows):
+        """The model input of a batch of rows: ids `[B, N]`, or with float columns the dict of docs/inputs.md."""
+        ids = tf.cast(rows[:, :self.num_fields], tf.int64)
+        if not self.float_columns:
+            return ids
+        features = {"feature_ids": ids}
+        start = self.num_fields
+        for key, count in (("numeric_values", len(self.numeric.get(schema_lib.EMBEDDED, []))),
+                           ("dense_values", len(self.numeric.get(schema_lib.DENSE, [])))):
+            if count:
+                features[key] = tf.bitcast(rows[:, start:start + count], tf.float32)
+                start += count
+        return features
 
     def num_batches(self, split: str, batch_size: int, drop_remainder: bool = False) -> int:
         """Batches per epoch of a split (the cardinality of its finite dataset)."""
@@ -210,30 +272,38 @@ class PreparedData:
         """The test split in order."""
         return self.dataset("test", batch_size)
 
-    def numpy_split(self, split: str) -> Tuple[np.ndarray, np.ndarray]:
-        """A whole split in memory, for exact evaluation: `(ids int64 [n, N], labels float32 [n])`, in split order.
+    def numpy_split(self, split: str) -> Tuple[Any, np.ndarray]:
+        """A whole split in memory, for exact evaluation: `(ids int64 [n, N], labels float32 [n])`, in split order
+        (with float columns, the first element is the model's input dict instead).
 
         It needs about 12 bytes per id in memory; for splits too large for that, iterate `dataset(split, ...)`.
         """
-        blocks = [shards_lib.parse_block(payload, self.num_fields)
+        width = self.num_fields + len(self.float_columns)
+        blocks = [shards_lib.parse_block(payload, width)
                   for shard in self._split_shards(split)
                   for payload in shards_lib.read_tfrecord(self.directory / shard.file)]
         if not blocks:
-            return np.zeros((0, self.num_fields), np.int64), np.zeros((0,), np.float32)
-        return (np.concatenate([ids for ids, _ in blocks]).astype(np.int64),
-                np.concatenate([labels for _, labels in blocks]).astype(np.float32))
+            ids, labels = np.zeros((0, width), np.int32), np.zeros((0,), np.float32)
+        else:
+            ids = np.concatenate([ids for ids, _ in blocks])
+            labels = np.concatenate([labels for _, labels in blocks]).astype(np.float32)
+        if not self.float_columns:
+            return ids.astype(np.int64), labels
+        features = self._features(tf.constant(ids))
+        return {key: value.numpy() for key, value in features.items()}, labels
 
     def feature_encoder(self) -> "RawFeatureEncoder":
         """A `RawFeatureEncoder` over this build's vocabularies (raw features -> the same ids as the shards)."""
         from tf_multiembed.data.encoding import RawFeatureEncoder
 
-        return RawFeatureEncoder(self.schema, self.vocab_dir)
+        return RawFeatureEncoder(self.schema, self.vocab_dir, numeric=self.numeric)
 
 
 def prepare_dataset(schema: Union[schema_lib.Schema, types.PathLike],
                     input_paths: Union[str, pathlib.Path, Sequence[Union[str, pathlib.Path]]],
                     cache_dir: types.PathLike, *,
                     rebuild: bool = False, count_memory_mb: int = DEFAULT_MEMORY_BYTES >> 20,
+                    base_vocabulary: Optional[BaseVocabulary] = None,
                     **settings: Any) -> PreparedData:
     """Reads, counts, encodes and splits raw files into cached shards (or reuses a cached build) and opens them.
 
@@ -256,6 +326,8 @@ def prepare_dataset(schema: Union[schema_lib.Schema, types.PathLike],
         rebuild: rebuild even when a cached build exists.
         count_memory_mb: memory for the token counts of pass 1 before they spill to disk (not part of the cache
             key: it does not change the output).
+        base_vocabulary: a `growth.BaseVocabulary` to grow the vocabularies from (a warm start: its tokens keep
+            their ids, new ones are appended; see `tf_multiembed.data.growth`); None builds them from the inputs.
         {settings}
 
     Returns:
@@ -274,7 +346,7 @@ def prepare_dataset(schema: Union[schema_lib.Schema, types.PathLike],
     if note:
         logger.info("%s", note)
     folder = build_lib.build(schema, input_paths, cache_dir, build_lib.BuildSettings(**settings), rebuild=rebuild,
-                             count_memory_bytes=int(count_memory_mb) << 20)
+                             count_memory_bytes=int(count_memory_mb) << 20, base_vocabulary=base_vocabulary)
     return PreparedData.load(folder, verify="sizes")  # `build` has just written or verified it
 
 

@@ -7,6 +7,8 @@ Skip reasons (keys of `IngestReport.skipped_by_reason`):
 - `bad_encoding`: a line that is not valid text in the file's encoding (UTF-8 by default);
 - `bad_quoting`: a quoted cell that is not closed on its line (delimited files read with a quote character);
 - `non_numeric`: a numeric field whose cell is not a number;
+- `non_finite`: a numeric field with a treatment (docs/inputs.md) whose cell is NaN or infinite (an empty cell is a
+  missing value, counted per field in `numeric_missing`, not a skip);
 - `bad_label`: a label that is not "0"/"1" (binary rule), not a number (threshold rule) or none of the declared
   class values (values rule);
 - `bad_time`: a time column cell that is not a number (read only for the "time" split);
@@ -36,6 +38,7 @@ ADVICE = {
     "bad_quoting": "Check the schema's `quotechar` (None reads quote characters as text).",
     "bad_label": "Check the schema's label rule (docs/data.md: binary, threshold or values).",
     "non_numeric": "A numeric field holds text: declare it `kind: categorical`, or check its `column`.",
+    "non_finite": "A numeric field holds NaN or infinity: leave the cell empty for a missing value.",
 }
 
 REASON_TEXT = {
@@ -43,6 +46,7 @@ REASON_TEXT = {
     "bad_encoding": "not valid text in the file's encoding",
     "bad_quoting": "unterminated quoted cell",
     "non_numeric": "not a number in a numeric field",
+    "non_finite": "NaN or infinity in a numeric field",
     "bad_label": "bad label",
     "bad_time": "bad time value",
     "unknown_user": "user absent from the user table",
@@ -245,6 +249,8 @@ class IngestReport:
         rows_written: rows written per split.
         passes: per build step ("count", "encode", "shards"), its seconds, rows/s and input bytes read (empty
             when unknown).
+        numeric_missing: per numeric field with a treatment, the valid rows whose value was missing (empty, and
+            left out of `to_dict`, without such fields).
     """
 
     files_read: List[str]
@@ -259,6 +265,7 @@ class IngestReport:
     values_truncated: Dict[str, int]
     rows_written: Dict[str, int]
     passes: Dict[str, Dict[str, float]] = dataclasses.field(default_factory=dict)
+    numeric_missing: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_tracker(cls, tracker: BadInputTracker, rows_written: Optional[Dict[str, int]] = None) -> "IngestReport":
@@ -279,7 +286,10 @@ class IngestReport:
                              f"{self.rows_written}.")
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if not data["numeric_missing"]:
+            del data["numeric_missing"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "IngestReport":

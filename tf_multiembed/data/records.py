@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tf_multiembed.data import numeric as numeric_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import transforms
 from tf_multiembed.data import quality
@@ -43,7 +44,7 @@ def make_reader(schema: schema_lib.Schema, input_paths, chunk_bytes: int = DEFAU
         >>> reader = make_reader(criteo_schema(), "train.txt.gz")  # doctest: +SKIP
     """
     separators = {field.column: field.separator for field in schema.fields
-                  if field.kind == schema_lib.MULTI_CATEGORICAL}
+                  if field.is_list}
     if schema.reader == schema_lib.MOVIELENS_READER:
         return MovieLensReader(input_paths, chunk_bytes=chunk_bytes, required_columns=schema.required_columns)
     if schema.reader == schema_lib.PARQUET_READER:
@@ -67,6 +68,7 @@ class ValidRows:
         labels: int32 0/1 `[rows]`.
         times: float64 `[rows]` of the time column (only when the parser reads times), else None.
         numeric: {field position: its `NumericColumn`} for fields with a numeric transform.
+        floats: {field position: float64 values `[rows]`, NaN where missing} for numeric fields with a treatment.
     """
 
     path: str
@@ -75,6 +77,7 @@ class ValidRows:
     labels: np.ndarray
     times: Optional[np.ndarray]
     numeric: Dict[int, "NumericColumn"]
+    floats: Dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:
@@ -165,9 +168,10 @@ class BlockParser:
         self.parse_time = bool(parse_time)
         self.for_encoding = bool(for_encoding)
         self._transforms = [transforms.get_transform(field.transform) for field in schema.fields]
-        self._numeric = [transform.name != "identity" and field.kind != schema_lib.MULTI_CATEGORICAL
-                         for field, transform in zip(schema.fields, self._transforms)]
-        self._parts = [_Cache(_multi_parts(field)) if field.kind == schema_lib.MULTI_CATEGORICAL else None
+        self._treated = [field.treatment is not None for field in schema.fields]
+        self._numeric = [transform.name != "identity" and not field.is_list
+                         and field.treatment is None for field, transform in zip(schema.fields, self._transforms)]
+        self._parts = [_Cache(_multi_parts(field)) if field.is_list else None
                        for field in schema.fields]
 
     # -- validation ---------------------------------------------------------------------------------------------
@@ -208,8 +212,8 @@ class BlockParser:
                                                                               "")).as_py():
             raise BadInputError(
                 f"{block.path}: the label column {self.schema.label.column!r} is empty in all of the first "
-                f"{block.num_rows} rows: the file lacks it (a TFRecord feature absent from the records reads as "
-                f"empty). Name the file's label column in the schema's `label` (docs/data.md).")
+                f"{block.num_rows} rows: the file has no labels there. Name the file's label column in the schema's "
+                f"`label` (docs/data.md).")
 
     def _times(self, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
         times = _numbers(cells)
@@ -224,10 +228,12 @@ class BlockParser:
         columns = {name: chunked(cells) for name, cells in block.columns.items()}
         self._check_label_present(block, columns[self.schema.label.column])
         labels = self._labels(columns[self.schema.label.column], bad)
-        numeric = {}
+        numeric, floats = {}, {}
         for position, field in enumerate(self.schema.fields):
             if self._numeric[position]:
                 numeric[position] = self._numeric_column(position, columns[field.column], bad)
+            elif self._treated[position]:
+                floats[position] = self._float_column(field, columns[field.column], bad)
         times = self._times(columns[cast(str, self.schema.time_column)], bad) if self.parse_time else None
         self._report(block, bad)
         line_numbers = block.line_numbers
@@ -244,7 +250,27 @@ class BlockParser:
                         position, columns[self.schema.fields[position].column], [])
             labels, line_numbers = labels[keep], line_numbers[keep]
             times = times[keep] if times is not None else None
-        return ValidRows(block.path, line_numbers, columns, labels, times, numeric)
+            floats = {position: values[keep] for position, values in floats.items()}
+        return ValidRows(block.path, line_numbers, columns, labels, times, numeric, floats)
+
+    def _float_column(self, field: schema_lib.FieldSpec, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
+        """A treated field's values (parsed once per distinct cell): empty text is missing (NaN); text that is not
+        a number, NaN and infinities are bad rows ("non_numeric", "non_finite")."""
+        encoded = pc.dictionary_encode(cells)
+        dictionary, indices = _dictionary(encoded), _indices(encoded)
+        numbers, readable = transforms.parse_numbers(dictionary)
+        empty = pc.equal(pc.utf8_trim_whitespace(dictionary), "").to_numpy(zero_copy_only=False)
+        problems = (~readable & ~empty) | (readable & ~np.isfinite(numbers))
+        values = np.where(empty, np.nan, numbers)
+        if problems.any():
+            for row in np.flatnonzero(problems[indices]):
+                text = dictionary[int(indices[row])].as_py()
+                if readable[indices[row]]:
+                    bad.append((row, "non_finite", f"{field.name}: {text!r} is not a finite number"))
+                else:
+                    bad.append((row, "non_numeric", f"{field.name}: {text!r} is not a number"))
+            values = np.where(problems, np.nan, values)
+        return values[indices]
 
     def _numeric_column(self, position: int, cells: pa.ChunkedArray, bad: List[tuple]) -> NumericColumn:
         """The field's transform run once per distinct value; rows with an unreadable value appended to `bad`."""
@@ -296,11 +322,11 @@ class BlockParser:
         than once (the counter adds them up). Counts values beyond a multi-valued field's slots on the tracker."""
         counted = []
         for position, field in enumerate(self.schema.fields):
-            if field.hash_buckets is not None:
+            if field.hash_buckets is not None or self._treated[position]:
                 continue
             if self._numeric[position]:
                 tokens, counts = rows.numeric[position].tokens, rows.numeric[position].counts
-            elif field.kind == schema_lib.MULTI_CATEGORICAL:
+            elif field.is_list:
                 tokens, counts = self._count_multi(position, field, rows.columns[field.column])
             else:
                 value_counts = pc.value_counts(rows.columns[field.column])
@@ -326,23 +352,29 @@ class BlockParser:
     # -- pass 2: encoding ---------------------------------------------------------------------------------------
 
     def encode(self, rows: ValidRows, lookups: "IdLookups") -> np.ndarray:
-        """int32 `[rows, N + 1]`: the ids of every encoded column in `schema.field_names` order, then the label."""
-        block = np.empty((rows.num_rows, self.schema.num_fields + 1), dtype=np.int32)
+        """int32 `[rows, N + F + 1]`: the ids of every encoded column in `schema.field_names` order, the float32
+        bits of the F float columns (`schema.float_column_names`), then the label."""
+        block = np.empty((rows.num_rows, self.schema.num_record_columns + 1), dtype=np.int32)
         column = 0
         for position, field in enumerate(self.schema.fields):
+            if self._treated[position]:
+                if not field.is_float:
+                    block[:, column] = numeric_lib.bucket_ids(rows.floats[position], lookups.boundaries[field.name])
+                    column += 1
+                continue
             if self._numeric[position]:
                 numeric = rows.numeric[position]
                 block[:, column] = lookups.ids_of_tokens(position, numeric.tokens)[_indices(numeric.cells)]
                 column += 1
                 continue
             cells = rows.columns[field.column]
-            if field.kind != schema_lib.MULTI_CATEGORICAL and lookups.per_row(position):
+            if not field.is_list and lookups.per_row(position):
                 block[:, column] = lookups.ids_of_tokens(position, cells)
                 column += 1
                 continue
             encoded = pc.dictionary_encode(cells)
             dictionary, indices = _dictionary(encoded), _indices(encoded)
-            if field.kind == schema_lib.MULTI_CATEGORICAL:
+            if field.is_list:
                 slots = [parts for parts, _ in cast(_Cache, self._parts[position]).results(dictionary.to_pylist())]
                 slot_ids = lookups.ids_of_slots(position, slots)  # [distinct cells, max_values]
                 max_values = cast(int, field.max_values)
@@ -351,6 +383,9 @@ class BlockParser:
             else:
                 block[:, column] = lookups.ids_of_tokens(position, dictionary)[indices]
                 column += 1
+        for field in self.schema.embedded_fields + self.schema.dense_fields:
+            block[:, column] = numeric_lib.float_bits(rows.floats[self.schema.fields.index(field)])
+            column += 1
         block[:, column] = rows.labels
         return block
 
@@ -364,20 +399,25 @@ class IdLookups:
 
     Args:
         schema: the schema.
-        vocabularies: {field name: tokens in id order} for every field without `hash_buckets`.
+        vocabularies: {field name: tokens in id order} for every field with a vocabulary.
+        boundaries: {field name: bucket boundaries} of the bucketized numeric fields (pass 1's, or the schema's).
 
     Example:
         >>> lookups = IdLookups(schema, {"user": ["u1", "u2"]})  # doctest: +SKIP
     """
 
-    def __init__(self, schema: schema_lib.Schema, vocabularies: Mapping[str, Sequence[str]]):
+    def __init__(self, schema: schema_lib.Schema, vocabularies: Mapping[str, Sequence[str]],
+                 boundaries: Optional[Mapping[str, Sequence[float]]] = None):
         self.schema = schema
+        self.boundaries = dict(boundaries or {})
         self._vocabularies = {}  # position -> Arrow array of the tokens (for index_in)
         self._ids: Dict[int, Dict[str, int]] = {}  # position -> {token: id}, built when needed
         self._token_lists = {}
         self._missing_ids = []
         for position, field in enumerate(schema.fields):
-            if field.hash_buckets is not None:
+            if field.treatment is not None:
+                missing = 0
+            elif field.hash_buckets is not None:
                 missing = (0 if field.missing_token is None
                            else int(_hash_ids([field.missing_token], field.hash_buckets)[0]))
             else:
@@ -414,9 +454,11 @@ class IdLookups:
         return ids
 
     def ids_of_slots(self, position: int, slots: Sequence[Tuple[str, ...]]) -> np.ndarray:
-        """int32 `[len(slots), max_values]` ids of the slot tokens of distinct cells, 0-padded."""
+        """int32 `[len(slots), max_values]` ids of the slot tokens of distinct cells, padded with 0 (slots) or -1
+        (a bag's padding, which the model leaves out of the pooling)."""
         field = self.schema.fields[position]
-        table = np.zeros((len(slots), cast(int, field.max_values)), dtype=np.int32)
+        table = np.full((len(slots), cast(int, field.max_values)), -1 if field.kind == schema_lib.BAG else 0,
+                        dtype=np.int32)
         flat = [token for parts in slots for token in parts]
         if not flat:
             return table

@@ -30,6 +30,7 @@ are 1..len(vocabulary) in vocabulary-file order. A `multi_categorical` field bec
 
 import dataclasses
 import json
+import math
 import pathlib
 from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Sequence, Tuple, Union, cast
 
@@ -42,7 +43,9 @@ from tf_multiembed.data.readers import movielens as movielens_reader
 CATEGORICAL = "categorical"
 NUMERIC = "numeric"
 MULTI_CATEGORICAL = "multi_categorical"
-FIELD_KINDS = (CATEGORICAL, NUMERIC, MULTI_CATEGORICAL)
+BAG = "bag"
+FIELD_KINDS = (CATEGORICAL, NUMERIC, MULTI_CATEGORICAL, BAG)
+BAG_POOLINGS = ("mean", "sum")
 
 BINARY_LABEL = "binary"
 THRESHOLD_LABEL = "threshold"
@@ -60,8 +63,18 @@ FREQUENCY_ORDER = "frequency"
 SORTED_ORDER = "sorted"
 VOCABULARY_ORDERS = (FREQUENCY_ORDER, SORTED_ORDER)
 
-_DEFAULT_TRANSFORM = {CATEGORICAL: "identity", NUMERIC: "criteo_log_bucket", MULTI_CATEGORICAL: "identity"}
-_TRANSFORM_INPUT_KIND = {CATEGORICAL: "string", NUMERIC: "number", MULTI_CATEGORICAL: "string"}
+# Numeric treatments (docs/inputs.md); None keeps the transform -> vocabulary road of the paper.
+BUCKETIZED = "bucketized"
+EMBEDDED = "embedded"
+DENSE = "dense"
+NUMERIC_TREATMENTS = (BUCKETIZED, EMBEDDED, DENSE)
+STANDARD_NORMALIZATION = "standard"
+LOG1P_NORMALIZATION = "log1p_standard"
+NORMALIZATIONS = (STANDARD_NORMALIZATION, LOG1P_NORMALIZATION)
+
+_DEFAULT_TRANSFORM = {CATEGORICAL: "identity", NUMERIC: "criteo_log_bucket", MULTI_CATEGORICAL: "identity",
+                      BAG: "identity"}
+_TRANSFORM_INPUT_KIND = {CATEGORICAL: "string", NUMERIC: "number", MULTI_CATEGORICAL: "string", BAG: "string"}
 
 
 def _fail(where: str, message: str) -> NoReturn:
@@ -79,7 +92,9 @@ class FieldSpec:
     Args:
         name: the field's name (also the name of its raw serving input and of its vocabulary file).
         kind: "categorical" (one token per row), "numeric" (a number bucketed by a numeric transform) or
-            "multi_categorical" (a list of tokens split on `separator`, encoded into `max_values` slots).
+            "multi_categorical" (a list of tokens split on `separator`, encoded into `max_values` slots, each its
+            own field) or "bag" (a list of tokens split on `separator`, one field whose values share a vocabulary
+            and are pooled per set; at most `max_values` values are kept, the rest dropped and counted).
         column: the source column; defaults to `name`.
         transform: a name from `transforms.TRANSFORMS`; defaults to "identity" for categorical kinds and
             "criteo_log_bucket" for numeric.
@@ -87,12 +102,22 @@ class FieldSpec:
             `min_count` (or 1 when neither is set).
         missing_token: the token an empty or missing value becomes (it then gets its own id like any token);
             None maps missing values to id 0.
-        separator: multi_categorical only: the separator between values.
-        max_values: multi_categorical only: the number of slots (values beyond it are dropped and counted).
+        separator: multi_categorical and bag only: the separator between values.
+        max_values: multi_categorical: the number of slots; bag: the most values kept (>= 2); values beyond it
+            are dropped and counted (`IngestReport.values_truncated`).
         max_tokens: keep at most this many tokens (the most frequent) in the vocabulary; None keeps all.
         hash_buckets: instead of a vocabulary, the id of a token is 1 + its hash bucket among `hash_buckets`
             (`tf.strings.to_hash_bucket_fast`, offline and in the serving graph); one pass, memory independent of
             the number of distinct values; a missing value is id 0 (or the bucket of `missing_token`).
+        treatment: numeric only (docs/inputs.md): None (a numeric transform then a vocabulary, the paper's road),
+            "bucketized" (id = 1 + the number of `boundaries` <= value, 0 when missing), "embedded" (the
+            normalised value scales a learned vector per set) or "dense" (the normalised value joins a float
+            vector added to the logit by a linear term).
+        boundaries: bucketized only: strictly increasing finite bucket boundaries.
+        num_buckets: bucketized only: learn `num_buckets - 1` quantile boundaries in pass 1 of the build instead.
+        normalization: embedded and dense only: "standard" ((v - mean) / std, the default) or "log1p_standard"
+            (log1p(max(v, 0)), then mean and std); the statistics come from pass 1 of the build.
+        pooling: bag only: "mean" (the default) or "sum" of the bag's embedding rows, per set.
 
     Example:
         >>> FieldSpec("price", kind="numeric").transform
@@ -111,6 +136,11 @@ class FieldSpec:
     max_values: Optional[int] = None
     max_tokens: Optional[int] = None
     hash_buckets: Optional[int] = None
+    treatment: Optional[str] = None
+    boundaries: Optional[Tuple[float, ...]] = None
+    num_buckets: Optional[int] = None
+    normalization: Optional[str] = None
+    pooling: Optional[str] = None
 
     def __post_init__(self) -> None:
         where = f"field {self.name!r}"
@@ -133,17 +163,27 @@ class FieldSpec:
                                                or "\n" in self.missing_token):
             _fail(where, f"`missing_token` must be None or a non-empty single-line string, got "
                          f"{self.missing_token!r}.")
-        if self.kind == MULTI_CATEGORICAL:
+        if self.is_list:
             if self.transform != "identity":
-                _fail(where, f"a multi_categorical field takes its values as they are (transform 'identity'), got "
+                _fail(where, f"a {self.kind} field takes its values as they are (transform 'identity'), got "
                              f"{self.transform!r}.")
-            if isinstance(self.max_values, bool) or not isinstance(self.max_values, int) or self.max_values < 1:
-                _fail(where, f"a multi_categorical field needs `max_values` >= 1 (its number of slots), got "
+            smallest = 2 if self.kind == BAG else 1
+            if (isinstance(self.max_values, bool) or not isinstance(self.max_values, int)
+                    or self.max_values < smallest):
+                what = "the most values a bag keeps" if self.kind == BAG else "its number of slots"
+                _fail(where, f"a {self.kind} field needs `max_values` >= {smallest} ({what}), got "
                              f"{self.max_values!r}.")
             if not isinstance(self.separator, str) or not self.separator:
                 _fail(where, f"`separator` must be a non-empty string, got {self.separator!r}.")
         elif self.max_values is not None:
-            _fail(where, f"`max_values` applies to multi_categorical fields only (kind is {self.kind!r}).")
+            _fail(where, f"`max_values` applies to multi_categorical and bag fields only (kind is {self.kind!r}).")
+        if self.kind == BAG:
+            if self.pooling is None:
+                object.__setattr__(self, "pooling", BAG_POOLINGS[0])
+            elif self.pooling not in BAG_POOLINGS:
+                _fail(where, f"`pooling` must be one of {list(BAG_POOLINGS)}, got {self.pooling!r}.")
+        elif self.pooling is not None:
+            _fail(where, f"`pooling` applies to bag fields only (kind is {self.kind!r}).")
         if self.max_tokens is not None and not _is_count(self.max_tokens):
             _fail(where, f"`max_tokens` must be None or an integer >= 1, got {self.max_tokens!r}.")
         if self.hash_buckets is not None:
@@ -153,17 +193,93 @@ class FieldSpec:
             if self.min_count is not None or self.max_tokens is not None:
                 _fail(where, "a hash_buckets field has no vocabulary, so `min_count` and `max_tokens` do not apply; "
                              "remove them (or remove `hash_buckets`).")
+        self._check_treatment(where)
+
+    def _check_treatment(self, where: str) -> None:
+        if self.treatment is None:
+            for key in ("boundaries", "num_buckets", "normalization"):
+                if getattr(self, key) is not None:
+                    _fail(where, f"`{key}` needs a numeric `treatment` ({list(NUMERIC_TREATMENTS)}); set one or "
+                                 f"remove `{key}`.")
+            return
+        if self.kind != NUMERIC:
+            _fail(where, f"`treatment` applies to numeric fields only (kind is {self.kind!r}).")
+        if self.treatment not in NUMERIC_TREATMENTS:
+            _fail(where, f"`treatment` must be one of {list(NUMERIC_TREATMENTS)} or null, got {self.treatment!r}.")
+        if self.transform != _DEFAULT_TRANSFORM[NUMERIC]:
+            _fail(where, f"a numeric field with treatment {self.treatment!r} reads its values as numbers; "
+                         f"`transform` ({self.transform!r}) applies only without a treatment: remove it.")
+        for key in ("min_count", "max_tokens", "missing_token", "hash_buckets"):
+            if getattr(self, key) is not None:
+                _fail(where, f"`{key}` belongs to vocabulary fields; a numeric field with treatment "
+                             f"{self.treatment!r} has no vocabulary: remove `{key}`.")
+        if self.treatment == BUCKETIZED:
+            if self.normalization is not None:
+                _fail(where, "`normalization` applies to embedded and dense fields, not bucketized ones.")
+            if (self.boundaries is None) == (self.num_buckets is None):
+                _fail(where, "a bucketized field needs exactly one of `boundaries` (a list of increasing numbers) "
+                             "and `num_buckets` (boundaries learned as quantiles in pass 1 of the build).")
+            if self.boundaries is not None:
+                object.__setattr__(self, "boundaries", _check_boundaries(where, self.boundaries))
+            elif not _is_count(self.num_buckets) or self.num_buckets < 2:
+                _fail(where, f"`num_buckets` must be an integer >= 2, got {self.num_buckets!r}.")
+            return
+        for key in ("boundaries", "num_buckets"):
+            if getattr(self, key) is not None:
+                _fail(where, f"`{key}` applies to bucketized fields only (treatment is {self.treatment!r}).")
+        if self.normalization is None:
+            object.__setattr__(self, "normalization", STANDARD_NORMALIZATION)
+        elif self.normalization not in NORMALIZATIONS:
+            _fail(where, f"`normalization` must be one of {list(NORMALIZATIONS)}, got {self.normalization!r}.")
+
+    @property
+    def is_list(self) -> bool:
+        """Whether a cell holds a list of values (multi_categorical slots or a bag)."""
+        return self.kind in (MULTI_CATEGORICAL, BAG)
+
+    @property
+    def is_float(self) -> bool:
+        """Whether the field reaches the model as a float (embedded or dense), not as an id column."""
+        return self.treatment in (EMBEDDED, DENSE)
 
     @property
     def output_names(self) -> Tuple[str, ...]:
-        """The names of the encoded id columns this field produces (one, or one per slot)."""
-        if self.kind == MULTI_CATEGORICAL:
+        """The names of the encoded id columns this field produces (one, one per slot, or none for a float)."""
+        if self.is_float:
+            return ()
+        if self.is_list:
             return tuple(f"{self.name}_{slot}" for slot in range(cast(int, self.max_values)))  # checked: >= 1
         return (self.name,)
 
     def to_dict(self) -> Dict[str, Any]:
-        """The field as plain data (every argument; round-trips through `FieldSpec(**d)`)."""
-        return dataclasses.asdict(self)
+        """The field as plain data (round-trips through `FieldSpec(**d)`). The numeric-treatment keys appear only
+        when set, so the dicts of the paper's schemas (part of cache keys) are unchanged."""
+        data = dataclasses.asdict(self)
+        for key in ("treatment", "boundaries", "num_buckets", "normalization", "pooling"):
+            if data[key] is None:
+                del data[key]
+        if self.boundaries is not None:
+            data["boundaries"] = list(self.boundaries)
+        return data
+
+
+def _check_boundaries(where: str, boundaries) -> Tuple[float, ...]:
+    if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, Sequence) or not boundaries:
+        _fail(where, f"`boundaries` must be a non-empty list of numbers, got {boundaries!r}.")
+    values = []
+    for value in boundaries:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            _fail(where, f"`boundaries` must hold finite numbers, got {value!r}.")
+        values.append(float(value))
+    for position in range(1, len(values)):
+        if values[position] <= values[position - 1]:
+            _fail(where, f"`boundaries` must be strictly increasing; entry {position} ({values[position]!r}) is not "
+                         f"above entry {position - 1} ({values[position - 1]!r}).")
+    return tuple(values)
+
+
+def _has_vocabulary(field: FieldSpec) -> bool:
+    return field.hash_buckets is None and field.treatment is None
 
 
 def _class_values(key: str, values: Any) -> Tuple[str, ...]:
@@ -326,6 +442,10 @@ class Schema:
                                            f"{self.vocabulary_order!r}.")
         if self.min_count is not None and not _is_count(self.min_count):
             _fail(f"schema {self.name!r}", f"`min_count` must be an integer >= 1, got {self.min_count!r}.")
+        poolings = sorted({field.pooling for field in fields if field.kind == BAG})
+        if len(poolings) > 1:
+            _fail(f"schema {self.name!r}", f"the bag fields pool in different ways {poolings}; give them one "
+                                           f"`pooling` (the model pools every bag alike).")
         if self.reader in (PARQUET_READER, TFRECORD_READER) and self.column_names is not None:
             _fail(f"schema {self.name!r}", f"a {self.reader} reader takes the column names from the files; remove "
                                            f"`column_names`.")
@@ -347,16 +467,51 @@ class Schema:
             columns.append(self.time_column)
         return tuple(dict.fromkeys(columns))
 
+    @property
+    def bag_fields(self) -> Tuple[FieldSpec, ...]:
+        """The variable-length (bag) fields."""
+        return tuple(field for field in self.fields if field.kind == BAG)
+
+    @property
+    def bag_pooling(self) -> str:
+        """The pooling of the schema's bags (one for all of them, as `MultiEmbedding` pools)."""
+        return self.bag_fields[0].pooling if self.bag_fields else BAG_POOLINGS[0]
+
+    @property
+    def float_column_names(self) -> Tuple[str, ...]:
+        """The float columns of the prepared records after the ids: embedded fields, then dense fields."""
+        return tuple(field.name for field in self.embedded_fields + self.dense_fields)
+
+    @property
+    def num_record_columns(self) -> int:
+        """Columns of a prepared row before the label: N ids and the float columns."""
+        return self.num_fields + len(self.float_column_names)
+
+    @property
+    def embedded_fields(self) -> Tuple[FieldSpec, ...]:
+        """The numeric fields with treatment "embedded", in schema order: the columns of `numeric_values`."""
+        return tuple(field for field in self.fields if field.treatment == EMBEDDED)
+
+    @property
+    def dense_fields(self) -> Tuple[FieldSpec, ...]:
+        """The numeric fields with treatment "dense", in schema order: the columns of `dense_values`."""
+        return tuple(field for field in self.fields if field.treatment == DENSE)
+
+    @property
+    def treated_fields(self) -> Tuple[FieldSpec, ...]:
+        """The numeric fields with any treatment (they have no vocabulary)."""
+        return tuple(field for field in self.fields if field.treatment is not None)
+
     def with_min_count(self, min_count: int) -> "Schema":
         """A copy whose every vocabulary field has the given minimum count (e.g. 1 for tiny test files)."""
         return dataclasses.replace(self, min_count=min_count, fields=tuple(
-            field if field.hash_buckets is not None else dataclasses.replace(field, min_count=min_count)
+            field if not _has_vocabulary(field) else dataclasses.replace(field, min_count=min_count)
             for field in self.fields))
 
     def resolved_min_counts(self) -> Dict[str, Optional[int]]:
-        """{field name: the minimum count that applies} (None for hash-bucket fields): the field's own, else the
-        schema's, else `DEFAULT_MIN_COUNT`."""
-        return {field.name: None if field.hash_buckets is not None else
+        """{field name: the minimum count that applies} (None for fields without a vocabulary: hash buckets and
+        numeric treatments): the field's own, else the schema's, else `DEFAULT_MIN_COUNT`."""
+        return {field.name: None if not _has_vocabulary(field) else
                 field.min_count if field.min_count is not None else
                 self.min_count if self.min_count is not None else DEFAULT_MIN_COUNT for field in self.fields}
 
@@ -364,7 +519,7 @@ class Schema:
         """Vocabulary fields whose minimum count is the default because neither they nor the schema set one."""
         if self.min_count is not None:
             return ()
-        return tuple(field.name for field in self.fields if field.hash_buckets is None and field.min_count is None)
+        return tuple(field.name for field in self.fields if _has_vocabulary(field) and field.min_count is None)
 
     def to_dict(self) -> Dict[str, Any]:
         """The schema as plain data; `Schema.from_dict(schema.to_dict()) == schema`."""

@@ -28,6 +28,11 @@ divided by `4 * (N + 1)`. Every record holds `rows_per_record` rows except possi
 the split's order (for the random split, the order of the reference permutation), which unshuffled reading keeps.
 Shard names follow `shard_file_name`; readers take the list from the manifest.
 
+Numeric fields with a treatment (docs/inputs.md): a bucketized field is an id column like any other (its `columns`
+entry has `"boundaries"` and no vocabulary; size len(boundaries) + 2). Embedded and dense fields are float
+columns: when there are any, each row is `[N ids, F float32 bit patterns (as int32), label]`, the manifest lists
+them in `float_columns` and `record_format.payload` is `FLOAT_PAYLOAD_LAYOUT`. Folders without them are unchanged.
+
 `manifest.json` is a JSON object (`write_manifest` writes and checks it, `load_manifest` reads and checks it):
 
     format                 "tf_multiembed.prepared_data"
@@ -49,6 +54,9 @@ Shard names follow `shard_file_name`; readers take the list from the manifest.
                            they were not hashed
     report                 `IngestReport.to_dict()`: rows read, kept, skipped by reason, written per split, timings
     created_by             {"engine": name, "package_version": version}
+    numeric                (only with numeric treatments) {"bucketized": [{"name", "boundaries", "missing_rows"}],
+                           "embedded"/"dense": [{"name", "normalization", "mean", "std", "log1p", "missing_rows"}]}
+    float_columns          (only with embedded/dense fields) the F float columns after the ids, in record order
 
 Example (a plain-Python writer):
     >>> writer = SplitWriter(folder, "train", num_rows=len(ids), num_fields=ids.shape[1])  # doctest: +SKIP
@@ -80,6 +88,7 @@ SHARD_SUFFIX = ".tfrecord"
 SPLIT_NAMES = ("train", "validation", "test")
 ID_DTYPE = np.dtype("<i4")
 PAYLOAD_LAYOUT = "int32le[rows, N+1]: ids then label"
+FLOAT_PAYLOAD_LAYOUT = "int32le[rows, N+F+1]: ids, float32 bits of the F float columns, then label"
 DEFAULT_ROWS_PER_RECORD = 1024
 DEFAULT_ROWS_PER_SHARD = 1_000_000
 
@@ -392,7 +401,7 @@ def verify_shards(folder: types.PathLike, manifest: Mapping[str, Any], mode: str
     if mode not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {list(VERIFY_MODES)}, got {mode!r}.")
     folder = pathlib.Path(folder)
-    num_fields = len(manifest["field_names"])
+    num_fields = record_columns(manifest)
     shards = [shard for split in SPLIT_NAMES for shard in manifest["splits"][split]["shards"]]
     total = 0
     for shard in shards:
@@ -462,14 +471,18 @@ def check_manifest(manifest: Mapping, folder) -> None:
                                                                  "in length.")
     _check([column.get("name") for column in columns] == list(names), folder, "columns do not follow field_names.")
     for column, size in zip(columns, sizes):
-        if column.get("hash_buckets") is not None:
+        if column.get("boundaries") is not None:
+            _check(size == len(column["boundaries"]) + 2, folder, f"column {column['name']!r}: vocabulary size "
+                                                                  f"{size} != len(boundaries) + 2.")
+        elif column.get("hash_buckets") is not None:
             _check(size == column["hash_buckets"] + 1, folder, f"column {column['name']!r}: vocabulary size {size} "
                                                                f"!= hash_buckets + 1.")
         else:
             _check(column.get("vocabulary") == f"{VOCAB_DIR_NAME}/{column['name']}.txt", folder,
                    f"column {column['name']!r} has neither a vocabulary file nor hash_buckets.")
     record_format = manifest["record_format"]
-    _check(record_format.get("container") == "tfrecord" and record_format.get("payload") == PAYLOAD_LAYOUT
+    payload = FLOAT_PAYLOAD_LAYOUT if manifest.get("float_columns") else PAYLOAD_LAYOUT
+    _check(record_format.get("container") == "tfrecord" and record_format.get("payload") == payload
            and int(record_format.get("rows_per_record", 0)) >= 1, folder, f"unknown record_format {record_format}.")
     _check(sorted(manifest["splits"]) == sorted(SPLIT_NAMES), folder, f"splits must be {list(SPLIT_NAMES)}.")
     for split, entry in manifest["splits"].items():
@@ -485,7 +498,9 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
                    hash_buckets: Mapping[str, int], min_counts: Mapping[str, Optional[int]],
                    splits: Mapping[str, Sequence[ShardInfo]], rows_per_record: int, settings: Mapping,
                    report: Mapping, inputs: Sequence[Mapping] = (), cache_key: Optional[str] = None,
-                   engine: str = "tf_multiembed", check_files: bool = True) -> pathlib.Path:
+                   engine: str = "tf_multiembed", check_files: bool = True,
+                   extra: Optional[Mapping] = None,
+                   numeric: Optional[Mapping[str, Sequence[Mapping]]] = None) -> pathlib.Path:
     """Writes `manifest.json` for a finished folder (last, atomically) and returns its path.
 
     Args:
@@ -503,14 +518,21 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
         cache_key: the build's cache key, or None.
         engine: the writer's name, recorded in `created_by`.
         check_files: check that every vocabulary file has `vocabulary_size - 1` lines and every shard file exists.
+        extra: more top-level entries (e.g. `vocabulary_growth` of a build grown from a base vocabulary).
+        numeric: the statistics and boundaries of the numeric fields with a treatment (`numeric.py`), or None.
     """
     folder = pathlib.Path(folder)
     columns = []
     for name in field_names:
         field = next((f.name for f in schema.fields if name in f.output_names), None)
         buckets = hash_buckets.get(name)
+        boundaries = next((entry["boundaries"] for entry in (numeric or {}).get("bucketized", [])
+                           if entry["name"] == name), None)
         columns.append({"name": name, "field": field, "hash_buckets": buckets,
-                        "vocabulary": None if buckets is not None else f"{VOCAB_DIR_NAME}/{name}.txt"})
+                        "vocabulary": None if buckets is not None or boundaries is not None
+                        else f"{VOCAB_DIR_NAME}/{name}.txt"})
+        if boundaries is not None:
+            columns[-1]["boundaries"] = list(boundaries)
     digests = [entry.get("sha256") for entry in inputs if not entry.get("missing")]  # missing: skipped, no content
     manifest = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "cache_key": cache_key, "schema": schema.to_dict(),
@@ -523,7 +545,14 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
         "settings": dict(settings), "inputs": [dict(entry) for entry in inputs],
         "data_fingerprint": content_fingerprint(digests), "report": dict(report),
         "created_by": {"engine": engine, "package_version": package_version()},
+        **dict(extra or {}),
     }
+    if numeric:  # only with numeric treatments: the paper's manifests are unchanged
+        float_columns = [entry["name"] for key in ("embedded", "dense") for entry in numeric.get(key, [])]
+        manifest["numeric"] = {key: [dict(entry) for entry in entries] for key, entries in numeric.items()}
+        if float_columns:
+            manifest["float_columns"] = float_columns
+            manifest["record_format"]["payload"] = FLOAT_PAYLOAD_LAYOUT
     check_manifest(manifest, folder)
     if check_files:
         for column, size in zip(columns, manifest["vocabulary_sizes"]):
@@ -541,6 +570,11 @@ def write_manifest(folder, *, schema, field_names: Sequence[str], vocabulary_siz
     temporary.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     os.replace(temporary, path)
     return path
+
+
+def record_columns(manifest: Mapping) -> int:
+    """Columns of a record row before the label: the N ids and the float columns (`float_columns`, if any)."""
+    return len(manifest["field_names"]) + len(manifest.get("float_columns", ()))
 
 
 def load_manifest(folder) -> Dict:

@@ -86,13 +86,15 @@ def build_schema_vocabularies(schema: schema_lib.Schema,
     min_counts = schema.resolved_min_counts()
     return {field.name: build_vocabulary(counts[field.name], cast(int, min_counts[field.name]),  # None: hash fields
                                          schema.vocabulary_order, field.max_tokens)
-            for field in schema.fields if field.hash_buckets is None}
+            for field in schema.fields if field.hash_buckets is None and field.treatment is None}
 
 
 def write_schema_vocabularies(schema: schema_lib.Schema, vocabularies: Mapping[str, Sequence[str]],
-                              vocab_dir: types.PathLike) -> List[int]:
+                              vocab_dir: types.PathLike,
+                              boundaries: Optional[Mapping[str, Sequence[float]]] = None) -> List[int]:
     """Writes one file per encoded column (each slot of a multi-valued field gets a copy of the field's tokens) and
-    returns the vocabulary sizes (tokens + 1 for the OOV id; hash_buckets + 1 for hash-bucket fields, which have no
+    returns the vocabulary sizes (tokens + 1 for the OOV id; len(boundaries) + 2 for bucketized numeric fields, whose
+    `boundaries` come from pass 1; hash_buckets + 1 for hash-bucket fields, which have no
     file) in `schema.field_names` order."""
     vocab_dir = pathlib.Path(vocab_dir)
     vocab_dir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +102,10 @@ def write_schema_vocabularies(schema: schema_lib.Schema, vocabularies: Mapping[s
     for field in schema.fields:
         if field.hash_buckets is not None:
             sizes.extend([field.hash_buckets + 1] * len(field.output_names))
+            continue
+        if field.treatment is not None:  # bucketized: boundaries + 2 ids (0 missing); float fields: no id column
+            if field.output_names:
+                sizes.append(len((boundaries or {})[field.name]) + 2)
             continue
         tokens = vocabularies[field.name]
         for output_name in field.output_names:
@@ -112,4 +118,4 @@ def read_schema_vocabularies(schema: schema_lib.Schema, vocab_dir: types.PathLik
     """{field name: tokens} read back from `vocab_dir` (the first slot's file for multi-valued fields), for the fields
     with a vocabulary."""
     return {field.name: read_vocabulary(vocabulary_path(vocab_dir, field.output_names[0]))
-            for field in schema.fields if field.hash_buckets is None}
+            for field in schema.fields if field.hash_buckets is None and field.treatment is None}

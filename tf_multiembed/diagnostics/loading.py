@@ -101,7 +101,8 @@ def read_export(path: types.PathLike, *, field_names: Optional[Sequence[str]] = 
     weights = {key: value.numpy() for key, value in function().items()}
     tables = tables_lib.EmbeddingTables(
         weights["embeddings"], tuple(embedding["vocabulary_sizes"]), int(embedding["num_sets"]),
-        int(embedding["embedding_dim"]), tuple(field_names or metadata["field_names"]))
+        int(embedding["embedding_dim"]),
+        tuple(field_names or embedding.get("field_names") or metadata["field_names"]))
     return SavedModelWeights(tables, weights.get("cross_kernel"), embedding.get("pairwise"), str(path), metadata)
 
 

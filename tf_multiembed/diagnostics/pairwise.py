@@ -77,7 +77,8 @@ def cross_projection_diagnostics(embedding_tables: tables_lib.EmbeddingTables, k
 
     Args:
         embedding_tables: the embedding table (M sets of width K).
-        kernel: the effective kernel of one cross layer, `[M, N*K, N*K]`.
+        kernel: the effective kernel of one cross layer, `[M, N*K, N*K]` (a wider kernel, of a model with embedded
+            numeric fields after the N categorical ones, is cut to the categorical fields' blocks).
         id_counts, min_count: exclude untrained rows as in `analyze_embeddings`.
         source: a label stored with the result.
 
@@ -90,6 +91,12 @@ def cross_projection_diagnostics(embedding_tables: tables_lib.EmbeddingTables, k
     """
     tables = embedding_tables
     num_sets, num_fields, dim = tables.num_sets, tables.num_fields, tables.embedding_dim
+    kernel = np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel, dtype=np.float64)
+    width = num_fields * dim
+    if kernel.ndim == 3 and kernel.shape[1] == kernel.shape[2] > width and (kernel.shape[1] - width) % dim == 0:
+        # Embedded numeric fields follow the categorical ones (docs/inputs.md); their tables have two rows (value
+        # and missing vectors), so the pairs analysed are those of the embedding table's fields.
+        kernel = kernel[:, :width, :width]
     blocks = cross_kernel_blocks(kernel, num_fields, dim)
     if blocks.shape[0] != num_sets:
         raise ValueError(

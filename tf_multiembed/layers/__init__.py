@@ -13,13 +13,16 @@ from tf_multiembed.layers.interactions import (
     SetSelfAttention,
     SetTwoStreamMLP,
 )
+from tf_multiembed.layers.numeric import DenseNumeric, NumericEmbedding
 from tf_multiembed.layers.set_dense import MLP, SetBatchNormalization, SetDense, SetMLP
 from tf_multiembed.layers.set_ops import SetFlatten, SetMean
 
 __all__ = [
     "BilinearFusion",
+    "DenseNumeric",
     "MLP",
     "MultiEmbedding",
+    "NumericEmbedding",
     "SetBatchNormalization",
     "SetCIN",
     "SetCross",

@@ -34,9 +34,19 @@ class MultiEmbedding(tf.keras.layers.Layer):
         field_names: optional names of the fields, used in error messages.
         validate_ids: check at run time that every id lies in `[0, D_i)` and fail with a message naming the field.
             A bad id would otherwise read another field's row (on CPU) or a row of zeros (on GPU) silently.
+        bag_sizes: optional, per field, its number of id columns: 1 for a single-valued field, L > 1 for a
+            variable-length field (a bag, docs/inputs.md) of at most L values from the field's vocabulary, padded
+            with -1. A bag's looked-up rows are pooled per set into the field's one embedding. None (the default)
+            means one column per field, the paper's layout, computed exactly as without this option.
+        bag_combiner: "mean" (the default: the sum of the bag's rows over its number of values; an empty bag is
+            the zero vector) or "sum".
         **kwargs: base `Layer` arguments (name, dtype, ...).
 
-    Input shape: integer ids `[batch, N]`, field-local.
+    With bags, `call(ids, bag_weights=None)` also takes optional per-value weights float `[batch, sum(bag_sizes)]`
+    (a weighted sum, over the sum of the weights for "mean"); single-valued fields ignore theirs. All columns are
+    read with the same single gather, and pooled by one product with a fixed `[sum(bag_sizes), N]` 0/1 matrix.
+
+    Input shape: integer ids `[batch, N]`, field-local (`[batch, sum(bag_sizes)]` with bags).
     Output shape: `[batch, M, N, K]`.
 
     Example:
@@ -54,6 +64,8 @@ class MultiEmbedding(tf.keras.layers.Layer):
         embeddings_regularizer: Optional[types.RegularizerLike] = None,
         field_names: Optional[Sequence[str]] = None,
         validate_ids: bool = True,
+        bag_sizes: Optional[Sequence[int]] = None,
+        bag_combiner: str = "mean",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,17 +86,38 @@ class MultiEmbedding(tf.keras.layers.Layer):
         self.embeddings_regularizer = tf.keras.regularizers.get(embeddings_regularizer)
         self.field_offsets = [0] + np.cumsum(self.vocabulary_sizes)[:-1].astype(int).tolist()
         self.total_rows = int(sum(self.vocabulary_sizes))
+        if bag_sizes is not None:
+            bag_sizes = validation.check_positive_int_list(bag_sizes, "bag_sizes", owner)
+            if len(bag_sizes) != len(self.vocabulary_sizes):
+                raise ValueError(f"{owner}: `bag_sizes` has {len(bag_sizes)} entries but `vocabulary_sizes` has "
+                                 f"{len(self.vocabulary_sizes)}; give one per field (1 for a single-valued field).")
+            if all(size == 1 for size in bag_sizes):
+                bag_sizes = None  # no bag: the paper's layout
+        if bag_combiner not in ("mean", "sum"):
+            raise ValueError(f"{owner}: `bag_combiner` must be 'mean' or 'sum', received {bag_combiner!r}.")
+        self.bag_sizes = bag_sizes
+        self.bag_combiner = bag_combiner
+        # Per id column: its field (a bag has several columns).
+        self.column_fields = (list(range(self.num_fields)) if bag_sizes is None else
+                              [field for field, size in enumerate(bag_sizes) for _ in range(size)])
 
     @property
     def num_fields(self) -> int:
         return len(self.vocabulary_sizes)
 
+    @property
+    def num_columns(self) -> int:
+        """Id columns of the input: N, or sum(bag_sizes) with bags."""
+        return len(self.column_fields)
+
     def build(self, input_shape: types.Shape) -> None:
         input_shape = tuple(input_shape)
-        if len(input_shape) != 2 or input_shape[-1] != self.num_fields:
+        if len(input_shape) != 2 or input_shape[-1] != self.num_columns:
+            what = ("one id per field in `vocabulary_sizes`" if self.bag_sizes is None
+                    else "sum(bag_sizes) id columns")
             raise ValueError(
-                f"MultiEmbedding: expected ids of shape [batch, {self.num_fields}] (one id per field in "
-                f"`vocabulary_sizes`), received shape {input_shape}."
+                f"MultiEmbedding: expected ids of shape [batch, {self.num_columns}] ({what}), received shape "
+                f"{input_shape}."
             )
         bound = math.sqrt(6.0 / (self.total_rows + self.embedding_dim))
         initializer = initializers.resolve(
@@ -101,7 +134,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
         )
         super().build(input_shape)
 
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    def call(self, inputs: tf.Tensor, bag_weights: Optional[tf.Tensor] = None) -> tf.Tensor:
         ids = tf.convert_to_tensor(inputs)
         if not ids.dtype.is_integer:
             raise TypeError(
@@ -109,6 +142,8 @@ class MultiEmbedding(tf.keras.layers.Layer):
                 f"dtype {ids.dtype.name}. Encode categorical values to ids first (see tf_multiembed.data)."
             )
         ids = tf.cast(ids, tf.int64)
+        if self.bag_sizes is not None:
+            return self._pooled(ids, bag_weights)
         sizes = tf.constant(self.vocabulary_sizes, dtype=tf.int64)
         if self.validate_ids:
             ids = self._checked(ids, sizes)
@@ -121,17 +156,44 @@ class MultiEmbedding(tf.keras.layers.Layer):
         gathered = tf.reshape(gathered, [-1, self.num_fields, self.num_sets, self.embedding_dim])
         return tf.transpose(gathered, [0, 2, 1, 3])  # [B, M, N, K]
 
-    def _checked(self, ids: tf.Tensor, sizes: tf.Tensor) -> tf.Tensor:
+    def _pooled(self, ids: tf.Tensor, bag_weights: Optional[tf.Tensor]) -> tf.Tensor:
+        """Bags: one gather of every column's row, then per field the (weighted) sum or mean of its columns."""
+        fields = self.column_fields
+        sizes = tf.constant([self.vocabulary_sizes[field] for field in fields], dtype=tf.int64)
+        in_bag = tf.constant([self.bag_sizes[field] > 1 for field in fields])
+        if self.validate_ids:
+            ids = self._checked(ids, sizes, lowest=tf.where(in_bag, tf.constant(-1, tf.int64),
+                                                               tf.constant(0, tf.int64)))
+        present = tf.logical_or(tf.logical_not(in_bag), ids >= 0)  # -1 pads a bag
+        rows = tf.where(present, ids, tf.zeros_like(ids)) + tf.constant(
+            [self.field_offsets[field] for field in fields], dtype=tf.int64)
+        gathered = tf.nn.embedding_lookup(as_tf_variable(self.embeddings), rows)  # [B, C, M*K]
+        weights = tf.cast(present, tf.float32)
+        if bag_weights is not None:
+            weights *= tf.where(in_bag, tf.cast(bag_weights, tf.float32), tf.ones_like(weights))
+        pooling = np.zeros((len(fields), self.num_fields), np.float32)
+        pooling[np.arange(len(fields)), fields] = 1.0
+        pooling = tf.constant(pooling)  # [C, N]
+        pooled = tf.einsum("bcd,bc,cn->bnd", tf.cast(gathered, tf.float32), weights, pooling)
+        if self.bag_combiner == "mean":
+            total = tf.einsum("bc,cn->bn", weights, pooling)
+            pooled /= tf.where(total > 0, total, tf.ones_like(total))[:, :, None]  # an empty bag stays zero
+        pooled = tf.cast(pooled, self.compute_dtype)
+        pooled = tf.reshape(pooled, [-1, self.num_fields, self.num_sets, self.embedding_dim])
+        return tf.transpose(pooled, [0, 2, 1, 3])  # [B, M, N, K]
+
+    def _checked(self, ids: tf.Tensor, sizes: tf.Tensor, lowest: Optional[tf.Tensor] = None) -> tf.Tensor:
         # Only numbers are computed at run time: string ops cannot be compiled by XLA (jit_compile, TPU), where
         # the assertion is compiled out and ids must be checked in the input pipeline instead.
-        bad = tf.logical_or(ids < 0, ids >= sizes)
+        bad = tf.logical_or(ids < (0 if lowest is None else lowest), ids >= sizes)
         flat_index = tf.argmax(tf.reshape(tf.cast(bad, tf.int32), [-1]), output_type=tf.int64)
-        field = flat_index % self.num_fields
+        field = tf.gather(tf.constant(self.column_fields, tf.int64), flat_index % self.num_columns)
         names = ", ".join(f"{i}={name}" for i, name in enumerate(self.field_names or [])) or "unnamed"
         check = tf.debugging.Assert(
             tf.logical_not(tf.reduce_any(bad)),
             [f"MultiEmbedding '{self.name}': id out of range in field", field, "received",
-             tf.gather(tf.reshape(ids, [-1]), flat_index), "expected 0 <= id <", tf.gather(sizes, field),
+             tf.gather(tf.reshape(ids, [-1]), flat_index), "expected 0 <= id <",
+             tf.gather(tf.constant(self.vocabulary_sizes, tf.int64), field),
              f"(the field's vocabulary size; 0 is the OOV id; fields: {names}). "
              "Re-encode the input or enlarge vocabulary_sizes."],
         )
@@ -177,4 +239,6 @@ class MultiEmbedding(tf.keras.layers.Layer):
                 "validate_ids": self.validate_ids,
             }
         )
+        if self.bag_sizes is not None:  # the paper's configs stay as they were
+            config.update({"bag_sizes": list(self.bag_sizes), "bag_combiner": self.bag_combiner})
         return config

@@ -9,7 +9,14 @@ import pkgutil
 
 from tf_multiembed.models.autoint import build_autoint
 from tf_multiembed.models.builder import build_model, resolve_embedding_shape
-from tf_multiembed.models.common import FEATURE_IDS_INPUT, PROBABILITY_OUTPUT
+from tf_multiembed.models.common import (
+    DENSE_VALUES_INPUT,
+    FEATURE_IDS_INPUT,
+    NUMERIC_VALUES_INPUT,
+    PROBABILITY_OUTPUT,
+    NumericFeature,
+    NumericInputs,
+)
 from tf_multiembed.models.dcnv2 import build_dcnv2
 from tf_multiembed.models.dnn import build_dnn
 from tf_multiembed.models.finalmlp import build_finalmlp

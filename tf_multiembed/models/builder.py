@@ -5,6 +5,7 @@ from typing import Any, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from tf_multiembed import validation
+from tf_multiembed.models.common import NumericInputs
 from tf_multiembed.models.registry import get_model_spec
 
 
@@ -44,12 +45,17 @@ def resolve_embedding_shape(name: str, scale: int = 1, multi_embedding: bool = T
 
 def build_model(name: str, vocabulary_sizes: Sequence[int], *, scale: int = 1, multi_embedding: bool = True,
                 embedding_dim: Optional[int] = None, num_sets: Optional[int] = None,
-                field_names: Optional[Sequence[str]] = None, **model_kwargs: Any) -> tf.keras.Model:
+                field_names: Optional[Sequence[str]] = None, numeric_inputs: Optional[NumericInputs] = None,
+                bag_sizes: Optional[Sequence[int]] = None, bag_combiner: str = "mean",
+                **model_kwargs: Any) -> tf.keras.Model:
     """Builds a functional Keras model of the zoo.
 
     The model takes one input, `feature_ids` (int64 `[batch, N]`, field-local ids, 0 = OOV), and returns the click
-    probability `[batch, 1]`. Its embedding layer is named "multi_embedding". `model_kwargs` go to the family's
-    builder (e.g. `hidden_units`, `dropout`, `num_cross_layers`, `low_rank`); every paper default can be overridden.
+    probability `[batch, 1]`. With `numeric_inputs` it takes a dict instead: `feature_ids` plus `numeric_values`
+    (float32 `[batch, F_e]`, the embedded numeric fields, NaN = missing) and/or `dense_values` (float32
+    `[batch, F_d]`), as docs/inputs.md describes. Its embedding layer is named "multi_embedding". `model_kwargs`
+    go to the family's builder (e.g. `hidden_units`, `dropout`, `num_cross_layers`, `low_rank`); every paper
+    default can be overridden.
 
     Args:
         name: a registered model name: "dnn", "ipnn", "nfwfm", "xdeepfm", "dcnv2", "finalmlp", "autoint", ...
@@ -59,6 +65,12 @@ def build_model(name: str, vocabulary_sizes: Sequence[int], *, scale: int = 1, m
         embedding_dim: base width K; default the paper's (10; 50 for NFwFM).
         num_sets: explicit number of sets for ME.
         field_names: optional field names (used in error messages).
+        numeric_inputs: float numeric fields and their normalisation constants (`NumericInputs`, e.g.
+            `NumericInputs.from_dict(prepared.model_inputs)`); None or empty for the paper's id-only model.
+        bag_sizes: per field, 1, or L for a variable-length field (a bag) of at most L values padded with -1:
+            `feature_ids` then has sum(bag_sizes) columns (`PreparedData.bag_sizes`); `vocabulary_sizes` are per
+            field. None: one column per field.
+        bag_combiner: how bags are pooled per set, "mean" (default) or "sum".
 
     Example:
         >>> model = build_model("dcnv2", vocabulary_sizes=[944, 1683, 62], scale=4, multi_embedding=True)
@@ -68,4 +80,6 @@ def build_model(name: str, vocabulary_sizes: Sequence[int], *, scale: int = 1, m
     resolved_sets, resolved_dim = resolve_embedding_shape(name, scale, multi_embedding, embedding_dim, num_sets)
     spec = get_model_spec(name)
     return spec.build_fn(vocabulary_sizes, num_sets=resolved_sets, embedding_dim=resolved_dim,
-                         field_names=field_names, **model_kwargs)
+                         field_names=field_names, **({"numeric_inputs": numeric_inputs} if numeric_inputs else {}),
+                         **({"bag_sizes": list(bag_sizes), "bag_combiner": bag_combiner} if bag_sizes is not None
+                            else {}), **model_kwargs)

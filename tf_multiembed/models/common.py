@@ -1,13 +1,17 @@
 """Pieces every model of the zoo shares: the id input, the embedding sets, the per-set projection + mean + head."""
 
-from typing import List, Optional, Sequence, Tuple
+import dataclasses
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
 from tf_multiembed import introspection, types, validation
-from tf_multiembed.layers import MLP, MultiEmbedding, SetMean, SetMLP
+from tf_multiembed.layers import MLP, DenseNumeric, MultiEmbedding, NumericEmbedding, SetMean, SetMLP
 
 FEATURE_IDS_INPUT = "feature_ids"
+NUMERIC_VALUES_INPUT = "numeric_values"
+DENSE_VALUES_INPUT = "dense_values"
 PROBABILITY_OUTPUT = "click_probability"
 
 # The paper's defaults for every model (paper.md §1.2-1.3).
@@ -15,20 +19,135 @@ DEFAULT_HIDDEN_UNITS = (400, 400)
 DEFAULT_DROPOUT = 0.2
 
 
+@dataclasses.dataclass(frozen=True)
+class NumericFeature:
+    """One float numeric field as the model sees it: its name and normalisation constants (docs/inputs.md).
+
+    Args:
+        name: the field's name.
+        mean: mean of t(v) over the training input (pass 1 of the build).
+        std: standard deviation of t(v) (> 0).
+        log1p: t(v) = log1p(max(v, 0)) instead of v.
+    """
+
+    name: str
+    mean: float = 0.0
+    std: float = 1.0
+    log1p: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"NumericFeature: `name` must be a non-empty string, got {self.name!r}.")
+        if isinstance(self.mean, bool) or not isinstance(self.mean, (int, float)) or not math.isfinite(self.mean):
+            raise ValueError(f"NumericFeature {self.name!r}: `mean` must be a finite number, got {self.mean!r}.")
+        if (isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not math.isfinite(self.std)
+                or self.std <= 0):
+            raise ValueError(f"NumericFeature {self.name!r}: `std` must be a finite number > 0, got {self.std!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class NumericInputs:
+    """The float inputs of a model besides `feature_ids`: embedded fields (`numeric_values [B, F_e]`, embedded per
+    set and concatenated after the categorical fields) and dense fields (`dense_values [B, F_d]`, a shared linear
+    term of the logit). Empty (the default) means today's single-input model.
+
+    Example:
+        >>> NumericInputs(embedded=(NumericFeature("age", mean=34.0, std=12.0),)).num_embedded
+        1
+    """
+
+    embedded: Tuple[NumericFeature, ...] = ()
+    dense: Tuple[NumericFeature, ...] = ()
+
+    def __post_init__(self) -> None:
+        for key in ("embedded", "dense"):
+            features = tuple(getattr(self, key))
+            if not all(isinstance(feature, NumericFeature) for feature in features):
+                raise ValueError(f"NumericInputs: `{key}` must hold NumericFeature entries, got {features!r}.")
+            object.__setattr__(self, key, features)
+        names = [feature.name for feature in self.embedded + self.dense]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"NumericInputs: numeric field names must be unique; repeated: {repeated}.")
+
+    @property
+    def num_embedded(self) -> int:
+        return len(self.embedded)
+
+    @property
+    def num_dense(self) -> int:
+        return len(self.dense)
+
+    def __bool__(self) -> bool:
+        return bool(self.embedded or self.dense)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {key: [dataclasses.asdict(feature) for feature in getattr(self, key)] for key in ("embedded", "dense")}
+
+    @classmethod
+    def from_dict(cls, data: Optional[Mapping[str, Any]]) -> "NumericInputs":
+        """From `to_dict()`'s form (or a prepared-data manifest's `model_inputs`); None gives no numeric inputs."""
+        if not data:
+            return cls()
+        return cls(**{key: tuple(NumericFeature(**entry) for entry in data.get(key, ())) for key in ("embedded",
+                                                                                                   "dense")})
+
+
+def _statistics(features: Sequence[NumericFeature]) -> Dict[str, Any]:
+    return {"means": [f.mean for f in features], "stds": [f.std for f in features],
+            "log1p": [bool(f.log1p) for f in features], "field_names": [f.name for f in features]}
+
+
 def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_dim: int,
                     field_names: Optional[Sequence[str]] = None,
                     embeddings_initializer: Optional[types.InitializerLike] = None,
                     embeddings_regularizer: Optional[types.RegularizerLike] = None,
-                    validate_ids: bool = True) -> Tuple[tf.Tensor, tf.Tensor]:
-    """The model input `feature_ids` `[B, N]` and its embeddings `[B, M, N, K]` (layer name "multi_embedding")."""
+                    validate_ids: bool = True, numeric_inputs: Optional[NumericInputs] = None,
+                    bag_sizes: Optional[Sequence[int]] = None,
+                    bag_combiner: str = "mean") -> Tuple[Union[tf.Tensor, Dict[str, tf.Tensor]], tf.Tensor]:
+    """The model inputs and the embeddings `[B, M, N_total, K]` every interaction block takes.
+
+    Without numeric inputs: the input `feature_ids` `[B, N]` and its embeddings (layer "multi_embedding"), exactly
+    the paper's model. With them: a dict of inputs (`feature_ids`, and `numeric_values` / `dense_values` as
+    present); the embedded numeric fields (layer "numeric_embedding") follow the categorical ones along the field
+    axis (layer "field_concat"), so N_total = N + F_e. With `bag_sizes` (per field, 1 or a bag's L columns) the ids
+    input has sum(bag_sizes) columns and each bag is pooled into its field's embedding (`MultiEmbedding`).
+    """
     vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_model")
-    inputs = tf.keras.Input(shape=(len(vocabulary_sizes),), dtype="int64", name=FEATURE_IDS_INPUT)
-    embeddings = MultiEmbedding(
+    layer = MultiEmbedding(
         vocabulary_sizes, num_sets=num_sets, embedding_dim=embedding_dim, field_names=field_names,
         embeddings_initializer=embeddings_initializer, embeddings_regularizer=embeddings_regularizer,
         validate_ids=validate_ids, name="multi_embedding",
-    )(inputs)
+        **({"bag_sizes": bag_sizes, "bag_combiner": bag_combiner} if bag_sizes is not None else {}),
+    )
+    ids = tf.keras.Input(shape=(layer.num_columns,), dtype="int64", name=FEATURE_IDS_INPUT)
+    embeddings = layer(ids)
+    if not numeric_inputs:
+        return ids, embeddings
+    if not isinstance(numeric_inputs, NumericInputs):
+        raise TypeError(f"build_model: `numeric_inputs` must be a NumericInputs, got {type(numeric_inputs).__name__}.")
+    inputs = {FEATURE_IDS_INPUT: ids}
+    if numeric_inputs.embedded:
+        values = tf.keras.Input(shape=(numeric_inputs.num_embedded,), dtype="float32", name=NUMERIC_VALUES_INPUT)
+        inputs[NUMERIC_VALUES_INPUT] = values
+        numeric = NumericEmbedding(numeric_inputs.num_embedded, num_sets=num_sets, embedding_dim=embedding_dim,
+                                   embeddings_initializer=embeddings_initializer, name="numeric_embedding",
+                                   **_statistics(numeric_inputs.embedded))(values)
+        embeddings = tf.keras.layers.Concatenate(axis=2, name="field_concat")([embeddings, numeric])
+    if numeric_inputs.dense:
+        inputs[DENSE_VALUES_INPUT] = tf.keras.Input(shape=(numeric_inputs.num_dense,), dtype="float32",
+                                                    name=DENSE_VALUES_INPUT)
     return inputs, embeddings
+
+
+def dense_logit(inputs: Union[tf.Tensor, Dict[str, tf.Tensor]],
+                numeric_inputs: Optional[NumericInputs]) -> Optional[tf.Tensor]:
+    """The dense treatment's shared linear logit term (layer "dense_logit"), or None without dense fields."""
+    if not numeric_inputs or not numeric_inputs.dense:
+        return None
+    normalised = DenseNumeric(numeric_inputs.num_dense, name="dense_numeric",
+                              **_statistics(numeric_inputs.dense))(inputs[DENSE_VALUES_INPUT])
+    return linear_logit(normalised, name="dense_logit")
 
 
 def check_hidden_units(hidden_units: Sequence[int]) -> List[int]:
@@ -56,9 +175,14 @@ def linear_logit(features: tf.Tensor, name: str) -> tf.Tensor:
     return MLP((), output_units=1, name=name)(features)
 
 
-def probability_model(inputs: tf.Tensor, logit: tf.Tensor, name: str) -> tf.keras.Model:
-    """Wraps a logit into the functional model whose output is the click probability `[B, 1]`; weights its layers
-    keep only in Python lists are tracked too (`track_listed_weights`)."""
+def probability_model(inputs: Union[tf.Tensor, Dict[str, tf.Tensor]], logit: tf.Tensor, name: str,
+                      numeric_inputs: Optional[NumericInputs] = None) -> tf.keras.Model:
+    """Wraps a logit into the functional model whose output is the click probability `[B, 1]`; dense numeric
+    fields add their shared linear term to the logit first (docs/inputs.md); weights its layers keep only in Python
+    lists are tracked too (`track_listed_weights`)."""
+    dense = dense_logit(inputs, numeric_inputs)
+    if dense is not None:
+        logit = tf.keras.layers.Add(name="logit_with_dense")([logit, dense])
     probability = tf.keras.layers.Activation("sigmoid", dtype="float32", name=PROBABILITY_OUTPUT)(logit)
     model = tf.keras.Model(inputs=inputs, outputs=probability, name=name)
     track_listed_weights(model)

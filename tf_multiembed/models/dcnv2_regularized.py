@@ -20,6 +20,8 @@ def build_regularized_dcnv2(vocabulary_sizes: Sequence[int], *, num_sets: int, e
                             batch_norm_epsilon: float = 1e-5,
                             embeddings_initializer: Optional[types.InitializerLike] = None,
                             embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
+                            numeric_inputs: Optional[common.NumericInputs] = None,
+                            bag_sizes: Optional[Sequence[int]] = None, bag_combiner: str = "mean",
                             name: Optional[str] = None) -> tf.keras.Model:
     """Builds DCNv2 with `RegularizedSetCross` (layer "set_cross") instead of the plain cross network.
 
@@ -38,10 +40,12 @@ def build_regularized_dcnv2(vocabulary_sizes: Sequence[int], *, num_sets: int, e
         'RegularizedSetCross'
     """
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     features = SetFlatten(name="set_flatten")(embeddings)
-    crossed = RegularizedSetCross(num_fields=len(vocabulary_sizes), num_layers=num_cross_layers,
+    crossed = RegularizedSetCross(num_fields=embeddings.shape[2], num_layers=num_cross_layers,
                                   orthogonality_coefficient=orthogonality_coefficient, name="set_cross")(features)
     logit = common.projection_mean_head(crossed, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon)
     return common.probability_model(
-        inputs, logit, name or common.model_name("dcnv2_regularized", num_sets, embedding_dim))
+        inputs, logit, name or common.model_name("dcnv2_regularized", num_sets, embedding_dim),
+        numeric_inputs=numeric_inputs)

@@ -16,14 +16,17 @@ def build_dnn(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: 
               dropout: float = common.DEFAULT_DROPOUT, batch_norm_momentum: float = 0.9,
               batch_norm_epsilon: float = 1e-5, embeddings_initializer: Optional[types.InitializerLike] = None,
               embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
-              name: Optional[str] = None) -> tf.keras.Model:
+              numeric_inputs: Optional[common.NumericInputs] = None, bag_sizes: Optional[Sequence[int]] = None,
+              bag_combiner: str = "mean", name: Optional[str] = None) -> tf.keras.Model:
     """Builds (ME-)DNN: per set flatten -> Linear+BN+ReLU+Dropout; mean over sets; shared MLP -> logit.
 
     Example:
         >>> model = build_dnn([10, 20, 30], num_sets=2, embedding_dim=10)
     """
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     features = SetFlatten(name="set_flatten")(embeddings)
     logit = common.projection_mean_head(features, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon)
-    return common.probability_model(inputs, logit, name or common.model_name("dnn", num_sets, embedding_dim))
+    return common.probability_model(inputs, logit, name or common.model_name("dnn", num_sets, embedding_dim),
+                                    numeric_inputs=numeric_inputs)

@@ -27,7 +27,8 @@ def build_ffm(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: 
               field_names: Optional[Sequence[str]] = None,
               embeddings_initializer: Optional[types.InitializerLike] = None,
               embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
-              name: Optional[str] = None) -> tf.keras.Model:
+              numeric_inputs: Optional[common.NumericInputs] = None, bag_sizes: Optional[Sequence[int]] = None,
+              bag_combiner: str = "mean", name: Optional[str] = None) -> tf.keras.Model:
     """Builds an FFM with `num_sets` sets of field-aware sub-embeddings of width `embedding_dim` (paper: one set, K=8).
 
     The embedding layer "multi_embedding" holds `num_sets * N` sets: set `m*N + j` is what every field uses against
@@ -48,6 +49,12 @@ def build_ffm(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: 
         >>> model.get_layer("multi_embedding").num_sets  # one sub-table per target field
         3
     """
+    if bag_sizes is not None and any(size > 1 for size in bag_sizes):
+        raise ValueError("build_ffm: the FFM of the collapse analysis takes single-valued fields only; use another "
+                         "model for variable-length (bag) fields.")
+    if numeric_inputs:
+        raise ValueError("build_ffm: the FFM of the collapse analysis takes categorical fields only; give numeric "
+                         "fields a 'bucketized' treatment, or use another model for embedded/dense numeric fields.")
     vocabulary_sizes = validation.check_positive_int_list(vocabulary_sizes, "vocabulary_sizes", "build_ffm")
     num_fields = len(vocabulary_sizes)
     if num_fields < 2:

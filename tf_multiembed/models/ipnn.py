@@ -18,7 +18,8 @@ def build_ipnn(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim:
                batch_norm_momentum: float = 0.9, batch_norm_epsilon: float = 1e-5,
                embeddings_initializer: Optional[types.InitializerLike] = None,
                embeddings_regularizer: Optional[types.RegularizerLike] = None, validate_ids: bool = True,
-               name: Optional[str] = None) -> tf.keras.Model:
+               numeric_inputs: Optional[common.NumericInputs] = None, bag_sizes: Optional[Sequence[int]] = None,
+               bag_combiner: str = "mean", name: Optional[str] = None) -> tf.keras.Model:
     """Builds (ME-)IPNN.
 
     `include_embeddings=None` follows the paper: the single-embedding model (one set) feeds
@@ -31,7 +32,9 @@ def build_ipnn(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim:
     if include_embeddings is None:
         include_embeddings = num_sets == 1
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
-                                                embeddings_initializer, embeddings_regularizer, validate_ids)
+                                                embeddings_initializer, embeddings_regularizer, validate_ids,
+                                                numeric_inputs, bag_sizes, bag_combiner)
     products = SetInnerProduct(include_embeddings=include_embeddings, name="set_inner_product")(embeddings)
     logit = common.projection_mean_head(products, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon)
-    return common.probability_model(inputs, logit, name or common.model_name("ipnn", num_sets, embedding_dim))
+    return common.probability_model(inputs, logit, name or common.model_name("ipnn", num_sets, embedding_dim),
+                                    numeric_inputs=numeric_inputs)

@@ -58,7 +58,7 @@ def raw_columns_from_vocabularies(schema: schema_lib.Schema, vocab_dir: types.Pa
         if field.hash_buckets is not None:
             columns[field.name] = [f"value{row}" for row in range(num_rows)]
             continue
-        first_output = field.name if field.kind != schema_lib.MULTI_CATEGORICAL else f"{field.name}_0"
+        first_output = field.name if not field.is_list else f"{field.name}_0"
         tokens = vocabulary_lib.read_vocabulary(vocabulary_lib.vocabulary_path(vocab_dir, first_output)) or [""]
         columns[field.name] = [tokens[row % len(tokens)] for row in range(num_rows)]
     return columns

@@ -66,7 +66,7 @@ def serving_module(model: tf.keras.Model, encoder: "RawFeatureEncoder",
     for models with a `MultiEmbedding` table.
 
     Args:
-        model: the trained model: int64 ids `[B, N]` -> probability `[B, 1]`.
+        model: the trained model: int64 ids `[B, N]` (or the input dict of docs/inputs.md) -> probability `[B, 1]`.
         encoder: the `tf_multiembed.data.RawFeatureEncoder` of the data the model was trained on.
         calibrator: a `tf_multiembed.calibration` calibrator applied to the model's probabilities, or None.
 
@@ -74,10 +74,15 @@ def serving_module(model: tf.keras.Model, encoder: "RawFeatureEncoder",
         >>> module = serving_module(model, data.feature_encoder())  # doctest: +SKIP
         >>> module.serve({"C1": tf.constant(["68fd1e64"]), ...})  # doctest: +SKIP
     """
-    if len(model.inputs) != 1:
-        raise ValueError(f"serving_module: the model must take one input (the ids [B, N]), it takes "
-                         f"{len(model.inputs)}.")
-    num_fields = model.inputs[0].shape[-1]
+    model_inputs = {tensor.name.split(":")[0]: tensor for tensor in model.inputs}
+    expected = tuple(getattr(encoder, "output_names", ("feature_ids",)))
+    if len(model.inputs) != 1 or len(expected) != 1:
+        if sorted(model_inputs) != sorted(expected):
+            raise ValueError(f"serving_module: the model takes the inputs {sorted(model_inputs)} but the encoder "
+                             f"makes {sorted(expected)}; export with the encoder of the data the model was trained "
+                             "on (numeric treatments: docs/inputs.md).")
+    ids_input = model_inputs.get("feature_ids", model.inputs[0])
+    num_fields = ids_input.shape[-1]
     if num_fields is not None and num_fields != len(encoder.field_names):
         raise ValueError(f"serving_module: the model takes {num_fields} id columns but the encoder makes "
                          f"{len(encoder.field_names)} ({list(encoder.field_names)}); export with the encoder of the "
@@ -281,8 +286,8 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
                        warmup_columns: Optional[Mapping[str, Sequence[Any]]] = None,
                        warmup_batch_sizes: Sequence[int] = (1, 16), *, data_name: Optional[str] = None,
                        data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
-                       kept_checkpoint: Optional[Mapping[str, Any]] = None, calibrator: Optional["Calibrator"] = None
-                       ) -> pathlib.Path:
+                       kept_checkpoint: Optional[Mapping[str, Any]] = None, calibrator: Optional["Calibrator"] = None,
+                       lineage: Optional[Sequence[Mapping[str, Any]]] = None) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/` for TF Serving and returns its path.
 
     Args:
@@ -303,6 +308,8 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
             recorded in the metadata.
         calibrator: a `tf_multiembed.calibration` calibrator: `click_probability` is then calibrated inside the
             graph and `uncalibrated_click_probability` is added; its parameters go in the metadata.
+        lineage: the runs the model descends from (warm starts), each with the data it trained on, recorded in the
+            metadata (the run's `results["lineage"]`).
 
     Raises:
         ExportMismatchError, FileExistsError, ValueError: see `check_export_target`.
@@ -321,7 +328,7 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
     try:
         _write_version(model, encoder, model_name, version, staging, input_specs, warmup_columns, warmup_batch_sizes,
                        calibrator, data_name=data_name, data_fingerprint=data_fingerprint, model_family=model_family,
-                       kept_checkpoint=kept_checkpoint)
+                       kept_checkpoint=kept_checkpoint, lineage=lineage)
         final = model_root / str(version)
         try:
             os.rename(staging, final)  # the claim keeps this package's exporters away; others may not know it

@@ -71,6 +71,8 @@ class RequestBuilder:
         input_specs: `{feature name: tf.TensorSpec([None], tf.string or a number dtype)}`, e.g.
             `tf_multiembed.data.raw_feature_signature(schema)`.
         signature_name: the signature the requests address.
+        list_separators: `{feature name: separator}` of list-valued string features (multi_categorical and bag
+            fields, set by `from_schema`): a row may give them as a list of values, sent joined by the separator.
 
     Example:
         >>> specs = {"city": tf.TensorSpec([None], tf.string), "age": tf.TensorSpec([None], tf.float64)}
@@ -79,7 +81,9 @@ class RequestBuilder:
         {'signature_name': 'serving_default', 'instances': [{'city': 'paris', 'age': 31.0}]}
     """
 
-    def __init__(self, input_specs: Mapping[str, tf.TensorSpec], signature_name: str = SERVING_SIGNATURE) -> None:
+    def __init__(self, input_specs: Mapping[str, tf.TensorSpec], signature_name: str = SERVING_SIGNATURE,
+                 list_separators: Optional[Mapping[str, str]] = None) -> None:
+        self.list_separators = dict(list_separators or {})
         if not input_specs:
             raise ValueError("RequestBuilder: `input_specs` is empty; give the signature's inputs.")
         self.input_specs = dict(input_specs)
@@ -94,7 +98,8 @@ class RequestBuilder:
         """For the SavedModel exported from data built with `schema` (`tf_multiembed.data.Schema`)."""
         from tf_multiembed.data import raw_feature_signature
 
-        return cls(raw_feature_signature(schema), signature_name)
+        return cls(raw_feature_signature(schema), signature_name,
+                   {field.name: field.separator for field in schema.fields if field.is_list})
 
     @classmethod
     def from_saved_model(cls, path: types.PathLike, signature_name: str = SERVING_SIGNATURE) -> "RequestBuilder":
@@ -109,12 +114,13 @@ class RequestBuilder:
                              f"{sorted(loaded.signatures)}.")
         specs = input_specs_of_signature(loaded.signatures[signature_name])
         try:
-            order = list(artifacts.read_export_metadata(path)["inputs"])
+            metadata = artifacts.read_export_metadata(path)
         except artifacts.ArtifactError:  # not written by export_for_serving
-            order = []
+            metadata = {}
+        order = list(metadata.get("inputs", []))
         if sorted(order) == sorted(specs):
             specs = {name: specs[name] for name in order}
-        return cls(specs, signature_name)
+        return cls(specs, signature_name, metadata.get("list_separators"))
 
     # --- value checks -------------------------------------------------------------------------------------------
 
@@ -126,6 +132,8 @@ class RequestBuilder:
         if spec.dtype == tf.string:
             if value is None:
                 return ""
+            if isinstance(value, (list, tuple)) and name in self.list_separators:
+                return self._joined(name, value, where)
             if isinstance(value, bytes):
                 try:
                     return value.decode("utf-8")
@@ -166,6 +174,17 @@ class RequestBuilder:
             raise ValueError(f"{where}: the integer {value} cannot be sent as {spec.dtype.name} without loss of "
                              f"precision (TF Serving refuses integers beyond {limit} for this input).")
         return float(value)
+
+    def _joined(self, name: str, values: Sequence[Any], where: str) -> str:
+        separator = self.list_separators[name]
+        for value in values:
+            if not isinstance(value, str):
+                raise TypeError(f"{where}: the list of {name!r} holds {type(value).__name__} {value!r}; its values "
+                                "are text.")
+            if separator in value:
+                raise ValueError(f"{where}: the value {value!r} of {name!r} contains the field's separator "
+                                 f"{separator!r}, so it would be read as several values.")
+        return separator.join(values)
 
     def _check_names(self, names: Any, where: str) -> None:
         names = set(names)

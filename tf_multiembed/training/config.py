@@ -96,6 +96,18 @@ class RunConfig:
                           "file) order.", choices=SPLITS)
     split_seed: int = _setting(int, 0, f"Seed of the random split, 0 to {MAX_SEED}.", lower_bound=0,
                                upper_bound=MAX_SEED)
+    warm_start_from: str = _setting(str, "", "Start from a trained run directory (its latest checkpoint: weights and "
+                                    "Adam state) or export (its weights) on this data: the vocabularies grow from "
+                                    "the source's (its tokens keep their trained rows, new tokens get fresh ones); "
+                                    "the model must be the same (family, sets, width, fields). See docs/training.md, "
+                                    "'Continual training'.")
+    warm_start_evict_after: Optional[int] = _setting(int, None, "With --warm_start_from: drop source tokens that did "
+                                                     "not reach min_count in more than this many consecutive builds "
+                                                     "(default: keep them all).", lower_bound=0, optional=True)
+    warm_start_max_new_tokens: Optional[int] = _setting(int, None, "With --warm_start_from: add at most this many new "
+                                                        "tokens per field (the most frequent; the rest are counted "
+                                                        "and OOV). 0 freezes the vocabulary.", lower_bound=0,
+                                                        optional=True)
     # Model
     model: str = _setting(str, "dcnv2", _model_help)
     embedding: str = _setting(str, "me", "'me': multi-embedding (scale sets of width K); 'se': single embedding of "
@@ -192,6 +204,9 @@ class RunConfig:
             raise ValueError(f"--export_name must be {artifacts.EXPORT_NAME_RULE}, received {self.export_name!r}.")
         if self.strategy == "parameter_server" and not self.steps_per_epoch:
             raise ValueError("--steps_per_epoch is required for --strategy=parameter_server (its datasets repeat).")
+        if not self.warm_start_from and (self.warm_start_evict_after is not None
+                                         or self.warm_start_max_new_tokens is not None):
+            raise ValueError("--warm_start_evict_after and --warm_start_max_new_tokens need --warm_start_from.")
         self.recipe()  # the recipe's own checks (positive sizes, known update mode)
         self.model_name()  # a registered model and a consistent embedding shape
 

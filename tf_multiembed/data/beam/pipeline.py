@@ -110,6 +110,21 @@ def _join(folder: str, *parts: str) -> str:
     return FileSystems.join(folder, *parts) if not _is_local(folder) else os.path.join(folder, *parts)
 
 
+def check_supported(schema: schema_lib.Schema) -> None:
+    """Refuses, naming them, the schema settings this pipeline does not compute yet: bag fields and numeric
+    treatments (docs/inputs.md), whose statistics and boundaries only the columnar build (`prepare_dataset`) learns
+    so far."""
+    treated = [f"{field.name!r} ({field.treatment})" for field in schema.treated_fields]
+    if schema.bag_fields:
+        raise ValueError(f"The Beam pipeline does not support bag fields yet; schema {schema.name!r} has "
+                         f"{', '.join(repr(field.name) for field in schema.bag_fields)}. Build this schema with the "
+                         f"columnar build (prepare_dataset / train.py).")
+    if treated:
+        raise ValueError(f"The Beam pipeline does not support numeric treatments yet; schema {schema.name!r} gives "
+                         f"them to {', '.join(treated)}. Build this schema with the columnar build "
+                         f"(prepare_dataset / train.py), or drop the `treatment` settings.")
+
+
 def input_files(schema: schema_lib.Schema, input_paths) -> List[str]:
     """The inputs as one list of files (glob patterns expanded, sorted per pattern); the MovieLens folder as is."""
     paths = [input_paths] if isinstance(input_paths, (str, pathlib.Path)) else list(input_paths)
@@ -403,6 +418,7 @@ class PrepareData(beam.PTransform):
     def __init__(self, schema: schema_lib.Schema, input_paths, output_dir: str,
                  settings: BeamSettings = BeamSettings()):
         super().__init__()
+        check_supported(schema)
         self._schema, self._output_dir, self._settings = schema, str(output_dir), settings
         self._inputs = input_files(schema, input_paths)
 
