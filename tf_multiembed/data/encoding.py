@@ -114,7 +114,8 @@ class RawFeatureEncoder(tf.Module):
                     raise ValueError(f"RawFeatureEncoder: field {field.name!r} learns its bucket boundaries in the "
                                      f"build; pass the prepared data's `numeric` section (PreparedData.feature_encoder "
                                      f"does).")
-                self.boundaries[field.name] = tuple(learned.get(field.name, field.boundaries))
+                # Learned in the build, else given (one of them is there: checked above).
+                self.boundaries[field.name] = tuple(cast(Sequence[float], learned.get(field.name, field.boundaries)))
         files = {output: vocabulary_lib.vocabulary_path(vocab_dir, output) for output in schema.field_names
                  if output not in self._hash_buckets and output not in self.boundaries}
         missing = [str(path) for path in files.values() if not path.is_file()]

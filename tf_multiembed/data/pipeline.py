@@ -13,7 +13,7 @@ Example:
 import dataclasses
 import logging
 import pathlib
-from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -80,7 +80,7 @@ class PreparedData:
     cache_key: Optional[str]
     vocabulary_growth: Optional[Dict[str, Any]] = None
     float_columns: Tuple[str, ...] = ()
-    numeric: Dict[str, list] = dataclasses.field(default_factory=dict)
+    numeric: Dict[str, List[Dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: types.PathLike, verify: str = "auto") -> "PreparedData":
@@ -117,12 +117,12 @@ class PreparedData:
         return len(self.field_names)
 
     @property
-    def bucket_boundaries(self) -> Dict[str, list]:
+    def bucket_boundaries(self) -> Dict[str, List[float]]:
         """{column: boundaries} of the bucketized numeric fields (no vocabulary file)."""
         return {entry["name"]: list(entry["boundaries"]) for entry in self.numeric.get(schema_lib.BUCKETIZED, [])}
 
     @property
-    def model_inputs(self) -> Dict[str, list]:
+    def model_inputs(self) -> Dict[str, List[Dict[str, Any]]]:
         """The model's float inputs with their pass-1 statistics, for `NumericInputs.from_dict` (and
         `build_model(..., numeric_inputs=...)`); empty lists without embedded or dense fields."""
         return numeric_lib.model_inputs(self.numeric)
@@ -237,7 +237,7 @@ class PreparedData:
                 self.num_batches(split, batch_size, drop_remainder)))
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def _features(self, rows):
+    def _features(self, rows: tf.Tensor) -> Union[tf.Tensor, Dict[str, tf.Tensor]]:
         """The model input of a batch of rows: ids `[B, N]`, or with float columns the dict of docs/inputs.md."""
         ids = tf.cast(rows[:, :self.num_fields], tf.int64)
         if not self.float_columns:

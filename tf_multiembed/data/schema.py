@@ -32,7 +32,7 @@ import dataclasses
 import json
 import math
 import pathlib
-from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Dict, Mapping, NoReturn, Optional, Sequence, Tuple, TypeGuard, Union, cast
 
 from tf_multiembed import types
 from tf_multiembed.data import transforms
@@ -81,7 +81,7 @@ def _fail(where: str, message: str) -> NoReturn:
     raise ValueError(f"{where}: {message}")
 
 
-def _is_count(value: object) -> bool:
+def _is_count(value: object) -> TypeGuard[int]:
     return not isinstance(value, bool) and isinstance(value, int) and value >= 1
 
 
@@ -263,7 +263,7 @@ class FieldSpec:
         return data
 
 
-def _check_boundaries(where: str, boundaries) -> Tuple[float, ...]:
+def _check_boundaries(where: str, boundaries: Any) -> Tuple[float, ...]:
     if isinstance(boundaries, (str, bytes)) or not isinstance(boundaries, Sequence) or not boundaries:
         _fail(where, f"`boundaries` must be a non-empty list of numbers, got {boundaries!r}.")
     values = []
@@ -442,7 +442,7 @@ class Schema:
                                            f"{self.vocabulary_order!r}.")
         if self.min_count is not None and not _is_count(self.min_count):
             _fail(f"schema {self.name!r}", f"`min_count` must be an integer >= 1, got {self.min_count!r}.")
-        poolings = sorted({field.pooling for field in fields if field.kind == BAG})
+        poolings = sorted({cast(str, field.pooling) for field in fields if field.kind == BAG})  # set for bags
         if len(poolings) > 1:
             _fail(f"schema {self.name!r}", f"the bag fields pool in different ways {poolings}; give them one "
                                            f"`pooling` (the model pools every bag alike).")
@@ -475,7 +475,7 @@ class Schema:
     @property
     def bag_pooling(self) -> str:
         """The pooling of the schema's bags (one for all of them, as `MultiEmbedding` pools)."""
-        return self.bag_fields[0].pooling if self.bag_fields else BAG_POOLINGS[0]
+        return cast(str, self.bag_fields[0].pooling) if self.bag_fields else BAG_POOLINGS[0]  # set for bags
 
     @property
     def float_column_names(self) -> Tuple[str, ...]:

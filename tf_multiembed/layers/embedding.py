@@ -1,7 +1,7 @@
 """`MultiEmbedding`: M independent embedding sets for N categorical fields, read with one gather."""
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence, cast
 
 import numpy as np
 import tensorflow as tf
@@ -160,7 +160,7 @@ class MultiEmbedding(tf.keras.layers.Layer):
         """Bags: one gather of every column's row, then per field the (weighted) sum or mean of its columns."""
         fields = self.column_fields
         sizes = tf.constant([self.vocabulary_sizes[field] for field in fields], dtype=tf.int64)
-        in_bag = tf.constant([self.bag_sizes[field] > 1 for field in fields])
+        in_bag = tf.constant([cast(List[int], self.bag_sizes)[field] > 1 for field in fields])  # with bags only
         if self.validate_ids:
             ids = self._checked(ids, sizes, lowest=tf.where(in_bag, tf.constant(-1, tf.int64),
                                                                tf.constant(0, tf.int64)))

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from tf_multiembed import validation
+from tf_multiembed import types, validation
 from tf_multiembed.layers import initializers
 
 _KERAS_3 = not tf.keras.__name__.startswith("tf_keras")
@@ -59,7 +59,7 @@ def normalize_numeric(values: tf.Tensor, means: Sequence[float], stds: Sequence[
     return tf.where(missing, tf.zeros_like(z), z), tf.cast(missing, tf.float32)
 
 
-def _check_values_shape(owner: str, input_shape, num_fields: int) -> None:
+def _check_values_shape(owner: str, input_shape: types.Shape, num_fields: int) -> None:
     input_shape = tuple(input_shape)
     if len(input_shape) != 2 or input_shape[-1] != num_fields:
         raise ValueError(f"{owner}: expected raw numeric values of shape [batch, {num_fields}] (one value per "

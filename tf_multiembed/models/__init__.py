@@ -32,7 +32,8 @@ for _module in pkgutil.iter_modules(__path__):
 PAPER_MODELS = ("dnn", "ipnn", "nfwfm", "xdeepfm", "dcnv2", "finalmlp", "autoint")
 
 __all__ = [
-    "FEATURE_IDS_INPUT", "PAPER_MODELS", "PROBABILITY_OUTPUT", "available_models", "build_autoint", "build_dcnv2",
-    "build_dnn", "build_finalmlp", "build_ipnn", "build_model", "build_nfwfm", "build_xdeepfm", "get_model_spec",
+    "DENSE_VALUES_INPUT", "FEATURE_IDS_INPUT", "NUMERIC_VALUES_INPUT", "NumericFeature", "NumericInputs",
+    "PAPER_MODELS", "PROBABILITY_OUTPUT", "available_models", "build_autoint", "build_dcnv2", "build_dnn",
+    "build_finalmlp", "build_ipnn", "build_model", "build_nfwfm", "build_xdeepfm", "get_model_spec",
     "register_model", "resolve_embedding_shape",
 ]

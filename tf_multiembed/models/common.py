@@ -2,7 +2,7 @@
 
 import dataclasses
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import tensorflow as tf
 
@@ -118,7 +118,7 @@ def embedded_inputs(vocabulary_sizes: Sequence[int], num_sets: int, embedding_di
         vocabulary_sizes, num_sets=num_sets, embedding_dim=embedding_dim, field_names=field_names,
         embeddings_initializer=embeddings_initializer, embeddings_regularizer=embeddings_regularizer,
         validate_ids=validate_ids, name="multi_embedding",
-        **({"bag_sizes": bag_sizes, "bag_combiner": bag_combiner} if bag_sizes is not None else {}),
+        **cast(Dict[str, Any], {"bag_sizes": bag_sizes, "bag_combiner": bag_combiner} if bag_sizes is not None else {}),
     )
     ids = tf.keras.Input(shape=(layer.num_columns,), dtype="int64", name=FEATURE_IDS_INPUT)
     embeddings = layer(ids)
