@@ -93,7 +93,7 @@ def test_the_divergence_bound_by_hand():
         guard.on_train_batch_end(2, {"loss": 901.0})
     with pytest.raises(TrainingDivergedError, match=r"at epoch 1, step 1 \(loss inf\)"):
         DivergenceGuard(epoch=1).on_train_batch_end(0, {"loss": float("inf")})
-    model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1, name="head")])
+    model = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1, name="head")], name="sequential")
     check_weights(model, 1)  # finite: nothing
     model.get_layer("head").kernel.assign([[1.0], [float("nan")]])
     with pytest.raises(TrainingDivergedError, match=r"at epoch 2 \(weight sequential/head/kernel nan\)"):

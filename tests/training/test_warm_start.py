@@ -276,3 +276,19 @@ def test_ages_persist_across_builds_and_evict_and_the_key_without_a_base_is_unch
     assert ages["u1"] == 0
     assert third.vocabulary_growth["fields"]["user"]["evicted"] == 1
     assert third.cache_key != first.cache_key
+
+
+def test_a_schema_with_numeric_treatments_or_bags_is_refused_before_the_build(tmp_path):
+    from tf_multiembed.training.run import prepare_data
+
+    schema = {"name": "clicks", "delimiter": ",", "has_header": True, "label": {"column": "clicked"},
+              "fields": [{"name": "user"}, {"name": "price", "kind": "numeric", "treatment": "embedded"},
+                         {"name": "tags", "kind": "bag", "separator": "|", "max_values": 4}]}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    (tmp_path / "clicks.csv").write_text("clicked,user,price,tags\n1,u1,2.5,a|b\n0,u2,1.0,b\n")
+    config = RunConfig(dataset="custom", schema=str(tmp_path / "schema.json"), data_path=str(tmp_path / "clicks.csv"),
+                       data_dir=str(tmp_path / "cache"), model="dnn", warm_start_from=str(tmp_path / "yesterday"))
+    with pytest.raises(ValueError, match=r"--warm_start_from does not support numeric treatments or bag fields yet "
+                                         r"\(\['price', 'tags'\]\)"):
+        prepare_data(config)
+    assert not (tmp_path / "cache").exists()  # refused before anything was built

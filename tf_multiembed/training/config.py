@@ -292,7 +292,7 @@ def define_flags(names: Optional[Iterable[str]] = None, flag_values: Optional["f
     """Defines absl flags for `RunConfig` fields (all by default): the same name, default, bounds, choices and help.
 
     Example:
-        >>> define_flags(["batch_size", "threads"])  # doctest: +SKIP  (a benchmark's flags)
+        >>> define_flags(["batch_size", "threads"])  # doctest: +SKIP
     """
     settings_lib.define_flags(RunConfig, names, flag_values)
 
