@@ -8,6 +8,7 @@ Layout of `output_dir`:
                                              "pairwise": PairwiseDiagnostics.to_dict() or null}}
     <label>_spectra.png             Fig. 1b    normalised singular spectra per field
     <label>_ia_vs_random.png        Fig. 2     IA per field vs a random matrix of the same shape
+    <label>_rankme_vs_random.png               effective rank (RankMe) per field vs the same random matrix
     <label>_set_abundance.png       Fig. 8b    per-set IA (multi-embedding models)
     <label>_pairwise.png            Fig. 3     interaction-projected IA heatmap, set 0 (DCNv2, FFM)
     <label>_weight_norms.png        Fig. 8c    ||W^{(m)}_{i->j}||_F per set (DCNv2)
@@ -90,36 +91,49 @@ def field_table_markdown(diagnostics: EmbeddingDiagnostics) -> str:
         >>> print(field_table_markdown(analyze_embeddings(model)))  # doctest: +SKIP
     """
     me = diagnostics.num_sets > 1
-    header = ["field", "D_i", "rows", f"IA (width {diagnostics.total_width})", "random IA", "IA / random"]
+    header = ["field", "D_i", "rows", f"IA (width {diagnostics.total_width})", "random IA", "IA / random",
+              "RankMe", "random RankMe"]
     if me:
-        header += [f"set IA mean (width {diagnostics.embedding_dim})", "set IA min"]
+        header += [f"set IA mean (width {diagnostics.embedding_dim})", "set IA min", "set RankMe mean"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for field in range(diagnostics.num_fields):
         ia = float(diagnostics.concat_abundance[field])
         random_ia = float(diagnostics.random_concat_abundance[field])
         ratio = ia / random_ia if math.isfinite(ia) and math.isfinite(random_ia) and random_ia > 0 else math.nan
         row = [diagnostics.field_names[field], str(diagnostics.vocabulary_sizes[field]),
-               str(int(diagnostics.analysed_rows[field])), _fmt(ia), _fmt(random_ia), _fmt(ratio)]
+               str(int(diagnostics.analysed_rows[field])), _fmt(ia), _fmt(random_ia), _fmt(ratio),
+               _fmt(float(np.asarray(diagnostics.concat_effective_rank)[field])),
+               _random_rank(diagnostics.random_concat_effective_rank, field)]
         if me:
             values = diagnostics.set_abundance[field]
             finite = values[np.isfinite(values)]
+            ranks = np.asarray(diagnostics.set_effective_rank)[field]
+            finite_ranks = ranks[np.isfinite(ranks)]
             row += [_fmt(float(finite.mean())) if finite.size else "n/a",
-                    _fmt(float(finite.min())) if finite.size else "n/a"]
+                    _fmt(float(finite.min())) if finite.size else "n/a",
+                    _fmt(float(finite_ranks.mean())) if finite_ranks.size else "n/a"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
+def _random_rank(values: Optional[np.ndarray], field: int) -> str:
+    return "n/a" if values is None else _fmt(float(np.asarray(values)[field]))
+
+
 def comparison_table_markdown(results: Sequence[ModelDiagnostics]) -> str:
-    """Per-field IA of several models of the same data side by side (fields sorted by cardinality)."""
+    """Per-field IA (and RankMe in brackets) of several models of the same data side by side (fields sorted by
+    cardinality)."""
     reference = results[0].embedding
     header = ["field", "D_i"] + [
         f"{r.label} ({r.embedding.num_sets}x{r.embedding.embedding_dim})" for r in results]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for field in np.argsort(np.asarray(reference.vocabulary_sizes), kind="stable"):
         row = [reference.field_names[field], str(reference.vocabulary_sizes[field])]
-        row += [_fmt(float(r.embedding.concat_abundance[field])) for r in results]
+        row += [f"{_fmt(float(r.embedding.concat_abundance[field]))} "
+                f"({_fmt(float(np.asarray(r.embedding.concat_effective_rank)[field]))})" for r in results]
         lines.append("| " + " | ".join(row) + " |")
-    means = [_fmt(r.embedding.summary()["mean_concat_abundance"]) for r in results]
+    means = [f"{_fmt(r.embedding.summary()['mean_concat_abundance'])} "
+             f"({_fmt(r.embedding.summary()['mean_concat_effective_rank'])})" for r in results]
     lines.append("| **mean** | | " + " | ".join(means) + " |")
     return "\n".join(lines)
 
@@ -161,7 +175,11 @@ def write_report(models: Mapping[str, object], output_dir, *, id_counts=None, mi
              "concatenated across embedding sets; compare models only at equal width. `random IA` is the IA of a "
              "random U(-1, 1) matrix of the same shape (the paper's Fig. 2 baseline: nothing learned, nothing "
              "collapsed); IA near it after a short run mostly means the table is still close to its random "
-             "initialisation, clearly below it means collapse.", ""]
+             "initialisation, clearly below it means collapse. RankMe is the effective rank (Garrido et al. 2023): "
+             "exp of the entropy of the singular values normalised to sum 1; like IA it lies between 1 and the "
+             "width and is higher when less collapsed, but it weighs the shape of the whole spectrum (a long flat tail "
+             "of small singular values raises RankMe much more than IA), so read both against their random "
+             "baselines.", ""]
     for result in results:
         stem = _file_label(result.label)
         diagnostics = result.embedding
@@ -169,14 +187,20 @@ def write_report(models: Mapping[str, object], output_dir, *, id_counts=None, mi
         lines += [f"## {result.label}", ""] + [f"- {line}" for line in result.description] + [
             f"- mean IA over fields: {_fmt(summary['mean_concat_abundance'])} (random: "
             f"{_fmt(summary['mean_random_concat_abundance'])}); min: {_fmt(summary['min_concat_abundance'])}",
+            f"- mean RankMe over fields: {_fmt(summary['mean_concat_effective_rank'])} (random: "
+            f"{_fmt(summary.get('mean_random_concat_effective_rank', math.nan))}); min: "
+            f"{_fmt(summary['min_concat_effective_rank'])}",
         ]
         if diagnostics.num_sets > 1:
             lines.append(f"- per-set IA (width {diagnostics.embedding_dim}): mean "
-                         f"{_fmt(summary['mean_set_abundance'])}, min {_fmt(summary['min_set_abundance'])}")
+                         f"{_fmt(summary['mean_set_abundance'])}, min {_fmt(summary['min_set_abundance'])}; "
+                         f"per-set RankMe: mean {_fmt(summary['mean_set_effective_rank'])}, min "
+                         f"{_fmt(summary['min_set_effective_rank'])}")
         lines += [f"- note: {note}" for note in diagnostics.notes]
         lines += ["", field_table_markdown(diagnostics), ""]
         figures = [("spectra", "Normalised singular spectra (Fig. 1b)", plots.plot_singular_spectra),
-                   ("ia_vs_random", "IA vs random (Fig. 2)", plots.plot_abundance_vs_random)]
+                   ("ia_vs_random", "IA vs random (Fig. 2)", plots.plot_abundance_vs_random),
+                   ("rankme_vs_random", "RankMe vs random", plots.plot_effective_rank_vs_random)]
         if diagnostics.num_sets > 1:
             figures.append(("set_abundance", "Per-set IA (Fig. 8b)", plots.plot_set_abundance))
         for suffix, caption, plot in figures:
@@ -196,6 +220,9 @@ def write_report(models: Mapping[str, object], output_dir, *, id_counts=None, mi
     if history:
         plots.plot_abundance_history(history, path=output / "ia_history.png")
         lines += ["## During training", "", "![IA over training](ia_history.png)", ""]
+        if all("mean_concat_effective_rank" in record for record in history):
+            plots.plot_abundance_history(history, path=output / "rankme_history.png", metric="effective_rank")
+            lines += ["![RankMe over training](rankme_history.png)", ""]
     (output / "summary.md").write_text("\n".join(lines), encoding="utf-8")
     payload = {
         r.label: {
