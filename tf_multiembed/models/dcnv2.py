@@ -1,6 +1,7 @@
 """DCNv2: stacked cross network -> MLP (paper §2, `CrossNetworkV2Model` / `MultiDCNnew2`)."""
 
 from tf_multiembed.layers import SetCross, SetFlatten
+from tf_multiembed.layers.collapse_penalties import FoldSets
 from tf_multiembed.models import common
 from tf_multiembed.models.registry import register_model
 
@@ -11,9 +12,21 @@ def build_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, 
                 batch_norm_epsilon=1e-5, embeddings_initializer=None, embeddings_regularizer=None, validate_ids=True,
                 numeric_inputs=None, bag_sizes=None,
                 bag_combiner="mean",
+                space_similarity_coefficient=0.0, singular_value_coefficient=0.0, shared_interaction=False,
                 name=None):
     """Builds (ME-)DCNv2: per set flatten -> `num_cross_layers` cross layers (layer "set_cross") -> projection;
     mean over sets; shared MLP -> logit.
+
+    The paper's appendix variants are options (docs/architecture.md "Anti-collapse options"):
+
+    Args:
+        space_similarity_coefficient: > 0 adds `SpaceSimilarityPenalty` on the batch embeddings (ME; reference
+            weights 1e-3..1e-5; zero for one set).
+        singular_value_coefficient: > 0 adds `SingularValuePenalty` (the reference's SE regulariser; for ME it
+            applies to every set).
+        shared_interaction: one cross network and projection for every set (the `MultiESingleIDCNv2` ablation):
+            the sets are folded into the batch (`FoldSets`), so the BatchNorm of the projection sees B*M rows per
+            step where the reference normalises each set's B rows apart; at inference the two are the same.
 
     Example:
         >>> model = build_dcnv2([10, 20, 30], num_sets=4, embedding_dim=10, low_rank=8)
@@ -21,8 +34,14 @@ def build_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, 
     inputs, embeddings = common.embedded_inputs(vocabulary_sizes, num_sets, embedding_dim, field_names,
                                                 embeddings_initializer, embeddings_regularizer, validate_ids,
                                                 numeric_inputs, bag_sizes, bag_combiner)
+    embeddings = common.collapse_penalties(embeddings, space_similarity_coefficient, singular_value_coefficient)
     features = SetFlatten(name="set_flatten")(embeddings)
+    if not isinstance(shared_interaction, bool):
+        raise ValueError(f"build_model: `shared_interaction` must be True or False, received {shared_interaction!r}.")
+    if shared_interaction:
+        features = FoldSets(name="fold_sets")(features)
     crossed = SetCross(num_layers=num_cross_layers, low_rank=low_rank, name="set_cross")(features)
-    logit = common.projection_mean_head(crossed, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon)
+    logit = common.projection_mean_head(crossed, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon,
+                                        folded_sets=num_sets if shared_interaction else None)
     return common.probability_model(inputs, logit, name or common.model_name("dcnv2", num_sets, embedding_dim),
                                     numeric_inputs=numeric_inputs)
