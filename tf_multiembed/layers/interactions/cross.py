@@ -96,3 +96,11 @@ class SetCross(tf.keras.layers.Layer):
             "bias_initializer": tf.keras.initializers.serialize(self.bias_initializer),
         })
         return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_multiembed")
+class GroupSetCross(SetCross):
+    """`SetCross` serving one group of the sets in heterogeneous ME: its kernels cover only the group, so the
+    field-pair diagnostics (which read one cross kernel for all sets of the table) leave it out."""
+
+    PAIRWISE_KIND = None
