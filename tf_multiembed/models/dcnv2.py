@@ -45,3 +45,20 @@ def build_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, 
                                         folded_sets=num_sets if shared_interaction else None)
     return common.probability_model(inputs, logit, name or common.model_name("dcnv2", num_sets, embedding_dim),
                                     numeric_inputs=numeric_inputs)
+
+
+# The appendix variants under names of their own, so train.py --model and the scaling study can train them; each is
+# `build_dcnv2` with one option set (the reference's middle weight 1e-4 for the penalties), not a copy of the model.
+def _variant(family: str, **options: object):  # type: ignore[no-untyped-def]
+    def build(vocabulary_sizes, *, num_sets, embedding_dim, name=None, **kwargs):  # type: ignore[no-untyped-def]
+        return build_dcnv2(vocabulary_sizes, num_sets=num_sets, embedding_dim=embedding_dim,
+                           name=name or common.model_name(family, num_sets, embedding_dim), **{**options, **kwargs})
+
+    build.__name__ = f"build_{family}"
+    build.__doc__ = f"`build_dcnv2` with {options} by default (docs/architecture.md \"Anti-collapse options\")."
+    return register_model(family, base_embedding_dim=10)(build)
+
+
+build_dcnv2_space_similarity = _variant("dcnv2_space_similarity", space_similarity_coefficient=1e-4)
+build_dcnv2_singular_value = _variant("dcnv2_singular_value", singular_value_coefficient=1e-4)
+build_dcnv2_shared_interaction = _variant("dcnv2_shared_interaction", shared_interaction=True)
