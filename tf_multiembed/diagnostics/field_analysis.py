@@ -216,7 +216,7 @@ def analyze_grams(grams: Sequence[tables_lib.FieldGram], num_sets: int, embeddin
     return set_ia, concat_ia, set_spectra, concat_spectra
 
 
-def random_baseline(num_rows: int, num_sets: int, embedding_dim: int, seed: int = 0):
+def random_baseline(num_rows: int, num_sets: int, embedding_dim: int, seed: int = 0) -> Tuple[float, float]:
     """IA of a random `[num_rows, M*K]` matrix and of its first `[num_rows, K]` columns (NaN for 0 rows)."""
     return random_baseline_metrics(num_rows, num_sets, embedding_dim, seed)[:2]
 

@@ -1,5 +1,7 @@
 """Weight-free set operations: flattening each set's embeddings and combining sets by their mean."""
 
+from typing import Any, Dict, Optional, Tuple
+
 import tensorflow as tf
 
 from tf_multiembed import validation
@@ -92,8 +94,8 @@ class SetSlice(tf.keras.layers.Layer):
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return inputs[:, self.start:self.stop]
 
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
+    def compute_output_shape(self, input_shape: Tuple[Optional[int], ...]) -> Tuple[Optional[int], ...]:
         return (input_shape[0], self.stop - self.start, *input_shape[2:])
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "start": self.start, "stop": self.stop}

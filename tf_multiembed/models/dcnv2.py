@@ -1,5 +1,9 @@
 """DCNv2: stacked cross network -> MLP (paper §2, `CrossNetworkV2Model` / `MultiDCNnew2`)."""
 
+from typing import Any, Callable, Optional, Sequence
+
+import tensorflow as tf
+
 from tf_multiembed.layers import SetCross, SetFlatten
 from tf_multiembed.layers.collapse_penalties import FoldSets
 from tf_multiembed.models import common
@@ -49,14 +53,16 @@ def build_dcnv2(vocabulary_sizes, *, num_sets, embedding_dim, field_names=None, 
 
 # The appendix variants under names of their own, so train.py --model and the scaling study can train them; each is
 # `build_dcnv2` with one option set (the reference's middle weight 1e-4 for the penalties), not a copy of the model.
-def _variant(family: str, **options: object):  # type: ignore[no-untyped-def]
-    def build(vocabulary_sizes, *, num_sets, embedding_dim, name=None, **kwargs):  # type: ignore[no-untyped-def]
+def _variant(family: str, **options: Any) -> Callable[..., tf.keras.Model]:
+    def build(vocabulary_sizes: Sequence[int], *, num_sets: int, embedding_dim: int, name: Optional[str] = None,
+              **kwargs: Any) -> tf.keras.Model:
         return build_dcnv2(vocabulary_sizes, num_sets=num_sets, embedding_dim=embedding_dim,
                            name=name or common.model_name(family, num_sets, embedding_dim), **{**options, **kwargs})
 
     build.__name__ = f"build_{family}"
     build.__doc__ = f"`build_dcnv2` with {options} by default (docs/architecture.md \"Anti-collapse options\")."
-    return register_model(family, base_embedding_dim=10)(build)
+    registered: Callable[..., tf.keras.Model] = register_model(family, base_embedding_dim=10)(build)
+    return registered
 
 
 build_dcnv2_space_similarity = _variant("dcnv2_space_similarity", space_similarity_coefficient=1e-4)

@@ -33,7 +33,7 @@ class SetCross(tf.keras.layers.Layer):
     """
 
     # Field-pair weights the diagnostics analyse (tf_multiembed.introspection): the cross kernel.
-    PAIRWISE_KIND = "cross"
+    PAIRWISE_KIND: Optional[str] = "cross"
 
     def __init__(self, num_layers: int = 4, low_rank: Optional[int] = None, kernel_initializer=None,
                  bias_initializer="zeros", **kwargs):
