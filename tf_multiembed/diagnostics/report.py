@@ -133,7 +133,7 @@ STUDY_FINDINGS = (
     "MovieLens-100K nothing beat SE (ME within seed noise at 2x-4x, below at 10x); on the high-order synthetic data "
     "SE-DCNv2 10x beat ME-DCNv2 10x (0.7024 vs 0.6937). ME's IA was higher nearly everywhere, so a less collapsed "
     "table does not by itself mean a better model: decide on validation AUC. Heterogeneous ME and the regularised "
-    "variants have not been studied yet."
+    "variants have only a one-seed look on MovieLens-100K at 4x, where none beat SE."
 )
 
 
