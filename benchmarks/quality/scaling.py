@@ -106,7 +106,7 @@ def worker_share(runs: List[Run], num_workers: int, worker_index: int) -> List[R
 
 
 def abundance_summary(model) -> dict:
-    """Mean and min over fields of the IA of each field's [D_i, M*K] rows, and the mean per-set IA."""
+    """Mean and min over fields of the IA and RankMe of each field's [D_i, M*K] rows, and the mean per-set IA."""
     import numpy as np
 
     from tf_multiembed.diagnostics import analyze_embeddings
@@ -114,7 +114,9 @@ def abundance_summary(model) -> dict:
     diagnostics = analyze_embeddings(model)
     return {"ia_mean": float(np.nanmean(diagnostics.concat_abundance)),
             "ia_min": float(np.nanmin(diagnostics.concat_abundance)),
-            "ia_set_mean": float(np.nanmean(diagnostics.set_abundance))}
+            "ia_set_mean": float(np.nanmean(diagnostics.set_abundance)),
+            "rankme_mean": float(np.nanmean(diagnostics.concat_effective_rank)),
+            "rankme_min": float(np.nanmin(diagnostics.concat_effective_rank))}
 
 
 def train_run(run: Run, data, run_dir: pathlib.Path) -> dict:

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 COLUMNS = ["dataset", "model", "embedding", "scale", "num_sets", "width", "seed", "embedding_updates", "shuffle",
            "epochs", "best_epoch", "wall_seconds", "num_parameters", "val_auc", "val_logloss", "test_auc",
-           "test_logloss", "ia_mean", "ia_min", "ia_set_mean", "me_is_se"]
+           "test_logloss", "ia_mean", "ia_min", "ia_set_mean", "rankme_mean", "rankme_min", "me_is_se"]
 
 
 def load_records(runs_dir: pathlib.Path) -> List[dict]:
@@ -194,6 +194,9 @@ def write_report(out: pathlib.Path, records: List[dict], runs, reference=None) -
     tables = {"test AUC": markdown_table(records, runs, "test_auc"),
               "test log loss": markdown_table(records, runs, "test_logloss"),
               "mean per-field IA of the [D_i, M*K] embeddings": markdown_table(records, runs, "ia_mean", digits=2)}
+    if records and all("rankme_mean" in record for record in records):  # studies recorded before RankMe lack it
+        tables["mean per-field RankMe of the [D_i, M*K] embeddings"] = markdown_table(records, runs, "rankme_mean",
+                                                                                       digits=2)
     finished = len(records)
     text = [f"{finished} finished runs (mean ± population std over seeds; SE at scale s has width s*K, ME has s "
             "sets of width K).", ""]

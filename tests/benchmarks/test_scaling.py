@@ -39,6 +39,9 @@ def test_study_end_to_end_writes_consistent_outputs_and_skips_finished_runs(ml10
     assert by_key[("dnn", "se", "1")]["me_is_se"] == "yes" and by_key[("dnn", "me", "2")]["num_sets"] == "2"
     # IA of the [D_i, M*K] matrix is at most min(D_i, M*K) and grows with width here (random init, 1 epoch).
     assert 1 <= float(by_key[("dnn", "se", "1")]["ia_mean"]) <= 10 < float(by_key[("dnn", "se", "2")]["ia_mean"])
+    rankme = {scale: float(by_key[("dnn", "se", scale)]["rankme_mean"]) for scale in ("1", "2")}
+    assert 1 <= rankme["1"] <= 10 < rankme["2"]
+    assert "### mean per-field RankMe" in (out / "table.md").read_text()
     table = (out / "table.md").read_text()
     me_dnn_row = next(line for line in table.splitlines() if line.startswith("| ME-dnn |"))
     assert f"{float(by_key[('dnn', 'se', '1')]['test_auc']):.4f} ± 0.0000 (= SE)" in me_dnn_row

@@ -1,5 +1,7 @@
 """Information abundance and spectra: hand-computed values, Gram route == SVD route, bad input."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -93,3 +95,55 @@ def test_bad_matrix_errors_svd_route_and_method():
         abundance.information_abundance(np.eye(3), "qr")
     with pytest.raises(ValueError, match="square"):
         abundance.singular_values_from_gram(np.ones((2, 3)))
+
+
+def _entropy_rank(weights):
+    return math.exp(-sum(w * math.log(w) for w in weights))
+
+
+@pytest.mark.parametrize("method", ["gram", "svd"])
+def test_effective_rank_of_known_spectra(method):
+    # diag(3, 2, 1): p = (1/2, 1/3, 1/6), RankMe = exp(ln 2 / 2 + ln 3 / 3 + ln 6 / 6) = 2^(2/3) * 3^(1/2).
+    assert abundance.effective_rank(np.diag([3.0, 2.0, 1.0]), method) == pytest.approx(2 ** (2 / 3) * 3 ** 0.5)
+    assert abundance.effective_rank(np.diag([3.0, 2.0, 1.0]), method) == pytest.approx(
+        _entropy_rank([1 / 2, 1 / 3, 1 / 6]))
+    # Q diag(4, 2, 1) R: p = (4/7, 2/7, 1/7); zeros in the spectrum do not count (0 log 0 = 0).
+    rng = np.random.default_rng(0)
+    left, _ = np.linalg.qr(rng.standard_normal((40, 4)))
+    right, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    matrix = left @ np.diag([4.0, 2.0, 1.0, 0.0]) @ right
+    assert abundance.effective_rank(matrix, method) == pytest.approx(_entropy_rank([4 / 7, 2 / 7, 1 / 7]))
+    assert abundance.effective_rank(1e-3 * matrix, method) == pytest.approx(_entropy_rank([4 / 7, 2 / 7, 1 / 7]))
+    # The two metrics can order matrices differently: a long flat tail (1, 0.01 x 50) has IA 1.5 but RankMe
+    # exp(H(1/1.5, 0.01/1.5 x 50)) ~ 6.96, while (1, 1) has IA 2 and RankMe 2.
+    tail = np.array([1.0] + [0.01] * 50)
+    assert abundance.information_abundance(np.diag(tail), method) == pytest.approx(1.5)
+    assert abundance.effective_rank(np.diag(tail), method) == pytest.approx(
+        _entropy_rank([1 / 1.5] + [0.01 / 1.5] * 50))
+    assert abundance.effective_rank(np.diag(tail), method) > 6.9
+
+
+@pytest.mark.parametrize("rank, shape", [(1, (30, 5)), (2, (30, 5)), (5, (30, 5)), (3, (4, 12)), (7, (200, 16))])
+def test_effective_rank_of_equal_singular_values_is_the_rank(rank, shape):
+    # Property: a rank-r matrix whose nonzero singular values are all equal (any scale, any bases) has RankMe = r
+    # (and IA = r).
+    rng = np.random.default_rng(rank)
+    for _ in range(5):
+        left, _ = np.linalg.qr(rng.standard_normal((shape[0], rank)))
+        right, _ = np.linalg.qr(rng.standard_normal((shape[1], rank)))
+        matrix = rng.uniform(0.1, 100.0) * left @ right.T
+        for method in ("gram", "svd"):
+            assert abundance.effective_rank(matrix, method) == pytest.approx(rank, rel=1e-9)
+            assert abundance.information_abundance(matrix, method) == pytest.approx(rank, rel=1e-9)
+
+
+def test_effective_rank_bad_input_and_random_baseline():
+    with pytest.raises(ValueError, match="all zeros .*RankMe is undefined"):
+        abundance.effective_rank(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="all zeros"):
+        abundance.effective_rank_from_singular_values(np.array([]))
+    with pytest.raises(ValueError, match="random_effective_rank: `num_rows` must be a positive integer"):
+        abundance.random_effective_rank(0, 10)
+    tall = abundance.random_effective_rank(20000, 10, seed=0)
+    assert 9.5 < tall <= 10.0
+    assert tall == abundance.effective_rank(abundance.random_matrix(20000, 10, 0))

@@ -82,6 +82,9 @@ def test_logged_values_equal_direct_computation(tmp_path):
     assert len(rows) == 4 * 3 * 3
     row = next(r for r in rows if r["step"] == "4" and r["field"] == "item" and r["set"] == "1")
     assert float(row["abundance"]) == pytest.approx(callback.history[2]["set_abundance"]["item"][1])
+    assert float(row["effective_rank"]) == pytest.approx(callback.history[2]["set_effective_rank"]["item"][1])
+    row = next(r for r in rows if r["step"] == "2" and r["field"] == "user" and r["set"] == "all")
+    assert float(row["effective_rank"]) == pytest.approx(callback.history[1]["concat_effective_rank"]["user"])
 
     # TensorBoard: the scalars at their steps.
     logged = {}
@@ -96,6 +99,9 @@ def test_logged_values_equal_direct_computation(tmp_path):
         callback.history[1]["concat_abundance"]["gender"])
     assert logged[("information_abundance/set_1/user", 0)] == pytest.approx(
         callback.history[0]["set_abundance"]["user"][1])
+    assert logged[("effective_rank/mean", 6)] == pytest.approx(callback.history[3]["mean_concat_effective_rank"])
+    assert logged[("effective_rank/set_1/user", 0)] == pytest.approx(
+        callback.history[0]["set_effective_rank"]["user"][1])
 
 
 def test_once_per_epoch_by_default():

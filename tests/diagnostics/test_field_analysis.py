@@ -50,6 +50,18 @@ def test_hand_computed_table():
     assert result.concat_spectra[0, 2:].tolist() == [0.0, 0.0]  # only 2 nonzero singular values
     assert result.analysed_rows.tolist() == [3, 4] and result.excluded_rows.tolist() == [0, 0]
     assert result.all_rows_concat_abundance is None
+    # RankMe beside IA: set 0 of field 0 has spectrum (3, 2) -> p = (0.6, 0.4); set 1 is rank one -> 1; field 1's
+    # concatenation has spectrum (sqrt(101), 1); its all-zero set 1 is undefined (NaN) like its IA.
+    assert result.set_effective_rank[0, 0] == pytest.approx(math.exp(-0.6 * math.log(0.6) - 0.4 * math.log(0.4)))
+    assert result.set_effective_rank[0, 1] == pytest.approx(1.0)
+    weights = np.array([math.sqrt(101), 1.0]) / (math.sqrt(101) + 1)
+    assert result.concat_effective_rank[1] == pytest.approx(math.exp(-np.sum(weights * np.log(weights))))
+    assert math.isnan(result.set_effective_rank[1, 1])
+    assert result.random_concat_effective_rank[1] == pytest.approx(
+        abundance.effective_rank(abundance.random_matrix(4, 4, 0)))
+    assert result.random_set_effective_rank[0] == pytest.approx(
+        abundance.effective_rank(abundance.random_matrix(3, 4, 0)[:, :2]))
+    assert result.summary()["min_set_effective_rank"] == pytest.approx(1.0)
 
 
 def test_untrained_rows_are_excluded_and_reported_apart():
@@ -89,6 +101,18 @@ def test_json_round_trip():
         np.testing.assert_array_equal(getattr(restored, name), getattr(result, name))
     assert restored.field_names == ["user", "item"] and restored.notes == result.notes
     assert data["summary"]["mean_concat_abundance"] == pytest.approx(result.summary()["mean_concat_abundance"])
+    for name in ("set_effective_rank", "concat_effective_rank", "random_set_effective_rank",
+                 "random_concat_effective_rank"):
+        np.testing.assert_array_equal(getattr(restored, name), getattr(result, name))
+    # A report written before RankMe existed: the ranks come back from the stored spectra (RankMe ignores scale),
+    # the random baseline's ranks stay unknown.
+    for name in ("set_effective_rank", "concat_effective_rank", "random_set_effective_rank",
+                 "random_concat_effective_rank"):
+        del data[name]
+    older = EmbeddingDiagnostics.from_dict(data)
+    np.testing.assert_allclose(older.set_effective_rank, result.set_effective_rank, rtol=1e-12)
+    np.testing.assert_allclose(older.concat_effective_rank, result.concat_effective_rank, rtol=1e-12)
+    assert older.random_concat_effective_rank is None and "mean_random_concat_effective_rank" not in older.summary()
 
 
 @pytest.mark.parametrize("multi_embedding", [True, False])

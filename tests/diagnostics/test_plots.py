@@ -34,6 +34,7 @@ def test_every_figure_renders(models, tmp_path):
         "spectra": lambda p: plots.plot_singular_spectra(me_diagnostics, path=p),
         "spectra_set": lambda p: plots.plot_singular_spectra(me_diagnostics, set_index=2, fields=[0, 2], path=p),
         "random": lambda p: plots.plot_abundance_vs_random(me_diagnostics, path=p),
+        "rankme": lambda p: plots.plot_effective_rank_vs_random(me_diagnostics, path=p),
         "heatmap": lambda p: plots.plot_pairwise_heatmap(pairwise, set_index=1, path=p),
         "norms": lambda p: plots.plot_weight_norms(pairwise, path=p),
         "se_vs_me": lambda p: plots.plot_se_vs_me({"SE": se_diagnostics, "ME": me_diagnostics}, path=p),
@@ -65,6 +66,15 @@ def test_history_and_toy_plots(tmp_path):
     figure = plots.plot_abundance_history(history, fields=["b"], path=tmp_path / "history.png")
     _check_png(figure, tmp_path / "history.png")
     np.testing.assert_allclose(figure.axes[0].lines[0].get_ydata(), [5.0, 4.0, 3.0])
+    for record in history:
+        record.update({"mean_concat_effective_rank": 7.0, "min_concat_effective_rank": 1.5 + record["step"] / 10,
+                       "concat_effective_rank": {"a": 6.0, "b": 2.0}})
+    figure = plots.plot_abundance_history(history, fields=["b"], path=tmp_path / "rank.png", metric="effective_rank")
+    np.testing.assert_allclose(figure.axes[0].lines[1].get_ydata(), [1.5, 2.5, 3.5])
+    np.testing.assert_allclose(figure.axes[0].lines[2].get_ydata(), [2.0, 2.0, 2.0])
+    assert figure.axes[0].get_ylabel() == "effective rank (RankMe)"
+    with pytest.raises(ValueError, match="`metric` must be 'abundance' or 'effective_rank', received 'ia'"):
+        plots.plot_abundance_history(history, metric="ia")
     toy = run_toy_collapse_experiment(num_rows=10, embedding_dim=3, num_iterations=20, record_every=10)
     _check_png(plots.plot_toy_experiment(toy, path=tmp_path / "toy.png"), tmp_path / "toy.png")
 

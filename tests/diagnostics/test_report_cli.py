@@ -51,10 +51,14 @@ def test_report_for_se_and_me(saved_models, tmp_path):
         # The markdown table row of a field shows the same IA, rounded.
         item_row = next(line for line in summary.split(f"## {label}")[1].splitlines() if line.startswith("| item |"))
         assert f"| {expected.concat_abundance[2]:.2f} |" in item_row
+        assert f"| {expected.concat_effective_rank[2]:.2f} | {expected.random_concat_effective_rank[2]:.2f} |" \
+            in item_row
+        np.testing.assert_allclose(embedding["concat_effective_rank"], expected.concat_effective_rank, rtol=1e-9)
     expected_files = {"summary.md", "diagnostics.json", "comparison.png", "SE_1x20_spectra.png",
                       "SE_1x20_ia_vs_random.png", "SE_1x20_pairwise.png", "SE_1x20_weight_norms.png",
                       "ME_2x10_spectra.png", "ME_2x10_ia_vs_random.png", "ME_2x10_set_abundance.png",
-                      "ME_2x10_pairwise.png", "ME_2x10_weight_norms.png"}
+                      "ME_2x10_pairwise.png", "ME_2x10_weight_norms.png", "SE_1x20_rankme_vs_random.png",
+                      "ME_2x10_rankme_vs_random.png"}
     assert expected_files <= {path.name for path in output.iterdir()}
     for name in expected_files:
         if name.endswith(".png"):

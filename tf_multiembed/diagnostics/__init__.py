@@ -1,5 +1,5 @@
-"""Embedding-collapse diagnostics: information abundance (IA), singular spectra, per-field and per-set analysis,
-interaction-projected IA, a training callback, plots and a report command.
+"""Embedding-collapse diagnostics: information abundance (IA), effective rank (RankMe), singular spectra,
+per-field and per-set analysis, interaction-projected IA, a training callback, plots and a report command.
 
 IA(E) = sum of singular values / largest singular value (Guo et al., ICML 2024, Definition 1), computed per field on
 that field's rows of the embedding table. See docs/diagnostics.md.
@@ -13,10 +13,12 @@ Example:
 """
 
 from tf_multiembed.diagnostics.abundance import (
+    effective_rank,
     gram_matrix,
     information_abundance,
     normalized_spectrum,
     random_abundance,
+    random_effective_rank,
     singular_values,
 )
 from tf_multiembed.diagnostics.callback import InformationAbundanceCallback, abundance_record
@@ -31,6 +33,7 @@ from tf_multiembed.diagnostics.pairwise import (
 from tf_multiembed.diagnostics.plots import (
     plot_abundance_history,
     plot_abundance_vs_random,
+    plot_effective_rank_vs_random,
     plot_pairwise_heatmap,
     plot_se_vs_me,
     plot_set_abundance,
@@ -55,6 +58,7 @@ __all__ = [
     "count_ids",
     "cross_projection_diagnostics",
     "diagnose",
+    "effective_rank",
     "ffm_sub_embedding_diagnostics",
     "gram_matrix",
     "information_abundance",
@@ -63,6 +67,7 @@ __all__ = [
     "pairwise_diagnostics",
     "plot_abundance_history",
     "plot_abundance_vs_random",
+    "plot_effective_rank_vs_random",
     "plot_pairwise_heatmap",
     "plot_se_vs_me",
     "plot_set_abundance",
@@ -70,6 +75,7 @@ __all__ = [
     "plot_toy_experiment",
     "plot_weight_norms",
     "random_abundance",
+    "random_effective_rank",
     "read_export",
     "run_toy_collapse_experiment",
     "singular_values",

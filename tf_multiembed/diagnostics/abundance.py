@@ -1,8 +1,14 @@
-"""Information abundance (IA) and singular spectra of embedding matrices.
+"""Information abundance (IA), effective rank (RankMe) and singular spectra of embedding matrices.
 
 IA(E) = sum_k sigma_k / max_k sigma_k for a matrix E of shape `[D, K]` (the paper's Definition 1): it lies in
 `[1, min(D, K)]`, equals the rank for matrices whose nonzero singular values are all equal, and is low when a few
 directions dominate ("collapse"). No centring or normalisation of the rows is applied.
+
+The effective rank RankMe(E) = exp(-sum_k p_k log p_k) with p_k = sigma_k / sum_j sigma_j (Garrido et al., ICML
+2023; Roy & Vetterli 2007) is a second collapse metric: the exponential of the entropy of the normalised spectrum.
+It also lies in `[1, min(D, K)]` and equals r for r equal nonzero singular values, but it weighs the shape of the
+whole spectrum (IA only compares its sum with its largest value), so the two can order matrices differently: a
+spectrum (1, 0.01 x 50) has IA 1.5 but RankMe 6.96, while (1, 1) has IA 2 and RankMe 2. Both ignore the scale of E.
 
 Two routes give the singular values:
 
@@ -171,6 +177,48 @@ def information_abundance(matrix: Union[np.ndarray, tf.Tensor, tf.Variable], met
     return abundance_from_singular_values(singular_values(matrix, method))
 
 
+def effective_rank_from_singular_values(values: np.ndarray) -> float:
+    """RankMe = exp(entropy of sigma / sum(sigma)), with 0 log 0 = 0.
+
+    Raises:
+        ValueError: if every singular value is zero (the normalised spectrum is undefined).
+
+    Example:
+        >>> round(effective_rank_from_singular_values(np.array([2.0, 2.0, 0.0])), 12)
+        2.0
+    """
+    values = np.asarray(values, dtype=np.float64)
+    total = float(np.sum(values)) if values.size else 0.0
+    if total <= 0.0 or (values.size and float(np.max(values)) <= 0.0):
+        raise ValueError(
+            "effective_rank: the matrix is all zeros (every singular value 0), so RankMe is undefined."
+        )
+    weights = values[values > 0.0] / total
+    return float(np.exp(-np.sum(weights * np.log(weights))))
+
+
+def effective_rank(matrix: object, method: str = "gram") -> float:
+    """Effective rank (RankMe, Garrido et al. 2023): exp of the entropy of the singular values normalised to sum 1.
+
+    Args:
+        matrix: a `[D, K]` embedding matrix (NumPy array, `tf.Tensor` or variable).
+        method: "gram" (fast, default) or "svd" (reference).
+
+    Returns:
+        RankMe in `[1, min(D, K)]`.
+
+    Raises:
+        ValueError: for a non-2-D, empty, all-zero or non-finite matrix, or an unknown `method`.
+
+    Example:
+        >>> round(effective_rank(np.eye(4)), 12)
+        4.0
+        >>> round(effective_rank(np.outer([1.0, 2.0, 3.0], [1.0, -1.0])), 12)  # rank one
+        1.0
+    """
+    return effective_rank_from_singular_values(singular_values(matrix, method))
+
+
 def normalized_spectrum(matrix: Union[np.ndarray, tf.Tensor, tf.Variable], method: str = "gram") -> np.ndarray:
     """Singular values divided by the largest one (descending; the paper's Fig. 1b curves).
 
@@ -194,6 +242,23 @@ def random_matrix(num_rows: int, num_columns: int, seed: Optional[int] = 0) -> n
     return np.random.default_rng(seed).uniform(-1.0, 1.0, size=(num_rows, num_columns)).astype(np.float32)
 
 
+def random_effective_rank(num_rows: int, num_columns: int, seed: Optional[int] = 0, method: str = "gram") -> float:
+    """RankMe of a random matrix of the given shape (the baseline beside `random_abundance`).
+
+    Example:
+        >>> 9.5 < random_effective_rank(10000, 10) <= 10.0  # close to K for tall random matrices
+        True
+    """
+    _check_positive_shape(num_rows, num_columns, "random_effective_rank")
+    return effective_rank(random_matrix(int(num_rows), int(num_columns), seed), method)
+
+
+def _check_positive_shape(num_rows: int, num_columns: int, name: str) -> None:
+    for value, label in ((num_rows, "num_rows"), (num_columns, "num_columns")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{name}: `{label}` must be a positive integer, received {value!r}.")
+
+
 def random_abundance(num_rows: int, num_columns: int, seed: Optional[int] = 0, method: str = "gram") -> float:
     """IA of a random matrix of the given shape: the paper's Fig. 2 baseline for a field of `num_rows` rows.
 
@@ -201,8 +266,6 @@ def random_abundance(num_rows: int, num_columns: int, seed: Optional[int] = 0, m
         >>> 8.0 < random_abundance(10000, 10) < 10.0  # close to K for tall random matrices
         True
     """
-    for value, name in ((num_rows, "num_rows"), (num_columns, "num_columns")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"random_abundance: `{name}` must be a positive integer, received {value!r}.")
+    _check_positive_shape(num_rows, num_columns, "random_abundance")
     return information_abundance(random_matrix(int(num_rows), int(num_columns), seed), method)
 

@@ -1,4 +1,5 @@
-"""`InformationAbundanceCallback`: per-field IA recorded during training, to TensorBoard, CSV and JSON.
+"""`InformationAbundanceCallback`: per-field IA and effective rank (RankMe) recorded during training, to TensorBoard,
+CSV and JSON.
 
 Each record reads the embedding variable where it lives and reduces every field to its `[M*K, M*K]` float64 Gram
 matrix on that device (one pass over the rows, no copy of the table to the host), then takes eigenvalues of the small
@@ -21,7 +22,8 @@ from tf_multiembed.diagnostics import tables as tables_lib
 from tf_multiembed.metadata import json_value
 
 SUMMARY_PREFIX = "information_abundance"
-CSV_COLUMNS = ("step", "epoch", "field", "set", "abundance")
+RANK_SUMMARY_PREFIX = "effective_rank"
+CSV_COLUMNS = ("step", "epoch", "field", "set", "abundance", "effective_rank")
 
 
 def _scalar_metadata() -> bytes:
@@ -34,17 +36,21 @@ _SCALAR_METADATA = _scalar_metadata()
 
 
 def abundance_record(tables: tables_lib.EmbeddingTables, step: int, epoch: int) -> Dict[str, Any]:
-    """One history record: per-field IA of the concatenation and of each set, with mean and min over fields.
+    """One history record: per-field IA and RankMe of the concatenation and of each set, with mean and min over fields.
 
     Example:
         >>> from tf_multiembed.models import build_model
         >>> model = build_model("dnn", [5, 6, 7], scale=2)
         >>> record = abundance_record(tables_lib.EmbeddingTables.from_model(model), step=0, epoch=0)
         >>> sorted(record)[:3]
-        ['concat_abundance', 'epoch', 'mean_concat_abundance']
+        ['concat_abundance', 'concat_effective_rank', 'epoch']
     """
     grams = tables_lib.field_grams(tables)
-    set_ia, concat_ia, _, _ = field_analysis.analyze_grams(grams, tables.num_sets, tables.embedding_dim)
+    set_ia, concat_ia, set_spectra, concat_spectra = field_analysis.analyze_grams(
+        grams, tables.num_sets, tables.embedding_dim)
+    set_rank = np.array([[field_analysis.effective_rank_or_nan(s) for s in row] for row in set_spectra],
+                        dtype=np.float64).reshape(set_ia.shape)
+    concat_rank = np.array([field_analysis.effective_rank_or_nan(s) for s in concat_spectra], dtype=np.float64)
 
     def stat(values: np.ndarray, reduce: Callable[[np.ndarray], Any]) -> float:
         finite = np.asarray(values)[np.isfinite(values)]
@@ -60,16 +66,23 @@ def abundance_record(tables: tables_lib.EmbeddingTables, step: int, epoch: int) 
         "min_concat_abundance": stat(concat_ia, np.min),
         "mean_set_abundance": stat(set_ia, np.mean),
         "min_set_abundance": stat(set_ia, np.min),
+        "concat_effective_rank": {name: float(value) for name, value in zip(names, concat_rank)},
+        "set_effective_rank": {name: [float(v) for v in row] for name, row in zip(names, set_rank)},
+        "mean_concat_effective_rank": stat(concat_rank, np.mean),
+        "min_concat_effective_rank": stat(concat_rank, np.min),
+        "mean_set_effective_rank": stat(set_rank, np.mean),
+        "min_set_effective_rank": stat(set_rank, np.min),
     }
 
 
 class InformationAbundanceCallback(tf.keras.callbacks.Callback):
     """Records per-field information abundance of the model's embeddings during `fit`.
 
-    A record holds, for every field, the IA of its rows concatenated across sets and the IA of each set, plus the mean
-    and minimum over fields. Records are kept in `history`, and optionally written as TensorBoard scalars
-    (`information_abundance/mean`, `.../min`, `.../field/<name>`, and per set `.../set_<m>/<name>`), appended to a
-    long-format CSV (`step, epoch, field, set, abundance`, set "all" for the concatenation) and dumped to a JSON list.
+    A record holds, for every field, the IA and RankMe of its rows concatenated across sets and of each set, plus
+    the mean and minimum over fields. Records are kept in `history`, and optionally written as TensorBoard scalars
+    (`information_abundance/mean`, `.../min`, `.../field/<name>`, and per set `.../set_<m>/<name>`; the same tags
+    under `effective_rank/` for RankMe), appended to a long-format CSV (`step, epoch, field, set, abundance,
+    effective_rank`, set "all" for the concatenation) and dumped to a JSON list.
     At each epoch end the latest mean and min are added to the epoch logs as `ia_mean` and `ia_min`, so `History`
     and other callbacks see them.
 
@@ -159,9 +172,15 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
         values = {f"{SUMMARY_PREFIX}/mean": record["mean_concat_abundance"],
                   f"{SUMMARY_PREFIX}/min": record["min_concat_abundance"]}
         values.update({f"{SUMMARY_PREFIX}/field/{name}": value for name, value in record["concat_abundance"].items()})
+        values.update({f"{RANK_SUMMARY_PREFIX}/mean": record["mean_concat_effective_rank"],
+                       f"{RANK_SUMMARY_PREFIX}/min": record["min_concat_effective_rank"]})
+        values.update({f"{RANK_SUMMARY_PREFIX}/field/{name}": value
+                       for name, value in record["concat_effective_rank"].items()})
         if self.log_sets and self._tables is not None and self._tables.num_sets > 1:
             for name, set_values in record["set_abundance"].items():
                 values.update({f"{SUMMARY_PREFIX}/set_{m}/{name}": value for m, value in enumerate(set_values)})
+            for name, set_values in record["set_effective_rank"].items():
+                values.update({f"{RANK_SUMMARY_PREFIX}/set_{m}/{name}": value for m, value in enumerate(set_values)})
         with self._writer.as_default():
             for tag, value in values.items():
                 # `tf.summary.write` with the scalar plugin's metadata is what `tf.summary.scalar` writes, without
@@ -179,10 +198,13 @@ class InformationAbundanceCallback(tf.keras.callbacks.Callback):
             if new_file:
                 writer.writerow(CSV_COLUMNS)
             for name, value in record["concat_abundance"].items():
-                writer.writerow((record["step"], record["epoch"], name, "all", repr(value)))
+                rank = record["concat_effective_rank"][name]
+                writer.writerow((record["step"], record["epoch"], name, "all", repr(value), repr(rank)))
                 if self.log_sets:
+                    ranks = record["set_effective_rank"][name]
                     for set_index, set_value in enumerate(record["set_abundance"][name]):
-                        writer.writerow((record["step"], record["epoch"], name, set_index, repr(set_value)))
+                        writer.writerow((record["step"], record["epoch"], name, set_index, repr(set_value),
+                                         repr(ranks[set_index])))
 
 
 def _ensure_parent(path: str) -> None:

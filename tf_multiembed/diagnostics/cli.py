@@ -1,6 +1,7 @@
 """The report command line (`python -m tf_multiembed.diagnostics`), kept importable for tests."""
 
 import argparse
+import math
 import json
 import pathlib
 from typing import List, Optional, Sequence
@@ -82,6 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for label, result in results.items():
         summary = result.embedding.summary()
         print(f"{label}: mean IA {summary['mean_concat_abundance']:.3f} (random "
-              f"{summary['mean_random_concat_abundance']:.3f}), min {summary['min_concat_abundance']:.3f}")
+              f"{summary['mean_random_concat_abundance']:.3f}), min {summary['min_concat_abundance']:.3f}; "
+              f"mean RankMe {summary['mean_concat_effective_rank']:.3f} (random "
+              f"{summary.get('mean_random_concat_effective_rank', math.nan):.3f})")
     print(f"Report written to {pathlib.Path(args.output_dir) / 'summary.md'}")
     return 0

@@ -1,4 +1,4 @@
-"""Per-field, per-set information abundance of a model's embeddings, with a random-matrix baseline.
+"""Per-field, per-set information abundance and effective rank of a model's embeddings, with a random baseline.
 
 For every field i and embedding set m the analysis reports IA and the normalised singular spectrum of the field's
 rows `E_i^{(m)}` `[D_i, K]`; for multi-embedding (ME) models also the IA of the concatenation `[D_i, M*K]` of the
@@ -8,7 +8,8 @@ paper's Fig. 2. Rows that were never trained (ids absent from the training data,
 of the main numbers and reported separately.
 
 The paper does not say how it aggregates the IA of an ME model; both views are here: `concat_abundance` (the field's
-ME rows as one matrix) and `set_abundance` (each set on its own).
+ME rows as one matrix) and `set_abundance` (each set on its own). The effective rank (RankMe, see `abundance`) is
+reported beside IA in the same two views (`concat_effective_rank`, `set_effective_rank`).
 """
 
 import dataclasses
@@ -45,6 +46,12 @@ class EmbeddingDiagnostics:
         all_rows_concat_abundance: `[N]` IA of the concatenation over every row (trained or not), or None when no
             rows were excluded.
         notes: human-readable remarks (undefined values, exclusions).
+        set_effective_rank: `[N, M]` RankMe of each field's rows in each set (computed from `set_spectra` when not
+            given: RankMe does not depend on the scale of the spectrum).
+        concat_effective_rank: `[N]` RankMe of the concatenation (from `concat_spectra` when not given).
+        random_set_effective_rank: `[N]` RankMe of the random `[D_i, K]` matrix, or None (reports written before
+            RankMe existed).
+        random_concat_effective_rank: `[N]` RankMe of the random `[D_i, M*K]` matrix, or None.
     """
 
     field_names: List[str]
@@ -61,6 +68,19 @@ class EmbeddingDiagnostics:
     concat_spectra: np.ndarray
     all_rows_concat_abundance: Optional[np.ndarray] = None
     notes: List[str] = dataclasses.field(default_factory=list)
+    set_effective_rank: Optional[np.ndarray] = None
+    concat_effective_rank: Optional[np.ndarray] = None
+    random_set_effective_rank: Optional[np.ndarray] = None
+    random_concat_effective_rank: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.set_effective_rank is None:
+            self.set_effective_rank = np.array(
+                [[effective_rank_or_nan(spectrum) for spectrum in row] for row in np.asarray(self.set_spectra)],
+                dtype=np.float64).reshape(np.asarray(self.set_spectra).shape[:2])
+        if self.concat_effective_rank is None:
+            self.concat_effective_rank = np.array(
+                [effective_rank_or_nan(spectrum) for spectrum in np.asarray(self.concat_spectra)], dtype=np.float64)
 
     @property
     def num_fields(self) -> int:
@@ -82,14 +102,23 @@ class EmbeddingDiagnostics:
             values = values[np.isfinite(values)]
             return float(reduce(values)) if values.size else math.nan
 
-        return {
+        summary = {
             "mean_concat_abundance": stat(self.concat_abundance, np.mean),
             "min_concat_abundance": stat(self.concat_abundance, np.min),
             "mean_set_abundance": stat(self.set_abundance, np.mean),
             "min_set_abundance": stat(self.set_abundance, np.min),
             "mean_random_concat_abundance": stat(self.random_concat_abundance, np.mean),
             "mean_abundance_ratio_to_random": stat(self.concat_abundance / self.random_concat_abundance, np.mean),
+            "mean_concat_effective_rank": stat(self.concat_effective_rank, np.mean),
+            "min_concat_effective_rank": stat(self.concat_effective_rank, np.min),
+            "mean_set_effective_rank": stat(self.set_effective_rank, np.mean),
+            "min_set_effective_rank": stat(self.set_effective_rank, np.min),
         }
+        if self.random_concat_effective_rank is not None:
+            summary["mean_random_concat_effective_rank"] = stat(self.random_concat_effective_rank, np.mean)
+            summary["mean_effective_rank_ratio_to_random"] = stat(
+                np.asarray(self.concat_effective_rank) / self.random_concat_effective_rank, np.mean)
+        return summary
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict (NaN becomes None); `from_dict` reverses it."""
@@ -140,6 +169,19 @@ def _abundance_or_nan(values: np.ndarray) -> float:
     return abundance.abundance_from_singular_values(values)
 
 
+def effective_rank_or_nan(values: np.ndarray) -> float:
+    """RankMe of a (possibly zero-padded, possibly max-normalised) spectrum; NaN if it is empty or all zeros."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0 or not np.all(np.isfinite(values)) or float(np.max(values)) <= 0:
+        return math.nan
+    return abundance.effective_rank_from_singular_values(values)
+
+
+def effective_rank_from_gram(gram: np.ndarray, num_rows: int) -> float:
+    """RankMe of a `[num_rows, C]` matrix given its column Gram `[C, C]`; NaN if the matrix is empty or all zeros."""
+    return effective_rank_or_nan(tables_lib.singular_values_from_column_gram(gram, num_rows))
+
+
 def abundance_from_gram(gram: np.ndarray, num_rows: int) -> float:
     """IA of a `[num_rows, C]` matrix given its column Gram `[C, C]`; NaN if the matrix is empty or all zeros."""
     return _abundance_or_nan(tables_lib.singular_values_from_column_gram(gram, num_rows))
@@ -177,11 +219,20 @@ def analyze_grams(grams: Sequence[tables_lib.FieldGram], num_sets: int,
 
 def random_baseline(num_rows: int, num_sets: int, embedding_dim: int, seed: int = 0) -> Tuple[float, float]:
     """IA of a random `[num_rows, M*K]` matrix and of its first `[num_rows, K]` columns (NaN for 0 rows)."""
+    return random_baseline_metrics(num_rows, num_sets, embedding_dim, seed)[:2]
+
+
+def random_baseline_metrics(num_rows: int, num_sets: int, embedding_dim: int,
+                            seed: int = 0) -> Tuple[float, float, float, float]:
+    """`(set IA, concat IA, set RankMe, concat RankMe)` of a random `[num_rows, M*K]` matrix and of its first
+    `[num_rows, K]` columns (all NaN for 0 rows)."""
     if num_rows == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, math.nan, math.nan
     matrix = abundance.random_matrix(num_rows, num_sets * embedding_dim, seed)
     gram = tables_lib.column_gram(matrix)
-    return abundance_from_gram(set_block(gram, 0, embedding_dim), num_rows), abundance_from_gram(gram, num_rows)
+    block = set_block(gram, 0, embedding_dim)
+    return (abundance_from_gram(block, num_rows), abundance_from_gram(gram, num_rows),
+            effective_rank_from_gram(block, num_rows), effective_rank_from_gram(gram, num_rows))
 
 
 def analyze_embeddings(source: tables_lib.EmbeddingSource, *, id_counts: Optional[tables_lib.IdCounts] = None,
@@ -213,12 +264,15 @@ def analyze_embeddings(source: tables_lib.EmbeddingSource, *, id_counts: Optiona
     set_ia, concat_ia, set_spectra, concat_spectra = analyze_grams(grams, tables.num_sets, tables.embedding_dim)
     random_set = np.full(tables.num_fields, math.nan)
     random_concat = np.full(tables.num_fields, math.nan)
-    cache: Dict[int, Tuple[float, float]] = {}
+    random_set_rank = np.full(tables.num_fields, math.nan)
+    random_concat_rank = np.full(tables.num_fields, math.nan)
+    cache: Dict[int, Tuple[float, float, float, float]] = {}
     for field, item in enumerate(grams):
         if item.analysed_rows not in cache:
-            cache[item.analysed_rows] = random_baseline(
+            cache[item.analysed_rows] = random_baseline_metrics(
                 item.analysed_rows, tables.num_sets, tables.embedding_dim, random_seed)
-        random_set[field], random_concat[field] = cache[item.analysed_rows]
+        (random_set[field], random_concat[field], random_set_rank[field],
+         random_concat_rank[field]) = cache[item.analysed_rows]
     notes = []
     all_rows = None
     excluded = np.array([item.excluded_rows for item in grams], dtype=np.int64)
@@ -257,6 +311,8 @@ def analyze_embeddings(source: tables_lib.EmbeddingSource, *, id_counts: Optiona
         concat_spectra=concat_spectra,
         all_rows_concat_abundance=all_rows,
         notes=notes,
+        random_set_effective_rank=random_set_rank,
+        random_concat_effective_rank=random_concat_rank,
     )
 
 

@@ -55,6 +55,7 @@ def load_for_diagnostics(path: types.PathLike, *,
     """
     import tf_multiembed.layers  # noqa: F401  (registers the serializable layers)
     from tf_multiembed.layers.interactions import ffm, regularized_cross  # noqa: F401
+    from tf_multiembed.layers import collapse_penalties  # noqa: F401
 
     kind, resolved = artifacts.locate(path)
     if kind == "export":

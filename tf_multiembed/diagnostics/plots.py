@@ -115,6 +115,33 @@ def plot_abundance_vs_random(diagnostics: EmbeddingDiagnostics, path: Optional[t
     return _finish(figure, path)
 
 
+def plot_effective_rank_vs_random(diagnostics: EmbeddingDiagnostics, path: Optional[types.PathLike] = None) -> Figure:
+    """Per-field effective rank (RankMe) of the learned embeddings vs random matrices of the same shape.
+
+    The same layout as `plot_abundance_vs_random`; the random bars are missing for diagnostics read from reports
+    written before RankMe existed.
+
+    Example:
+        >>> plot_effective_rank_vs_random(analyze_embeddings(model))  # doctest: +SKIP
+    """
+    order = _field_order(diagnostics)
+    positions = np.arange(order.size)
+    figure = _figure(max(6.4, 0.25 * order.size + 2), 4.0)
+    axes = figure.add_subplot()
+    if diagnostics.random_concat_effective_rank is not None:
+        axes.bar(positions - 0.2, np.asarray(diagnostics.random_concat_effective_rank)[order], width=0.4,
+                 color="#bbbbbb", label="random matrix")
+    axes.bar(positions + 0.2, np.asarray(diagnostics.concat_effective_rank)[order], width=0.4, color="#ff7f0e",
+             label="learned")
+    axes.set_xticks(positions)
+    axes.set_xticklabels([diagnostics.field_names[i] for i in order], rotation=90, fontsize=7)
+    axes.set_xlabel("field (sorted by cardinality)")
+    axes.set_ylabel("effective rank (RankMe)")
+    axes.set_title(f"RankMe per field vs random (width {diagnostics.total_width})")
+    axes.legend()
+    return _finish(figure, path)
+
+
 def plot_pairwise_heatmap(pairwise: PairwiseDiagnostics, set_index: int = 0,
                           path: Optional[types.PathLike] = None) -> Figure:
     """Fig. 3: the N x N heatmap of IA(E_i^{->j}), fields sorted by IA(E_i), with the sums over i and over j.
@@ -183,30 +210,36 @@ def plot_weight_norms(pairwise: PairwiseDiagnostics, path: Optional[types.PathLi
 
 
 def plot_abundance_history(history: Sequence[Dict[str, Any]], fields: Optional[Sequence[str]] = None,
-                           path: Optional[types.PathLike] = None) -> Figure:
-    """IA over training from `InformationAbundanceCallback.history`: mean and min over fields, plus chosen fields.
+                           path: Optional[types.PathLike] = None, metric: str = "abundance") -> Figure:
+    """IA (or RankMe) over training from `InformationAbundanceCallback.history`: mean and min over fields, plus
+    chosen fields.
 
     Args:
         history: records with "step", "mean_concat_abundance", "min_concat_abundance" and "concat_abundance"
             (a `{field name: IA}` dict).
         fields: field names to draw individually (default none).
+        metric: "abundance" (IA, default) or "effective_rank" (RankMe).
 
     Example:
         >>> plot_abundance_history(callback.history)  # doctest: +SKIP
     """
     if not history:
         raise ValueError("plot_abundance_history: the history is empty; train with the callback first.")
+    if metric not in ("abundance", "effective_rank"):
+        raise ValueError(f"plot_abundance_history: `metric` must be 'abundance' or 'effective_rank', received "
+                         f"{metric!r}.")
     steps = [record["step"] for record in history]
     figure = _figure(6.4, 4.0)
     axes = figure.add_subplot()
-    axes.plot(steps, [record["mean_concat_abundance"] for record in history], color="black", label="mean over fields")
-    axes.plot(steps, [record["min_concat_abundance"] for record in history], color="black", linestyle="--",
+    axes.plot(steps, [record[f"mean_concat_{metric}"] for record in history], color="black", label="mean over fields")
+    axes.plot(steps, [record[f"min_concat_{metric}"] for record in history], color="black", linestyle="--",
               label="min over fields")
     for name in fields or ():
-        axes.plot(steps, [record["concat_abundance"][name] for record in history], linewidth=0.8, label=name)
+        axes.plot(steps, [record[f"concat_{metric}"][name] for record in history], linewidth=0.8, label=name)
+    label = "information abundance" if metric == "abundance" else "effective rank (RankMe)"
     axes.set_xlabel("training step")
-    axes.set_ylabel("information abundance")
-    axes.set_title("Information abundance during training")
+    axes.set_ylabel(label)
+    axes.set_title(f"{label[0].upper()}{label[1:]} during training")
     axes.legend(fontsize=7)
     return _finish(figure, path)
 
@@ -303,6 +336,7 @@ def _colors(count: int) -> List[Any]:
 __all__ = [
     "plot_abundance_history",
     "plot_abundance_vs_random",
+    "plot_effective_rank_vs_random",
     "plot_pairwise_heatmap",
     "plot_se_vs_me",
     "plot_set_abundance",

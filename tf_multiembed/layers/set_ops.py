@@ -1,5 +1,7 @@
 """Weight-free set operations: flattening each set's embeddings and combining sets by their mean."""
 
+from typing import Any, Dict, Optional, Tuple
+
 import tensorflow as tf
 
 from tf_multiembed import types, validation
@@ -66,3 +68,34 @@ class SetMean(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: types.Shape) -> types.Shape:
         return (input_shape[0], *input_shape[2:])
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_multiembed")
+class SetSlice(tf.keras.layers.Layer):
+    """Sets `start : stop` of `[B, M, ...]`: a group of sets that one set-vectorised block serves (heterogeneous ME).
+
+    Args:
+        start, stop: the slice of the set axis.
+
+    Example:
+        >>> SetSlice(1, 3)(tf.zeros([2, 4, 5])).shape
+        TensorShape([2, 2, 5])
+    """
+
+    def __init__(self, start: int, stop: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"SetSlice: `start` must be an integer >= 0, received {start!r}.")
+        self.start = start
+        self.stop = validation.check_positive_int(stop, "stop", "SetSlice")
+        if self.stop <= self.start:
+            raise ValueError(f"SetSlice: `stop` ({stop}) must be greater than `start` ({start}).")
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs[:, self.start:self.stop]
+
+    def compute_output_shape(self, input_shape: Tuple[Optional[int], ...]) -> Tuple[Optional[int], ...]:
+        return (input_shape[0], self.stop - self.start, *input_shape[2:])
+
+    def get_config(self) -> Dict[str, Any]:
+        return {**super().get_config(), "start": self.start, "stop": self.stop}

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tf_multiembed import introspection, types, validation
 from tf_multiembed.layers import MLP, DenseNumeric, MultiEmbedding, NumericEmbedding, SetMean, SetMLP
+from tf_multiembed.layers.collapse_penalties import SingularValuePenalty, SpaceSimilarityPenalty, UnfoldSets
 
 FEATURE_IDS_INPUT = "feature_ids"
 NUMERIC_VALUES_INPUT = "numeric_values"
@@ -156,18 +157,38 @@ def check_hidden_units(hidden_units: Sequence[int]) -> List[int]:
 
 
 def projection_mean_head(set_features: tf.Tensor, hidden_units: Sequence[int], dropout: float,
-                         batch_norm_momentum: float, batch_norm_epsilon: float, prefix: str = "") -> tf.Tensor:
+                         batch_norm_momentum: float, batch_norm_epsilon: float, prefix: str = "",
+                         folded_sets: Optional[int] = None) -> tf.Tensor:
     """The paper's ME pattern after the interaction: per-set projection -> mean over sets -> shared head -> logit.
 
     `hidden_units[0]` is the set-specific Linear+BN+ReLU+Dropout; `hidden_units[1:]` and the output layer are shared.
-    For one set this is exactly the SE model's MLP.
+    For one set this is exactly the SE model's MLP. With `folded_sets=M` the input is `[B*M, 1, D]` (`FoldSets`):
+    one projection serves every set (the shared-interaction ablation) and its output is unfolded before the mean.
     """
     hidden_units = check_hidden_units(hidden_units)
     projected = SetMLP(hidden_units[:1], dropout, batch_norm_momentum=batch_norm_momentum,
                        batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}set_projection")(set_features)
+    if folded_sets is not None:
+        projected = UnfoldSets(folded_sets, name=f"{prefix}unfold_sets")(projected)
     combined = SetMean(name=f"{prefix}set_mean")(projected)
     return MLP(hidden_units[1:], dropout, output_units=1, batch_norm_momentum=batch_norm_momentum,
                batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}shared_head")(combined)
+
+
+def collapse_penalties(embeddings: Any, space_similarity_coefficient: float,
+                       singular_value_coefficient: float) -> Any:
+    """Adds the paper's embedding penalties (`collapse_penalties` module) after the embeddings when their weight is
+    positive; with both at 0 the graph is unchanged."""
+    for coefficient, layer_class, name in ((space_similarity_coefficient, SpaceSimilarityPenalty,
+                                            "space_similarity_penalty"),
+                                           (singular_value_coefficient, SingularValuePenalty,
+                                            "singular_value_penalty")):
+        if isinstance(coefficient, bool) or not isinstance(coefficient, (int, float)) or coefficient < 0:
+            raise ValueError(f"build_model: `{name.replace('_penalty', '_coefficient')}` must be a float >= 0, "
+                             f"received {coefficient!r}.")
+        if coefficient > 0:
+            embeddings = layer_class(float(coefficient), name=name)(embeddings)
+    return embeddings
 
 
 def linear_logit(features: tf.Tensor, name: str) -> tf.Tensor:

@@ -33,7 +33,7 @@ class SetCross(tf.keras.layers.Layer):
     """
 
     # Field-pair weights the diagnostics analyse (tf_multiembed.introspection): the cross kernel.
-    PAIRWISE_KIND = "cross"
+    PAIRWISE_KIND: Optional[str] = "cross"
 
     def __init__(self, num_layers: int = 4, low_rank: Optional[int] = None,
                  kernel_initializer: Optional[types.InitializerLike] = None,
@@ -97,3 +97,11 @@ class SetCross(tf.keras.layers.Layer):
             "bias_initializer": tf.keras.initializers.serialize(self.bias_initializer),
         })
         return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_multiembed")
+class GroupSetCross(SetCross):
+    """`SetCross` serving one group of the sets in heterogeneous ME: its kernels cover only the group, so the
+    field-pair diagnostics (which read one cross kernel for all sets of the table) leave it out."""
+
+    PAIRWISE_KIND = None
