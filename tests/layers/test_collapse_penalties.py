@@ -101,7 +101,10 @@ IDS = np.array([[0, 1, 2], [4, 5, 6], [3, 0, 1], [1, 2, 0]])
 
 def _tie(source, target):
     """Copies `source`'s weights into `target`, repeating a shared [1, ...] weight over target's sets."""
-    assert [w.path for w in source.weights] == [w.path for w in target.weights]
+    def paths(model):  # Keras 3 variables have a path; legacy tf-keras ones a name
+        return [getattr(weight, "path", weight.name) for weight in model.weights]
+
+    assert paths(source) == paths(target)
     for shared, weight in zip(source.weights, target.weights):
         value, shape = shared.numpy(), tuple(weight.shape)
         if value.shape != shape:  # [1, ...] kernels repeat over sets; flat [units] BatchNorm vectors tile to [M*units]

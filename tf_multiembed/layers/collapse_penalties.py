@@ -19,8 +19,9 @@ Singular values come from `tf.linalg.svd(compute_uv=False)`, whose gradient is `
 defined also when singular values repeat.
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tf_multiembed import validation
@@ -48,14 +49,13 @@ def space_similarity_penalty(embeddings: tf.Tensor) -> tf.Tensor:
     num_sets = int(embeddings.shape[1])
     if num_sets < 2:
         return tf.zeros([], embeddings.dtype)
-    per_pair = []
-    for later in range(1, num_sets):
-        for earlier in range(later):
-            # [N, K, K]: per field, E_i^{(later)T} E_i^{(earlier)} over the batch.
-            products = tf.einsum("bnk,bnl->nkl", embeddings[:, later], embeddings[:, earlier])
-            singular = tf.linalg.svd(products, compute_uv=False)  # [N, K]
-            per_pair.append(tf.reduce_mean(singular, axis=0))
-    return tf.reduce_mean(tf.square(tf.stack(per_pair)))
+    # Every pair of sets at once (no Python loop over sets): [M, M, N, K, K] = per field, E_i^{(m)T} E_i^{(m')} over
+    # the batch, then the M(M-1)/2 pairs m > m'.
+    products = tf.einsum("bmnk,bpnl->mpnkl", embeddings, embeddings)
+    later, earlier = np.tril_indices(num_sets, -1)
+    pairs = tf.gather_nd(products, np.stack([later, earlier], axis=1))  # [P, N, K, K]
+    singular = tf.linalg.svd(pairs, compute_uv=False)  # [P, N, K]
+    return tf.reduce_mean(tf.square(tf.reduce_mean(singular, axis=1)))
 
 
 def singular_value_penalty(embeddings: tf.Tensor) -> tf.Tensor:
@@ -78,8 +78,32 @@ def singular_value_penalty(embeddings: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(variance)
 
 
+class _EmbeddingPenalty(tf.keras.layers.Layer):
+    """Identity on `[B, M, N, K]` embeddings that adds `coefficient * penalty(embeddings)` to the layer's losses."""
+
+    penalty: Callable[[tf.Tensor], tf.Tensor]
+
+    def __init__(self, coefficient: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.coefficient = _check_coefficient(coefficient, type(self).__name__)
+
+    def build(self, input_shape: Any) -> None:
+        _check_embeddings_shape(input_shape, type(self).__name__)
+        super().build(input_shape)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        self.add_loss(self.coefficient * type(self).penalty(tf.cast(inputs, tf.float32)))
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> Dict[str, Any]:
+        return {**super().get_config(), "coefficient": self.coefficient}
+
+
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
-class SpaceSimilarityPenalty(tf.keras.layers.Layer):
+class SpaceSimilarityPenalty(_EmbeddingPenalty):
     """Identity on `[B, M, N, K]` embeddings that adds `coefficient * space_similarity_penalty(embeddings)`.
 
     Args:
@@ -91,27 +115,11 @@ class SpaceSimilarityPenalty(tf.keras.layers.Layer):
         (TensorShape([8, 2, 3, 4]), 1)
     """
 
-    def __init__(self, coefficient: float = 1e-4, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.coefficient = _check_coefficient(coefficient, "SpaceSimilarityPenalty")
-
-    def build(self, input_shape: Any) -> None:
-        _check_embeddings_shape(input_shape, "SpaceSimilarityPenalty")
-        super().build(input_shape)
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        self.add_loss(self.coefficient * space_similarity_penalty(tf.cast(inputs, tf.float32)))
-        return inputs
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> Dict[str, Any]:
-        return {**super().get_config(), "coefficient": self.coefficient}
+    penalty = staticmethod(space_similarity_penalty)
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
-class SingularValuePenalty(tf.keras.layers.Layer):
+class SingularValuePenalty(_EmbeddingPenalty):
     """Identity on `[B, M, N, K]` embeddings that adds `coefficient * singular_value_penalty(embeddings)`.
 
     Args:
@@ -123,23 +131,7 @@ class SingularValuePenalty(tf.keras.layers.Layer):
         (TensorShape([8, 1, 3, 4]), 1)
     """
 
-    def __init__(self, coefficient: float = 1e-4, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.coefficient = _check_coefficient(coefficient, "SingularValuePenalty")
-
-    def build(self, input_shape: Any) -> None:
-        _check_embeddings_shape(input_shape, "SingularValuePenalty")
-        super().build(input_shape)
-
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        self.add_loss(self.coefficient * singular_value_penalty(tf.cast(inputs, tf.float32)))
-        return inputs
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> Dict[str, Any]:
-        return {**super().get_config(), "coefficient": self.coefficient}
+    penalty = staticmethod(singular_value_penalty)
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_multiembed")
