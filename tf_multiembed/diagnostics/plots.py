@@ -93,26 +93,33 @@ def plot_singular_spectra(diagnostics: EmbeddingDiagnostics, set_index: Optional
     return _finish(figure, path)
 
 
+def _per_field_vs_random(diagnostics: EmbeddingDiagnostics, learned: Any, random: Any, color: str, metric: str,
+                         short: str, path: Optional[types.PathLike]) -> Figure:
+    """Bars per field (sorted by cardinality): `random` (grey; skipped when None) beside `learned`."""
+    order = _field_order(diagnostics)
+    positions = np.arange(order.size)
+    figure = _figure(max(6.4, 0.25 * order.size + 2), 4.0)
+    axes = figure.add_subplot()
+    if random is not None:
+        axes.bar(positions - 0.2, np.asarray(random)[order], width=0.4, color="#bbbbbb", label="random matrix")
+    axes.bar(positions + 0.2, np.asarray(learned)[order], width=0.4, color=color, label="learned")
+    axes.set_xticks(positions)
+    axes.set_xticklabels([diagnostics.field_names[i] for i in order], rotation=90, fontsize=7)
+    axes.set_xlabel("field (sorted by cardinality)")
+    axes.set_ylabel(metric)
+    axes.set_title(f"{short} per field vs random (width {diagnostics.total_width})")
+    axes.legend()
+    return _finish(figure, path)
+
+
 def plot_abundance_vs_random(diagnostics: EmbeddingDiagnostics, path: Optional[types.PathLike] = None) -> Figure:
     """Fig. 2: per-field IA of the learned embeddings vs random matrices of the same shape, fields by cardinality.
 
     Example:
         >>> plot_abundance_vs_random(analyze_embeddings(model))  # doctest: +SKIP
     """
-    order = _field_order(diagnostics)
-    positions = np.arange(order.size)
-    figure = _figure(max(6.4, 0.25 * order.size + 2), 4.0)
-    axes = figure.add_subplot()
-    axes.bar(positions - 0.2, diagnostics.random_concat_abundance[order], width=0.4, color="#bbbbbb",
-             label="random matrix")
-    axes.bar(positions + 0.2, diagnostics.concat_abundance[order], width=0.4, color="#1f77b4", label="learned")
-    axes.set_xticks(positions)
-    axes.set_xticklabels([diagnostics.field_names[i] for i in order], rotation=90, fontsize=7)
-    axes.set_xlabel("field (sorted by cardinality)")
-    axes.set_ylabel("information abundance")
-    axes.set_title(f"IA per field vs random (width {diagnostics.total_width})")
-    axes.legend()
-    return _finish(figure, path)
+    return _per_field_vs_random(diagnostics, diagnostics.concat_abundance, diagnostics.random_concat_abundance,
+                                "#1f77b4", "information abundance", "IA", path)
 
 
 def plot_effective_rank_vs_random(diagnostics: EmbeddingDiagnostics, path: Optional[types.PathLike] = None) -> Figure:
@@ -124,22 +131,9 @@ def plot_effective_rank_vs_random(diagnostics: EmbeddingDiagnostics, path: Optio
     Example:
         >>> plot_effective_rank_vs_random(analyze_embeddings(model))  # doctest: +SKIP
     """
-    order = _field_order(diagnostics)
-    positions = np.arange(order.size)
-    figure = _figure(max(6.4, 0.25 * order.size + 2), 4.0)
-    axes = figure.add_subplot()
-    if diagnostics.random_concat_effective_rank is not None:
-        axes.bar(positions - 0.2, np.asarray(diagnostics.random_concat_effective_rank)[order], width=0.4,
-                 color="#bbbbbb", label="random matrix")
-    axes.bar(positions + 0.2, np.asarray(diagnostics.concat_effective_rank)[order], width=0.4, color="#ff7f0e",
-             label="learned")
-    axes.set_xticks(positions)
-    axes.set_xticklabels([diagnostics.field_names[i] for i in order], rotation=90, fontsize=7)
-    axes.set_xlabel("field (sorted by cardinality)")
-    axes.set_ylabel("effective rank (RankMe)")
-    axes.set_title(f"RankMe per field vs random (width {diagnostics.total_width})")
-    axes.legend()
-    return _finish(figure, path)
+    return _per_field_vs_random(diagnostics, diagnostics.concat_effective_rank,
+                                diagnostics.random_concat_effective_rank, "#ff7f0e", "effective rank (RankMe)",
+                                "RankMe", path)
 
 
 def plot_pairwise_heatmap(pairwise: PairwiseDiagnostics, set_index: int = 0,
