@@ -18,6 +18,10 @@ import tensorflow as tf
 
 MONITOR = "val_auc"
 MONITORS = ("auc", "logloss", "auc_logloss")
+# The single-metric rules: the epoch log they follow and how the kept epoch is described.
+_RULE_LOGS = {"auc": ("val_auc", "highest validation AUC"), "logloss": ("val_logloss", "lowest validation log loss")}
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,24 +62,16 @@ class Monitor:
 
     def displayed(self, logs: Mapping[str, float]) -> Tuple[str, float]:
         """What the epoch lines print: ("val_auc", AUC), ("val_logloss", log loss) or ("score", AUC - w log loss)."""
-        if self.rule == "auc":
-            return "val_auc", float(logs.get("val_auc", math.nan))
-        if self.rule == "logloss":
-            return "val_logloss", float(logs.get("val_logloss", math.nan))
+        if self.rule in _RULE_LOGS:
+            key = _RULE_LOGS[self.rule][0]
+            return key, float(logs.get(key, math.nan))
         return "score", self.score(logs)
 
     def describe(self, logs: Optional[Mapping[str, float]] = None) -> str:
         """Why an epoch with these logs is kept, in words (e.g. "highest validation AUC (0.781200)")."""
-        if self.rule == "auc":
-            what, value = "highest validation AUC", None if logs is None else logs.get("val_auc")
-        elif self.rule == "logloss":
-            what, value = "lowest validation log loss", None if logs is None else logs.get("val_logloss")
-        else:
-            what = f"highest validation AUC - {self.logloss_weight:g} x log loss"
-            value = None if logs is None else self.score(logs)
-        return what if value is None else f"{what} ({float(value):.6f})"
-
-_logger = logging.getLogger(__name__)
+        what = (_RULE_LOGS[self.rule][1] if self.rule in _RULE_LOGS
+                else f"highest validation AUC - {self.logloss_weight:g} x log loss")
+        return what if logs is None else f"{what} ({self.displayed(logs)[1]:.6f})"
 
 
 class EarlyStoppingRule(tf.Module):

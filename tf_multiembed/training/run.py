@@ -292,9 +292,10 @@ def train_prepared(config: RunConfig, data: "PreparedData", info: distribute.Str
             verbose=plain_when_not_a_terminal(config.verbose))
         if config.calibration != "none":
             results = calibrate(config.calibration, model, data, info, results, batch_size)
+            if info.is_chief:  # `train` wrote the results before the calibrator existed
+                artifacts.write_json(run_dir / artifacts.RESULTS_FILE, results)
         if info.is_chief:
             artifacts.write_best_model(model, run_dir)
-            artifacts.write_json(pathlib.Path(config.model_dir) / artifacts.RESULTS_FILE, results)
     return results, model
 
 
