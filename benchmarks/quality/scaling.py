@@ -30,7 +30,7 @@ import pathlib
 import shutil
 import sys
 import time
-from typing import List
+from typing import List, Sequence
 
 if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>.py): make `benchmarks` importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
@@ -55,6 +55,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["dnn", "dcnv2"], "Registered model names.")
 flags.DEFINE_list("scales", ["1", "2", "4", "10"], "Scale factors.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Initialisation seeds.")
+flags.DEFINE_list("me_only", [], "Models of --models trained as ME only: variants whose SE is another model's SE "
+                  "(the space-similarity penalty and a shared interaction change nothing for one set).")
 flags.DEFINE_string("out", "", "Output folder (runs/, runs.csv, table.md, plots).")
 flags.DEFINE_integer("num_workers", 1, "Processes sharing the runs.", lower_bound=1)
 flags.DEFINE_integer("worker_index", 0, "This process's index in [0, num_workers).", lower_bound=0)
@@ -76,12 +78,15 @@ class Run:
         return f"{self.model}-{self.embedding}-{self.scale}x-seed{self.seed}"
 
 
-def planned_runs(models: List[str], scales: List[int], seeds: List[int]) -> List[Run]:
-    """Every run of the study, model-major (so a partial study has whole models): SE at every scale, ME above 1x.
+def planned_runs(models: List[str], scales: List[int], seeds: List[int], me_only: Sequence[str] = ()) -> List[Run]:
+    """Every run of the study, model-major (so a partial study has whole models): SE at every scale, ME above 1x;
+    the models in `me_only` have their ME runs only.
 
     Example:
         >>> [run.name for run in planned_runs(["dnn"], [1, 2], [0])]
         ['dnn-se-1x-seed0', 'dnn-se-2x-seed0', 'dnn-me-2x-seed0']
+        >>> [run.name for run in planned_runs(["dnn", "dcnv2"], [1, 2], [0], me_only=["dcnv2"])]
+        ['dnn-se-1x-seed0', 'dnn-se-2x-seed0', 'dnn-me-2x-seed0', 'dcnv2-me-2x-seed0']
     """
     from tf_multiembed.models import available_models
 
@@ -91,11 +96,15 @@ def planned_runs(models: List[str], scales: List[int], seeds: List[int]) -> List
     if not models or not scales or not seeds:
         raise ValueError(f"scaling: --models, --scales and --seeds must not be empty (got {models}, {scales}, "
                          f"{seeds}).")
+    stray = [model for model in me_only if model not in models]
+    if stray:
+        raise ValueError(f"scaling: --me_only names {stray}, which --models {models} does not have.")
     bad = [scale for scale in scales if scale < 1]
     if bad:
         raise ValueError(f"scaling: scale factors must be integers >= 1, got {bad}.")
     return [Run(model, embedding, scale, seed) for model in models for seed in seeds for embedding in ("se", "me")
-            for scale in scales if not (embedding == "me" and scale == 1)]
+            for scale in scales
+            if not (embedding == "me" and scale == 1) and not (embedding == "se" and model in me_only)]
 
 
 def worker_share(runs: List[Run], num_workers: int, worker_index: int) -> List[Run]:
@@ -149,7 +158,8 @@ def main(argv):
     if not FLAGS.out:
         raise app.UsageError("--out is required: the folder of the study's runs and results.")
     out = pathlib.Path(FLAGS.out)
-    runs = planned_runs(FLAGS.models, [int(scale) for scale in FLAGS.scales], [int(seed) for seed in FLAGS.seeds])
+    runs = planned_runs(FLAGS.models, [int(scale) for scale in FLAGS.scales], [int(seed) for seed in FLAGS.seeds],
+                        me_only=FLAGS.me_only)
     reference = scaling_report.load_reference(FLAGS.reference) if FLAGS.reference else None  # fails before training
     if not FLAGS.report_only:
         from tf_multiembed.training.run import configure_threads, prepare_data

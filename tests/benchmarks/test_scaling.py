@@ -88,6 +88,18 @@ def test_bad_study_arguments_fail_with_a_clear_message():
         scaling.planned_runs(["dnn"], [0, 2], [0])
     with pytest.raises(ValueError, match="must not be empty"):
         scaling.planned_runs(["dnn"], [1], [])
+    with pytest.raises(ValueError, match=r"--me_only names \['dnn'\], which --models \['dcnv2'\] does not have"):
+        scaling.planned_runs(["dcnv2"], [1], [0], me_only=["dnn"])
+
+
+def test_me_only_models_have_no_se_runs_and_their_se_rows_stay_empty():
+    runs = scaling.planned_runs(["dcnv2", "heterogeneous"], [1, 4], [0, 1], me_only=["heterogeneous"])
+    assert [run.name for run in runs if run.model == "heterogeneous"] == ["heterogeneous-me-4x-seed0",
+                                                                           "heterogeneous-me-4x-seed1"]
+    assert sum(run.model == "dcnv2" for run in runs) == 2 * 3
+    records = [{"model": "heterogeneous", "embedding": "me", "scale": 4, "test_auc": value} for value in (0.7, 0.8)]
+    table = scaling_report.markdown_table(records, runs, "test_auc")
+    assert "| SE-heterogeneous | — | — |" in table and "| ME-heterogeneous | — | 0.7500 ± 0.0500 |" in table
 
 
 def test_comparison_of_two_studies_by_hand():
