@@ -186,6 +186,37 @@ def plot(path: pathlib.Path, records, runs, key: str, label: str) -> None:
     plt.close(figure)
 
 
+def _ranks(values: Sequence[float]):
+    import numpy as np
+
+    return np.argsort(np.argsort(np.asarray(values, dtype=float), kind="stable"), kind="stable").astype(float)
+
+
+def metric_agreement(records: List[dict]) -> Dict[str, float]:
+    """How far IA and RankMe agree on a study: the Spearman correlation of their per-run means over all runs, and,
+    over the SE/ME pairs of one model, scale and seed, the share where both rank ME against SE the same way.
+
+    Example:
+        >>> records = [{"model": "dnn", "embedding": e, "scale": 4, "seed": 0, "ia_mean": ia, "rankme_mean": r}
+        ...            for e, ia, r in (("se", 10.0, 30.0), ("me", 12.0, 29.0))]
+        >>> metric_agreement(records)
+        {'runs': 2, 'spearman': -1.0, 'pairs': 1, 'same_direction': 0.0}
+    """
+    import numpy as np
+
+    usable = [r for r in records if "rankme_mean" in r]
+    spearman = math.nan
+    if len(usable) > 1:
+        spearman = float(np.corrcoef(_ranks([r["ia_mean"] for r in usable]),
+                                     _ranks([r["rankme_mean"] for r in usable]))[0, 1])
+    by_key = {(r["model"], r["embedding"], r["scale"], r["seed"]): r for r in usable}
+    pairs = [(se, by_key[(model, "me", scale, seed)]) for (model, embedding, scale, seed), se in by_key.items()
+             if embedding == "se" and (model, "me", scale, seed) in by_key]
+    same = [(me["ia_mean"] > se["ia_mean"]) == (me["rankme_mean"] > se["rankme_mean"]) for se, me in pairs]
+    return {"runs": len(usable), "spearman": round(spearman, 4), "pairs": len(pairs),
+            "same_direction": round(sum(same) / len(same), 4) if same else math.nan}
+
+
 def write_report(out: pathlib.Path, records: List[dict], runs, reference=None) -> Dict[str, str]:
     """Writes runs.csv, table.md, auc_vs_scale.png, ia_vs_scale.png (and fidelity.md with a reference: a JSON path or
     `load_reference`'s result)."""
@@ -202,6 +233,11 @@ def write_report(out: pathlib.Path, records: List[dict], runs, reference=None) -
             "sets of width K).", ""]
     for title, table in tables.items():
         text += [f"### {title}", "", table, ""]
+    if "mean per-field RankMe of the [D_i, M*K] embeddings" in tables:
+        agreement = metric_agreement(records)
+        text += [f"IA and RankMe: Spearman {agreement['spearman']:+.2f} over the {agreement['runs']} runs' means; "
+                 f"over {agreement['pairs']} SE/ME pairs (same model, scale, seed) they order ME against SE the "
+                 f"same way in {agreement['same_direction']:.0%} of them.", ""]
     (out / "table.md").write_text("\n".join(text))
     if records:
         plot(out / "auc_vs_scale.png", records, runs, "test_auc", "test AUC")

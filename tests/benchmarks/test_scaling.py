@@ -146,3 +146,15 @@ def test_committed_reference_covers_every_model_with_its_protocol():
     ten_x = {(row["model"], row["embedding"]) for row in reference["results"] if row["scale"] == 10}
     models = {"dnn", "dcnv2", "xdeepfm", "ipnn", "nfwfm", "finalmlp", "autoint"}
     assert ten_x == {(model, embedding) for model in models for embedding in ("se", "me")}
+
+
+def test_ia_rankme_agreement_by_hand():
+    rows = [("se", 1, 0, 5.0, 8.0), ("se", 4, 0, 15.0, 31.0), ("me", 4, 0, 16.0, 30.0),
+            ("se", 4, 1, 14.0, 32.0), ("me", 4, 1, 17.0, 33.0)]
+    records = [{"model": "dcnv2", "embedding": e, "scale": s, "seed": seed, "ia_mean": ia, "rankme_mean": r}
+               for e, s, seed, ia, r in rows]
+    agreement = scaling_report.metric_agreement(records)
+    # IA ranks 0,2,3,1,4; RankMe ranks 0,2,1,3,4: d = 0,0,2,-2,0, rho = 1 - 6*8/(5*24) = 0.6.
+    assert agreement["spearman"] == pytest.approx(0.6)
+    # seed 0: IA says ME > SE, RankMe says ME < SE; seed 1: both say ME > SE.
+    assert (agreement["pairs"], agreement["same_direction"]) == (2, 0.5)
