@@ -151,7 +151,7 @@ class ExtraInputs:
             >>> extra = ExtraInputs()
             >>> arrays = extra.model_arrays(*extra.sample(1000, np.random.default_rng(0), missing_rate=0.05))
             >>> arrays["bag_ids"].shape, arrays["vocabulary_sizes"]
-            ((1000, 20), [18, 18, 5001])
+            ((1000, 20), [17, 17, 5001])
         """
         schema = Schema(name="extra-inputs", fields=self.fields(), label=schema_lib.LabelSpec("label"),
                         column_names=("label",) + self.column_names, has_header=False)
