@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -53,7 +53,8 @@ CRITEO_INPUTS, NUMERIC_AND_BAG_INPUTS = "criteo", "numeric_and_bag"
 INPUT_SETS = (CRITEO_INPUTS, NUMERIC_AND_BAG_INPUTS)
 
 
-def training_inputs(vocabulary_sizes, rows, rng=None, inputs: str = CRITEO_INPUTS) -> dict:
+def training_inputs(vocabulary_sizes: Sequence[int], rows: int, rng: Optional[np.random.Generator] = None,
+                    inputs: str = CRITEO_INPUTS) -> Dict[str, Any]:
     """A benchmark's in-memory training data and `build_model`'s input arguments for an input set (`INPUT_SETS`).
 
     Returns `features` (`criteo`: the `[rows, N]` Zipf ids; `numeric_and_bag`: a dict of `feature_ids` (the ids, the

@@ -159,6 +159,9 @@ def test_run_config_sets_the_planted_click_model_of_train_py_data(tmp_path):
 def test_extra_inputs_leave_the_criteo_columns_and_file_names_unchanged():
     extended = SyntheticCriteoConfig(**{**SMALL.to_dict(), "extra_inputs": synthetic.ExtraInputs()})
     assert "extra_inputs" not in SMALL.to_dict() and extended.to_dict()["extra_inputs"]["bag_max_values"] == 20
+    assert SyntheticCriteoConfig(**extended.to_dict()) == extended  # a stored configuration reads back
+    with pytest.raises(ValueError, match="`extra_inputs` must be None or an ExtraInputs"):
+        SyntheticCriteoConfig(extra_inputs="numeric_and_bag")
     plain, extra = SyntheticCriteo(SMALL).sample(2000, seed=5), SyntheticCriteo(extended).sample(2000, seed=5)
     np.testing.assert_array_equal(plain.latent_ids, extra.latent_ids)
     np.testing.assert_array_equal(plain.labels, extra.labels)

@@ -215,6 +215,11 @@ class SyntheticCriteoConfig:
     def __post_init__(self) -> None:
         sizes = tuple(int(size) for size in self.vocabulary_sizes)
         object.__setattr__(self, "vocabulary_sizes", sizes)
+        if isinstance(self.extra_inputs, dict):  # from `to_dict()` (a stored configuration)
+            object.__setattr__(self, "extra_inputs", ExtraInputs(**self.extra_inputs))
+        if self.extra_inputs is not None and not isinstance(self.extra_inputs, ExtraInputs):
+            raise ValueError(f"SyntheticCriteoConfig: `extra_inputs` must be None or an ExtraInputs, got "
+                             f"{self.extra_inputs!r}.")
         if not sizes or min(sizes) < 2:
             raise ValueError(f"SyntheticCriteoConfig: every field needs at least 2 latent values (missing + one), got "
                              f"{sizes}.")
