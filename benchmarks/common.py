@@ -3,7 +3,8 @@ can import it too):
 
 - where things are: `REPO`, `RESULTS_DIR` (benchmarks/results), `CRITEO_SHAPE` (the 39 Criteo cardinalities,
   shipped so every benchmark runs from a bare clone), and `write_between_markers` for the tables in docs/;
-- the Criteo-shaped inputs: `criteo_vocabulary_sizes` and `zipf_ids`;
+- the Criteo-shaped inputs: `criteo_vocabulary_sizes`, `zipf_ids`, and `training_inputs` (the in-memory training data
+  of a benchmark, today's Criteo fields or those plus issue 20's numeric and bag fields: `INPUT_SETS`);
 - timing one training variant (`time_training`: `model.fit` with the paper's recipe on in-memory Zipf ids), paired
   ratios and rounds, a deliberate CPU load, and running measured processes in a scheduler group of their own
   (speed/throughput.py, speed/gpu.py, speed/reference_side_by_side.py).
@@ -25,7 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -44,6 +45,50 @@ def zipf_ids(sizes, rows, rng=None):
     rng = np.random.default_rng(0) if rng is None else rng
     columns = [np.minimum(rng.zipf(1.3, rows) - 1, size - 1) for size in sizes]
     return np.stack(columns, axis=1).astype("int64")
+
+
+CRITEO_INPUTS, NUMERIC_AND_BAG_INPUTS = "criteo", "numeric_and_bag"
+# The benchmarks' input sets: today's Criteo-shaped fields, and the same plus issue 20's extra inputs (two float
+# numeric fields per treatment and one bag of mean length 5: tf_multiembed.data.synthetic.ExtraInputs).
+INPUT_SETS = (CRITEO_INPUTS, NUMERIC_AND_BAG_INPUTS)
+
+
+def training_inputs(vocabulary_sizes: Sequence[int], rows: int, rng: Optional[np.random.Generator] = None,
+                    inputs: str = CRITEO_INPUTS) -> Dict[str, Any]:
+    """A benchmark's in-memory training data and `build_model`'s input arguments for an input set (`INPUT_SETS`).
+
+    Returns `features` (`criteo`: the `[rows, N]` Zipf ids; `numeric_and_bag`: a dict of `feature_ids` (the ids, the
+    two bucketized fields' ids and the bag's padded slots), `numeric_values` and `dense_values`, as
+    `PreparedData.train_dataset` yields them), `labels` (25% ones), and `vocabulary_sizes`, `bag_sizes` (None
+    without a bag) and `model_inputs` (`NumericInputs.from_dict` form, None without float fields) as train.py
+    passes them to `build_model` from `PreparedData.model_fields()` / `model_inputs`. The extra fields' statistics
+    and boundaries come from the build's own pass-1 code over these rows (`ExtraInputs.model_arrays`). The ids and
+    labels are drawn first, so they are the same for both input sets.
+
+    Example:
+        >>> data = training_inputs([10, 20], 64, inputs="numeric_and_bag")  # doctest: +SKIP
+        >>> data["features"]["feature_ids"].shape, data["bag_sizes"][-1]  # doctest: +SKIP
+        ((64, 24), 20)
+    """
+    if inputs not in INPUT_SETS:
+        raise ValueError(f"training_inputs: `inputs` must be one of {list(INPUT_SETS)}, got {inputs!r}.")
+    rng = np.random.default_rng(0) if rng is None else rng
+    ids = zipf_ids(vocabulary_sizes, rows, rng)
+    labels = (rng.random(rows) < 0.25).astype("float32")
+    data = {"features": ids, "labels": labels, "vocabulary_sizes": [int(size) for size in vocabulary_sizes],
+            "bag_sizes": None, "model_inputs": None}
+    if inputs == CRITEO_INPUTS:
+        return data
+    from tf_multiembed.data.synthetic import ExtraInputs, SyntheticCriteoConfig
+
+    extra = ExtraInputs()
+    arrays = extra.model_arrays(*extra.sample(rows, rng, missing_rate=SyntheticCriteoConfig().missing_rate))
+    sizes = data["vocabulary_sizes"] + arrays["vocabulary_sizes"]
+    data.update(features={"feature_ids": np.concatenate([ids, arrays["bucket_ids"], arrays["bag_ids"]], axis=1),
+                          "numeric_values": arrays["numeric_values"], "dense_values": arrays["dense_values"]},
+                vocabulary_sizes=sizes, bag_sizes=[1] * (len(sizes) - 1) + [extra.bag_max_values],
+                model_inputs=arrays["model_inputs"])
+    return data
 
 
 def write_between_markers(path, begin: str, end: str, table: str) -> None:
@@ -163,8 +208,9 @@ def paired_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> 
 
 
 def combine_rounds(measured: Sequence[Sequence[dict]], batch_size: int) -> list:
-    """One row per (model, mode) from rounds of `time_training` rows: the row of the median round, with every round's
-    examples/s, their median, and for a sparse row with a dense twin the paired sparse / dense ratios.
+    """One row per (model, mode, inputs) from rounds of `time_training` rows: the row of the median round, with every
+    round's examples/s, their median, for a sparse row with a dense twin the paired sparse / dense ratios, and for a
+    row of another input set than `criteo` with a `criteo` twin the paired ratios `over_criteo_inputs`.
 
     Example:
         >>> rows = combine_rounds([[{"model": "m", "mode": "sparse", "examples_per_s": 4.0},
@@ -174,7 +220,7 @@ def combine_rounds(measured: Sequence[Sequence[dict]], batch_size: int) -> list:
         >>> rows[0]["sparse_over_dense"], rows[0]["rounds_examples_per_s"]
         ({'median': 1.5, 'min': 1.0, 'max': 2.0}, [4.0, 3.0])
     """
-    keyed = [{(row["model"], row["mode"]): row for row in rows} for rows in measured]
+    keyed = [{(row["model"], row["mode"], row.get("inputs", CRITEO_INPUTS)): row for row in rows} for rows in measured]
     combined = []
     for key in keyed[0]:
         speeds = [rounds[key]["examples_per_s"] for rounds in keyed]
@@ -182,9 +228,10 @@ def combine_rounds(measured: Sequence[Sequence[dict]], batch_size: int) -> list:
         middle = by_speed[(len(speeds) - 1) // 2]
         row = {**middle, "rounds_examples_per_s": speeds, "examples_per_s": statistics.median(speeds)}
         row["step_s"] = batch_size / row["examples_per_s"]
-        dense = (key[0], "dense")
-        if key[1] == "sparse" and dense in keyed[0]:
-            row["sparse_over_dense"] = paired_ratio(speeds, [rounds[dense]["examples_per_s"] for rounds in keyed])
+        for twin, name, applies in (((key[0], "dense", key[2]), "sparse_over_dense", key[1] == "sparse"),
+                                    ((key[0], key[1], CRITEO_INPUTS), "over_criteo_inputs", key[2] != CRITEO_INPUTS)):
+            if applies and twin in keyed[0]:
+                row[name] = paired_ratio(speeds, [rounds[twin]["examples_per_s"] for rounds in keyed])
         combined.append(row)
     return combined
 
@@ -196,34 +243,34 @@ def peak_rss_mb() -> float:
 def time_training(model_name: str, multi_embedding: bool, scale: int, embedding_updates: str,
                   vocabulary_sizes: Sequence[int], *, batch_size: int = 2048, steps: int = 5, timed_epochs: int = 3,
                   jit_compile: bool = False, mixed_precision: str = "", strategy=None,
-                  seed: Optional[int] = 0) -> dict:
+                  seed: Optional[int] = 0, inputs: str = CRITEO_INPUTS) -> dict:
     """Trains one zoo variant with `model.fit` for one warm-up epoch and `timed_epochs` timed epochs of `steps` steps
-    and returns its figures (the median time per step of the timed epochs, examples/s, peak RSS).
+    and returns its figures (the median time per step of the timed epochs, examples/s, peak RSS, the model's input
+    shapes and bag sizes).
 
-    The data is `batch_size * 8` rows of Zipf(1.3) ids held in memory, so the input pipeline costs nothing. Epoch-level
+    The data is `batch_size * 8` rows of `training_inputs(vocabulary_sizes, ..., inputs=inputs)` (Zipf(1.3) ids, and
+    with `numeric_and_bag` issue 20's numeric and bag fields) held in memory, so the input pipeline costs nothing.
+    Epoch-level
     timing only: a per-batch callback would block Keras on every step and hide its overlap of host work with the
     device's computation.
 
     Example:
         >>> time_training("dcnv2", True, 10, "sparse", criteo_vocabulary_sizes())["examples_per_s"]  # doctest: +SKIP
     """
-    import numpy as np
     import tensorflow as tf
 
-    from tf_multiembed.models import build_model
+    from tf_multiembed.models import NumericInputs, build_model
     from tf_multiembed.training import PaperRecipe, compile_model
 
     tf.keras.mixed_precision.set_global_policy(mixed_precision or "float32")
-    rng = np.random.default_rng(0)
-    rows = batch_size * 8
-    ids = zipf_ids(vocabulary_sizes, rows, rng)
-    labels = (rng.random(rows) < 0.25).astype("float32")
-    dataset = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(batch_size).cache().repeat()
+    data = training_inputs(vocabulary_sizes, batch_size * 8, np.random.default_rng(0), inputs)
+    dataset = tf.data.Dataset.from_tensor_slices((data["features"], data["labels"])).batch(batch_size).cache().repeat()
     if seed is not None:
         tf.keras.utils.set_random_seed(seed)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
-        model = build_model(model_name, list(vocabulary_sizes), scale=int(scale), multi_embedding=multi_embedding)
+        model = build_model(model_name, data["vocabulary_sizes"], scale=int(scale), multi_embedding=multi_embedding,
+                            numeric_inputs=NumericInputs.from_dict(data["model_inputs"]), bag_sizes=data["bag_sizes"])
         compile_model(model, PaperRecipe(embedding_updates=embedding_updates), jit_compile=jit_compile)
     epoch_seconds = []
 
@@ -239,5 +286,7 @@ def time_training(model_name: str, multi_embedding: bool, scale: int, embedding_
     return {"model": model.name, "mode": embedding_updates, "parameters": int(model.count_params()), "step_s": step,
             "examples_per_s": batch_size / step, "peak_rss_mb": peak_rss_mb(),
             "vocabulary_rows": int(sum(vocabulary_sizes)), "jit_compile": bool(jit_compile),
-            "mixed_precision": mixed_precision or "float32", "first_epoch_s": epoch_seconds[0]}
+            "mixed_precision": mixed_precision or "float32", "first_epoch_s": epoch_seconds[0], "inputs": inputs,
+            "input_shapes": {str(tensor.name).split(":")[0]: list(tensor.shape)[1:] for tensor in model.inputs},
+            "bag_sizes": data["bag_sizes"]}
 

@@ -13,6 +13,13 @@ a fresh child process per measurement:
 - input pipeline: one epoch of `train_dataset(batch)` shuffled and unshuffled (input only), and, for comparison,
   the training throughput of a DNN (scale 2) on the same prepared data.
 
+`--inputs=criteo,numeric_and_bag` builds, for each row count, a file of each input set (today's Criteo columns, and
+the same plus issue 20's numeric and bag columns: `tf_multiembed.data.synthetic.ExtraInputs`), each `--rounds`
+times, the order of the input sets reversed every other round, and reports each pass's rows/s as the median of the
+rounds and the paired ratio new / criteo of every round (issue 20's target: within 20% per pass), with the ingest
+report's counts of the new fields (missing numeric values, truncated bags). Its results go to ingest_inputs.json and
+the `ingest-inputs` section of the document.
+
 `--count_rows=N` instead measures pass 1 alone on one N-row file generated with each categorical field's
 cardinality multiplied by `--vocabulary_scale` (a long tail of distinct values, as in the real Criteo's 33M), with
 the token counts' memory budget at its default: the bounded-memory claim for full Criteo (45.8M rows).
@@ -22,10 +29,12 @@ reader's), with the load average before and after. Usage (niced, so that other w
 
     nice -n 10 python -m benchmarks.data.ingest --rows=2000000,10000000 --batch_size=8192 --update_doc=docs/data.md
     nice -n 10 python -m benchmarks.data.ingest --count_rows=45000000 --vocabulary_scale=20
+    python -m benchmarks.data.ingest --rows=2000000 --inputs=criteo,numeric_and_bag --rounds=3 --update_doc=docs/data.md
 """
 
 import json
 import os
+import statistics
 import pathlib
 import platform
 import shutil
@@ -39,11 +48,23 @@ if __package__ in (None, ""):  # run by path (python benchmarks/<group>/<script>
 
 from absl import app, flags  # noqa: E402
 
-from benchmarks.common import REPO, RESULTS_DIR as RESULTS, criteo_vocabulary_sizes, write_between_markers  # noqa: E402
+from benchmarks.common import (CRITEO_INPUTS, INPUT_SETS, NUMERIC_AND_BAG_INPUTS, REPO,  # noqa: E402
+                               RESULTS_DIR, criteo_vocabulary_sizes, paired_ratio, write_between_markers)
 from tf_multiembed.training import config as run_config  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("rows", ["2000000", "10000000"], "Rows per file, one build each.")
+flags.DEFINE_list("rows", ["2000000", "10000000"], "Rows per file, one build each (per input set and round).")
+flags.DEFINE_list("inputs", [CRITEO_INPUTS], "Input sets, a file of each per row count (benchmarks.common.INPUT_SETS): "
+                  "criteo (today's 13 integer + 26 categorical columns) and/or numeric_and_bag (the same plus two "
+                  "float numeric columns per treatment and one bag column of mean length 5, issue 20).")
+flags.register_validator("inputs", lambda value: bool(value) and set(value) <= set(INPUT_SETS),
+                         f"--inputs takes one or more of {','.join(INPUT_SETS)}.")
+flags.DEFINE_integer("rounds", 1, "Builds of each file, the order of the input sets reversed every other round; "
+                     "rates are medians over rounds, new / criteo the median of the rounds' paired ratios.",
+                     lower_bound=1)
+flags.DEFINE_bool("input_pipeline", True, "Also measure the input pipeline and a DNN's training on the first row "
+                  "count's prepared data of each input set.")
+flags.DEFINE_string("results_dir", str(RESULTS_DIR), "Folder of the results JSON.")
 flags.DEFINE_integer("count_rows", None, "Measure pass 1 alone on a file of this many rows (with "
                      "--vocabulary_scale).", lower_bound=1)
 flags.DEFINE_integer("vocabulary_scale", 20, "Categorical cardinalities x this, for --count_rows.", lower_bound=1)
@@ -57,25 +78,28 @@ flags.DEFINE_string("update_doc", None, "Markdown file whose benchmark section t
 flags.DEFINE_bool("table_only", False, "Rewrite the table from results/ingest.json only.")
 flags.DEFINE_list("child", None, "Internal: one measurement in this process (build|count|input and its arguments).")
 DOC_START, DOC_END = "<!-- ingest-benchmark:start -->", "<!-- ingest-benchmark:end -->"
+INPUTS_DOC_START, INPUTS_DOC_END = "<!-- ingest-inputs:start -->", "<!-- ingest-inputs:end -->"
+PASSES = ("reader", "count", "encode")  # the per-pass rates of a build child (reader = the floor)
 
 
-def _config(vocabulary_scale: int = 1):
+def _config(vocabulary_scale: int = 1, inputs: str = CRITEO_INPUTS):
     """(generator configuration, where its cardinalities come from); children need only its schema, not the
     generator's tables (hundreds of MB that would count against the build's memory)."""
-    from tf_multiembed.data.synthetic import SyntheticCriteoConfig
+    from tf_multiembed.data.synthetic import ExtraInputs, SyntheticCriteoConfig
 
     try:
         sizes, source = list(criteo_vocabulary_sizes()), "Criteo cardinalities (criteo_shape)"
     except (ImportError, OSError):
         sizes, source = list(SyntheticCriteoConfig().vocabulary_sizes), "the package's default cardinalities"
     sizes = sizes[:13] + [size * vocabulary_scale for size in sizes[13:]]
-    return SyntheticCriteoConfig(vocabulary_sizes=tuple(sizes), num_numeric=13), source
+    extra = ExtraInputs() if inputs == NUMERIC_AND_BAG_INPUTS else None
+    return SyntheticCriteoConfig(vocabulary_sizes=tuple(sizes), num_numeric=13, extra_inputs=extra), source
 
 
-def _generator(vocabulary_scale: int = 1):
+def _generator(vocabulary_scale: int = 1, inputs: str = CRITEO_INPUTS):
     from tf_multiembed.data.synthetic import SyntheticCriteo
 
-    config, source = _config(vocabulary_scale)
+    config, source = _config(vocabulary_scale, inputs)
     return SyntheticCriteo(config), source
 
 
@@ -95,18 +119,19 @@ def _status_mb(key: str) -> float:
     raise KeyError(key)
 
 
-def child_build(path: str, work: str) -> dict:
+def child_build(path: str, work: str, inputs: str = CRITEO_INPUTS) -> dict:
     """The reader floor, then the whole build; each step's seconds from the build's own report (public: the
-    manifest's `report.passes`), CPU time and peak memory for the whole build."""
+    manifest's `report.passes`), CPU time and peak memory for the whole build, and what the report says of the
+    numeric treatments and bags."""
     from tf_multiembed.data import build as build_lib
     from tf_multiembed.data import transforms
     from tf_multiembed.data.quality import BadInputTracker
     from tf_multiembed.data.records import make_reader
 
-    schema = _config()[0].schema(min_count=10)
+    schema = _config(inputs=inputs)[0].schema(min_count=10)
     transforms.criteo_log_thresholds()  # computed once per process (0.5 s): not part of any pass
     size = os.path.getsize(path)
-    results = {"file_bytes": size}
+    results = {"file_bytes": size, "inputs": inputs}
     _reset_peak()
     started, cpu = time.perf_counter(), time.process_time()
     tracker = BadInputTracker()
@@ -130,6 +155,11 @@ def child_build(path: str, work: str) -> dict:
     results["reads_of_input"] = sum(report["passes"][name]["input_bytes"] for name in ("count", "encode")) / size
     results["vocabulary_rows"] = sum(manifest["vocabulary_sizes"])
     results["prepared_dir"] = str(folder)
+    results["treatments"] = {field.name: field.treatment for field in schema.treated_fields}
+    results["bags"] = {field.name: field.max_values for field in schema.bag_fields}
+    results["numeric_missing"] = report.get("numeric_missing", {})
+    results["values_truncated"] = report.get("values_truncated", {})
+    results["float_columns"] = list(manifest.get("float_columns", []))
     return results
 
 
@@ -161,11 +191,12 @@ def child_count(path: str, work: str) -> dict:
 
 
 def child_input(prepared_dir: str, batch_size: int, train_steps: int) -> dict:
-    """Rows/s of one epoch of the input pipeline (shuffled, unshuffled), and of training a DNN on it."""
+    """Rows/s of one epoch of the input pipeline (shuffled, unshuffled), and of training a DNN on it (built as
+    train.py builds it: `model_fields` and `model_inputs` of the prepared data)."""
     import tensorflow as tf
 
     from tf_multiembed.data import PreparedData
-    from tf_multiembed.models import build_model
+    from tf_multiembed.models import NumericInputs, build_model
 
     data = PreparedData.load(prepared_dir)
     results = {"batch_size": batch_size, "train_rows": data.split_rows["train"]}
@@ -178,8 +209,10 @@ def child_input(prepared_dir: str, batch_size: int, train_steps: int) -> dict:
         results[f"input_{label}_rows_per_s"] = rows / (time.perf_counter() - started)
         results[f"input_{label}_cpu_s_per_million"] = (time.process_time() - cpu) / rows * 1e6
     tf.keras.utils.set_random_seed(0)
-    model = build_model("dnn", list(data.vocabulary_sizes), scale=2, multi_embedding=True,
-                        field_names=list(data.field_names))
+    field_names, vocabulary_sizes, bag_sizes = data.model_fields()
+    model = build_model("dnn", list(vocabulary_sizes), scale=2, multi_embedding=True, field_names=list(field_names),
+                        numeric_inputs=NumericInputs.from_dict(data.model_inputs), bag_sizes=bag_sizes,
+                        bag_combiner=data.schema.bag_pooling)
     model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
     dataset = data.train_dataset(batch_size, seed=0, repeat=True)
     model.fit(dataset, steps_per_epoch=5, epochs=1, verbose=0)  # warm-up: tracing
@@ -187,6 +220,7 @@ def child_input(prepared_dir: str, batch_size: int, train_steps: int) -> dict:
     model.fit(dataset, steps_per_epoch=train_steps, epochs=1, verbose=0)
     results["training_examples_per_s"] = train_steps * batch_size / (time.perf_counter() - started)
     results["training_model"] = "dnn, multi-embedding, scale 2 (Adam, sparse updates)"
+    results["model_inputs"] = {str(tensor.name).split(":")[0]: list(tensor.shape)[1:] for tensor in model.inputs}
     return results
 
 
@@ -211,15 +245,35 @@ def _machine() -> dict:
             "load_average": list(os.getloadavg())}
 
 
+def _inputs(entry: dict) -> str:
+    return entry.get("inputs", CRITEO_INPUTS)
+
+
+def _pipeline_line(pipeline: dict, label: str = "") -> str:
+    return (f"Input pipeline{label} ({pipeline['train_rows']:,} training rows, batch {pipeline['batch_size']}): "
+            f"{pipeline['input_shuffled_rows_per_s']:,.0f} rows/s shuffled "
+            f"[{pipeline['input_shuffled_cpu_s_per_million']:.2f} CPU s/M], "
+            f"{pipeline['input_unshuffled_rows_per_s']:,.0f} rows/s unshuffled "
+            f"[{pipeline['input_unshuffled_cpu_s_per_million']:.2f} CPU s/M], input only; training "
+            f"({pipeline['training_model']}) {pipeline['training_examples_per_s']:,.0f} examples/s.")
+
+
 def _build_table(results: dict) -> str:
-    lines = [f"Synthetic Criteo-format files (13 integer + 26 categorical columns, {results['source']}, min count 10), "
+    with_inputs = any(_inputs(entry) != CRITEO_INPUTS for entry in results["files"])
+    columns = "13 integer + 26 categorical columns" + (
+        "; numeric_and_bag: plus 6 float numeric columns (2 bucketized with 16 learned buckets, 2 embedded, 2 dense) "
+        "and a bag column (Poisson(5) values of 5,000, at most 20 kept)" if with_inputs else "")
+    rounds = results.get("rounds", 1)
+    lines = [f"Synthetic Criteo-format files ({columns}, {results['source']}, min count 10), "
              f"`{results['command']}`, {results['date']}, {results['machine']['cpus']} cores, load average "
              f"{results['load_before'][0]:.1f} before and {results['machine']['load_average'][0]:.1f} after (the "
-             f"machine was shared: compare the rates with the floor of the same run).", "",
-             "| rows | file | `cat` rows/s | reader (floor) rows/s [CPU s/M] | pass 1 count rows/s (of floor) | "
-             "order s | pass 2 encode rows/s (of floor) | shards s | build [CPU s/M] | build peak RSS | "
-             "reads of input |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"machine was shared: compare the rates with the floor of the same run)"
+             + (f"; rates are medians over {rounds} builds of each file, input sets alternating" if rounds > 1 else "")
+             + ".", "",
+             "| rows |" + (" inputs |" if with_inputs else "") + " file | `cat` rows/s | reader (floor) rows/s "
+             "[CPU s/M] | pass 1 count rows/s (of floor) | order s | pass 2 encode rows/s (of floor) | shards s | "
+             "build [CPU s/M] | build peak RSS | reads of input |",
+             "|---|" + ("---|" if with_inputs else "") + "---|---|---|---|---|---|---|---|---|---|"]
 
     def cpu(step):  # CPU seconds (all threads) per million rows: what a quiet machine's cores would have to give
         return f"[{step['cpu_seconds'] / entry['rows'] * 1e6:.2f}]"
@@ -233,19 +287,76 @@ def _build_table(results: dict) -> str:
                                        "peak_rss_mb": max(entry[step].get("peak_rss_mb", 0.0) for step in
                                                           ("count", "order", "encode", "shards"))}
         lines.append(
-            f"| {entry['rows']:,} | {entry['file_bytes'] / 2 ** 30:.2f} GiB | {entry['cat_rows_per_s']:,.0f} | "
+            f"| {entry['rows']:,} |" + (f" {_inputs(entry)} |" if with_inputs else "")
+            + f" {entry['file_bytes'] / 2 ** 30:.2f} GiB | {entry['cat_rows_per_s']:,.0f} | "
             f"{floor:,.0f} {cpu(entry['reader'])} | {count['rows_per_s']:,.0f} ({count['rows_per_s'] / floor:.0%}) | "
             f"{entry['order']['seconds']:.1f} | {encode['rows_per_s']:,.0f} ({encode['rows_per_s'] / floor:.0%}) | "
             f"{entry['shards']['seconds']:.1f} | {cpu(build)} | {build['peak_rss_mb']:,.0f} MB | "
             f"{entry['reads_of_input']:.2f} |")
-    pipeline = results["input_pipeline"]
-    lines += ["", f"Input pipeline ({pipeline['train_rows']:,} training rows, batch {pipeline['batch_size']}): "
-                  f"{pipeline['input_shuffled_rows_per_s']:,.0f} rows/s shuffled "
-                  f"[{pipeline['input_shuffled_cpu_s_per_million']:.2f} CPU s/M], "
-                  f"{pipeline['input_unshuffled_rows_per_s']:,.0f} rows/s unshuffled "
-                  f"[{pipeline['input_unshuffled_cpu_s_per_million']:.2f} CPU s/M], input only; training "
-                  f"({pipeline['training_model']}) {pipeline['training_examples_per_s']:,.0f} examples/s."]
+    for entry in results["files"]:
+        if "over_criteo_inputs" not in entry:
+            continue
+        ratios = entry["over_criteo_inputs"]
+        text = ", ".join(f"{label} **{ratios[step]['median']:.2f}**"
+                         + (f" ({ratios[step]['min']:.2f}-{ratios[step]['max']:.2f})" if rounds > 1 else "")
+                         for step, label in (("count", "pass 1"), ("encode", "pass 2"), ("reader", "reader floor")))
+        missing = ", ".join(f"{name} {count:,}" for name, count in entry["numeric_missing"].items())
+        lines += ["", f"{entry['rows']:,} rows, {_inputs(entry)} / criteo, rows/s per pass"
+                      + (f" (median of {rounds} paired rounds, range)" if rounds > 1 else "") + f": {text}. "
+                      f"Ingest report: missing numeric values {missing}; bag cells truncated "
+                      f"{sum(entry['values_truncated'].values()):,}."]
+    pipelines = results.get("input_pipelines") or (
+        {CRITEO_INPUTS: results["input_pipeline"]} if results.get("input_pipeline") else {})
+    lines += [""] if pipelines else []
+    lines += [_pipeline_line(pipeline, f", {inputs}" if with_inputs else "") for inputs, pipeline in pipelines.items()]
     return "\n".join(lines)
+
+
+def _median_round(entries: list) -> dict:
+    """One file's builds (rounds) as one entry: the median round's, with every pass's rows/s the median of the rounds
+    and the rounds' rates kept."""
+    entries = sorted(entries, key=lambda entry: entry["build"]["seconds"])
+    entry = dict(entries[(len(entries) - 1) // 2])
+    entry["rounds_rows_per_s"] = {step: [round_[step]["rows_per_s"] for round_ in entries] for step in PASSES}
+    for step in PASSES:
+        entry[step] = {**entry[step], "rows_per_s": statistics.median(entry["rounds_rows_per_s"][step])}
+    return entry
+
+
+def _measure_files(args, scratch: pathlib.Path, results: dict) -> None:
+    """Every row count: a file per input set, built --rounds times in children, alternating the input sets."""
+    generators, input_sets = {}, list(args.inputs)
+    for inputs in input_sets:
+        generators[inputs], results["source"] = _generator(inputs=inputs)
+    results.update(files=[], rounds=args.rounds, inputs=input_sets)
+    first = int(args.rows[0])
+    for rows in map(int, args.rows):
+        paths = {inputs: scratch / f"{inputs}-{rows}.tsv" for inputs in input_sets}
+        for inputs, path in paths.items():
+            generators[inputs].write_tsv(path, rows, seed=1)
+        builds: dict = {inputs: [] for inputs in input_sets}
+        for index in range(args.rounds):
+            for inputs in (input_sets if index % 2 == 0 else input_sets[::-1]):
+                entry = _child("build", paths[inputs], scratch / f"cache-{inputs}-{rows}", inputs)
+                builds[inputs].append(entry)
+                print(json.dumps(entry), flush=True)
+        for inputs, path in paths.items():
+            entry = _median_round(builds[inputs])
+            entry["cat_rows_per_s"] = _cat_rows_per_s(path, entry["rows"])
+            if inputs != CRITEO_INPUTS and CRITEO_INPUTS in builds:
+                entry["over_criteo_inputs"] = {step: paired_ratio(
+                    [build[step]["rows_per_s"] for build in builds[inputs]],
+                    [build[step]["rows_per_s"] for build in builds[CRITEO_INPUTS]]) for step in PASSES}
+            results["files"].append(entry)
+            if rows != first:
+                shutil.rmtree(scratch / f"cache-{inputs}-{rows}", ignore_errors=True)
+            path.unlink()
+    if args.input_pipeline:
+        results["input_pipelines"] = {
+            inputs: _child("input", next(entry["prepared_dir"] for entry in results["files"]
+                                         if _inputs(entry) == inputs), args.batch_size, args.train_steps)
+            for inputs in input_sets}
+        results["input_pipeline"] = results["input_pipelines"].get(CRITEO_INPUTS)
 
 
 def main(argv):
@@ -260,13 +371,17 @@ def main(argv):
             print(json.dumps(child_input(rest[0], int(rest[1]), int(rest[2]))))
         return
 
+    results_dir = pathlib.Path(args.results_dir)
+    compared = list(args.inputs) != [CRITEO_INPUTS]  # a comparison of input sets has its own results and section
+    name, markers = (("ingest_inputs", (INPUTS_DOC_START, INPUTS_DOC_END)) if compared else
+                     ("ingest", (DOC_START, DOC_END)))
     if args.table_only:
-        table = _build_table(json.loads((RESULTS / "ingest.json").read_text()))
+        table = _build_table(json.loads((results_dir / f"{name}.json").read_text()))
         print(table)
         if args.update_doc:
-            write_between_markers(args.update_doc, DOC_START, DOC_END, table)
+            write_between_markers(args.update_doc, *markers, table)
         return
-    command = "python -m benchmarks.data.ingest " + " ".join(argv[1:])
+    command = "python -m benchmarks.data.ingest " + " ".join(sys.argv[1:])  # argv: absl removed the flags
     scratch = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="ingest-bench-"))
     scratch.mkdir(parents=True, exist_ok=True)
     results = {"command": command, "date": time.strftime("%Y-%m-%d"), "load_before": list(os.getloadavg())}
@@ -286,29 +401,16 @@ def main(argv):
             work.mkdir(exist_ok=True)
             results["count"] = _child("count", path, work)
             results["machine"] = _machine()
-            output = RESULTS / f"ingest_count_{args.count_rows}.json"
+            output = results_dir / f"ingest_count_{args.count_rows}.json"
         else:
-            generator, source = _generator()
-            results.update({"source": source, "files": []})
-            for rows in map(int, args.rows):
-                path = scratch / f"criteo-{rows}.tsv"
-                generator.write_tsv(path, rows, seed=1)
-                entry = _child("build", path, scratch / f"cache-{rows}")
-                entry["cat_rows_per_s"] = _cat_rows_per_s(path, entry["rows"])
-                results["files"].append(entry)
-                print(json.dumps(entry), flush=True)
-                if rows != int(args.rows[0]):
-                    shutil.rmtree(scratch / f"cache-{rows}", ignore_errors=True)
-                path.unlink()
-            results["input_pipeline"] = _child("input", results["files"][0]["prepared_dir"], args.batch_size,
-                                               args.train_steps)
+            _measure_files(args, scratch, results)
             results["machine"] = _machine()
-            output = RESULTS / "ingest.json"
+            output = results_dir / f"{name}.json"
             table = _build_table(results)
             print(table)
             if args.update_doc:
-                write_between_markers(args.update_doc, DOC_START, DOC_END, table)
-        RESULTS.mkdir(parents=True, exist_ok=True)
+                write_between_markers(args.update_doc, *markers, table)
+        results_dir.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {output}")
     finally:

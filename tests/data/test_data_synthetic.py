@@ -154,3 +154,57 @@ def test_run_config_sets_the_planted_click_model_of_train_py_data(tmp_path):
         synthetic_meta(synthetic_interaction_order=40)
     with pytest.raises(ValueError, match="--synthetic_interaction_share must be <= 1.0"):
         RunConfig(synthetic_interaction_share=1.5)
+
+
+def test_extra_inputs_leave_the_criteo_columns_and_file_names_unchanged():
+    extended = SyntheticCriteoConfig(**{**SMALL.to_dict(), "extra_inputs": synthetic.ExtraInputs()})
+    assert "extra_inputs" not in SMALL.to_dict() and extended.to_dict()["extra_inputs"]["bag_max_values"] == 20
+    assert SyntheticCriteoConfig(**extended.to_dict()) == extended  # a stored configuration reads back
+    with pytest.raises(ValueError, match="`extra_inputs` must be None or an ExtraInputs"):
+        SyntheticCriteoConfig(extra_inputs="numeric_and_bag")
+    plain, extra = SyntheticCriteo(SMALL).sample(2000, seed=5), SyntheticCriteo(extended).sample(2000, seed=5)
+    np.testing.assert_array_equal(plain.latent_ids, extra.latent_ids)
+    np.testing.assert_array_equal(plain.labels, extra.labels)
+    assert plain.numeric is None and extra.numeric.shape == (2000, 6) and extra.bag.min() == -1
+    lengths = (extra.bag > 0).sum(axis=1)
+    assert 4.7 < lengths.mean() < 5.3 and (lengths == 0).any()  # Poisson(5): some bags are empty
+    assert 0.08 < np.isnan(extra.numeric).mean() < 0.12  # SMALL's missing rate 0.1
+    schema = extended.schema(min_count=1)
+    assert schema.field_names[:5] == SMALL.schema().field_names and schema.bag_fields[0].max_values == 20
+    assert [field.treatment for field in schema.treated_fields] == ["bucketized"] * 2 + ["embedded"] * 2 + ["dense"] * 2
+
+
+def test_extra_inputs_in_memory_equal_what_the_build_makes_of_the_file(tmp_path):
+    """The throughput benchmark's in-memory numeric and bag inputs (`ExtraInputs.model_arrays`) are what the real
+    build and `PreparedData` give train.py for the same rows: the floats, the bucket ids and boundaries, the
+    statistics, the bag's slots and the model's fields."""
+    extra = synthetic.ExtraInputs(num_buckets=8, bag_vocabulary=300, bag_max_values=6)  # some bags truncated
+    config = SyntheticCriteoConfig(**{**SMALL.to_dict(), "extra_inputs": extra})
+    generator = SyntheticCriteo(config)
+    path = generator.write_tsv(tmp_path / "synthetic.tsv", num_rows=3000, seed=4)
+    data = prepare_dataset(config.schema(min_count=1), path, tmp_path / "cache", split="time",
+                           split_fractions=(1, 0, 0))
+    sample = generator.sample(3000, seed=4 * 1_000_003)  # write_tsv's one chunk
+    arrays = extra.model_arrays(sample.numeric, sample.bag)
+    features, labels = data.numpy_split("train")  # file order
+    np.testing.assert_array_equal(labels, sample.labels)
+    for key in ("numeric_values", "dense_values"):
+        np.testing.assert_array_equal(features[key], arrays[key])  # NaN where missing, in both
+    ids = features["feature_ids"]
+    np.testing.assert_array_equal(ids[:, 5:7], arrays["bucket_ids"])
+    assert data.bucket_boundaries == {"bucket_a": arrays["numeric"]["bucketized"][0]["boundaries"],
+                                      "bucket_b": arrays["numeric"]["bucketized"][1]["boundaries"]}
+    for mine, built in zip(arrays["model_inputs"]["embedded"] + arrays["model_inputs"]["dense"],
+                           data.model_inputs["embedded"] + data.model_inputs["dense"]):
+        assert mine == {**built, "mean": pytest.approx(built["mean"]), "std": pytest.approx(built["std"])}
+    assert data.report.numeric_missing == {entry["name"]: entry["missing_rows"] for entries in
+                                           arrays["numeric"].values() for entry in entries}
+    # The bag: the same padded slots (-1), the values a bijection of the ranks, the truncation counted.
+    bag = ids[:, 7:]
+    np.testing.assert_array_equal(bag < 0, arrays["bag_ids"] < 0)
+    pairs = set(zip(arrays["bag_ids"][bag >= 0].tolist(), bag[bag >= 0].tolist()))
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+    assert data.report.values_truncated == {"tags": int(((sample.bag > 0).sum(axis=1) > 6).sum())} != {"tags": 0}
+    names, sizes, bag_sizes = data.model_fields()
+    assert names[-3:] == ("bucket_a", "bucket_b", "tags") and bag_sizes == (1,) * 7 + (6,)
+    assert list(sizes[5:7]) == arrays["vocabulary_sizes"][:2] == [9, 9]

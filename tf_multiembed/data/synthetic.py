@@ -18,6 +18,11 @@ hold integers whose `floor(ln(v)^2)` bucket is the latent value (so the real rea
 the categorical columns hold 8-hex-digit tokens, a bijection of the latent value. Models therefore see the latent
 values through the real ingest path, except values rarer than the schema's minimum count, which become OOV.
 
+With `extra_inputs=ExtraInputs()` (issue 20's speed benchmark, docs/inputs.md) the files gain float numeric columns
+after C26, two per treatment (bucketized with learned boundaries, embedded, dense), and one bag column: see
+`ExtraInputs`. Their values are drawn after the labels, from the same row stream, so the Criteo columns and the
+labels are those of the configuration without them; they carry no planted effect on the click (speed, not signal).
+
 Example:
     >>> generator = SyntheticCriteo(SyntheticCriteoConfig())
     >>> sample = generator.sample(1000, seed=1)
@@ -33,13 +38,15 @@ import json
 import math
 import os
 import pathlib
-from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from tf_multiembed import types
+from tf_multiembed.data import numeric as numeric_lib
+from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import space, transforms
-from tf_multiembed.data.schema import Schema, criteo_schema
+from tf_multiembed.data.schema import FieldSpec, Schema, criteo_schema
 
 # A Criteo-like small default: 13 integer fields with tens of buckets, 26 categorical fields from 4 to 20,000 values.
 DEFAULT_VOCABULARY_SIZES = (
@@ -49,6 +56,127 @@ DEFAULT_VOCABULARY_SIZES = (
 DEFAULT_FILE_ROWS = 200_000
 _CALIBRATION_ROWS = 50_000
 _BAYES_AUC_ROWS = 400_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraInputs:
+    """Issue 20's benchmark inputs after the Criteo columns: two float numeric fields per treatment and one bag.
+
+    The numeric columns (`NUMERIC_FIELDS`, in this order): `bucket_a`, `bucket_b` (bucketized, `num_buckets`
+    learned in pass 1), `embed_std`, `embed_log` (embedded, standard and log1p_standard normalisation),
+    `dense_std`, `dense_log` (dense, the same two). Each value is `exp(N(1, 1.2))` rounded to 3 decimals (positive
+    and skewed, like prices or counts; the text round-trips exactly), empty with the generator's `missing_rate`.
+    The bag `tags` holds Poisson(`bag_mean_length`) values (an empty cell for none) drawn Zipf over
+    `bag_vocabulary` 8-hex-digit tokens, joined with `separator`; the schema keeps at most `bag_max_values`.
+
+    Args:
+        num_buckets: buckets of each bucketized field (boundaries learned in pass 1).
+        bag_vocabulary: distinct values of the bag.
+        bag_mean_length: the mean number of values in a bag.
+        bag_max_values: the schema's cap on a bag's length (the model's padded slots).
+        separator: the separator between a bag's values in the file.
+
+    Example:
+        >>> [field.treatment for field in ExtraInputs().fields()][:3]
+        ['bucketized', 'bucketized', 'embedded']
+    """
+
+    num_buckets: int = 16
+    bag_vocabulary: int = 5000
+    bag_mean_length: float = 5.0
+    bag_max_values: int = 20
+    separator: str = "|"
+
+    NUMERIC_FIELDS: ClassVar[Tuple[Tuple[str, str, Optional[str]], ...]] = (
+        ("bucket_a", schema_lib.BUCKETIZED, None), ("bucket_b", schema_lib.BUCKETIZED, None),
+        ("embed_std", schema_lib.EMBEDDED, schema_lib.STANDARD_NORMALIZATION),
+        ("embed_log", schema_lib.EMBEDDED, schema_lib.LOG1P_NORMALIZATION),
+        ("dense_std", schema_lib.DENSE, schema_lib.STANDARD_NORMALIZATION),
+        ("dense_log", schema_lib.DENSE, schema_lib.LOG1P_NORMALIZATION))
+    BAG_FIELD: ClassVar[str] = "tags"
+
+    def __post_init__(self) -> None:
+        if self.num_buckets < 2 or self.bag_vocabulary < 2 or self.bag_max_values < 2 or self.bag_mean_length <= 0:
+            raise ValueError(f"ExtraInputs: needs num_buckets, bag_vocabulary and bag_max_values >= 2 and "
+                             f"bag_mean_length > 0, got {self}.")
+
+    @property
+    def column_names(self) -> Tuple[str, ...]:
+        """The extra columns of a file, after the Criteo ones."""
+        return tuple(name for name, _, _ in self.NUMERIC_FIELDS) + (self.BAG_FIELD,)
+
+    def fields(self, min_count: int = 10) -> Tuple[FieldSpec, ...]:
+        """The schema's fields of the extra columns (the bag's vocabulary with `min_count`, as the Criteo fields)."""
+        numeric = [FieldSpec(name, kind=schema_lib.NUMERIC, treatment=treatment, normalization=normalization,
+                             num_buckets=self.num_buckets if treatment == schema_lib.BUCKETIZED else None)
+                   for name, treatment, normalization in self.NUMERIC_FIELDS]
+        return tuple(numeric) + (FieldSpec(self.BAG_FIELD, kind=schema_lib.BAG, separator=self.separator,
+                                           max_values=self.bag_max_values, min_count=min_count),)
+
+    def sample(self, num_rows: int, rng: np.random.Generator, missing_rate: float,
+               zipf_exponent: float = 1.3) -> Tuple[np.ndarray, np.ndarray]:
+        """`(numeric [n, 6] float64 (NaN = missing), bag [n, L] int64 Zipf ranks 1..bag_vocabulary padded with -1)`,
+        L the longest bag drawn (it may exceed `bag_max_values`: the build truncates and counts)."""
+        numeric = np.round(np.exp(rng.normal(1.0, 1.2, size=(num_rows, len(self.NUMERIC_FIELDS)))), 3)
+        numeric[rng.random(numeric.shape) < missing_rate] = np.nan
+        lengths = rng.poisson(self.bag_mean_length, size=num_rows)
+        width = max(int(lengths.max(initial=0)), 1)
+        cdf = np.cumsum(np.arange(1, self.bag_vocabulary + 1, dtype=np.float64) ** -zipf_exponent)
+        ranks = np.searchsorted(cdf / cdf[-1], rng.random((num_rows, width)), side="right") + 1
+        bag = np.where(np.arange(width) < lengths[:, None], np.minimum(ranks, self.bag_vocabulary), -1)
+        return numeric, bag.astype(np.int64)
+
+    def columns(self, numeric: np.ndarray, bag: np.ndarray) -> List[List[str]]:
+        """The text of the extra columns of `sample`'s arrays (empty = missing or an empty bag)."""
+        columns = []
+        for index in range(numeric.shape[1]):
+            text = numeric[:, index].astype(str).astype(object)
+            text[np.isnan(numeric[:, index])] = ""
+            columns.append(text.tolist())
+        tokens = self._tokens()
+        columns.append([self.separator.join(tokens[row[row > 0]]) for row in bag])
+        return columns
+
+    def _tokens(self) -> np.ndarray:
+        return np.concatenate([np.array([""], dtype=object), _hex_token(0x7A65, np.arange(1, self.bag_vocabulary + 1))])
+
+    def model_arrays(self, numeric: np.ndarray, bag: np.ndarray, seed: int = 0) -> Dict[str, Any]:
+        """What the build and `PreparedData` would give a model for `sample`'s arrays, computed in memory by the
+        build's own pass-1 code (`NumericStatistics` over all the rows, `bucket_ids`): `bucket_ids` int64 `[n, 2]`,
+        `bag_ids` int64 `[n, bag_max_values]` (ids = Zipf ranks, truncated, padded with -1), `numeric_values` and
+        `dense_values` float32 `[n, 2]` (NaN = missing), `vocabulary_sizes` of the two bucketized fields and the
+        bag, `numeric` (the manifest's section) and `model_inputs` (`NumericInputs.from_dict` form).
+
+        Example:
+            >>> extra = ExtraInputs()
+            >>> arrays = extra.model_arrays(*extra.sample(1000, np.random.default_rng(0), missing_rate=0.05))
+            >>> arrays["bag_ids"].shape, arrays["vocabulary_sizes"]
+            ((1000, 20), [17, 17, 5001])
+        """
+        schema = Schema(name="extra-inputs", fields=self.fields(), label=schema_lib.LabelSpec("label"),
+                        column_names=("label",) + self.column_names, has_header=False)
+        statistics = numeric_lib.NumericStatistics(schema, seed=seed)
+        for index, field in enumerate(schema.fields[:len(self.NUMERIC_FIELDS)]):
+            statistics.add(field, numeric[:, index])
+        section = statistics.result()
+        bucketized = [index for index, (_, treatment, _) in enumerate(self.NUMERIC_FIELDS)
+                      if treatment == schema_lib.BUCKETIZED]
+        boundaries = [entry["boundaries"] for entry in section[schema_lib.BUCKETIZED]]
+        width = self.bag_max_values
+        padded = np.full((len(bag), width), -1, np.int64)
+        padded[:, :min(width, bag.shape[1])] = bag[:, :width]
+        return {
+            "bucket_ids": np.stack([numeric_lib.bucket_ids(numeric[:, index], bounds)
+                                    for index, bounds in zip(bucketized, boundaries)], axis=1).astype(np.int64),
+            "bag_ids": padded,
+            "numeric_values": self._float_columns(numeric, schema_lib.EMBEDDED),
+            "dense_values": self._float_columns(numeric, schema_lib.DENSE),
+            "vocabulary_sizes": [len(bounds) + 2 for bounds in boundaries] + [self.bag_vocabulary + 1],
+            "numeric": section, "model_inputs": numeric_lib.model_inputs(section)}
+
+    def _float_columns(self, numeric: np.ndarray, treatment: str) -> np.ndarray:
+        indices = [index for index, (_, kind, _) in enumerate(self.NUMERIC_FIELDS) if kind == treatment]
+        return numeric[:, indices].astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +195,8 @@ class SyntheticCriteoConfig:
         interaction_share: the share of the logit variance carried by the pairwise interactions.
         target_ctr: the click rate the bias is calibrated to.
         seed: the seed of the planted model (rows are drawn with their own seed).
+        extra_inputs: float numeric and bag columns after the Criteo ones (`ExtraInputs`), or None (the default:
+            the Criteo layout alone).
     """
 
     vocabulary_sizes: Tuple[int, ...] = DEFAULT_VOCABULARY_SIZES
@@ -80,10 +210,16 @@ class SyntheticCriteoConfig:
     interaction_share: float = 0.5
     target_ctr: float = 0.25
     seed: int = 0
+    extra_inputs: Optional[ExtraInputs] = None
 
     def __post_init__(self) -> None:
         sizes = tuple(int(size) for size in self.vocabulary_sizes)
         object.__setattr__(self, "vocabulary_sizes", sizes)
+        if isinstance(self.extra_inputs, dict):  # from `to_dict()` (a stored configuration)
+            object.__setattr__(self, "extra_inputs", ExtraInputs(**self.extra_inputs))
+        if self.extra_inputs is not None and not isinstance(self.extra_inputs, ExtraInputs):
+            raise ValueError(f"SyntheticCriteoConfig: `extra_inputs` must be None or an ExtraInputs, got "
+                             f"{self.extra_inputs!r}.")
         if not sizes or min(sizes) < 2:
             raise ValueError(f"SyntheticCriteoConfig: every field needs at least 2 latent values (missing + one), got "
                              f"{sizes}.")
@@ -111,14 +247,22 @@ class SyntheticCriteoConfig:
         return len(self.vocabulary_sizes) - self.num_numeric
 
     def schema(self, min_count: int = 10) -> Schema:
-        """The Criteo-layout schema that reads this generator's files."""
-        return criteo_schema(min_count=min_count, num_numeric=self.num_numeric, num_categorical=self.num_categorical,
-                             name="synthetic-criteo")
+        """The Criteo-layout schema that reads this generator's files (with the extra columns' fields after the
+        Criteo ones when `extra_inputs` is set)."""
+        schema = criteo_schema(min_count=min_count, num_numeric=self.num_numeric,
+                               num_categorical=self.num_categorical, name="synthetic-criteo")
+        if self.extra_inputs is None:
+            return schema
+        return dataclasses.replace(schema, name="synthetic-criteo-numeric-bag",
+                                   fields=schema.fields + self.extra_inputs.fields(min_count),
+                                   column_names=tuple(schema.column_names or ()) + self.extra_inputs.column_names)
 
     def to_dict(self) -> Dict[str, Any]:
         data = dataclasses.asdict(self)
         if self.interaction_order == 2:  # the pairwise default keeps the file names (hashes) of earlier versions
             del data["interaction_order"]
+        if self.extra_inputs is None:  # as interaction_order: the Criteo layout keeps its file names
+            del data["extra_inputs"]
         return data
 
 
@@ -130,11 +274,15 @@ class SyntheticSample:
         latent_ids: int64 `[n, F]`, 0 = missing, otherwise the value's Zipf rank (1 = most frequent).
         labels: float32 `[n]` in {0, 1}.
         probabilities: float64 `[n]`, the planted click probability of each row.
+        numeric: with `extra_inputs`: float64 `[n, 6]`, the extra numeric columns (NaN = missing), else None.
+        bag: with `extra_inputs`: int64 `[n, L]`, the bag's Zipf ranks padded with -1, else None.
     """
 
     latent_ids: np.ndarray
     labels: np.ndarray
     probabilities: np.ndarray
+    numeric: Optional[np.ndarray] = None
+    bag: Optional[np.ndarray] = None
 
 
 def expected_auc(probabilities: np.ndarray) -> float:
@@ -273,7 +421,12 @@ class SyntheticCriteo:
         latent_ids = self._latent_ids(num_rows, rng)
         probabilities = self.probabilities(latent_ids)
         labels = (rng.random(num_rows) < probabilities).astype(np.float32)
-        return SyntheticSample(latent_ids, labels, probabilities)
+        extra = self.config.extra_inputs
+        if extra is None:
+            return SyntheticSample(latent_ids, labels, probabilities)
+        # Drawn after the labels: the Criteo columns and labels are those of the configuration without extras.
+        numeric, bag = extra.sample(num_rows, rng, self.config.missing_rate, self.config.zipf_exponent)
+        return SyntheticSample(latent_ids, labels, probabilities, numeric, bag)
 
     def bayes_auc(self, num_rows: int = _BAYES_AUC_ROWS, seed: int = 2**31 - 1) -> float:
         """The expected AUC of the true probabilities (the best any model can do), estimated on `num_rows` rows."""
@@ -293,6 +446,8 @@ class SyntheticCriteo:
             columns.append(text.tolist())
         for offset, tokens in enumerate(self._tokens):
             columns.append(tokens[sample.latent_ids[:, config.num_numeric + offset]].tolist())
+        if config.extra_inputs is not None and sample.numeric is not None and sample.bag is not None:
+            columns.extend(config.extra_inputs.columns(sample.numeric, sample.bag))
         return list(map("\t".join, zip(*columns)))
 
     def write_tsv(self, path: types.PathLike, num_rows: int, seed: int = 1, chunk_rows: int = 16384) -> pathlib.Path:
