@@ -1,7 +1,11 @@
-"""A `train.py` run on a CSV with every new input kind (bucketized, embedded and dense numeric fields, a bag; docs/
-inputs.md) killed with SIGKILL mid-training and started again with the same command ends exactly where an
-uninterrupted run ends: same metrics, same weights, same served predictions. The uninterrupted run's artifacts are
-also what the collapse report of embedded numeric fields is checked on (docs/diagnostics.md)."""
+"""`train.py` on a CSV with every new input kind (bucketized, embedded and dense numeric fields, a bag; docs/inputs.md):
+
+- killed with SIGKILL mid-training and started again with the same command, it ends exactly where an uninterrupted
+  run ends: same metrics, same weights, same served predictions;
+- its export, given text where a float belongs, fails naming the feature (RequestBuilder, the REST decoder) or, in
+  the signature itself, naming the input's position (what TensorFlow says; docs/serving.md);
+- its artifacts give the collapse report of the embedded numeric fields (docs/diagnostics.md).
+"""
 
 import json
 import os
@@ -132,3 +136,52 @@ def test_sigkill_then_the_same_command_equals_an_uninterrupted_run(runs):
     served = first.signatures["serving_default"](**raw)["click_probability"].numpy()
     np.testing.assert_array_equal(served, second.signatures["serving_default"](**raw)["click_probability"].numpy())
     assert len(set(np.round(served, 6).tolist())) > 1
+
+
+def _raw_columns(lines):
+    return dict(zip(HEADER.split(",")[1:], zip(*[line.split(",")[1:] for line in lines])))
+
+
+def test_text_where_a_float_belongs_names_the_feature(runs):
+    from tf_multiembed.serving import RequestBuilder, decode_predict_request, decode_rest_request
+
+    root, _ = runs
+    (version,) = (root / "export_whole" / "clicks").iterdir()
+    builder = RequestBuilder.from_saved_model(version)
+    assert builder.input_specs["price"].dtype == tf.float64 and builder.input_specs["tags"].dtype == tf.string
+    row = {**{name: values[0] for name, values in _raw_columns(_rows(1, seed=3)).items()}, "tags": ["jazz"]}
+    bad_row = {**row, "price": "cheap"}
+    message = r"feature 'price', row 1: expected a number \(or None/NaN for missing\), received the text 'cheap'\."
+    for build in (builder.rest_rows, lambda rows: builder.predict_request_from_rows(rows, "clicks"),
+                  lambda rows: builder.tensors(builder.rows_to_columns(rows))):
+        with pytest.raises(TypeError, match=message):
+            build([row, bad_row])
+    # In process, the builder's tensors serve what the raw columns serve.
+    loaded = tf.saved_model.load(str(version))
+    serve = loaded.signatures["serving_default"]
+    from_builder = serve(**builder.tensors(builder.rows_to_columns([row])))["click_probability"].numpy()
+    request = builder.predict_request_from_rows([row], "clicks")
+    np.testing.assert_array_equal(serve(**decode_predict_request(request))["click_probability"].numpy(),
+                                  from_builder)
+
+    # A REST body written by hand (curl): the decoder (TF Serving's json_tensor.cc rules) names the key in both forms.
+    # TF Serving itself names it in the row form ("Failed to process element: 0 key: price of 'instances' list.
+    # Error: ... JSON Value: \"cheap\" Type: String is not of expected type: double") but not in the columnar form.
+    instance = {**builder.rest_rows([row])["instances"][0], "price": "cheap"}  # every other value of the right type
+    body = json.dumps({"instances": [instance]})
+    with pytest.raises(ValueError, match=r'instance 0, key price: JSON Value: "cheap" Type: String is not of '
+                                         r"expected type: float64"):
+        decode_rest_request(body, builder.input_specs)
+    columns = {name: [value] for name, value in instance.items()}
+    with pytest.raises(ValueError, match=r"inputs\['price'\]\[0\]: JSON Value: \"cheap\" Type: String"):
+        decode_rest_request(json.dumps({"inputs": columns}), builder.input_specs)
+
+    # The signature itself (what tf.saved_model.load, saved_model_cli and TF Serving's gRPC path run) refuses a
+    # string tensor before the graph runs, naming the input by its position among the sorted input names; that
+    # message is TensorFlow's and cannot name the feature, hence the checks above.
+    tensors = builder.tensors(builder.rows_to_columns([row]))
+    position = sorted(tensors).index("price")
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"input #{position}\(zero-based\) was expected to be a double tensor but is a string "
+                             r"tensor"):
+        serve(**{**tensors, "price": tf.constant(["cheap"])})
