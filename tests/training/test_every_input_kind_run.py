@@ -185,3 +185,27 @@ def test_text_where_a_float_belongs_names_the_feature(runs):
                        match=rf"input #{position}\(zero-based\) was expected to be a double tensor but is a string "
                              r"tensor"):
         serve(**{**tensors, "price": tf.constant(["cheap"])})
+
+
+def test_the_collapse_report_reads_the_embedded_numeric_fields_of_the_run_and_its_export(runs, tmp_path):
+    from tf_multiembed.diagnostics import analyze_embeddings, load_for_diagnostics, write_report
+
+    root, _ = runs
+    (version,) = (root / "export_whole" / "clicks").iterdir()
+    from_run = analyze_embeddings(load_for_diagnostics(root / "whole"))  # its best.keras
+    results = write_report({"export": load_for_diagnostics(version)}, tmp_path / "report")
+    from_export = results["export"].embedding
+    assert from_export.field_names == from_run.field_names == ["user", "age", "visits", "tags"]
+    # By hand from the exported variable: the three fields' value vectors, sets side by side, as a [3, 2*K] table.
+    kernel = tf.saved_model.load(str(version)).model_variables["numeric_embedding.kernel"].numpy()  # [M, F_e, K]
+    assert kernel.shape[:2] == (2, 3)
+    singular = np.linalg.svd(np.concatenate(list(kernel), axis=1).astype(np.float64), compute_uv=False)
+    per_set = [np.linalg.svd(kernel[m].astype(np.float64), compute_uv=False) for m in range(2)]
+    for numeric in (from_run.numeric, from_export.numeric):  # best.keras and the export hold the kept weights
+        assert numeric.name == "numeric (embedded, 3 rows)" and numeric.field_names == ["price", "dwell", "rank"]
+        assert numeric.concat_abundance == pytest.approx(singular.sum() / singular.max(), rel=1e-6)
+        np.testing.assert_allclose(numeric.set_abundance, [s.sum() / s.max() for s in per_set], rtol=1e-6)
+        assert 1 < numeric.concat_abundance <= numeric.ceiling == 3
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert f"| *numeric (embedded, 3 rows)* | 3 | 3 | {from_export.numeric.concat_abundance:.2f} |" in summary
+    assert "its IA and RankMe are at most 3 (its ceiling, F_e)" in summary
