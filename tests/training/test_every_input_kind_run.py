@@ -164,16 +164,17 @@ def test_text_where_a_float_belongs_names_the_feature(runs):
     np.testing.assert_array_equal(serve(**decode_predict_request(request))["click_probability"].numpy(),
                                   from_builder)
 
-    # A REST body written by hand (curl): the decoder (TF Serving's json_tensor.cc rules) names the key in both forms.
-    # TF Serving itself names it in the row form ("Failed to process element: 0 key: price of 'instances' list.
-    # Error: ... JSON Value: \"cheap\" Type: String is not of expected type: double") but not in the columnar form.
+    # A REST body written by hand (curl): the decoder follows TF Serving's json_tensor.cc, which names the key in the
+    # row form (the same text, less TF Serving's status prefix) but not in the columnar form, where the decoder adds
+    # the input's name and position before TF Serving's text.
     instance = {**builder.rest_rows([row])["instances"][0], "price": "cheap"}  # every other value of the right type
     body = json.dumps({"instances": [instance]})
-    with pytest.raises(ValueError, match=r'instance 0, key price: JSON Value: "cheap" Type: String is not of '
-                                         r"expected type: float64"):
+    with pytest.raises(ValueError, match=r"^Failed to process element: 0 key: price of 'instances' list\. Error: "
+                                         r'JSON Value: "cheap" Type: String is not of expected type: double$'):
         decode_rest_request(body, builder.input_specs)
     columns = {name: [value] for name, value in instance.items()}
-    with pytest.raises(ValueError, match=r"inputs\['price'\]\[0\]: JSON Value: \"cheap\" Type: String"):
+    with pytest.raises(ValueError, match=r"^inputs\['price'\]\[0\]: JSON Value: \"cheap\" Type: String is not of "
+                                         r"expected type: double$"):
         decode_rest_request(json.dumps({"inputs": columns}), builder.input_specs)
 
     # The signature itself (what tf.saved_model.load, saved_model_cli and TF Serving's gRPC path run) refuses a
