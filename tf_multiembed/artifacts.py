@@ -213,18 +213,26 @@ def model_record(model: "tf.keras.Model", family: Optional[str] = None) -> Dict[
     if getattr(layer, "bag_sizes", None) is not None:  # bags: the table's fields are not the encoded columns
         record["embedding"].update({"field_names": list(layer.field_names or []),
                                     "bag_sizes": [int(size) for size in layer.bag_sizes]})
+    numeric = introspection.find_numeric_embedding_layer(model)
+    if numeric is not None:  # the rows of the numeric table the collapse report reads (`numeric_kernel`)
+        record["embedding"]["numeric_field_names"] = list(
+            numeric.field_names or [f"numeric_{index}" for index in range(numeric.num_fields)])
     return record
 
 
 def diagnostic_weights(model: "tf.keras.Model") -> Dict[str, Any]:
-    """The tensors the collapse report needs: `embeddings` `[sum(D), M*K]` and, for DCNv2, `cross_kernel`, the first
-    cross layer's effective kernel `[M, N*K, N*K]`. The export saves this as a function of the model's variables."""
+    """The tensors the collapse report needs: `embeddings` `[sum(D), M*K]`, for DCNv2 `cross_kernel`, the first
+    cross layer's effective kernel `[M, N*K, N*K]`, and with embedded numeric fields `numeric_kernel`, their value
+    vectors `[M, F_e, K]`. The export saves this as a function of the model's variables."""
     import tensorflow as tf
 
     from tf_multiembed.compat import as_tf_variable
 
     embeddings = introspection.find_embedding_layer(model).embeddings
     weights = {"embeddings": tf.convert_to_tensor(as_tf_variable(embeddings))}
+    numeric = introspection.find_numeric_embedding_layer(model)
+    if numeric is not None:
+        weights["numeric_kernel"] = tf.convert_to_tensor(as_tf_variable(numeric.kernel))
     kind, layer = introspection.find_pairwise_layer(model)
     if kind == introspection.CROSS:
         weights["cross_kernel"] = tf.convert_to_tensor(layer.effective_kernel(0))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # TensorFlow only names types here: reading a run's files sta
     import tensorflow as tf
 
 EMBEDDING_LAYER_NAME = "multi_embedding"
+NUMERIC_EMBEDDING_LAYER_NAME = "numeric_embedding"
 CROSS = "cross"
 FFM = "ffm"
 PAIRWISE_KINDS = (CROSS, FFM)
@@ -70,6 +71,17 @@ def find_embedding_layer(model: "tf.keras.Model", layer_name: Optional[str] = No
         f"The model {model.name!r} has {len(candidates)} MultiEmbedding layers ({[c.name for c in candidates]}); "
         "pass `layer_name` to choose one."
     )
+
+
+def find_numeric_embedding_layer(model: "tf.keras.Model") -> Optional["tf.keras.layers.Layer"]:
+    """The `NumericEmbedding` layer of `model` (embedded numeric fields, docs/inputs.md): the only one, else the one
+    named "numeric_embedding" (the zoo's name); None when there is none (or several, none of them so named)."""
+    from tf_multiembed.layers.numeric import NumericEmbedding
+
+    candidates = [layer for layer in walk_layers(model) if isinstance(layer, NumericEmbedding)]
+    if len(candidates) == 1:
+        return candidates[0]
+    return next((layer for layer in candidates if layer.name == NUMERIC_EMBEDDING_LAYER_NAME), None)
 
 
 def find_pairwise_layer(model: "tf.keras.Model") -> Tuple[Optional[str], Any]:

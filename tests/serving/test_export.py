@@ -299,10 +299,11 @@ ROW = {"user": "u1", "city": "paris", "age": 31.0, "tags": "sport"}
     (json.dumps({"instances": [{**ROW, "agee": 3}]}), "does not have named input: agee"),
     (json.dumps({"instances": [{k: v for k, v in ROW.items() if k != "tags"}]}), r"keys must be equal to.*\['tags'\]"),
     (json.dumps({"instances": [{**ROW, "age": "31"}]}),
-     "JSON Value: \"31\" Type: String is not of expected type: float64"),
-    (json.dumps({"instances": [{**ROW, "age": True}]}), "Type: True is not of expected type: float64"),
-    (json.dumps({"instances": [{**ROW, "age": None}]}), "Type: Null is not of expected type: float64"),
-    (json.dumps({"instances": [{**ROW, "age": 2 ** 60}]}), "to float64 without loss of precision"),
+     "^Failed to process element: 0 key: age of 'instances' list. Error: JSON Value: \"31\" Type: String is not of "
+     "expected type: double$"),  # TF Serving's text (json_tensor.cc, DataTypeString), less its status prefix
+    (json.dumps({"instances": [{**ROW, "age": True}]}), "Type: True is not of expected type: double"),
+    (json.dumps({"instances": [{**ROW, "age": None}]}), "Type: Null is not of expected type: double"),
+    (json.dumps({"instances": [{**ROW, "age": 2 ** 60}]}), "to double without loss of precision"),
     (json.dumps({"instances": [{**ROW, "user": 7}]}), "Type: Number is not of expected type: string"),
     (json.dumps({"instances": [{**ROW, "user": ["u1"]}]}), "one value per instance"),
     (json.dumps({"instances": [{**ROW, "user": {"b64": "%%%"}}]}), "Unable to base64 decode"),

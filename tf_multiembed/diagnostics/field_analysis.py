@@ -10,6 +10,13 @@ of the main numbers and reported separately.
 The paper does not say how it aggregates the IA of an ME model; both views are here: `concat_abundance` (the field's
 ME rows as one matrix) and `set_abundance` (each set on its own). The effective rank (RankMe, see `abundance`) is
 reported beside IA in the same two views (`concat_effective_rank`, `set_effective_rank`).
+
+Embedded numeric fields (docs/inputs.md) have no rows of their own in the table: each is one value vector per set
+(`NumericEmbedding.kernel` `W[m, f]`, plus a missing vector), so a per-field IA would be at most 2 and mean nothing.
+They are analysed together instead, as one small table whose F_e rows are the fields' value vectors
+(`NumericEmbeddingDiagnostics`, the pseudo-field "numeric (embedded, F_e rows)"): per set `W[m]` `[F_e, K]` and the
+concatenation `[F_e, M*K]`. Its IA and RankMe say whether the numeric fields' vectors span many directions or
+collapse onto a few; they are at most F_e, so read them against their random baseline, never against the fields.
 """
 
 import dataclasses
@@ -21,6 +28,107 @@ import numpy as np
 from tf_multiembed.diagnostics import abundance
 from tf_multiembed.metadata import json_value
 from tf_multiembed.diagnostics import tables as tables_lib
+
+
+def numeric_pseudo_field_name(num_fields: int) -> str:
+    """The report's name for the embedded numeric fields analysed as one table: "numeric (embedded, F_e rows)"."""
+    return f"numeric (embedded, {num_fields} rows)"
+
+
+@dataclasses.dataclass
+class NumericEmbeddingDiagnostics:
+    """IA and RankMe of the embedded numeric fields' value vectors, analysed together as one `[F_e, M*K]` table.
+
+    Attributes:
+        field_names: the F_e embedded numeric fields (the table's rows, in the model's order).
+        num_sets: M.
+        embedding_dim: K.
+        set_abundance: `[M]` IA of `W[m]` `[F_e, K]`.
+        concat_abundance: IA of the concatenation `[F_e, M*K]` (equals `set_abundance[0]` for SE).
+        random_set_abundance: IA of a random `[F_e, K]` matrix.
+        random_concat_abundance: IA of a random `[F_e, M*K]` matrix.
+        set_effective_rank: `[M]` RankMe of `W[m]`.
+        concat_effective_rank: RankMe of the concatenation.
+        random_set_effective_rank: RankMe of the random `[F_e, K]` matrix.
+        random_concat_effective_rank: RankMe of the random `[F_e, M*K]` matrix.
+    """
+
+    field_names: List[str]
+    num_sets: int
+    embedding_dim: int
+    set_abundance: np.ndarray
+    concat_abundance: float
+    random_set_abundance: float
+    random_concat_abundance: float
+    set_effective_rank: np.ndarray
+    concat_effective_rank: float
+    random_set_effective_rank: float
+    random_concat_effective_rank: float
+
+    @property
+    def num_fields(self) -> int:
+        """F_e."""
+        return len(self.field_names)
+
+    @property
+    def name(self) -> str:
+        """The pseudo-field's name in reports: "numeric (embedded, F_e rows)"."""
+        return numeric_pseudo_field_name(self.num_fields)
+
+    @property
+    def ceiling(self) -> int:
+        """The largest IA or RankMe the concatenation can have: min(F_e, M*K) (F_e for the usual K >= F_e)."""
+        return min(self.num_fields, self.num_sets * self.embedding_dim)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict (NaN becomes None); `from_dict` reverses it."""
+        result = {field.name: json_value(getattr(self, field.name)) for field in dataclasses.fields(self)}
+        result.update({"name": self.name, "ceiling": self.ceiling})
+        return result
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "NumericEmbeddingDiagnostics":
+        """Rebuilds diagnostics written by `to_dict`."""
+        values: Dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            value = data[field.name]
+            if field.name == "field_names":
+                values[field.name] = [str(name) for name in value]
+            elif field.name in ("num_sets", "embedding_dim"):
+                values[field.name] = int(value)
+            elif field.name in ("set_abundance", "set_effective_rank"):
+                values[field.name] = _from_jsonable(value)
+            else:
+                values[field.name] = math.nan if value is None else float(value)
+        return cls(**values)
+
+
+def numeric_embedding_diagnostics(tables: tables_lib.EmbeddingTables,
+                                  random_seed: int = 0) -> Optional[NumericEmbeddingDiagnostics]:
+    """IA and RankMe of the embedded numeric fields' value vectors as one table (see the module docstring); None when
+    `tables` has no embedded numeric fields.
+
+    Example:
+        >>> kernel = np.array([[[1.0, 0.0], [0.0, 2.0]]])  # M = 1 set, F_e = 2 fields, K = 2
+        >>> tables = tables_lib.EmbeddingTables(np.ones((3, 2)), [3], 1, 2, numeric_kernel=kernel)
+        >>> float(numeric_embedding_diagnostics(tables).concat_abundance)  # singular values 2 and 1: (2 + 1) / 2
+        1.5
+    """
+    if tables.numeric_kernel is None:
+        return None
+    rows = tables.numeric_rows()
+    num_fields = rows.shape[0]
+    gram = tables_lib.FieldGram(tables_lib.column_gram(rows), num_fields, 0)
+    set_ia, concat_ia, set_spectra, concat_spectra = analyze_grams([gram], tables.num_sets, tables.embedding_dim)
+    random_set, random_concat, random_set_rank, random_concat_rank = random_baseline_metrics(
+        num_fields, tables.num_sets, tables.embedding_dim, random_seed)
+    return NumericEmbeddingDiagnostics(
+        field_names=list(tables.numeric_field_names or ()), num_sets=tables.num_sets,
+        embedding_dim=tables.embedding_dim, set_abundance=set_ia[0], concat_abundance=float(concat_ia[0]),
+        random_set_abundance=random_set, random_concat_abundance=random_concat,
+        set_effective_rank=np.array([effective_rank_or_nan(spectrum) for spectrum in set_spectra[0]]),
+        concat_effective_rank=effective_rank_or_nan(concat_spectra[0]),
+        random_set_effective_rank=random_set_rank, random_concat_effective_rank=random_concat_rank)
 
 
 @dataclasses.dataclass
@@ -52,6 +160,8 @@ class EmbeddingDiagnostics:
         random_set_effective_rank: `[N]` RankMe of the random `[D_i, K]` matrix, or None (reports written before
             RankMe existed).
         random_concat_effective_rank: `[N]` RankMe of the random `[D_i, M*K]` matrix, or None.
+        numeric: the embedded numeric fields analysed as one table (`NumericEmbeddingDiagnostics`), or None for a
+            model without them. Not one of the N fields: the per-field arrays and `summary()` leave it out.
     """
 
     field_names: List[str]
@@ -72,6 +182,7 @@ class EmbeddingDiagnostics:
     concat_effective_rank: Optional[np.ndarray] = None
     random_set_effective_rank: Optional[np.ndarray] = None
     random_concat_effective_rank: Optional[np.ndarray] = None
+    numeric: Optional[NumericEmbeddingDiagnostics] = None
 
     def __post_init__(self) -> None:
         if self.set_effective_rank is None:
@@ -125,7 +236,8 @@ class EmbeddingDiagnostics:
         result = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            result[field.name] = json_value(value)
+            result[field.name] = value.to_dict() if isinstance(value, NumericEmbeddingDiagnostics) else \
+                json_value(value)
         result["summary"] = json_value(self.summary())
         return result
 
@@ -141,6 +253,8 @@ class EmbeddingDiagnostics:
                 values[field.name] = int(value)
             elif value is None:
                 values[field.name] = None
+            elif field.name == "numeric":
+                values[field.name] = NumericEmbeddingDiagnostics.from_dict(value)
             else:
                 values[field.name] = _from_jsonable(value)
         return cls(**values)
@@ -296,7 +410,15 @@ def analyze_embeddings(source: tables_lib.EmbeddingSource, *, id_counts: Optiona
             for set_index in np.flatnonzero(~np.isfinite(set_ia[field])):
                 notes.append(f"Field {field} ({name}), set {set_index}: all analysed rows are zero, its IA is "
                              "undefined (NaN).")
+    numeric = numeric_embedding_diagnostics(tables, random_seed)
+    if numeric is not None:
+        notes.append(
+            f"{numeric.name} is not a field: the {numeric.num_fields} embedded numeric fields' value vectors "
+            f"({', '.join(numeric.field_names)}) analysed as one table with a row per field; its IA and RankMe are "
+            f"at most {numeric.ceiling} (its ceiling, F_e), so read them against its random baseline, not against "
+            "the fields.")
     return EmbeddingDiagnostics(
+        numeric=numeric,
         field_names=list(tables.field_names or ()),
         vocabulary_sizes=list(tables.vocabulary_sizes),
         num_sets=tables.num_sets,

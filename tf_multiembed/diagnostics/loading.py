@@ -86,7 +86,8 @@ def load_keras_file(path: types.PathLike,
 
 
 def read_export(path: types.PathLike, *, field_names: Optional[Sequence[str]] = None) -> SavedModelWeights:
-    """The embedding table (and the first cross kernel, if any) of an export written by `export_for_serving`."""
+    """The embedding table (with the embedded numeric fields' value vectors, and the first cross kernel, if any) of an
+    export written by `export_for_serving`."""
     path = pathlib.Path(path)
     metadata = artifacts.read_export_metadata(path)
     embedding = metadata["model"].get("embedding")
@@ -100,10 +101,13 @@ def read_export(path: types.PathLike, *, field_names: Optional[Sequence[str]] = 
         raise artifacts.ArtifactError(f"{path}: the metadata names the function {function_name!r}, which the "
                                       "SavedModel does not have; the export is incomplete or was changed.")
     weights = {key: value.numpy() for key, value in function().items()}
+    numeric_names = embedding.get("numeric_field_names")
     tables = tables_lib.EmbeddingTables(
         weights["embeddings"], tuple(embedding["vocabulary_sizes"]), int(embedding["num_sets"]),
         int(embedding["embedding_dim"]),
-        tuple(field_names or embedding.get("field_names") or metadata["field_names"]))
+        tuple(field_names or embedding.get("field_names") or metadata["field_names"]),
+        numeric_kernel=weights.get("numeric_kernel"),  # exports from before it existed: no numeric table
+        numeric_field_names=tuple(numeric_names) if numeric_names and "numeric_kernel" in weights else None)
     return SavedModelWeights(tables, weights.get("cross_kernel"), embedding.get("pairwise"), str(path), metadata)
 
 

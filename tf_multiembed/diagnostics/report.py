@@ -89,7 +89,8 @@ def field_table_markdown(diagnostics: EmbeddingDiagnostics) -> str:
     """The per-field markdown table of one model (fields in model order).
 
     Columns: field, vocabulary size, analysed rows, IA of the concatenation (width M*K), IA of a random matrix of the
-    same shape, their ratio, and for ME the mean and minimum IA over sets (width K).
+    same shape, their ratio, and for ME the mean and minimum IA over sets (width K). A model with embedded numeric
+    fields gets a last row in italics, "numeric (embedded, F_e rows)": those fields' value vectors as one table.
 
     Example:
         >>> print(field_table_markdown(analyze_embeddings(model)))  # doctest: +SKIP
@@ -117,7 +118,27 @@ def field_table_markdown(diagnostics: EmbeddingDiagnostics) -> str:
                     _fmt(float(finite.min())) if finite.size else "n/a",
                     _fmt(float(finite_ranks.mean())) if finite_ranks.size else "n/a"]
         lines.append("| " + " | ".join(row) + " |")
+    numeric = diagnostics.numeric
+    if numeric is not None:  # the embedded numeric fields as one table: a last row, in italics (not a field)
+        row = [f"*{numeric.name}*", str(numeric.num_fields), str(numeric.num_fields),
+               _fmt(numeric.concat_abundance), _fmt(numeric.random_concat_abundance),
+               _fmt(_ratio(numeric.concat_abundance, numeric.random_concat_abundance)),
+               _fmt(numeric.concat_effective_rank), _fmt(numeric.random_concat_effective_rank)]
+        if me:
+            row += [_fmt(_finite_mean(numeric.set_abundance)), _fmt(_finite_min(numeric.set_abundance)),
+                    _fmt(_finite_mean(numeric.set_effective_rank))]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    finite = np.asarray(values, dtype=np.float64)[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def _finite_min(values: np.ndarray) -> float:
+    finite = np.asarray(values, dtype=np.float64)[np.isfinite(values)]
+    return float(finite.min()) if finite.size else math.nan
 
 
 def _random_rank(values: Optional[np.ndarray], field: int) -> str:
@@ -167,7 +188,9 @@ def collapse_reading(diagnostics: EmbeddingDiagnostics) -> Dict[str, object]:
     """Per field, IA and RankMe against the random baseline of the same shape, a verdict, and what to try.
 
     Returns:
-        `{"fields": [{"field", "ia_ratio", "rankme_ratio", "verdict"}], "counts": {verdict: n}, "advice": [lines]}`.
+        `{"fields": [{"field", "ia_ratio", "rankme_ratio", "verdict"}], "counts": {verdict: n}, "advice": [lines]}`,
+        and `"numeric"` (the same for the embedded numeric fields as one table, with its `ceiling`) when the model
+        has embedded numeric fields.
     """
     random_ranks = diagnostics.random_concat_effective_rank
     ranks = np.asarray(diagnostics.concat_effective_rank)
@@ -201,8 +224,21 @@ def collapse_reading(diagnostics: EmbeddingDiagnostics) -> Dict[str, object]:
         advice.append("This is already a multi-embedding model: compare it with SE at the same total width (its IA "
                       "and RankMe here are comparable to SE's) and on validation AUC; for ME-DCNv2 the "
                       "space-similarity penalty (--model=dcnv2_space_similarity) pushes the sets apart.")
+    reading: Dict[str, object] = {"fields": fields, "counts": counts, "advice": advice}
+    numeric = diagnostics.numeric
+    if numeric is not None:  # not counted with the fields: a table of F_e rows, whose ceiling is F_e
+        ia_ratio = _ratio(numeric.concat_abundance, numeric.random_concat_abundance)
+        rank_ratio = _ratio(numeric.concat_effective_rank, numeric.random_concat_effective_rank)
+        verdict = field_verdict(ia_ratio, rank_ratio)
+        reading["numeric"] = {"field": numeric.name, "ia_ratio": ia_ratio, "rankme_ratio": rank_ratio,
+                              "verdict": verdict, "ceiling": numeric.ceiling}
+        advice.append(f"{numeric.name.capitalize()} (the embedded numeric fields' value vectors as one table, not "
+                      f"counted above): IA {_fmt(numeric.concat_abundance)} and RankMe "
+                      f"{_fmt(numeric.concat_effective_rank)} of at most {numeric.ceiling} (random: "
+                      f"{_fmt(numeric.random_concat_abundance)} and {_fmt(numeric.random_concat_effective_rank)}): "
+                      f"{verdict}.")
     advice.append(STUDY_FINDINGS)
-    return {"fields": fields, "counts": counts, "advice": advice}
+    return reading
 
 
 def comparison_table_markdown(results: Sequence[ModelDiagnostics]) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_multiembed.diagnostics import abundance
-from tf_multiembed.introspection import find_embedding_layer
+from tf_multiembed.introspection import find_embedding_layer, find_numeric_embedding_layer
 
 # Rows per float64 chunk on the TensorFlow route: bounds the temporary copy of a large field.
 TF_CHUNK_ROWS = 262144
@@ -33,6 +33,10 @@ class EmbeddingTables:
         num_sets: M.
         embedding_dim: K.
         field_names: one name per field (default "field_0", ...).
+        numeric_kernel: the value vectors `W` `[num_sets, F_e, embedding_dim]` of the model's embedded numeric
+            fields (`NumericEmbedding.kernel`, docs/inputs.md), or None. They are not rows of the table: the
+            diagnostics analyse them together as one small table whose rows are the F_e fields (`numeric_rows`).
+        numeric_field_names: the F_e names of those fields (default "numeric_0", ...).
 
     Example:
         >>> tables = EmbeddingTables(np.ones((7, 4)), vocabulary_sizes=[3, 4], num_sets=2, embedding_dim=2)
@@ -45,6 +49,8 @@ class EmbeddingTables:
     num_sets: int
     embedding_dim: int
     field_names: Optional[Tuple[str, ...]] = None
+    numeric_kernel: Optional[Any] = None
+    numeric_field_names: Optional[Tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         sizes = tuple(int(size) for size in self.vocabulary_sizes)
@@ -71,6 +77,23 @@ class EmbeddingTables:
                 f"EmbeddingTables: {len(names)} field names for {len(sizes)} fields; give one name per field."
             )
         object.__setattr__(self, "field_names", names)
+        if self.numeric_kernel is None:
+            if self.numeric_field_names is not None:
+                raise ValueError("EmbeddingTables: `numeric_field_names` without a `numeric_kernel`.")
+            return
+        numeric_shape = tuple(int(d) for d in self.numeric_kernel.shape)
+        if len(numeric_shape) != 3 or numeric_shape[0] != self.num_sets or numeric_shape[2] != self.embedding_dim \
+                or numeric_shape[1] < 1:
+            raise ValueError(
+                f"EmbeddingTables: the numeric kernel has shape {numeric_shape}, expected [num_sets, F_e, "
+                f"embedding_dim] = [{self.num_sets}, F_e, {self.embedding_dim}] (NumericEmbedding.kernel).")
+        numeric_names = self.numeric_field_names
+        numeric_names = (tuple(f"numeric_{i}" for i in range(numeric_shape[1])) if numeric_names is None
+                         else tuple(str(n) for n in numeric_names))
+        if len(numeric_names) != numeric_shape[1]:
+            raise ValueError(f"EmbeddingTables: {len(numeric_names)} numeric field names for {numeric_shape[1]} "
+                             "embedded numeric fields; give one name per field.")
+        object.__setattr__(self, "numeric_field_names", numeric_names)
 
     @property
     def num_fields(self) -> int:
@@ -92,8 +115,28 @@ class EmbeddingTables:
     @classmethod
     def from_model(cls, model: tf.keras.Model, layer_name: Optional[str] = None,
                    field_names: Optional[Sequence[str]] = None) -> "EmbeddingTables":
-        """Wraps the `MultiEmbedding` layer of a Keras model (by name, default "multi_embedding", else by type)."""
-        return cls.from_layer(find_embedding_layer(model, layer_name), field_names)
+        """Wraps the `MultiEmbedding` layer of a Keras model (by name, default "multi_embedding", else by type), and
+        its `NumericEmbedding` layer's value vectors when it has embedded numeric fields."""
+        tables = cls.from_layer(find_embedding_layer(model, layer_name), field_names)
+        numeric = find_numeric_embedding_layer(model)
+        if numeric is None or not numeric.built:
+            return tables
+        names = getattr(numeric, "field_names", None)
+        return dataclasses.replace(tables, numeric_kernel=numeric.kernel,
+                                   numeric_field_names=None if names is None else tuple(names))
+
+    @property
+    def num_numeric_fields(self) -> int:
+        """F_e, the embedded numeric fields whose value vectors `numeric_kernel` holds (0 without them)."""
+        return 0 if self.numeric_kernel is None else int(self.numeric_kernel.shape[1])
+
+    def numeric_rows(self) -> np.ndarray:
+        """The embedded numeric fields' value vectors as one `[F_e, M*K]` table in the layout of `field_rows`: row f
+        is field f's vectors of all sets side by side (set m in columns `m*K : (m+1)*K`), float64."""
+        if self.numeric_kernel is None:
+            raise ValueError("EmbeddingTables: no embedded numeric fields (`numeric_kernel` is None).")
+        kernel = np.asarray(tf.convert_to_tensor(self.numeric_kernel), dtype=np.float64)  # [M, F_e, K]
+        return np.transpose(kernel, (1, 0, 2)).reshape(kernel.shape[1], self.num_sets * self.embedding_dim)
 
     def field_rows(self, field_index: int) -> Union[np.ndarray, tf.Tensor]:
         """Field i's `[D_i, M*K]` rows (same type as `weights`: a tensor for variables, an array for arrays)."""

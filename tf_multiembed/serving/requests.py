@@ -255,6 +255,22 @@ class RequestBuilder:
         """The REST body in columnar form: `{"signature_name": ..., "inputs": {name: [values], ...}}`."""
         return {"signature_name": self.signature_name, "inputs": self.columns(columns)}
 
+    def tensors(self, columns: Mapping[str, Sequence[Any]]) -> Dict[str, tf.Tensor]:
+        """Checked columns as the signature's input tensors, for calling a loaded SavedModel in process:
+        `loaded.signatures["serving_default"](**builder.tensors(columns))`.
+
+        A wrong value fails here naming the feature and row; the signature itself names only the input's position
+        (`input #2(zero-based) was expected to be a double tensor but is a string tensor`).
+
+        Example:
+            >>> specs = {"city": tf.TensorSpec([None], tf.string), "age": tf.TensorSpec([None], tf.float64)}
+            >>> RequestBuilder(specs).tensors({"city": ["paris"], "age": [None]})["age"].numpy()
+            array([nan])
+        """
+        checked = self.columns(columns)
+        return {name: tf.constant(checked[name], dtype=spec.dtype, shape=[len(checked[name])])
+                for name, spec in self.input_specs.items()}
+
     def predict_request(self, columns: Mapping[str, Sequence[Any]], model_name: str,
                         version: Optional[int] = None) -> "predict_pb2.PredictRequest":
         """The gRPC `tensorflow_serving.apis.predict_pb2.PredictRequest` for `columns`.
@@ -308,11 +324,16 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "Number")
 
 
+def _tf_type_name(dtype: tf.DType) -> str:
+    """The dtype as TensorFlow's C++ `DataTypeString` (and so TF Serving's messages) spells it: "double", "float"."""
+    return {tf.float64: "double", tf.float32: "float", tf.float16: "half"}.get(dtype, dtype.name)
+
+
 def _rest_value(value: Any, dtype: tf.DType, where: str) -> Any:
     """One JSON value as TF Serving's AddValueToTensor converts it, or its error."""
     def type_error() -> ValueError:
         return ValueError(f"{where}: JSON Value: {json.dumps(value)[:80]} Type: {_json_type(value)} is not of "
-                          f"expected type: {dtype.name}")
+                          f"expected type: {_tf_type_name(dtype)}")
 
     if dtype == tf.string:
         if isinstance(value, str):
@@ -338,7 +359,8 @@ def _rest_value(value: Any, dtype: tf.DType, where: str) -> Any:
         return value
     limit = _lossless_limit(dtype)
     if isinstance(value, int) and limit is not None and abs(value) > limit:
-        raise ValueError(f"{where}: Cannot convert JSON value: {value} to {dtype.name} without loss of precision.")
+        raise ValueError(f"{where}: Cannot convert JSON value: {value} to {_tf_type_name(dtype)} without loss of "
+                         "precision.")
     if dtype == tf.float32 and math.isfinite(value) and abs(value) > float(np.finfo(np.float32).max):
         raise ValueError(f"{where}: Cannot convert JSON value: {value} to float without loss of precision.")
     return value
@@ -425,7 +447,9 @@ def decode_rest_request(body: Union[str, bytes, Mapping[str, Any]], input_specs:
                 if isinstance(value, list):
                     raise ValueError(f"Failed to process element: {index} key: {name} of 'instances' list: the "
                                      "signature takes one value per instance (shape [batch]), received a list.")
-                columns[name].append(_rest_value(value, input_specs[name].dtype, f"instance {index}, key {name}"))
+                columns[name].append(_rest_value(  # TF Serving's wording, which names the key
+                    value, input_specs[name].dtype,
+                    f"Failed to process element: {index} key: {name} of 'instances' list. Error"))
             if set(instance) != set(names):
                 raise ValueError(f"Failed to process element: {index} of 'instances' list. JSON object keys must be "
                                  f"equal to: {','.join(sorted(names))} (missing {sorted(set(names) - set(instance))}).")
