@@ -48,9 +48,14 @@ def zipf_ids(sizes, rows, rng=None):
 
 
 CRITEO_INPUTS, NUMERIC_AND_BAG_INPUTS = "criteo", "numeric_and_bag"
+SAME_WIDTH_INPUTS = "criteo_same_width"
 # The benchmarks' input sets: today's Criteo-shaped fields, and the same plus issue 20's extra inputs (two float
-# numeric fields per treatment and one bag of mean length 5: tf_multiembed.data.synthetic.ExtraInputs).
-INPUT_SETS = (CRITEO_INPUTS, NUMERIC_AND_BAG_INPUTS)
+# numeric fields per treatment and one bag of mean length 5: tf_multiembed.data.synthetic.ExtraInputs). The new
+# inputs put five more fields into every set's interaction (2 bucketized, 2 embedded, the bag; the dense ones go to
+# the logit); `criteo_same_width` is today's input path at that width (five more single-id categorical fields), so
+# numeric_and_bag / criteo_same_width is the cost of the new input path alone and criteo_same_width / criteo that of
+# the wider interaction.
+INPUT_SETS = (CRITEO_INPUTS, NUMERIC_AND_BAG_INPUTS, SAME_WIDTH_INPUTS)
 
 
 def training_inputs(vocabulary_sizes: Sequence[int], rows: int, rng: Optional[np.random.Generator] = None,
@@ -82,6 +87,11 @@ def training_inputs(vocabulary_sizes: Sequence[int], rows: int, rng: Optional[np
     from tf_multiembed.data.synthetic import ExtraInputs, SyntheticCriteoConfig
 
     extra = ExtraInputs()
+    if inputs == SAME_WIDTH_INPUTS:  # the bucketized fields' and the bag's sizes, and two more like the bucketized
+        sizes = [extra.num_buckets + 1] * 4 + [extra.bag_vocabulary + 1]
+        data.update(features=np.concatenate([ids, zipf_ids(sizes, rows, rng)], axis=1),
+                    vocabulary_sizes=data["vocabulary_sizes"] + sizes)
+        return data
     arrays = extra.model_arrays(*extra.sample(rows, rng, missing_rate=SyntheticCriteoConfig().missing_rate))
     sizes = data["vocabulary_sizes"] + arrays["vocabulary_sizes"]
     data.update(features={"feature_ids": np.concatenate([ids, arrays["bucket_ids"], arrays["bag_ids"]], axis=1),
@@ -210,7 +220,8 @@ def paired_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> 
 def combine_rounds(measured: Sequence[Sequence[dict]], batch_size: int) -> list:
     """One row per (model, mode, inputs) from rounds of `time_training` rows: the row of the median round, with every
     round's examples/s, their median, for a sparse row with a dense twin the paired sparse / dense ratios, and for a
-    row of another input set than `criteo` with a `criteo` twin the paired ratios `over_criteo_inputs`.
+    row of another input set than `criteo` with a `criteo` twin the paired ratios `over_criteo_inputs` (and a
+    `numeric_and_bag` row with a `criteo_same_width` twin `over_same_width_inputs`).
 
     Example:
         >>> rows = combine_rounds([[{"model": "m", "mode": "sparse", "examples_per_s": 4.0},
@@ -229,7 +240,9 @@ def combine_rounds(measured: Sequence[Sequence[dict]], batch_size: int) -> list:
         row = {**middle, "rounds_examples_per_s": speeds, "examples_per_s": statistics.median(speeds)}
         row["step_s"] = batch_size / row["examples_per_s"]
         for twin, name, applies in (((key[0], "dense", key[2]), "sparse_over_dense", key[1] == "sparse"),
-                                    ((key[0], key[1], CRITEO_INPUTS), "over_criteo_inputs", key[2] != CRITEO_INPUTS)):
+                                    ((key[0], key[1], CRITEO_INPUTS), "over_criteo_inputs", key[2] != CRITEO_INPUTS),
+                                    ((key[0], key[1], SAME_WIDTH_INPUTS), "over_same_width_inputs",
+                                     key[2] == NUMERIC_AND_BAG_INPUTS)):
             if applies and twin in keyed[0]:
                 row[name] = paired_ratio(speeds, [rounds[twin]["examples_per_s"] for rounds in keyed])
         combined.append(row)

@@ -36,9 +36,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from benchmarks.common import REPO, RESULTS_DIR, criteo_vocabulary_sizes, write_between_markers  # noqa: E402
-from benchmarks.common import (CRITEO_INPUTS, INPUT_SETS, check_scheduling_flags, combine_rounds,  # noqa: E402
-                               cpu_load, define_scheduling_flags, isolated_child_kwargs, peak_rss_mb,
-                               scheduling_conditions, scheduling_report, time_training)
+from benchmarks.common import (CRITEO_INPUTS, INPUT_SETS, NUMERIC_AND_BAG_INPUTS,  # noqa: E402
+                               check_scheduling_flags, combine_rounds, cpu_load, define_scheduling_flags,
+                               isolated_child_kwargs, peak_rss_mb, scheduling_conditions, scheduling_report,
+                               time_training)
 
 from tf_multiembed.training import config as run_config  # noqa: E402
 from tf_multiembed.training.config import define_flags  # noqa: E402
@@ -52,8 +53,9 @@ flags.DEFINE_list("embeddings", ["se", "me"], "Embedding kinds (ME at scale 1 is
 flags.DEFINE_list("modes", ["sparse", "dense"], "Embedding update modes of CoupledL2Adam.")
 flags.DEFINE_list("inputs", [CRITEO_INPUTS], "Input sets to time every variant on (benchmarks.common.INPUT_SETS): "
                   "criteo (today's 39 fields) and/or numeric_and_bag (the same plus two float numeric fields per "
-                  "treatment and one bag of mean length 5, issue 20); with both, each numeric_and_bag row gets the "
-                  "paired ratio to its criteo twin.")
+                  "treatment and one bag of mean length 5, issue 20) and/or criteo_same_width (today's inputs with "
+                  "the five more fields numeric_and_bag adds to the interactions); every other row gets the paired "
+                  "ratio to its criteo twin, numeric_and_bag also to its criteo_same_width twin.")
 flags.register_validator("inputs", lambda value: bool(value) and set(value) <= set(INPUT_SETS),
                          f"--inputs takes one or more of {','.join(INPUT_SETS)}.")
 flags.DEFINE_integer("steps", 5, "Steps per epoch: one warm-up epoch, then --timed_epochs timed ones.")
@@ -131,6 +133,7 @@ def markdown(rows, input_row, measured: str, conditions: str) -> str:
                      and _inputs(row) == CRITEO_INPUTS), None)
     rounds = len(rows[0].get("rounds_examples_per_s", [0]))
     with_inputs = any(_inputs(row) != CRITEO_INPUTS for row in rows)  # the input-set columns, only when compared
+    same_width = any("over_same_width_inputs" in row for row in rows)
     lines = [f"Measured {measured} on {platform.machine()} with {os.cpu_count()} CPU cores, "
              f"{FLAGS.threads or os.cpu_count()} TensorFlow threads, batch {FLAGS.batch_size}, median over "
              f"{FLAGS.timed_epochs} epochs of {FLAGS.steps} steps after one warm-up epoch"
@@ -142,8 +145,10 @@ def markdown(rows, input_row, measured: str, conditions: str) -> str:
              "| model |" + (" inputs |" if with_inputs else "") + " parameters | update | step (ms) | examples/s | "
              "sparse / dense" + (" (range)" if rounds > 1 else "") + " |"
              + (" / criteo inputs" + (" (range)" if rounds > 1 else "") + " |" if with_inputs else "")
+             + (" / same-width inputs |" if same_width else "")
              + " peak RSS (MB) |",
              "|---|" + ("---|" if with_inputs else "") + "---:|---|---:|---:|---:|" + ("---:|" if with_inputs else "")
+             + ("---:|" if same_width else "")
              + "---:|"]
 
     def ratio(row, key):
@@ -157,8 +162,9 @@ def markdown(rows, input_row, measured: str, conditions: str) -> str:
                      + f" {row['parameters']:,} | {row['mode']} | {1000 * row['step_s']:.0f} | "
                      f"{row['examples_per_s']:,.0f} | {ratio(row, 'sparse_over_dense')} |"
                      + (f" {ratio(row, 'over_criteo_inputs')} |" if with_inputs else "")
+                     + (f" {ratio(row, 'over_same_width_inputs')} |" if same_width else "")
                      + f" {row['peak_rss_mb']:,.0f} |")
-    extra = next((row for row in rows if _inputs(row) != CRITEO_INPUTS and "input_shapes" in row), None)
+    extra = next((row for row in rows if _inputs(row) == NUMERIC_AND_BAG_INPUTS and "input_shapes" in row), None)
     if extra:
         shapes = ", ".join(f"`{name}` {shape}" for name, shape in extra["input_shapes"].items())
         lines += ["", f"Inputs `{_inputs(extra)}`: {shapes} (a bag of {extra['bag_sizes'][-1]} padded slots, mean "

@@ -65,6 +65,29 @@ def test_combine_rounds_pairs_each_input_set_with_its_criteo_twin():
     assert extra["examples_per_s"] == 4500.0 and "sparse_over_dense" not in extra
 
 
+def test_same_width_inputs_add_five_categorical_fields_and_pair_with_numeric_and_bag():
+    plain = common.training_inputs(SIZES, 128, np.random.default_rng(3))
+    wide = common.training_inputs(SIZES, 128, np.random.default_rng(3), inputs="criteo_same_width")
+    extra = common.training_inputs(SIZES, 128, np.random.default_rng(3), inputs="numeric_and_bag")
+    # As many interaction fields as numeric_and_bag (4 + 2 bucketized + 2 embedded + 1 bag), all single ids.
+    assert wide["features"].shape == (128, 4 + 5) and wide["bag_sizes"] is None and wide["model_inputs"] is None
+    assert wide["vocabulary_sizes"] == SIZES + [17, 17, 17, 17, 5001]
+    assert len(extra["vocabulary_sizes"]) + len(extra["model_inputs"]["embedded"]) == len(wide["vocabulary_sizes"])
+    np.testing.assert_array_equal(wide["features"][:, :4], plain["features"])
+    assert (wide["features"][:, 4:] < np.array([17, 17, 17, 17, 5001])).all()
+
+    def row(inputs, speed):
+        return {"model": "me_dcnv2_10x10", "mode": "sparse", "inputs": inputs, "examples_per_s": speed}
+
+    rounds = [[row("criteo", 1000.0), row("criteo_same_width", 800.0), row("numeric_and_bag", 760.0)],
+              [row("numeric_and_bag", 700.0), row("criteo_same_width", 700.0), row("criteo", 900.0)]]
+    _, same_width, new = common.combine_rounds(rounds, batch_size=2048)
+    assert same_width["over_criteo_inputs"] == pytest.approx({"median": (0.8 + 700 / 900) / 2, "min": 700 / 900,
+                                                             "max": 0.8})
+    assert "over_same_width_inputs" not in same_width
+    assert new["over_same_width_inputs"] == pytest.approx({"median": 0.975, "min": 0.95, "max": 1.0})
+
+
 def _run(script, *arguments, timeout=600):
     process = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True,
                              timeout=timeout)
