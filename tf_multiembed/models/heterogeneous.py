@@ -5,7 +5,9 @@ One fused `MultiEmbedding` table holds every set and is read by one gather; a gr
 (`SetSlice`), and its block is one set-vectorised layer over the group's sets, exactly the homogeneous models' layer.
 Each group has its own per-set projection (`hidden_units[0]`, Linear+BN+ReLU+Dropout: the blocks' output widths
 differ), the projected sets are concatenated back on the set axis, averaged, and fed to the shared head, so with
-every set of one type the model is the homogeneous ME model of that block, weight for weight.
+every set of one type the model is the homogeneous ME model of that block, weight for weight. `set_combiner="gate"`
+(registered as "heterogeneous_gated") replaces the average by a learned per-example softmax gate over the sets
+(`SetGate`, the Tencent paper's MMoE-style mixing of experts), which starts as the average.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -13,19 +15,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from tf_multiembed.layers import (
-    MLP,
     SetCIN,
     SetFieldWeightedFM,
     SetFlatten,
     SetInnerProduct,
-    SetMean,
     SetMLP,
     SetSelfAttention,
 )
 from tf_multiembed.layers.interactions.cross import GroupSetCross
 from tf_multiembed.layers.set_ops import SetSlice
 from tf_multiembed.models import common
-from tf_multiembed.models.registry import register_model
+from tf_multiembed.models.registry import register_model, register_variant
 
 
 def _cross(embeddings: Any, name: str, options: Dict[str, Any]) -> Any:
@@ -111,7 +111,7 @@ def build_heterogeneous(vocabulary_sizes: Sequence[int], *, num_sets: int, embed
                         embeddings_regularizer: Any = None, validate_ids: bool = True,
                         numeric_inputs: Optional[common.NumericInputs] = None,
                         bag_sizes: Optional[Sequence[int]] = None, bag_combiner: str = "mean",
-                        name: Optional[str] = None) -> tf.keras.Model:
+                        set_combiner: str = "mean", name: Optional[str] = None) -> tf.keras.Model:
     """Builds heterogeneous ME: set groups with different interactions -> per-set projection -> mean -> shared head.
 
     Args:
@@ -119,6 +119,8 @@ def build_heterogeneous(vocabulary_sizes: Sequence[int], *, num_sets: int, embed
             "self_attention", "dnn"); runs of equal names form a group served by one vectorised block (layer
             "group_<g>_<name>", projection "group_<g>_projection"). Default `default_set_interactions(num_sets)`.
         num_cross_layers, cin_layer_sizes: options of the cross and CIN blocks.
+        set_combiner: "mean" (layer "set_mean") or "gate" (layer "set_gate", `SetGate`: learned per-example softmax
+            weights over the sets, zero-initialised, so training starts from the mean).
         Other arguments: as for the homogeneous models.
 
     Example:
@@ -143,9 +145,12 @@ def build_heterogeneous(vocabulary_sizes: Sequence[int], *, num_sets: int, embed
                                 batch_norm_epsilon=batch_norm_epsilon, name=f"group_{index}_projection")(features))
     combined = projected[0] if len(projected) == 1 else tf.keras.layers.Concatenate(
         axis=1, name="set_concat")(projected)
-    mean = SetMean(name="set_mean")(combined)
-    logit = MLP(hidden_units[1:], dropout, output_units=1, batch_norm_momentum=batch_norm_momentum,
-                batch_norm_epsilon=batch_norm_epsilon, name="shared_head")(mean)
+    logit = common.shared_head(common.combine_sets(combined, set_combiner), hidden_units, dropout,
+                               batch_norm_momentum, batch_norm_epsilon)
     return common.probability_model(inputs, logit, name or common.model_name("heterogeneous", num_sets,
                                                                             embedding_dim),
                                     numeric_inputs=numeric_inputs)
+
+
+# The gated combination under a name of its own, so train.py --model and the scaling study can train it.
+build_heterogeneous_gated = register_variant("heterogeneous_gated", build_heterogeneous, set_combiner="gate")
