@@ -76,21 +76,24 @@ def default_set_interactions(num_sets: int) -> List[str]:
     return ["cross"] * crossed + ["inner_product"] * (num_sets - crossed)
 
 
-def set_groups(set_interactions: Sequence[str], num_sets: int) -> List[Tuple[str, int, int]]:
-    """`(interaction, start, stop)` per run of equal consecutive names; validates the list.
+def set_groups(set_interactions: Sequence[str], num_sets: int, spell: str = "`set_interactions`",
+               owner: str = "build_model('heterogeneous')") -> List[Tuple[str, int, int]]:
+    """`(interaction, start, stop)` per run of equal consecutive names; validates the list (errors name it as
+    `spell` after `owner`; train.py's: "--set_interactions", no owner).
 
     Example:
         >>> set_groups(["cross", "cross", "dnn"], 3)
         [('cross', 0, 2), ('dnn', 2, 3)]
     """
     names = list(set_interactions)
+    prefix = f"{owner}: " if owner else ""
     if len(names) != num_sets:
-        raise ValueError(f"build_model('heterogeneous'): `set_interactions` names one interaction per set; received "
-                         f"{len(names)} for {num_sets} sets.")
+        raise ValueError(f"{prefix}{spell} names one interaction per set; received {len(names)} for {num_sets} "
+                         f"sets.")
     for name in names:
         if name not in INTERACTIONS:
-            raise ValueError(f"build_model('heterogeneous'): unknown interaction {name!r} in `set_interactions`; "
-                             f"expected one of {sorted(INTERACTIONS)}.")
+            raise ValueError(f"{prefix}unknown interaction {name!r} in {spell}; expected one of "
+                             f"{sorted(INTERACTIONS)}.")
     groups: List[Tuple[str, int, int]] = []
     for index, name in enumerate(names):
         if groups and groups[-1][0] == name:
@@ -98,6 +101,28 @@ def set_groups(set_interactions: Sequence[str], num_sets: int) -> List[Tuple[str
         else:
             groups.append((name, index, index + 1))
     return groups
+
+
+def parse_set_interactions(text: str, spell: str = "--set_interactions") -> List[str]:
+    """One interaction per set from a comma-separated text where `name:count` stands for `count` sets of `name`.
+
+    The names are checked by `set_groups` (with the number of sets); this checks the form only.
+
+    Example:
+        >>> parse_set_interactions("cross:2,inner_product,dnn:1")
+        ['cross', 'cross', 'inner_product', 'dnn']
+    """
+    names: List[str] = []
+    for item in text.split(","):
+        name, separator, count = (part.strip() for part in item.partition(":"))
+        if not name:
+            raise ValueError(f"{spell}: empty entry in {text!r}; give comma-separated interaction names, "
+                             f"name:count for several sets (e.g. cross:2,inner_product:2).")
+        if separator and not (count.isdigit() and int(count) >= 1):
+            raise ValueError(f"{spell}: {item.strip()!r} needs a whole number of sets >= 1 after ':' (e.g. "
+                             f"{name}:2).")
+        names.extend([name] * (int(count) if separator else 1))
+    return names
 
 
 @register_model("heterogeneous", base_embedding_dim=10)
