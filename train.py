@@ -49,11 +49,12 @@ def main(argv: List[str]) -> None:
     if FLAGS.strategy == "parameter_server" and distribute.parameter_server_role():
         distribute.run_server()  # a worker or ps task of the cluster: serve until killed
         return
+    from tf_multiembed.training.errors import report_error
+
     try:
         config = config_from_flags()
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
-    from tf_multiembed.training.errors import report_error
+    except ValueError as error:  # a bad combination of flags: one line naming the flag, as every other error
+        sys.exit(report_error(error, "train.py", show_traceback=FLAGS.traceback))
     from tf_multiembed.training.run import run, show_package_logs
 
     show_package_logs()  # the data build's progress and ETA (absl's WARNING verbosity would hide them)

@@ -5,7 +5,8 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
     run.json            RUN_FILE: format version, package version, the full resolved configuration, the data
                         (name, fingerprint = `data_fingerprint`: the content of the data it trained on, the
                         cache key, field names, vocabulary sizes, split rows)
-                        and the model (name, family, sets, width, parameters); `lineage`: the runs the model
+                        and the model (name, family, `options`: what the model options were built with, e.g.
+                        `set_interactions`, `set_combiner`); `lineage`: the runs the model
                         descends from through warm starts (`--warm_start_from`), oldest first and this run last, each
                         with its data (name, fingerprint, input files, split rows, prepared folder). Written when the
                         run starts; a rerun compares itself with it.
@@ -23,12 +24,13 @@ A **run directory** (`train.py --model_dir`, default `runs/<data>-<model name>/`
     .tf-multiembed-run  RUN_MARKER_FILE: says the folder is a run directory (written when a run first opens it).
 
 An **export** (`<export_dir>/<name>/<version>/`, a TF Serving SavedModel) holds besides the SavedModel files
-`assets.extra/tf_multiembed.json` (EXPORT_METADATA_FILE): format and package version, the model (name, family,
-sets, width), the encoded field names and vocabulary sizes, the raw inputs of `serving_default` with their dtypes,
-the data (name, fingerprint), the kept epoch and why (`kept_checkpoint`), the calibrator `click_probability` applies
-(`calibration`, or null), the run's `lineage` (or null), and the name of a saved function (`diagnostic_weights`)
-that returns the embedding table and, for DCNv2, the first cross layer's effective kernel. Readers (diagnostics, the
-export's own version check) use these files and that function, never TF variable names or list positions.
+`assets.extra/tf_multiembed.json` (EXPORT_METADATA_FILE): format and package version, the model (name, family, sets,
+width, and from train.py its `options`), the encoded field names and vocabulary sizes, the raw inputs of
+`serving_default` with their dtypes, the data (name, fingerprint), the kept epoch and why (`kept_checkpoint`), the
+calibrator `click_probability` applies (`calibration`, or null), the run's `lineage` (or null), and the name of a
+saved function (`diagnostic_weights`) that returns the embedding table and, for DCNv2, the first cross layer's
+effective kernel. Readers (diagnostics, the export's own version check) use these files and that function, never TF
+variable names or list positions.
 
 Example:
     >>> import pathlib, tempfile
@@ -242,11 +244,14 @@ def diagnostic_weights(model: "tf.keras.Model") -> Dict[str, Any]:
 def export_metadata(model: "tf.keras.Model", encoder: "RawFeatureEncoder", input_specs: Mapping[str, Any], *,
                     output_name: str, signature_name: str, data_name: Optional[str] = None,
                     data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
+                    model_options: Optional[Mapping[str, Any]] = None,
                     kept_checkpoint: Optional[Mapping[str, Any]] = None,
                     calibration: Optional[Mapping[str, Any]] = None,
                     lineage: Optional[Sequence[Mapping[str, Any]]] = None) -> Dict[str, Any]:
     """The metadata file of an export (see the module docstring)."""
     record = model_record(model, model_family)
+    if model_options:  # what train.py built it with (RunConfig.model_options: set_interactions, set_combiner, ...)
+        record["options"] = dict(model_options)
     separators = {field.name: field.separator for field in getattr(getattr(encoder, "schema", None), "fields", ())
                   if getattr(field, "is_list", False)}
     extra = {"list_separators": separators} if separators else {}  # lists in request rows (RequestBuilder)

@@ -15,7 +15,7 @@ from tf_multiembed.layers.interactions import (
 )
 from tf_multiembed.layers.numeric import DenseNumeric, NumericEmbedding
 from tf_multiembed.layers.set_dense import MLP, SetBatchNormalization, SetDense, SetMLP
-from tf_multiembed.layers.set_ops import SetFlatten, SetMean
+from tf_multiembed.layers.set_ops import SetFlatten, SetGate, SetMean
 
 __all__ = [
     "BilinearFusion",
@@ -29,6 +29,7 @@ __all__ = [
     "SetDense",
     "SetFieldWeightedFM",
     "SetFlatten",
+    "SetGate",
     "SetInnerProduct",
     "SetMLP",
     "SetMean",

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, c
 import tensorflow as tf
 
 from tf_multiembed import introspection, types, validation
-from tf_multiembed.layers import MLP, DenseNumeric, MultiEmbedding, NumericEmbedding, SetMean, SetMLP
+from tf_multiembed.layers import MLP, DenseNumeric, MultiEmbedding, NumericEmbedding, SetGate, SetMean, SetMLP
 from tf_multiembed.layers.collapse_penalties import SingularValuePenalty, SpaceSimilarityPenalty, UnfoldSets
 
 FEATURE_IDS_INPUT = "feature_ids"
@@ -18,6 +18,9 @@ PROBABILITY_OUTPUT = "click_probability"
 # The paper's defaults for every model (paper.md §1.2-1.3).
 DEFAULT_HIDDEN_UNITS = (400, 400)
 DEFAULT_DROPOUT = 0.2
+# How the projected sets are combined before the shared head: "mean" (the paper's) or "gate" (`SetGate`, learned
+# per-example softmax weights over the sets, starting as the mean).
+SET_COMBINERS = ("mean", "gate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,22 +159,40 @@ def check_hidden_units(hidden_units: Sequence[int]) -> List[int]:
     return validation.check_positive_int_list(hidden_units, "hidden_units", "build_model")
 
 
+def combine_sets(projected: tf.Tensor, set_combiner: str = "mean", prefix: str = "") -> tf.Tensor:
+    """`[B, M, H] -> [B, H]`: the mean over sets (layer "set_mean", the paper's) or a learned gate ("set_gate",
+    `SetGate`, which starts as the mean), as `set_combiner` says."""
+    if set_combiner not in SET_COMBINERS:
+        raise ValueError(f"build_model: `set_combiner` must be one of {list(SET_COMBINERS)}, received "
+                         f"{set_combiner!r}.")
+    if set_combiner == "gate":
+        return SetGate(name=f"{prefix}set_gate")(projected)
+    return SetMean(name=f"{prefix}set_mean")(projected)
+
+
 def projection_mean_head(set_features: tf.Tensor, hidden_units: Sequence[int], dropout: float,
                          batch_norm_momentum: float, batch_norm_epsilon: float, prefix: str = "",
-                         folded_sets: Optional[int] = None) -> tf.Tensor:
+                         folded_sets: Optional[int] = None, set_combiner: str = "mean") -> tf.Tensor:
     """The paper's ME pattern after the interaction: per-set projection -> mean over sets -> shared head -> logit.
 
     `hidden_units[0]` is the set-specific Linear+BN+ReLU+Dropout; `hidden_units[1:]` and the output layer are shared.
     For one set this is exactly the SE model's MLP. With `folded_sets=M` the input is `[B*M, 1, D]` (`FoldSets`):
     one projection serves every set (the shared-interaction ablation) and its output is unfolded before the mean.
+    `set_combiner="gate"` replaces the mean by a learned gate (`combine_sets`).
     """
     hidden_units = check_hidden_units(hidden_units)
     projected = SetMLP(hidden_units[:1], dropout, batch_norm_momentum=batch_norm_momentum,
                        batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}set_projection")(set_features)
     if folded_sets is not None:
         projected = UnfoldSets(folded_sets, name=f"{prefix}unfold_sets")(projected)
-    combined = SetMean(name=f"{prefix}set_mean")(projected)
-    return MLP(hidden_units[1:], dropout, output_units=1, batch_norm_momentum=batch_norm_momentum,
+    combined = combine_sets(projected, set_combiner, prefix)
+    return shared_head(combined, hidden_units, dropout, batch_norm_momentum, batch_norm_epsilon, prefix)
+
+
+def shared_head(combined: tf.Tensor, hidden_units: Sequence[int], dropout: float, batch_norm_momentum: float,
+                batch_norm_epsilon: float, prefix: str = "") -> tf.Tensor:
+    """The shared MLP `hidden_units[1:]` -> logit (layer "shared_head") on the combined sets `[B, H]`."""
+    return MLP(list(hidden_units)[1:], dropout, output_units=1, batch_norm_momentum=batch_norm_momentum,
                batch_norm_epsilon=batch_norm_epsilon, name=f"{prefix}shared_head")(combined)
 
 

@@ -5,7 +5,9 @@ One fused `MultiEmbedding` table holds every set and is read by one gather; a gr
 (`SetSlice`), and its block is one set-vectorised layer over the group's sets, exactly the homogeneous models' layer.
 Each group has its own per-set projection (`hidden_units[0]`, Linear+BN+ReLU+Dropout: the blocks' output widths
 differ), the projected sets are concatenated back on the set axis, averaged, and fed to the shared head, so with
-every set of one type the model is the homogeneous ME model of that block, weight for weight.
+every set of one type the model is the homogeneous ME model of that block, weight for weight. `set_combiner="gate"`
+(registered as "heterogeneous_gated") replaces the average by a learned per-example softmax gate over the sets
+(`SetGate`, the Tencent paper's MMoE-style mixing of experts), which starts as the average.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -13,19 +15,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from tf_multiembed.layers import (
-    MLP,
     SetCIN,
     SetFieldWeightedFM,
     SetFlatten,
     SetInnerProduct,
-    SetMean,
     SetMLP,
     SetSelfAttention,
 )
 from tf_multiembed.layers.interactions.cross import GroupSetCross
 from tf_multiembed.layers.set_ops import SetSlice
 from tf_multiembed.models import common
-from tf_multiembed.models.registry import register_model
+from tf_multiembed.models.registry import register_model, register_variant
 
 
 def _cross(embeddings: Any, name: str, options: Dict[str, Any]) -> Any:
@@ -76,21 +76,24 @@ def default_set_interactions(num_sets: int) -> List[str]:
     return ["cross"] * crossed + ["inner_product"] * (num_sets - crossed)
 
 
-def set_groups(set_interactions: Sequence[str], num_sets: int) -> List[Tuple[str, int, int]]:
-    """`(interaction, start, stop)` per run of equal consecutive names; validates the list.
+def set_groups(set_interactions: Sequence[str], num_sets: int, spell: str = "`set_interactions`",
+               owner: str = "build_model('heterogeneous')") -> List[Tuple[str, int, int]]:
+    """`(interaction, start, stop)` per run of equal consecutive names; validates the list (errors name it as
+    `spell` after `owner`; train.py's: "--set_interactions", no owner).
 
     Example:
         >>> set_groups(["cross", "cross", "dnn"], 3)
         [('cross', 0, 2), ('dnn', 2, 3)]
     """
     names = list(set_interactions)
+    prefix = f"{owner}: " if owner else ""
     if len(names) != num_sets:
-        raise ValueError(f"build_model('heterogeneous'): `set_interactions` names one interaction per set; received "
-                         f"{len(names)} for {num_sets} sets.")
+        raise ValueError(f"{prefix}{spell} names one interaction per set; received {len(names)} for {num_sets} "
+                         f"sets.")
     for name in names:
         if name not in INTERACTIONS:
-            raise ValueError(f"build_model('heterogeneous'): unknown interaction {name!r} in `set_interactions`; "
-                             f"expected one of {sorted(INTERACTIONS)}.")
+            raise ValueError(f"{prefix}unknown interaction {name!r} in {spell}; expected one of "
+                             f"{sorted(INTERACTIONS)}.")
     groups: List[Tuple[str, int, int]] = []
     for index, name in enumerate(names):
         if groups and groups[-1][0] == name:
@@ -98,6 +101,28 @@ def set_groups(set_interactions: Sequence[str], num_sets: int) -> List[Tuple[str
         else:
             groups.append((name, index, index + 1))
     return groups
+
+
+def parse_set_interactions(text: str, spell: str = "--set_interactions") -> List[str]:
+    """One interaction per set from a comma-separated text where `name:count` stands for `count` sets of `name`.
+
+    The names are checked by `set_groups` (with the number of sets); this checks the form only.
+
+    Example:
+        >>> parse_set_interactions("cross:2,inner_product,dnn:1")
+        ['cross', 'cross', 'inner_product', 'dnn']
+    """
+    names: List[str] = []
+    for item in text.split(","):
+        name, separator, count = (part.strip() for part in item.partition(":"))
+        if not name:
+            raise ValueError(f"{spell}: empty entry in {text!r}; give comma-separated interaction names, "
+                             f"name:count for several sets (e.g. cross:2,inner_product:2).")
+        if separator and not (count.isdigit() and int(count) >= 1):
+            raise ValueError(f"{spell}: {item.strip()!r} needs a whole number of sets >= 1 after ':' (e.g. "
+                             f"{name}:2).")
+        names.extend([name] * (int(count) if separator else 1))
+    return names
 
 
 @register_model("heterogeneous", base_embedding_dim=10)
@@ -111,7 +136,7 @@ def build_heterogeneous(vocabulary_sizes: Sequence[int], *, num_sets: int, embed
                         embeddings_regularizer: Any = None, validate_ids: bool = True,
                         numeric_inputs: Optional[common.NumericInputs] = None,
                         bag_sizes: Optional[Sequence[int]] = None, bag_combiner: str = "mean",
-                        name: Optional[str] = None) -> tf.keras.Model:
+                        set_combiner: str = "mean", name: Optional[str] = None) -> tf.keras.Model:
     """Builds heterogeneous ME: set groups with different interactions -> per-set projection -> mean -> shared head.
 
     Args:
@@ -119,6 +144,8 @@ def build_heterogeneous(vocabulary_sizes: Sequence[int], *, num_sets: int, embed
             "self_attention", "dnn"); runs of equal names form a group served by one vectorised block (layer
             "group_<g>_<name>", projection "group_<g>_projection"). Default `default_set_interactions(num_sets)`.
         num_cross_layers, cin_layer_sizes: options of the cross and CIN blocks.
+        set_combiner: "mean" (layer "set_mean") or "gate" (layer "set_gate", `SetGate`: learned per-example softmax
+            weights over the sets, zero-initialised, so training starts from the mean).
         Other arguments: as for the homogeneous models.
 
     Example:
@@ -143,9 +170,12 @@ def build_heterogeneous(vocabulary_sizes: Sequence[int], *, num_sets: int, embed
                                 batch_norm_epsilon=batch_norm_epsilon, name=f"group_{index}_projection")(features))
     combined = projected[0] if len(projected) == 1 else tf.keras.layers.Concatenate(
         axis=1, name="set_concat")(projected)
-    mean = SetMean(name="set_mean")(combined)
-    logit = MLP(hidden_units[1:], dropout, output_units=1, batch_norm_momentum=batch_norm_momentum,
-                batch_norm_epsilon=batch_norm_epsilon, name="shared_head")(mean)
+    logit = common.shared_head(common.combine_sets(combined, set_combiner), hidden_units, dropout,
+                               batch_norm_momentum, batch_norm_epsilon)
     return common.probability_model(inputs, logit, name or common.model_name("heterogeneous", num_sets,
                                                                             embedding_dim),
                                     numeric_inputs=numeric_inputs)
+
+
+# The gated combination under a name of its own, so train.py --model and the scaling study can train it.
+build_heterogeneous_gated = register_variant("heterogeneous_gated", build_heterogeneous, set_combiner="gate")

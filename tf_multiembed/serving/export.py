@@ -286,6 +286,7 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
                        warmup_columns: Optional[Mapping[str, Sequence[Any]]] = None,
                        warmup_batch_sizes: Sequence[int] = (1, 16), *, data_name: Optional[str] = None,
                        data_fingerprint: Optional[str] = None, model_family: Optional[str] = None,
+                       model_options: Optional[Mapping[str, Any]] = None,
                        kept_checkpoint: Optional[Mapping[str, Any]] = None, calibrator: Optional["Calibrator"] = None,
                        lineage: Optional[Sequence[Mapping[str, Any]]] = None) -> pathlib.Path:
     """Writes `<export_dir>/<model_name>/<version>/` for TF Serving and returns its path.
@@ -304,6 +305,8 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
         data_fingerprint: the data's fingerprint (`tf_multiembed.artifacts.data_fingerprint(prepared_data)`),
             recorded in the metadata.
         model_family: the registered model name (e.g. "dcnv2"), recorded in the metadata.
+        model_options: the options it was built with (`RunConfig.model_options()`, e.g. `set_interactions`),
+            recorded in the metadata's `model`.
         kept_checkpoint: which epoch the exported weights are and why (the run's `results["kept_checkpoint"]`),
             recorded in the metadata.
         calibrator: a `tf_multiembed.calibration` calibrator: `click_probability` is then calibrated inside the
@@ -328,7 +331,7 @@ def export_for_serving(model: tf.keras.Model, encoder: "RawFeatureEncoder", expo
     try:
         _write_version(model, encoder, model_name, version, staging, input_specs, warmup_columns, warmup_batch_sizes,
                        calibrator, data_name=data_name, data_fingerprint=data_fingerprint, model_family=model_family,
-                       kept_checkpoint=kept_checkpoint, lineage=lineage)
+                       model_options=model_options, kept_checkpoint=kept_checkpoint, lineage=lineage)
         final = model_root / str(version)
         try:
             os.rename(staging, final)  # the claim keeps this package's exporters away; others may not know it

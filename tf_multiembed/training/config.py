@@ -12,11 +12,12 @@ Example:
 """
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from tf_multiembed import artifacts
 from tf_multiembed import settings as settings_lib
 from tf_multiembed.calibration import CALIBRATIONS
+from tf_multiembed.models.common import SET_COMBINERS
 from tf_multiembed.settings import setting as _setting
 from tf_multiembed.training.distribute import STRATEGY_NAMES
 from tf_multiembed.training.early_stopping import MONITORS
@@ -38,6 +39,10 @@ MAX_SEED = 2**32 - 1
 if TYPE_CHECKING:
     from absl import flags
 
+# Settings that are options of some models only (`models.registry.model_options`): '' / None leaves the model's
+# default; a value for a model that does not take the option is refused.
+MODEL_OPTIONS = ("set_interactions", "set_combiner", "space_similarity_coefficient", "singular_value_coefficient")
+
 # The paper's protocol (paper.md §1.5 and the reference code): seeded 8:1:1 split, Adam 1e-3 with coupled L2 1e-6 on
 # every row every step (dense updates), batch 2048, the split's own fixed order every epoch, early stopping with
 # patience 3 (at most 100 epochs), float32.
@@ -53,6 +58,18 @@ def _model_help() -> str:
     from tf_multiembed.models import available_models
 
     return f"Model name, one of the registered models: {', '.join(available_models())}."
+
+
+def _models_taking(option: str) -> List[str]:
+    from tf_multiembed.models import available_models
+    from tf_multiembed.models.registry import model_options
+
+    return [name for name in available_models() if option in model_options(name)]
+
+
+def _option_help(option: str, text: str) -> Callable[[], str]:
+    """A model option's help: `text` and the registered models that take it (read when the flags are defined)."""
+    return lambda: f"{text} Models: {', '.join(_models_taking(option))}; refused for the others."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +135,24 @@ class RunConfig:
                                        optional=True)
     embedding_dim: Optional[int] = _setting(int, None, "Base width K (default: the paper's, 10; 50 for nfwfm).",
                                             lower_bound=1, optional=True)
+    # Model options (MODEL_OPTIONS): '' or unset = the model's default
+    set_interactions: str = _setting(str, "", _option_help(
+        "set_interactions", "Heterogeneous ME: the interaction of each embedding set, comma-separated, name:count for "
+        "several sets (cross:2,inner_product:2 = cross,cross,inner_product,inner_product), one per set; names: cross, "
+        "inner_product, fwfm, cin, self_attention, dnn. '' = the first half of the sets cross, the rest "
+        "inner_product."))
+    set_combiner: str = _setting(str, "", _option_help(
+        "set_combiner", "How the per-set outputs are combined before the shared head: 'mean' (the paper's) or 'gate' "
+        "(learned per-example softmax weights over the sets, starting as the mean). '' = the model's default (gate "
+        "for heterogeneous_gated, else mean)."), choices=("",) + SET_COMBINERS)
+    space_similarity_coefficient: Optional[float] = _setting(float, None, _option_help(
+        "space_similarity_coefficient", "Weight of the space-similarity penalty on the embeddings (ME; the reference's "
+        "1e-3 to 1e-5). Default: the model's (1e-4 for dcnv2_space_similarity, else 0)."), lower_bound=0.0,
+        optional=True)
+    singular_value_coefficient: Optional[float] = _setting(float, None, _option_help(
+        "singular_value_coefficient", "Weight of the singular-value penalty on the embeddings (the reference's SE "
+        "regulariser; ME: every set). Default: the model's (1e-4 for dcnv2_singular_value, else 0)."),
+        lower_bound=0.0, optional=True)
     # Recipe (PaperRecipe holds the defaults and checks the values)
     batch_size: int = _setting(int, _RECIPE.batch_size, "Global batch size.", lower_bound=1)
     learning_rate: float = _setting(float, _RECIPE.learning_rate, "Adam learning rate.", lower_bound=0.0)
@@ -209,6 +244,7 @@ class RunConfig:
             raise ValueError("--warm_start_evict_after and --warm_start_max_new_tokens need --warm_start_from.")
         self.recipe()  # the recipe's own checks (positive sizes, known update mode)
         self.model_name()  # a registered model and a consistent embedding shape
+        self.model_kwargs()  # model options the model takes, with valid values
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> "RunConfig":
@@ -236,6 +272,25 @@ class RunConfig:
                                                           self.embedding_dim, self.num_sets)
         return model_name(self.model, num_sets, embedding_dim)
 
+    def model_kwargs(self) -> Dict[str, Any]:
+        """The model options set (`MODEL_OPTIONS` not left at '' / None) as `build_model` keyword arguments.
+
+        Example:
+            >>> RunConfig(model="heterogeneous", scale=3, set_interactions="cross:2,dnn").model_kwargs()
+            {'set_interactions': ['cross', 'cross', 'dnn']}
+        """
+        return given_model_options(dataclasses.asdict(self))
+
+    def model_options(self) -> Dict[str, Any]:
+        """Every model option this model takes with the value it is built with (set or the model's default), as
+        run.json and the export metadata record them.
+
+        Example:
+            >>> RunConfig(model="heterogeneous_gated", scale=2).model_options()
+            {'set_interactions': ['cross', 'inner_product'], 'set_combiner': 'gate'}
+        """
+        return resolved_model_options(dataclasses.asdict(self))
+
     def with_defaults(self, data_name: str) -> "RunConfig":
         """This config with the run directory and export name filled in for data called `data_name`:
         `runs/<data>-<model name>` and `<data>-<model name>` (so a model trained on other data is another served
@@ -248,6 +303,53 @@ class RunConfig:
         """The settings a resumed run must share with the run it resumes (see `changes_result`)."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
                 if field.metadata["changes_result"]}
+
+
+def _num_sets(settings: Mapping[str, Any]) -> int:
+    from tf_multiembed.models import resolve_embedding_shape
+
+    num_sets, _ = resolve_embedding_shape(settings["model"], settings["scale"], settings["embedding"] == "me",
+                                          settings.get("embedding_dim"), settings.get("num_sets"))
+    return num_sets
+
+
+def given_model_options(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """The `MODEL_OPTIONS` set in `settings` (a `RunConfig` as a dict) as `build_model` keyword arguments, checked
+    against the model (`set_interactions` expanded to one name per set); a one-line error names the flag."""
+    from tf_multiembed.models.heterogeneous import parse_set_interactions, set_groups
+    from tf_multiembed.models.registry import model_options
+
+    given: Dict[str, Any] = {name: settings[name] for name in MODEL_OPTIONS if settings.get(name) not in ("", None)}
+    taken = model_options(settings["model"])
+    for name in given:
+        if name not in taken:
+            raise ValueError(f"--{name} is an option of the models {_models_taking(name)}; --model="
+                             f"{settings['model']} does not take it (leave the flag out).")
+    if "set_interactions" in given:
+        names = parse_set_interactions(str(given["set_interactions"]))
+        num_sets = _num_sets(settings)
+        if len(names) != num_sets:
+            source = (f"--num_sets={settings['num_sets']}" if settings.get("num_sets") else
+                      f"--scale={settings['scale']}" if settings["embedding"] == "me" else "--embedding=se")
+            raise ValueError(f"--set_interactions names {len(names)} sets ({given['set_interactions']!r}), the model "
+                             f"has {num_sets} ({source}); give one interaction per set.")
+        set_groups(names, num_sets, spell="--set_interactions", owner="")
+        given["set_interactions"] = names
+    return given
+
+
+def resolved_model_options(settings: Mapping[str, Any]) -> Dict[str, Any]:
+    """Every `MODEL_OPTIONS` entry the model of `settings` takes, with its value: the given one or the model's
+    default (`set_interactions`: the heterogeneous default for its number of sets, one name per set)."""
+    from tf_multiembed.models.heterogeneous import default_set_interactions
+    from tf_multiembed.models.registry import model_options
+
+    taken = model_options(settings["model"])
+    resolved = {name: taken[name] for name in MODEL_OPTIONS if name in taken}
+    resolved.update(given_model_options(settings))
+    if "set_interactions" in resolved and resolved["set_interactions"] is None:
+        resolved["set_interactions"] = default_set_interactions(_num_sets(settings))
+    return {name: list(value) if name == "set_interactions" else value for name, value in resolved.items()}
 
 
 def setting_defaults() -> Dict[str, Any]:
@@ -280,6 +382,10 @@ def comparable_settings(settings: Mapping[str, Any]) -> Dict[str, Any]:
     values.update(num_sets=num_sets, embedding_dim=base_width)
     if multi_embedding:
         values["scale"] = num_sets
+    try:  # the model options as built: '' / None and an explicit model default are the same model
+        values.update(resolved_model_options(values))
+    except (KeyError, TypeError, ValueError):
+        pass
     return values
 
 

@@ -203,7 +203,7 @@ def build_and_compile(config: RunConfig, vocabulary_sizes: Sequence[int], field_
                             multi_embedding=config.multi_embedding, embedding_dim=config.embedding_dim,
                             num_sets=config.num_sets, field_names=list(field_names),
                             numeric_inputs=NumericInputs.from_dict(model_inputs), bag_sizes=bag_sizes,
-                            bag_combiner=bag_combiner)
+                            bag_combiner=bag_combiner, **config.model_kwargs())
         compile_model(model, config.recipe(), jit_compile=config.jit_compile)
     return model
 
@@ -212,7 +212,9 @@ def run_record(config: RunConfig, data: "PreparedData", name: str) -> Dict[str, 
     """What `run.json` says about a run (see `tf_multiembed.artifacts`)."""
     return {"format_version": artifacts.FORMAT_VERSION, "package_version": artifacts.package_version(),
             "config": dataclasses.asdict(config), "data": artifacts.data_record(data, name),
-            "model": {"name": config.model_name(), "family": config.model},
+            "model": {"name": config.model_name(), "family": config.model,
+                      # what the model options were built with (set or defaults), for models that take any
+                      **({"options": config.model_options()} if config.model_options() else {})},
             "lineage": lineage(config, data, name)}
 
 
@@ -371,7 +373,8 @@ def _export(config: RunConfig, model: tf.keras.Model, data: "PreparedData", sche
     path = export_for_serving(model, data.feature_encoder(), export_dir, config.export_name,
                               version=config.export_version, warmup_columns=_warmup_columns(schema, input_paths, data),
                               data_name=name, data_fingerprint=artifacts.data_fingerprint(data),
-                              model_family=config.model, kept_checkpoint=results.get("kept_checkpoint"),
+                              model_family=config.model, model_options=config.model_options(),
+                              kept_checkpoint=results.get("kept_checkpoint"),
                               calibrator=calibrator_from_dict(results["calibration"]["parameters"])
                               if results.get("calibration") else None, lineage=results.get("lineage"))
     if not info.is_chief:
