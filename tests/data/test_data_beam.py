@@ -1,5 +1,6 @@
 """The Beam/tf.Transform build on the local runner: the same vocabulary files and the same ids per row as the
-single-machine build (fixtures with every vocabulary rule, and the real MovieLens-100K), its split rule, bad input
+single-machine build (fixtures with every vocabulary rule, with every numeric treatment and a bag: the same numeric
+statistics, boundaries and float bits, and the real MovieLens-100K), its split rule, bad input
 counted by reason (Beam metrics and report) and strict mode; and the whole road: Beam prepare (command line) ->
 one epoch of training -> export -> a raw row served through `serving_default`."""
 

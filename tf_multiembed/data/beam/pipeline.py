@@ -8,11 +8,14 @@ Stages (docs/beam.md draws them):
    undecodable lines set aside), then a reshuffle spreads the blocks over the workers;
 2. parse: the engine's `BlockParser` applies the schema to each block: bad lines are counted by reason as Beam
    metrics and in the ingest report, the first ones kept as `file:line: reason`; strict mode raises at the first
-   one; each block's token counts go to the analysis;
-3. analyze: `tft.vocabulary` adds the counts up (`analyze.py`); one step checks the bad-input share, then writes the
-   vocabulary files by the single-machine rule;
+   one; each block's token counts go to the analysis, and its numeric values to the engine's pass-1 accumulator
+   (`numeric.NumericStatistics`: exact sums and a keyed sample, so merging blocks in any order gives the
+   single-machine build's statistics and boundaries bit for bit);
+3. analyze: `tft.vocabulary` adds the counts up (`analyze.py`), a combiner merges the numeric accumulators; one step
+   checks the bad-input share, then writes the vocabulary files by the single-machine rule and fixes the bucket
+   boundaries;
 4. encode: the engine's pass 2 (`BlockParser.validate` again, then `encode` with `IdLookups` over the vocabularies
-   just written, hash buckets included) gives each valid row its ids;
+   and boundaries just written, hash buckets included) gives each valid row its ids and float bits;
 5. split and write: each row goes to a split and a shard by a seeded hash of its file and line (`split.py`); each
    shard's rows are sorted by (file, line), so a run writes the same files whatever the runner and the workers;
 6. the manifest, written last: a folder without one is unfinished.
