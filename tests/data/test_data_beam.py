@@ -170,7 +170,7 @@ INPUTS_SCHEMA = Schema(
             FieldSpec("price", kind="numeric", treatment="embedded", normalization="log1p_standard"),
             FieldSpec("score", kind="numeric", treatment="embedded"),
             FieldSpec("dwell", kind="numeric", treatment="dense"),
-            FieldSpec("tags", kind="bag", separator="|", max_values=3, min_count=2)),
+            FieldSpec("tags", kind="bag", separator="|", max_values=3, min_count=2, max_tokens=4)),
     label=LabelSpec("clicked"), delimiter=",", has_header=True)
 INPUTS_HEADER = "clicked,user,age,visits,price,score,dwell,tags"
 INPUTS_BAD_LINES = ["1,u1,30,abc,1,1,1,a", "0,u2,30,2,inf,1,1,b", "1,u3,30,2,1,nan,1,c"]  # one per reason below
@@ -479,6 +479,7 @@ def test_numeric_treatments_and_bags_equal_the_single_machine_build(fixture_buil
     bags = records[:, 3:6]
     assert (bags == -1).all(axis=1).any() and (bags[:, 0] >= 0).any()  # an empty bag: all padding; others not
     assert beam_output.vocabulary_bytes("tags_0") == beam_output.vocabulary_bytes("tags_2")
+    assert len(beam_output.vocabulary_bytes("tags_0").split(b"\n")) == 5  # a..e, cut to max_tokens 4
     features, labels = loaded.numpy_split("train")  # the model's input dict, float columns decoded
     assert features["feature_ids"].shape == (len(labels), 6) and features["numeric_values"].shape == (len(labels), 2)
     assert np.isnan(features["dense_values"][:, 0]).any() and np.isfinite(features["dense_values"][:, 0]).any()
