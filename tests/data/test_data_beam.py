@@ -346,7 +346,10 @@ CLICKS_SCHEMA = {"name": "clicks", "delimiter": ",", "has_header": True, "label"
                  "fields": [{"name": "user", "kind": "categorical", "min_count": 2},
                             {"name": "city", "kind": "categorical"},
                             {"name": "age", "kind": "numeric"},
-                            {"name": "tags", "kind": "multi_categorical", "separator": "|", "max_values": 2}]}
+                            {"name": "tags", "kind": "multi_categorical", "separator": "|", "max_values": 2},
+                            # The same columns again as the new kinds: a float (embedded) and a bag.
+                            {"name": "age_value", "column": "age", "kind": "numeric", "treatment": "embedded"},
+                            {"name": "tag_bag", "column": "tags", "kind": "bag", "separator": "|", "max_values": 2}]}
 
 
 def _write_clicks(path, num_rows=1200, seed=0):
@@ -365,7 +368,8 @@ def _write_clicks(path, num_rows=1200, seed=0):
 
 def test_beam_road_prepare_train_export_serve(tmp_path):
     """A user's road: the Beam command line on the local runner -> `train.py --dataset=prepared` for one epoch ->
-    its SavedModel -> raw rows served, equal to the run's best model on the same encoded rows."""
+    its SavedModel -> raw rows served, equal to the run's best model on the same encoded rows; categorical, numeric
+    transform and slot fields beside an embedded numeric field and a bag."""
     import tensorflow as tf
 
     import tf_multiembed
@@ -398,13 +402,18 @@ def test_beam_road_prepare_train_export_serve(tmp_path):
 
     export_path = sorted((tmp_path / "export" / "clicks").iterdir())[-1]
     signature = tf.saved_model.load(str(export_path)).signatures["serving_default"]
-    raw = {"user": ["u1", "never-seen"], "city": ["paris", ""], "age": ["70", ""], "tags": ["sport|news", ""]}
+    raw = {"user": ["u1", "never-seen"], "city": ["paris", ""], "age": ["70", ""], "tags": ["sport|news", ""],
+           "age_value": ["70", ""], "tag_bag": ["sport|news", ""]}
     features = raw_features_from_cells(data.schema, raw)
     served = signature(**{name: tf.constant(values) for name, values in features.items()})[OUTPUT_NAME].numpy()
-    ids = data.feature_encoder()(features).numpy()
-    assert ids[1].tolist() == [0, 0, 0, 0, 0] and ids[0].min() > 0
+    encoded = {key: value.numpy() for key, value in data.feature_encoder()(features).items()}
+    ids = encoded["feature_ids"]
+    assert ids[1].tolist() == [0, 0, 0, 0, 0, -1, -1] and ids[0].min() > 0  # an empty bag is padding, not OOV
+    assert encoded["numeric_values"][0, 0] == 70.0 and np.isnan(encoded["numeric_values"][1, 0])
+    assert data.model_fields()[2] == (1, 1, 1, 1, 1, 2) and data.model_inputs["embedded"][0]["name"] == "age_value"
     best = tf_multiembed.load_model(tmp_path / "run" / "best.keras")  # registers the package's layers first
-    np.testing.assert_allclose(served.reshape(-1), best.predict(ids, verbose=0).reshape(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served.reshape(-1), best.predict(encoded, verbose=0).reshape(-1), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_importing_tensorflow_transform_leaves_the_keras_runtime_variable_alone():
