@@ -1,5 +1,6 @@
 """The Beam/tf.Transform build on the local runner: the same vocabulary files and the same ids per row as the
-single-machine build (fixtures with every vocabulary rule, and the real MovieLens-100K), its split rule, bad input
+single-machine build (fixtures with every vocabulary rule, with every numeric treatment and a bag: the same numeric
+statistics, boundaries and float bits, and the real MovieLens-100K), its split rule, bad input
 counted by reason (Beam metrics and report) and strict mode; and the whole road: Beam prepare (command line) ->
 one epoch of training -> export -> a raw row served through `serving_default`."""
 
@@ -77,8 +78,8 @@ class BeamOutput:
         return (self.folder / shards_lib.VOCAB_DIR_NAME / f"{name}.txt").read_bytes()
 
     def shard_rows(self, split: str):
-        """[(shard file, int32 rows [n, N + 1])] of a split, in manifest order."""
-        num_fields = len(self.manifest["field_names"])
+        """[(shard file, int32 rows [n, N + F + 1]: ids, float bits, label)] of a split, in manifest order."""
+        num_fields = shards_lib.record_columns(self.manifest)
         result = []
         for shard in self.manifest["splits"][split]["shards"]:
             blocks = [np.concatenate([ids, labels[:, None]], axis=1) for ids, labels in
@@ -97,8 +98,8 @@ def _single_machine_file_order(schema, inputs, data, seed):
     for block in make_reader(schema, inputs).read_blocks(tracker):
         rows = parser.validate(block)
         places.extend((os.path.basename(rows.path), int(line)) for line in rows.line_numbers)
-    splits = [data.numpy_split(name) for name in splits_lib.SPLIT_NAMES]
-    permuted = np.concatenate([np.concatenate([ids, labels[:, None]], axis=1) for ids, labels in splits])
+    records = BeamOutput.load(data.directory)  # the raw int32 records: ids, float bits, label
+    permuted = np.concatenate([rows for name in splits_lib.SPLIT_NAMES for _, rows in records.shard_rows(name)])
     rows = np.empty_like(permuted)
     rows[splits_lib.random_order(len(permuted), seed)] = permuted
     assert len(places) == len(rows)
@@ -106,13 +107,17 @@ def _single_machine_file_order(schema, inputs, data, seed):
 
 
 def _assert_same_as_single_machine(schema, inputs, beam_output, single_data, seed, rows_per_shard):
-    """Vocabulary files byte-identical; every Beam shard holds exactly the single-machine rows that the hash split
+    """Vocabulary files byte-identical; the same numeric section (statistics and boundaries, bit for bit) and float
+    columns; every Beam shard holds exactly the single-machine records (ids, float bits, label) that the hash split
     assigns to it, in file order; the same ingest report."""
     manifest = beam_output.manifest
     assert tuple(manifest["field_names"]) == single_data.field_names
     assert tuple(manifest["vocabulary_sizes"]) == single_data.vocabulary_sizes
+    assert manifest.get("numeric") == shards_lib.load_manifest(single_data.directory).get("numeric")
+    assert tuple(manifest.get("float_columns", ())) == single_data.float_columns
     vocab_dir = beam_output.folder / shards_lib.VOCAB_DIR_NAME
-    assert sorted(path.name for path in vocab_dir.iterdir()) == sorted(
+    # (no vocab/ folder where no field has a vocabulary: the Beam build writes files, not folders)
+    assert sorted(path.name for path in vocab_dir.glob("*")) == sorted(
         path.name for path in single_data.vocabulary_files().values())
     for name, path in single_data.vocabulary_files().items():
         assert beam_output.vocabulary_bytes(name) == path.read_bytes(), name
@@ -141,8 +146,8 @@ def _assert_same_as_single_machine(schema, inputs, beam_output, single_data, see
             np.testing.assert_array_equal(shard_rows, rows[in_split[shard_of == index]], err_msg=file)
     report, expected = manifest["report"], single_data.report.to_dict()
     for key in ("files_read", "files_missing", "files_empty", "header_lines", "lines_read", "rows_valid",
-                "rows_skipped", "skipped_by_reason", "first_bad_lines", "values_truncated"):
-        assert report[key] == expected[key], key
+                "rows_skipped", "skipped_by_reason", "first_bad_lines", "values_truncated", "numeric_missing"):
+        assert report.get(key) == expected.get(key), key
     assert sum(report["rows_written"].values()) == len(rows)
 
 
@@ -153,12 +158,56 @@ def case_rules(folder):
         "seed": 3, "max_skipped_fraction": 0.5, "rows_per_shard": 4}
 
 
+# Every numeric treatment and a bag (docs/inputs.md): bucketized with given and with learned boundaries, embedded
+# standard and log1p_standard, dense, a bag with a shared vocabulary, empty and truncated bags; missing values in
+# every numeric column; a non-numeric, an infinite and a NaN value (bad rows). Two files, so that the statistics merge
+# blocks of two files (the engine in file order, Beam in whatever order its combiner sees them).
+INPUTS_SCHEMA = Schema(
+    name="beam-inputs",
+    fields=(FieldSpec("user", min_count=2),
+            FieldSpec("age", kind="numeric", treatment="bucketized", boundaries=(25.0, 40.0)),
+            FieldSpec("visits", kind="numeric", treatment="bucketized", num_buckets=4),
+            FieldSpec("price", kind="numeric", treatment="embedded", normalization="log1p_standard"),
+            FieldSpec("score", kind="numeric", treatment="embedded"),
+            FieldSpec("dwell", kind="numeric", treatment="dense"),
+            FieldSpec("tags", kind="bag", separator="|", max_values=3, min_count=2, max_tokens=4)),
+    label=LabelSpec("clicked"), delimiter=",", has_header=True)
+INPUTS_HEADER = "clicked,user,age,visits,price,score,dwell,tags"
+INPUTS_BAD_LINES = ["1,u1,30,abc,1,1,1,a", "0,u2,30,2,inf,1,1,b", "1,u3,30,2,1,nan,1,c"]  # one per reason below
+
+
+def _inputs_lines(num_rows, seed):
+    rng = np.random.default_rng(seed)
+
+    def cell(text):
+        return "" if rng.random() < 0.15 else text
+
+    lines = []
+    for _ in range(num_rows):
+        tags = "|".join(rng.choice(list("abcde"), size=int(rng.integers(0, 5))).tolist())  # 4 values: truncated
+        lines.append(",".join([str(int(rng.random() < 0.4)), f"u{int(rng.integers(0, 6))}",
+                               cell(str(int(rng.integers(15, 70)))), cell(str(int(rng.integers(0, 30)))),
+                               cell(f"{rng.lognormal(2, 1):.2f}"), cell(repr(float(rng.normal(3, 2)))),
+                               cell(repr(float(rng.exponential(40)))), tags]))
+    return lines
+
+
+def case_numeric_and_bags(folder):
+    """The numeric-treatments-and-bag fixture above, over a plain and a gzip file."""
+    first = _inputs_lines(40, 0)
+    first[5:5] = INPUTS_BAD_LINES
+    return INPUTS_SCHEMA, [write_lines(folder / "inputs.csv", [INPUTS_HEADER] + first),
+                           write_lines(folder / "more.csv.gz", [INPUTS_HEADER] + _inputs_lines(30, 1),
+                                       compress=True)], {
+        "seed": 2, "max_skipped_fraction": 0.5, "rows_per_shard": 20}
+
+
 # The golden cases that reach a distinct reader path or input problem (the others repeat them for the Beam side:
 # sorted order is in multi_valued_tags, the RecBole layout in the real MovieLens-100K test below, threshold labels
 # are parsed by the same BlockParser), and the rules fixture.
 BEAM_CASES = {**{name: CASES[name] for name in ("bad_criteo_lines", "criteo_like_files", "avazu_like", "quoted_csv",
                                                  "multi_valued_tags", "movielens_grouplens")},
-              "rules": case_rules}
+              "rules": case_rules, "numeric_and_bags": case_numeric_and_bags}
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +346,10 @@ CLICKS_SCHEMA = {"name": "clicks", "delimiter": ",", "has_header": True, "label"
                  "fields": [{"name": "user", "kind": "categorical", "min_count": 2},
                             {"name": "city", "kind": "categorical"},
                             {"name": "age", "kind": "numeric"},
-                            {"name": "tags", "kind": "multi_categorical", "separator": "|", "max_values": 2}]}
+                            {"name": "tags", "kind": "multi_categorical", "separator": "|", "max_values": 2},
+                            # The same columns again as the new kinds: a float (embedded) and a bag.
+                            {"name": "age_value", "column": "age", "kind": "numeric", "treatment": "embedded"},
+                            {"name": "tag_bag", "column": "tags", "kind": "bag", "separator": "|", "max_values": 2}]}
 
 
 def _write_clicks(path, num_rows=1200, seed=0):
@@ -316,9 +368,11 @@ def _write_clicks(path, num_rows=1200, seed=0):
 
 def test_beam_road_prepare_train_export_serve(tmp_path):
     """A user's road: the Beam command line on the local runner -> `train.py --dataset=prepared` for one epoch ->
-    its SavedModel -> raw rows served, equal to the run's best model on the same encoded rows."""
+    its SavedModel -> raw rows served, equal to the run's best model on the same encoded rows; categorical, numeric
+    transform and slot fields beside an embedded numeric field and a bag."""
     import tensorflow as tf
 
+    import tf_multiembed
     from tf_multiembed.data.encoding import raw_features_from_cells
     from tf_multiembed.serving import OUTPUT_NAME
 
@@ -348,13 +402,18 @@ def test_beam_road_prepare_train_export_serve(tmp_path):
 
     export_path = sorted((tmp_path / "export" / "clicks").iterdir())[-1]
     signature = tf.saved_model.load(str(export_path)).signatures["serving_default"]
-    raw = {"user": ["u1", "never-seen"], "city": ["paris", ""], "age": ["70", ""], "tags": ["sport|news", ""]}
+    raw = {"user": ["u1", "never-seen"], "city": ["paris", ""], "age": ["70", ""], "tags": ["sport|news", ""],
+           "age_value": ["70", ""], "tag_bag": ["sport|news", ""]}
     features = raw_features_from_cells(data.schema, raw)
     served = signature(**{name: tf.constant(values) for name, values in features.items()})[OUTPUT_NAME].numpy()
-    ids = data.feature_encoder()(features).numpy()
-    assert ids[1].tolist() == [0, 0, 0, 0, 0] and ids[0].min() > 0
-    best = tf.keras.models.load_model(tmp_path / "run" / "best.keras")
-    np.testing.assert_allclose(served.reshape(-1), best.predict(ids, verbose=0).reshape(-1), rtol=1e-5, atol=1e-6)
+    encoded = {key: value.numpy() for key, value in data.feature_encoder()(features).items()}
+    ids = encoded["feature_ids"]
+    assert ids[1].tolist() == [0, 0, 0, 0, 0, -1, -1] and ids[0].min() > 0  # an empty bag is padding, not OOV
+    assert encoded["numeric_values"][0, 0] == 70.0 and np.isnan(encoded["numeric_values"][1, 0])
+    assert data.model_fields()[2] == (1, 1, 1, 1, 1, 2) and data.model_inputs["embedded"][0]["name"] == "age_value"
+    best = tf_multiembed.load_model(tmp_path / "run" / "best.keras")  # registers the package's layers first
+    np.testing.assert_allclose(served.reshape(-1), best.predict(encoded, verbose=0).reshape(-1), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_importing_tensorflow_transform_leaves_the_keras_runtime_variable_alone():
@@ -371,3 +430,88 @@ def test_importing_tensorflow_transform_leaves_the_keras_runtime_variable_alone(
     # The upstream side effect this guards against (if it disappears, the work-around can go).
     assert plain.stdout.strip().splitlines()[-1] == "1"
     assert guarded.stdout.strip().splitlines()[-1] == "None"
+
+
+def _valid_inputs_columns(paths):
+    """{column: the valid rows' cells} of the numeric-and-bags fixture, read with Python's csv module (the bad lines
+    are the three known ones)."""
+    import csv
+    import gzip
+
+    rows = []
+    for path in paths:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            rows += [row for row in list(csv.reader(handle))[1:] if ",".join(row) not in INPUTS_BAD_LINES]
+    return dict(zip(INPUTS_HEADER.split(","), zip(*rows)))
+
+
+def _exact_mean_and_std(values):
+    """The mean and population standard deviation computed in rational numbers, each rounded once."""
+    from fractions import Fraction
+
+    exact = [Fraction(value) for value in values]
+    mean = sum(exact) / len(exact)
+    return float(mean), float(np.sqrt(float(sum((value - mean) ** 2 for value in exact) / len(exact))))
+
+
+def test_numeric_treatments_and_bags_equal_the_single_machine_build(fixture_builds):
+    """Beyond the shared checks (the same vocabularies, numeric section, float columns, records per row and report):
+    the statistics and boundaries are the exact ones computed here by hand from the file, and `PreparedData.load` of
+    the Beam folder gives the model the same inputs and fields as the single-machine build."""
+    schema, paths, _, beam_output, single, _ = fixture_builds["numeric_and_bags"]
+    columns = _valid_inputs_columns(paths)
+    numeric = beam_output.manifest["numeric"]
+    assert [entry["name"] for entry in numeric["bucketized"]] == ["age", "visits"]
+    assert numeric["bucketized"][0]["boundaries"] == [25.0, 40.0]
+    visits = np.array([float(cell) for cell in columns["visits"] if cell])
+    assert numeric["bucketized"][1]["boundaries"] == np.unique(np.quantile(visits, [0.25, 0.5, 0.75])).tolist()
+    for entry in numeric["embedded"] + numeric["dense"]:
+        values = [float(cell) for cell in columns[entry["name"]] if cell]
+        if entry["log1p"]:
+            values = np.log1p(np.maximum(values, 0.0)).tolist()
+        assert (entry["mean"], entry["std"]) == _exact_mean_and_std(values), entry["name"]
+    missing = {name: sum(cell == "" for cell in columns[name]) for name in ("age", "visits", "price", "score", "dwell")}
+    report = beam_output.manifest["report"]
+    assert report["numeric_missing"] == missing and min(missing.values()) > 0
+    assert report["skipped_by_reason"] == {"non_finite": 2, "non_numeric": 1}
+    assert report["values_truncated"] == {"tags": sum(len(cell.split("|")) > 3 for cell in columns["tags"])} != {
+        "tags": 0}
+    assert beam_output.manifest["float_columns"] == ["price", "score", "dwell"]
+
+    loaded = PreparedData.load(beam_output.folder)
+    assert loaded.model_fields() == single.model_fields() == (
+        ("user", "age", "visits", "tags"), single.vocabulary_sizes[:3] + (single.vocabulary_sizes[3],), (1, 1, 1, 3))
+    assert loaded.model_inputs == single.model_inputs and [entry["name"] for entry in loaded.model_inputs[
+        "embedded"]] == ["price", "score"]
+    records = np.concatenate([rows for split in splits_lib.SPLIT_NAMES for _, rows in beam_output.shard_rows(split)])
+    bags = records[:, 3:6]
+    assert (bags == -1).all(axis=1).any() and (bags[:, 0] >= 0).any()  # an empty bag: all padding; others not
+    assert beam_output.vocabulary_bytes("tags_0") == beam_output.vocabulary_bytes("tags_2")
+    assert len(beam_output.vocabulary_bytes("tags_0").split(b"\n")) == 5  # a..e, cut to max_tokens 4
+    features, labels = loaded.numpy_split("train")  # the model's input dict, float columns decoded
+    assert features["feature_ids"].shape == (len(labels), 6) and features["numeric_values"].shape == (len(labels), 2)
+    assert np.isnan(features["dense_values"][:, 0]).any() and np.isfinite(features["dense_values"][:, 0]).any()
+
+
+def test_learned_boundaries_agree_beyond_the_sample_size(tmp_path, monkeypatch):
+    """With more values than the quantile sample holds (the sample cut to 8 values here), both builds draw the same
+    keyed sample (a hash of seed, field, file base name and line: no dependence on the order of reading or of
+    merging), so their boundaries still agree bit for bit, and so do the ids of every row."""
+    from tf_multiembed.data import numeric as numeric_lib
+
+    monkeypatch.setattr(numeric_lib, "SAMPLE_SIZE", 8)
+    schema = Schema(name="beam-sample", label=LabelSpec("clicked"), delimiter=",", has_header=True,
+                    fields=(FieldSpec("visits", kind="numeric", treatment="bucketized", num_buckets=4),
+                            FieldSpec("score", kind="numeric", treatment="embedded")))
+    _, paths, kwargs = case_numeric_and_bags(tmp_path)
+    settings = BeamSettings(seed=kwargs["seed"], max_skipped_fraction=0.5, rows_per_shard=20, rows_per_record=3)
+    beam_output = BeamOutput.load(prepare_with_beam(schema, paths, tmp_path / "beam", settings, _runner_options()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedInputWarning)
+        single = prepare_dataset(schema, paths, tmp_path / "cache", **kwargs)
+    _assert_same_as_single_machine(schema, paths, beam_output, single, settings.seed, settings.rows_per_shard)
+    visits = np.array([float(cell) for cell in _valid_inputs_columns(paths)["visits"] if cell])
+    assert len(visits) > 8
+    boundaries = beam_output.manifest["numeric"]["bucketized"][0]["boundaries"]
+    assert boundaries != np.unique(np.quantile(visits, [0.25, 0.5, 0.75])).tolist()  # a sample, not all values

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pathlib
+import pickle
 import subprocess
 import sys
 
@@ -123,14 +124,40 @@ def test_request_builder_joins_a_bag_given_as_a_list_and_names_a_value_holding_t
         builder.rest_rows([{"user": "a", "tags": ["a|b"]}])
 
 
-def test_the_beam_pipeline_refuses_numeric_treatments_by_name(tmp_path):
-    pytest.importorskip("apache_beam")
-    from tf_multiembed.data.beam import pipeline as beam_pipeline
+def test_statistics_and_sample_do_not_depend_on_blocks_or_merge_order():
+    """The pass-1 accumulators are exact sums and a keyed sample, so any cut of the rows into blocks, merged in any
+    order (as the Beam pipeline merges its workers' blocks), gives the same result bit for bit; the sample (8 of 300
+    values here) too. The sum-of-squares form is exact, so a large offset costs no precision."""
+    schema = Schema.from_dict({"name": "m", "label": {"column": "y"}, "fields": [
+        {"name": "v", "kind": "numeric", "treatment": "bucketized", "num_buckets": 4},
+        {"name": "w", "kind": "numeric", "treatment": "embedded"}]})
+    rng = np.random.default_rng(3)
+    values = {"v": rng.normal(size=300), "w": 1e9 + rng.normal(size=300)}
+    values["v"][::7] = np.nan
+    lines = np.arange(2, 302)
 
-    with pytest.raises(ValueError, match=r"numeric treatments .*'age' \(bucketized\).* columnar build"):
-        beam_pipeline.check_supported(_schema(tmp_path))
-    with pytest.raises(ValueError, match=r"does not support bag fields yet; schema 'bags' has 'tags'"):
-        beam_pipeline.check_supported(_schema(tmp_path, BAG_FIELDS, name="bags"))
+    def statistics(cuts, order):
+        parts = []
+        for block in np.split(np.arange(300), cuts):
+            part = NumericStatistics(schema, seed=5, sample_size=8)
+            for field in schema.fields:
+                part.add(field, values[field.name][block], "f.csv", lines[block])
+            parts.append(part)
+        merged = NumericStatistics(schema, seed=5, sample_size=8)
+        for index in order:
+            merged.merge(pickle.loads(pickle.dumps(parts[index])))  # as Beam ships them between workers
+        return merged.result()
+
+    reference = statistics([], [0])
+    assert statistics([100, 250], [2, 0, 1]) == statistics([13, 14, 200], [3, 1, 2, 0]) == reference
+    (entry,) = reference["embedded"]
+    assert entry["mean"] == 1e9 + float(np.mean(values["w"] - 1e9)) and entry["missing_rows"] == 0
+    np.testing.assert_allclose(entry["std"], np.std(values["w"] - 1e9), rtol=1e-12)  # float sums of squares: 0 or junk
+    assert reference["bucketized"][0]["missing_rows"] == 43
+    other_seed = NumericStatistics(schema, seed=6, sample_size=8)
+    for field in schema.fields:
+        other_seed.add(field, values[field.name], "f.csv", lines)
+    assert other_seed.result()["bucketized"] != reference["bucketized"]
 
 
 BAG_HEADER = "click,user,tags"

@@ -48,6 +48,7 @@ from tf_multiembed.data import splits as splits_lib
 from tf_multiembed.data import vocabulary as vocabulary_lib
 from tf_multiembed.data.counting import DEFAULT_MEMORY_BYTES, TokenCounter
 from tf_multiembed.data.numeric import NumericStatistics
+from tf_multiembed.data.numeric import missing_rows as numeric_missing_rows
 from tf_multiembed.data.quality import BadInputTracker, IngestReport
 from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, file_digest
 from tf_multiembed.data.records import BlockParser, IdLookups, make_reader
@@ -180,7 +181,7 @@ def _count_pass(schema, reader, settings: BuildSettings, work: pathlib.Path, tot
             rows = parser.validate(block)
             counter.add(parser.count(rows))
             for position, field in treated:
-                statistics.add(field, rows.floats[position])
+                statistics.add(field, rows.floats[position], os.path.basename(rows.path), rows.line_numbers)
             if times_file is not None and rows.num_rows:
                 times = cast(np.ndarray, rows.times)  # read: parse_time
                 in_order = in_order and times[0] >= last_time and bool(np.all(times[1:] >= times[:-1]))
@@ -519,8 +520,7 @@ def _build_into(folder: pathlib.Path, schema: schema_lib.Schema, reader, setting
     shutil.rmtree(work)
     report = IngestReport.from_tracker(counted.tracker, {name: sum(shard.rows for shard in split)
                                                          for name, split in split_shards.items()})
-    report.numeric_missing = {entry["name"]: entry["missing_rows"] for entries in counted.numeric.values()
-                              for entry in entries}
+    report.numeric_missing = numeric_missing_rows(counted.numeric)
     report.passes = {"count": counted.seconds, "order": {"seconds": round(order_seconds, 3)},
                      "encode": encode_seconds, "shards": {"seconds": round(shard_seconds, 3)}}
     report.check_totals()

@@ -6,9 +6,10 @@ order. The time split orders rows by a time column (ties keep file order), or ke
 none (Criteo's Kaggle file is already in time order), and cuts the same fractions.
 """
 
+import hashlib
 import math
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -143,3 +144,34 @@ def split_membership(num_rows: int, seed: int = 0,
     membership[order[sizes[0]:sizes[0] + sizes[1]]] = 1
     membership[order[sizes[0] + sizes[1]:]] = 2
     return membership
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic): a bijection with good avalanche."""
+    with np.errstate(over="ignore"):
+        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return values ^ (values >> np.uint64(31))
+
+
+def line_hashes(key: str, line_numbers: Union[Sequence[int], np.ndarray]) -> np.ndarray:
+    """uint64 hashes of (key, line number) per line: a row's seeded, order-free random number (the Beam split's
+    `hash(seed, file base name, line number)`, the numeric quantile sample's keys).
+
+    Example:
+        >>> line_hashes("0\\0day_0.gz", [1, 2]).dtype
+        dtype('uint64')
+    """
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    base = np.uint64(int.from_bytes(digest, "little"))
+    lines = np.asarray(line_numbers, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return _mix(base + lines * _GOLDEN)
+
+
+def mix_hashes(values: np.ndarray) -> np.ndarray:
+    """A second, independent uint64 hash of hashes (`_mix(values ^ golden)`)."""
+    return _mix(np.asarray(values, dtype=np.uint64) ^ _GOLDEN)

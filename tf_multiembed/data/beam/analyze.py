@@ -21,7 +21,8 @@ Why the files are post-processed instead of taken as tf.Transform writes them:
   by their field's position: one analyzer counts every field, see `preprocessing_fn`);
 - empty vocabularies: tf.Transform writes a dummy token so that its own lookup tables initialise; it is removed.
 
-Hash-bucket fields have no vocabulary and are not analyzed.
+Hash-bucket fields and numeric fields with a treatment have no vocabulary and are not analyzed here (the treated
+fields' statistics and boundaries come from the engine's own mergeable accumulator, see `pipeline.py`).
 """
 
 import base64
@@ -37,8 +38,9 @@ _WEIGHTS = pa.large_list(pa.float64())
 
 
 def vocabulary_positions(schema: schema_lib.Schema) -> List[int]:
-    """Positions of the fields with a vocabulary (not `hash_buckets`)."""
-    return [position for position, field in enumerate(schema.fields) if field.hash_buckets is None]
+    """Positions of the fields with a vocabulary (not `hash_buckets`, not a numeric treatment)."""
+    return [position for position, field in enumerate(schema.fields)
+            if field.hash_buckets is None and field.treatment is None]
 
 
 def vocabulary_asset_name(position: int) -> str:

@@ -8,11 +8,14 @@ Stages (docs/beam.md draws them):
    undecodable lines set aside), then a reshuffle spreads the blocks over the workers;
 2. parse: the engine's `BlockParser` applies the schema to each block: bad lines are counted by reason as Beam
    metrics and in the ingest report, the first ones kept as `file:line: reason`; strict mode raises at the first
-   one; each block's token counts go to the analysis;
-3. analyze: `tft.vocabulary` adds the counts up (`analyze.py`); one step checks the bad-input share, then writes the
-   vocabulary files by the single-machine rule;
+   one; each block's token counts go to the analysis, and its numeric values to the engine's pass-1 accumulator
+   (`numeric.NumericStatistics`: exact sums and a keyed sample, so merging blocks in any order gives the
+   single-machine build's statistics and boundaries bit for bit);
+3. analyze: `tft.vocabulary` adds the counts up (`analyze.py`), a combiner merges the numeric accumulators; one step
+   checks the bad-input share, then writes the vocabulary files by the single-machine rule and fixes the bucket
+   boundaries;
 4. encode: the engine's pass 2 (`BlockParser.validate` again, then `encode` with `IdLookups` over the vocabularies
-   just written, hash buckets included) gives each valid row its ids;
+   and boundaries just written, hash buckets included) gives each valid row its ids and float bits;
 5. split and write: each row goes to a split and a shard by a seeded hash of its file and line (`split.py`); each
    shard's rows are sorted by (file, line), so a run writes the same files whatever the runner and the workers;
 6. the manifest, written last: a folder without one is unfinished.
@@ -33,6 +36,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from tf_multiembed.data import numeric as numeric_lib
 from tf_multiembed.data import schema as schema_lib
 from tf_multiembed.data import shards as shards_lib
 from tf_multiembed.data import splits as splits_lib
@@ -110,21 +114,6 @@ def _join(folder: str, *parts: str) -> str:
     return FileSystems.join(folder, *parts) if not _is_local(folder) else os.path.join(folder, *parts)
 
 
-def check_supported(schema: schema_lib.Schema) -> None:
-    """Refuses, naming them, the schema settings this pipeline does not compute yet: bag fields and numeric
-    treatments (docs/inputs.md), whose statistics and boundaries only the columnar build (`prepare_dataset`) learns
-    so far."""
-    treated = [f"{field.name!r} ({field.treatment})" for field in schema.treated_fields]
-    if schema.bag_fields:
-        raise ValueError(f"The Beam pipeline does not support bag fields yet; schema {schema.name!r} has "
-                         f"{', '.join(repr(field.name) for field in schema.bag_fields)}. Build this schema with the "
-                         f"columnar build (prepare_dataset / train.py).")
-    if treated:
-        raise ValueError(f"The Beam pipeline does not support numeric treatments yet; schema {schema.name!r} gives "
-                         f"them to {', '.join(treated)}. Build this schema with the columnar build "
-                         f"(prepare_dataset / train.py), or drop the `treatment` settings.")
-
-
 def input_files(schema: schema_lib.Schema, input_paths) -> List[str]:
     """The inputs as one list of files (glob patterns expanded, sorted per pattern); the MovieLens folder as is."""
     paths = [input_paths] if isinstance(input_paths, (str, pathlib.Path)) else list(input_paths)
@@ -193,10 +182,11 @@ class ReadFile(beam.DoFn):
 
 class ParseBlock(beam.DoFn):
     """(file index, ColumnBlock) -> the block again if it has valid rows (a `ParsedBlock`, for the encode step), its
-    token counts (tag "counts", a record batch for the analysis) and a partial report (tag "stats")."""
+    token counts (tag "counts", a record batch for the analysis), a partial report (tag "stats") and, when the schema
+    has numeric treatments, the block's `NumericStatistics` (tag "numeric", merged by `_NumericFn`)."""
 
-    def __init__(self, schema: schema_lib.Schema, strict: bool, max_examples: int):
-        self._schema, self._strict, self._max_examples = schema, strict, max_examples
+    def __init__(self, schema: schema_lib.Schema, strict: bool, max_examples: int, seed: int = 0):
+        self._schema, self._strict, self._max_examples, self._seed = schema, strict, max_examples, seed
         self._parser: Optional[BlockParser] = None
         self._lines = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "lines_read")
         self._valid = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_valid")
@@ -217,6 +207,14 @@ class ParseBlock(beam.DoFn):
         examples = [(file_index, bad_line.line_number, str(bad_line)) for bad_line in tracker.examples]
         yield beam.pvalue.TaggedOutput("stats", _stats(lines_read=block.num_lines, skipped=tracker.skipped_by_reason,
                                                        examples=examples, values_truncated=tracker.values_truncated))
+        if self._schema.treated_fields:
+            # The engine's pass-1 accumulator, fed exactly as the columnar build feeds it (file base name, lines).
+            statistics = numeric_lib.NumericStatistics(self._schema, seed=self._seed)
+            file_name = os.path.basename(block.path)
+            for position, field in enumerate(self._schema.fields):
+                if field.treatment is not None:
+                    statistics.add(field, rows.floats[position], file_name, rows.line_numbers)
+            yield beam.pvalue.TaggedOutput("numeric", statistics)
         if rows.num_rows:
             if analyze.vocabulary_positions(self._schema):
                 yield beam.pvalue.TaggedOutput("counts", analyze.counts_record_batch(self._schema, counted))
@@ -260,6 +258,30 @@ class _ReportFn(beam.CombineFn):
             values_truncated=dict(accumulator["values_truncated"]), rows_written={})
 
 
+class _NumericFn(beam.CombineFn):
+    """Merges the blocks' `NumericStatistics` (exact sums and keyed samples: any merge order gives the same result)
+    into the manifest's `numeric` section, as the columnar build's pass 1 computes it."""
+
+    def __init__(self, schema: schema_lib.Schema, seed: int):
+        self._schema, self._seed = schema, seed
+
+    def create_accumulator(self):
+        return numeric_lib.NumericStatistics(self._schema, seed=self._seed)
+
+    def add_input(self, accumulator, statistics):
+        return accumulator.merge(statistics)
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for accumulator in accumulators:
+            merged.merge(accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        return accumulator.result()
+
+
 def _check_report(report: IngestReport, settings: BeamSettings) -> None:
     """The single-machine build's checks (no valid rows; too many bad lines), with its errors and messages."""
     tracker = BadInputTracker(strict=settings.strict, max_examples=0)
@@ -285,10 +307,11 @@ class _ReportedLine:
 # ----------------------------------------------------------------------------------------------------------------
 # Vocabularies, encoding, shards, manifest.
 
-def _write_vocabularies(_, transform_fn_dir: Optional[str], report: IngestReport, schema: schema_lib.Schema,
-                        settings: BeamSettings, output_dir: str) -> dict:
+def _write_vocabularies(_, transform_fn_dir: Optional[str], report: IngestReport, numeric: Optional[dict],
+                        schema: schema_lib.Schema, settings: BeamSettings, output_dir: str) -> dict:
     """Checks the bad-input share, then writes `<output>/vocab/<column>.txt` from tf.Transform's counts; returns the
-    vocabularies (the encoders' side input) and the vocabulary sizes."""
+    vocabularies and the bucket boundaries (the encoders' side input), the vocabulary sizes and the `numeric` section
+    (None without numeric treatments)."""
     _check_report(report, settings)
     counts = (analyze.read_token_counts(_join(transform_fn_dir, "assets", analyze.VOCABULARY_NAME), schema)
               if transform_fn_dir is not None else {})
@@ -297,15 +320,17 @@ def _write_vocabularies(_, transform_fn_dir: Optional[str], report: IngestReport
     if empty:
         logger.warning("fields %s have no value seen min_count times: every id of theirs is 0 (OOV)", empty)
     with tempfile.TemporaryDirectory() as local_dir:
-        sizes = vocabulary_lib.write_schema_vocabularies(schema, vocabularies, local_dir)
+        boundaries = {entry["name"]: entry["boundaries"] for entry in (numeric or {}).get(schema_lib.BUCKETIZED, [])}
+        sizes = vocabulary_lib.write_schema_vocabularies(schema, vocabularies, local_dir, boundaries)
         for file_name in sorted(os.listdir(local_dir)):
             _publish(os.path.join(local_dir, file_name), _join(output_dir, shards_lib.VOCAB_DIR_NAME, file_name))
-    return {"vocabularies": vocabularies, "vocabulary_sizes": sizes}
+    return {"vocabularies": vocabularies, "boundaries": boundaries, "vocabulary_sizes": sizes, "numeric": numeric}
 
 
 class _EncodeBlock(beam.DoFn):
-    """ParsedBlock -> ((split, shard), (file index, line numbers, int32 rows [n, N + 1])), encoded by the engine's
-    own encoder (`BlockParser.encode`, `IdLookups`), so ids are the single-machine build's by construction."""
+    """ParsedBlock -> ((split, shard), (file index, line numbers, int32 rows [n, N + F + 1])), encoded by the engine's
+    own encoder (`BlockParser.encode`, `IdLookups`: ids, bucket ids, padded bags, float bits), so the records are
+    the single-machine build's by construction."""
 
     def __init__(self, schema: schema_lib.Schema, settings: BeamSettings):
         self._schema, self._settings = schema, settings
@@ -317,7 +342,7 @@ class _EncodeBlock(beam.DoFn):
             # The engine's pass 2: validate again (the same rows as the parse step; its skips were counted there)
             # and encode.
             self._parser = BlockParser(self._schema, BadInputTracker(max_examples=0), for_encoding=True)
-            self._lookups = IdLookups(self._schema, vocabulary["vocabularies"])
+            self._lookups = IdLookups(self._schema, vocabulary["vocabularies"], vocabulary["boundaries"])
         parser = cast(BlockParser, self._parser)  # made with the lookups
         valid = parser.validate(block.block)
         if valid.num_rows != block.num_rows:
@@ -345,14 +370,14 @@ def _all_shard_keys(report: IngestReport, settings: BeamSettings):
     return [((name, shard), None) for name, count in num_shards.items() for shard in range(count)]
 
 
-def _write_shard(element, report: IngestReport, num_fields: int, settings: BeamSettings, output_dir: str):
+def _write_shard(element, report: IngestReport, num_columns: int, settings: BeamSettings, output_dir: str):
     """Writes one shard (`shards.py` format), its rows sorted by (file, line); returns (split, ShardInfo)."""
     (split_name, shard), blocks = element
     blocks = [block for block in blocks if block is not None]
     file_indices = np.concatenate([np.full(len(lines), index, np.int64) for index, lines, _ in blocks]
                                   or [np.zeros(0, np.int64)])
     lines = np.concatenate([lines for _, lines, _ in blocks] or [np.zeros(0, np.int64)])
-    rows = np.concatenate([rows for _, _, rows in blocks] or [np.zeros((0, num_fields + 1), shards_lib.ID_DTYPE)])
+    rows = np.concatenate([rows for _, _, rows in blocks] or [np.zeros((0, num_columns + 1), shards_lib.ID_DTYPE)])
     rows = np.ascontiguousarray(rows[np.lexsort((lines, file_indices))], dtype=shards_lib.ID_DTYPE)
     num_shards = split_lib.shards_per_split(report.rows_valid, settings.split_fractions, settings.rows_per_shard)
     name = shards_lib.shard_file_name(split_name, shard, num_shards[split_name])
@@ -380,7 +405,8 @@ def _write_manifest(written: List[tuple], report: IngestReport, vocabulary: dict
             infos = []
         splits[name] = infos
     report = dataclasses.replace(report, rows_written={name: sum(info.rows for info in infos)
-                                                       for name, infos in splits.items()})
+                                                       for name, infos in splits.items()},
+                                 numeric_missing=numeric_lib.missing_rows(vocabulary["numeric"]))
     report.check_totals()
     local = _is_local(output_dir)
     with tempfile.TemporaryDirectory() as scratch:
@@ -396,7 +422,8 @@ def _write_manifest(written: List[tuple], report: IngestReport, vocabulary: dict
                       "split_fractions": list(settings.split_fractions), "strict": settings.strict,
                       "max_skipped_fraction": settings.max_skipped_fraction,
                       "rows_per_shard": settings.rows_per_shard, "runner": runner},
-            report=report.to_dict(), inputs=[{"path": path} for path in inputs], engine=ENGINE, check_files=local)
+            report=report.to_dict(), inputs=[{"path": path} for path in inputs], engine=ENGINE, check_files=local,
+            numeric=vocabulary["numeric"] if schema.treated_fields else None)
         if not local:
             _publish(str(path), _join(output_dir, shards_lib.MANIFEST_NAME))
     tmp_dir = _join(output_dir, _TMP_DIR_NAME)
@@ -418,7 +445,6 @@ class PrepareData(beam.PTransform):
     def __init__(self, schema: schema_lib.Schema, input_paths, output_dir: str,
                  settings: BeamSettings = BeamSettings()):
         super().__init__()
-        check_supported(schema)
         self._schema, self._output_dir, self._settings = schema, str(output_dir), settings
         self._inputs = input_files(schema, input_paths)
 
@@ -436,8 +462,8 @@ class PrepareData(beam.PTransform):
                 | "ReadFiles" >> beam.ParDo(ReadFile(schema, settings.strict)).with_outputs("stats", main="blocks"))
         parsed = (read.blocks
                   | "SpreadBlocks" >> beam.Reshuffle()
-                  | "Parse" >> beam.ParDo(ParseBlock(schema, settings.strict, settings.max_examples))
-                  .with_outputs("stats", "counts", main="blocks"))
+                  | "Parse" >> beam.ParDo(ParseBlock(schema, settings.strict, settings.max_examples, settings.seed))
+                  .with_outputs("stats", "counts", "numeric", main="blocks"))
         report = ((read.stats, parsed.stats)
                   | "AllStats" >> beam.Flatten()
                   | "Report" >> beam.CombineGlobally(_ReportFn(settings.max_examples)))
@@ -449,17 +475,23 @@ class PrepareData(beam.PTransform):
             transform_fn_side = beam.pvalue.AsSingleton(transform_fn_dir)
         else:  # every field hashes its tokens: nothing to count
             transform_fn_side = None
+        if schema.treated_fields:
+            numeric_side = beam.pvalue.AsSingleton(
+                parsed.numeric | "NumericStatistics" >> beam.CombineGlobally(_NumericFn(schema, settings.seed)))
+        else:
+            numeric_side = None
         vocabulary = (pbegin
                       | "One" >> beam.Create([None])
-                      | "WriteVocabularies" >> beam.Map(_write_vocabularies, transform_fn_side, report_side, schema,
-                                                        settings, output_dir))
+                      | "WriteVocabularies" >> beam.Map(_write_vocabularies, transform_fn_side, report_side,
+                                                        numeric_side, schema, settings, output_dir))
         encoded = parsed.blocks | "Encode" >> beam.ParDo(_EncodeBlock(schema, settings),
                                                           beam.pvalue.AsSingleton(vocabulary), report_side)
         empty_shards = report | "ShardKeys" >> beam.FlatMap(_all_shard_keys, settings)
         written = ((encoded, empty_shards)
                    | "WithEmptyShards" >> beam.Flatten()
                    | "GroupShards" >> beam.GroupByKey()
-                   | "WriteShards" >> beam.Map(_write_shard, report_side, schema.num_fields, settings, output_dir))
+                   | "WriteShards" >> beam.Map(_write_shard, report_side, schema.num_record_columns, settings,
+                                                  output_dir))
         return (written
                 | "AllShards" >> beam.combiners.ToList()
                 | "WriteManifest" >> beam.Map(_write_manifest, report_side, beam.pvalue.AsSingleton(vocabulary),

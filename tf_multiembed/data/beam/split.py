@@ -19,7 +19,6 @@ Example:
     [0, 0, 0, 1, 2]
 """
 
-import hashlib
 import math
 from typing import Sequence
 
@@ -28,24 +27,11 @@ import numpy as np
 from tf_multiembed.data import splits as splits_lib
 
 RULE = "hash(seed, file base name, line number)"
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser on uint64 arrays (wrapping arithmetic): a bijection with good avalanche."""
-    with np.errstate(over="ignore"):
-        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return values ^ (values >> np.uint64(31))
 
 
 def row_hashes(seed: int, file_name: str, line_numbers) -> np.ndarray:
     """uint64 hashes of the rows at `line_numbers` of the file whose base name is `file_name`."""
-    digest = hashlib.blake2b(f"{int(seed)}\0{file_name}".encode("utf-8"), digest_size=8).digest()
-    base = np.uint64(int.from_bytes(digest, "little"))
-    lines = np.asarray(line_numbers, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        return _mix(base + lines * _GOLDEN)
+    return splits_lib.line_hashes(f"{int(seed)}\0{file_name}", line_numbers)
 
 
 def split_of_rows(seed: int, fractions: Sequence[float], file_name: str, line_numbers) -> np.ndarray:
@@ -57,7 +43,7 @@ def split_of_rows(seed: int, fractions: Sequence[float], file_name: str, line_nu
 
 def shard_of_rows(seed: int, file_name: str, line_numbers, num_shards: int) -> np.ndarray:
     """The shard index (0..num_shards-1) of each row within its split (int64)."""
-    mixed = _mix(row_hashes(seed, file_name, line_numbers) ^ _GOLDEN)
+    mixed = splits_lib.mix_hashes(row_hashes(seed, file_name, line_numbers))
     return (mixed % np.uint64(max(1, int(num_shards)))).astype(np.int64)
 
 
