@@ -98,3 +98,26 @@ def test_invalid_bag_arguments_and_config_round_trip():
     layer = MultiEmbedding([3, 4], num_sets=2, bag_sizes=[1, 3], bag_combiner="sum")
     clone = MultiEmbedding.from_config(layer.get_config())
     assert clone.bag_sizes == [1, 3] and clone.bag_combiner == "sum" and clone.num_columns == 4
+
+
+@pytest.mark.parametrize("combiner", ["mean", "sum"])
+def test_bags_between_single_fields_pool_like_a_per_field_numpy_reference(combiner):
+    # Runs of single fields before, between and after two bags: every field lands in its place.
+    vocabulary, bags = [3, 5, 2, 4, 6, 3], [1, 3, 1, 1, 2, 1]
+    layer = MultiEmbedding(vocabulary, num_sets=2, embedding_dim=3, bag_sizes=bags, bag_combiner=combiner)
+    layer.build((None, sum(bags)))
+    table = np.random.default_rng(0).normal(size=(sum(vocabulary), 6)).astype(np.float32)
+    layer.embeddings.assign(table)
+    ids = np.array([[2, 4, 0, -1, 1, 3, 5, 2, 0], [0, -1, -1, -1, 0, 0, -1, -1, 2]])
+    weights = np.array([[7.0, 2.0, 1.0, 4.0, 7.0, 7.0, 0.5, 1.5, 7.0]] * 2, np.float32)
+    out = layer(tf.constant(ids), bag_weights=tf.constant(weights)).numpy()
+    offsets, column = np.cumsum([0] + vocabulary[:-1]), 0
+    for field, size in enumerate(bags):
+        for row in range(2):
+            values = [(ids[row, c], weights[row, c] if size > 1 else 1.0) for c in range(column, column + size)
+                      if ids[row, c] >= 0]
+            expected = sum((w * table[offsets[field] + i] for i, w in values), np.zeros(6, np.float32))
+            if combiner == "mean" and values:
+                expected = expected / sum(w for _, w in values)
+            np.testing.assert_allclose(out[row, :, field].reshape(6), expected, rtol=1e-6, atol=1e-6)
+        column += size

@@ -28,7 +28,6 @@ from tf_multiembed.data.readers.columnar import ParquetReader, TFRecordReader
 from tf_multiembed.data.readers.lines import DEFAULT_BLOCK_BYTES, DEFAULT_CHUNK_BYTES
 
 MISSING = ""  # a missing value, before the field's missing_token applies
-_MAX_CACHED_VALUES = 1 << 20  # transform results kept per field; bounded so memory does not follow the row count
 _BINARY_LABELS = pa.array(["0", "1"], type=pa.string())
 PER_ROW_LIMIT = 1 << 16  # vocabularies up to this size are looked up row by row by Arrow (see IdLookups)
 
@@ -100,20 +99,6 @@ class NumericColumn:
     cells: Optional[pa.ChunkedArray] = None
 
 
-class _Cache(dict):
-    """Results of a function of raw values, kept for at most `_MAX_CACHED_VALUES` values (then started afresh)."""
-
-    def __init__(self, function):
-        super().__init__()
-        self._function = function
-
-    def results(self, values: Sequence[str]) -> list:
-        if len(self) + len(values) > _MAX_CACHED_VALUES:
-            self.clear()
-        function = self._function
-        return [self[value] if value in self else self.setdefault(value, function(value)) for value in values]
-
-
 def _dictionary(encoded: pa.ChunkedArray) -> pa.Array:
     """The dictionary shared by the chunks of `dictionary_encode(chunked array)`."""
     return encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([], type=pa.string())
@@ -132,16 +117,52 @@ def _numbers(cells: pa.ChunkedArray) -> np.ndarray:
     return numbers[_indices(encoded)]
 
 
-def _multi_parts(field: schema_lib.FieldSpec):
-    """cell -> (the tokens of its slots, whether values beyond `max_values` were dropped)."""
-    def split(cell: str) -> Tuple[Tuple[str, ...], bool]:
-        parts = [part for part in cell.split(field.separator) if part]  # identity transform: "" is missing
-        truncated = len(parts) > cast(int, field.max_values)  # set for multi_categorical fields
-        parts = parts[:field.max_values]
-        if not parts and field.missing_token is not None:
-            parts = [field.missing_token]
-        return tuple(parts), truncated
-    return split
+@dataclasses.dataclass
+class ListValues:
+    """The kept values of a list field's cells (`multi_categorical` slots or a bag), all rows at once: value `i` is
+    `values[i]` in slot `slots[i]` of row `rows[i]`, and `truncated` marks the rows whose values went past the
+    field's `max_values` (dropped, and counted in the report's `values_truncated`)."""
+
+    rows: np.ndarray
+    slots: np.ndarray
+    values: pa.Array
+    truncated: np.ndarray
+
+
+def split_list_cells(cells: Union[pa.Array, pa.ChunkedArray], field: schema_lib.FieldSpec) -> ListValues:
+    """Splits a list field's cells on its separator, by Arrow for the whole block: empty parts are dropped (the
+    identity transform's missing), the first `max_values` are kept, and a row left with none gets the field's
+    `missing_token` when it has one (else it is empty: OOV slots, or a bag of no value).
+
+    Example:
+        >>> field = schema_lib.FieldSpec("tags", kind=schema_lib.BAG, separator="|", max_values=2)
+        >>> values = split_list_cells(pa.array(["a|b|c", "", "|d|"]), field)
+        >>> values.rows.tolist(), values.slots.tolist(), values.values.to_pylist(), values.truncated.tolist()
+        ([0, 0, 2], [0, 1, 0], ['a', 'b', 'd'], [True, False, False])
+    """
+    array = cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
+    lists = pc.split_pattern(pc.fill_null(array, ""), pattern=field.separator)
+    values = pc.list_flatten(lists)
+    rows = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    present = pc.not_equal(values, "").to_numpy(zero_copy_only=False)
+    values, rows = values.filter(pa.array(present)), rows[present]
+    # A value's slot is its rank among its row's values (rows come sorted).
+    starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]])) if len(rows) else np.zeros(0, int)
+    slots = np.arange(len(rows)) - np.repeat(starts, np.diff(np.append(starts, len(rows))))
+    kept = slots < cast(int, field.max_values)
+    truncated = np.zeros(len(array), dtype=bool)
+    truncated[rows[~kept]] = True
+    values, rows, slots = values.filter(pa.array(kept)), rows[kept], slots[kept]
+    if field.missing_token is not None:
+        empty = np.ones(len(array), dtype=bool)
+        empty[rows] = False
+        if empty.any():
+            order = np.argsort(np.concatenate([rows, np.flatnonzero(empty)]), kind="stable")
+            filler = pa.array([field.missing_token] * int(empty.sum()), type=values.type)
+            values = pa.concat_arrays([values, filler]).take(pa.array(order))
+            rows = np.concatenate([rows, np.flatnonzero(empty)])[order]
+            slots = np.concatenate([slots, np.zeros(int(empty.sum()), dtype=slots.dtype)])[order]
+    return ListValues(rows, slots, values, truncated)
 
 
 class BlockParser:
@@ -171,8 +192,6 @@ class BlockParser:
         self._treated = [field.treatment is not None for field in schema.fields]
         self._numeric = [transform.name != "identity" and not field.is_list
                          and field.treatment is None for field, transform in zip(schema.fields, self._transforms)]
-        self._parts = [_Cache(_multi_parts(field)) if field.is_list else None
-                       for field in schema.fields]
 
     # -- validation ---------------------------------------------------------------------------------------------
 
@@ -256,21 +275,20 @@ class BlockParser:
     def _float_column(self, field: schema_lib.FieldSpec, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
         """A treated field's values (parsed once per distinct cell): empty text is missing (NaN); text that is not
         a number, NaN and infinities are bad rows ("non_numeric", "non_finite")."""
-        encoded = pc.dictionary_encode(cells)
-        dictionary, indices = _dictionary(encoded), _indices(encoded)
-        numbers, readable = transforms.parse_numbers(dictionary)
-        empty = pc.equal(pc.utf8_trim_whitespace(dictionary), "").to_numpy(zero_copy_only=False)
+        array = cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
+        numbers, readable = transforms.parse_numbers(array)  # per row: a float column is mostly distinct values
+        empty = pc.equal(pc.utf8_trim_whitespace(array), "").to_numpy(zero_copy_only=False)
         problems = (~readable & ~empty) | (readable & ~np.isfinite(numbers))
         values = np.where(empty, np.nan, numbers)
         if problems.any():
-            for row in np.flatnonzero(problems[indices]):
-                text = dictionary[int(indices[row])].as_py()
-                if readable[indices[row]]:
+            for row in np.flatnonzero(problems):
+                text = array[int(row)].as_py()
+                if readable[row]:
                     bad.append((row, "non_finite", f"{field.name}: {text!r} is not a finite number"))
                 else:
                     bad.append((row, "non_numeric", f"{field.name}: {text!r} is not a number"))
             values = np.where(problems, np.nan, values)
-        return values[indices]
+        return values
 
     def _numeric_column(self, position: int, cells: pa.ChunkedArray, bad: List[tuple]) -> NumericColumn:
         """The field's transform run once per distinct value; rows with an unreadable value appended to `bad`."""
@@ -327,7 +345,7 @@ class BlockParser:
             if self._numeric[position]:
                 tokens, counts = rows.numeric[position].tokens, rows.numeric[position].counts
             elif field.is_list:
-                tokens, counts = self._count_multi(position, field, rows.columns[field.column])
+                tokens, counts = self._count_multi(field, rows.columns[field.column])
             else:
                 value_counts = pc.value_counts(rows.columns[field.column])
                 tokens = value_counts.field("values")
@@ -336,18 +354,12 @@ class BlockParser:
             counted.append((position, tokens, counts))
         return counted
 
-    def _count_multi(self, position: int, field: schema_lib.FieldSpec, cells: pa.ChunkedArray):
-        encoded = pc.dictionary_encode(cells)
-        dictionary = _dictionary(encoded)
-        cell_counts = np.bincount(_indices(encoded), minlength=len(dictionary))
-        totals: Dict[str, int] = {}
-        for (parts, truncated), count in zip(cast(_Cache, self._parts[position]).results(dictionary.to_pylist()),
-                                             cell_counts.tolist()):
-            if truncated and count:
-                self.tracker.values_truncated[field.name] += count
-            for part in parts:
-                totals[part] = totals.get(part, 0) + count
-        return pa.array(list(totals), type=pa.string()), np.array(list(totals.values()), dtype=np.int64)
+    def _count_multi(self, field: schema_lib.FieldSpec, cells: pa.ChunkedArray):
+        listed = split_list_cells(cells, field)
+        if listed.truncated.any():
+            self.tracker.values_truncated[field.name] += int(listed.truncated.sum())
+        value_counts = pc.value_counts(listed.values)
+        return value_counts.field("values"), value_counts.field("counts").to_numpy(zero_copy_only=False)
 
     # -- pass 2: encoding ---------------------------------------------------------------------------------------
 
@@ -372,17 +384,18 @@ class BlockParser:
                 block[:, column] = lookups.ids_of_tokens(position, cells)
                 column += 1
                 continue
+            if field.is_list:
+                listed = split_list_cells(cells, field)
+                max_values = cast(int, field.max_values)
+                slot_ids = np.full((rows.num_rows, max_values), -1 if field.kind == schema_lib.BAG else 0, np.int32)
+                slot_ids[listed.rows, listed.slots] = lookups.ids_of_list_values(position, listed.values)
+                block[:, column:column + max_values] = slot_ids
+                column += max_values
+                continue
             encoded = pc.dictionary_encode(cells)
             dictionary, indices = _dictionary(encoded), _indices(encoded)
-            if field.is_list:
-                slots = [parts for parts, _ in cast(_Cache, self._parts[position]).results(dictionary.to_pylist())]
-                slot_ids = lookups.ids_of_slots(position, slots)  # [distinct cells, max_values]
-                max_values = cast(int, field.max_values)
-                block[:, column:column + max_values] = slot_ids[indices]
-                column += max_values
-            else:
-                block[:, column] = lookups.ids_of_tokens(position, dictionary)[indices]
-                column += 1
+            block[:, column] = lookups.ids_of_tokens(position, dictionary)[indices]
+            column += 1
         for field in self.schema.embedded_fields + self.schema.dense_fields:
             block[:, column] = numeric_lib.float_bits(rows.floats[self.schema.fields.index(field)])
             column += 1
@@ -453,25 +466,19 @@ class IdLookups:
             ids[pc.equal(tokens, MISSING).to_numpy(zero_copy_only=False)] = missing
         return ids
 
-    def ids_of_slots(self, position: int, slots: Sequence[Tuple[str, ...]]) -> np.ndarray:
-        """int32 `[len(slots), max_values]` ids of the slot tokens of distinct cells, padded with 0 (slots) or -1
-        (a bag's padding, which the model leaves out of the pooling)."""
+    def ids_of_list_values(self, position: int, values: pa.Array) -> np.ndarray:
+        """int32 ids of a list field's values (`split_list_cells`: no missing among them), looked up once per
+        distinct value."""
         field = self.schema.fields[position]
-        table = np.full((len(slots), cast(int, field.max_values)), -1 if field.kind == schema_lib.BAG else 0,
-                        dtype=np.int32)
-        flat = [token for parts in slots for token in parts]
-        if not flat:
-            return table
-        flat_ids: Union[np.ndarray, List[int]]
+        encoded = pc.dictionary_encode(values)
+        distinct = encoded.dictionary.to_pylist()
+        ids: np.ndarray
         if field.hash_buckets is not None:
-            flat_ids = _hash_ids(flat, field.hash_buckets)
+            ids = _hash_ids(distinct, field.hash_buckets)
         else:
-            ids = self._token_ids(position)
-            flat_ids = [ids.get(token, 0) for token in flat]
-        rows = np.repeat(np.arange(len(slots)), [len(parts) for parts in slots])
-        slot = np.concatenate([np.arange(len(parts)) for parts in slots if parts])
-        table[rows, slot] = flat_ids
-        return table
+            known = self._token_ids(position)
+            ids = np.fromiter((known.get(token, 0) for token in distinct), dtype=np.int32, count=len(distinct))
+        return ids[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _hash_ids(tokens: Sequence[str], hash_buckets: int) -> np.ndarray:

@@ -25,7 +25,7 @@ import dataclasses
 import functools
 import math
 import struct
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pyarrow as pa
@@ -135,12 +135,18 @@ def parse_numbers(values: pa.Array) -> Tuple[np.ndarray, np.ndarray]:
     plain = pc.match_substring_regex(values, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
     numbers = pc.cast(pc.if_else(pa.array(plain), values, "0"), pa.float64()).to_numpy(zero_copy_only=False).copy()
     readable = plain.copy()
-    for index in np.flatnonzero(~plain):
-        try:
-            numbers[index] = float(values[int(index)].as_py())
-            readable[index] = True
-        except ValueError:
-            numbers[index] = math.nan
+    # The rest by Python's float(), once per distinct text; blank text (float() refuses it) needs no Python.
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), False).to_numpy(zero_copy_only=False)
+    numbers[blank] = math.nan
+    parsed: Dict[str, Tuple[float, bool]] = {}
+    for index in np.flatnonzero(~plain & ~blank):
+        text = values[int(index)].as_py()
+        if text not in parsed:
+            try:
+                parsed[text] = (float(text), True)
+            except ValueError:
+                parsed[text] = (math.nan, False)
+        numbers[index], readable[index] = parsed[text]
     return numbers, readable
 
 

@@ -44,7 +44,8 @@ class MultiEmbedding(tf.keras.layers.Layer):
 
     With bags, `call(ids, bag_weights=None)` also takes optional per-value weights float `[batch, sum(bag_sizes)]`
     (a weighted sum, over the sum of the weights for "mean"); single-valued fields ignore theirs. All columns are
-    read with the same single gather, and pooled by one product with a fixed `[sum(bag_sizes), N]` 0/1 matrix.
+    read with the same single gather; single-valued columns pass through and each bag is summed over its slots
+    (static slices of the gathered rows: no loop over values or sets at run time).
 
     Input shape: integer ids `[batch, N]`, field-local (`[batch, sum(bag_sizes)]` with bags).
     Output shape: `[batch, M, N, K]`.
@@ -171,13 +172,25 @@ class MultiEmbedding(tf.keras.layers.Layer):
         weights = tf.cast(present, tf.float32)
         if bag_weights is not None:
             weights *= tf.where(in_bag, tf.cast(bag_weights, tf.float32), tf.ones_like(weights))
-        pooling = np.zeros((len(fields), self.num_fields), np.float32)
-        pooling[np.arange(len(fields)), fields] = 1.0
-        pooling = tf.constant(pooling)  # [C, N]
-        pooled = tf.einsum("bcd,bc,cn->bnd", tf.cast(gathered, tf.float32), weights, pooling)
-        if self.bag_combiner == "mean":
-            total = tf.einsum("bc,cn->bn", weights, pooling)
-            pooled /= tf.where(total > 0, total, tf.ones_like(total))[:, :, None]  # an empty bag stays zero
+        # Runs of single-id columns pass through as one slice each; a bag's rows are weighted and summed over its
+        # slots. (A product with a fixed [C, N] 0/1 matrix did the same in one op; these slices cost C adds.)
+        gathered = tf.cast(gathered, tf.float32)  # [B, C, M*K]
+        pieces, start, run_start = [], 0, 0
+        for size in cast(List[int], self.bag_sizes):
+            if size > 1:
+                if run_start < start:
+                    pieces.append(gathered[:, run_start:start])
+                slots = weights[:, start:start + size, None]  # [B, L, 1]
+                bag = tf.reduce_sum(gathered[:, start:start + size] * slots, axis=1, keepdims=True)  # [B, 1, M*K]
+                if self.bag_combiner == "mean":
+                    total = tf.reduce_sum(slots, axis=1, keepdims=True)
+                    bag /= tf.where(total > 0, total, tf.ones_like(total))  # an empty bag stays zero
+                pieces.append(bag)
+                run_start = start + size
+            start += size
+        if run_start < start:
+            pieces.append(gathered[:, run_start:start])
+        pooled = tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0]  # [B, N, M*K]
         pooled = tf.cast(pooled, self.compute_dtype)
         pooled = tf.reshape(pooled, [-1, self.num_fields, self.num_sets, self.embedding_dim])
         return tf.transpose(pooled, [0, 2, 1, 3])  # [B, M, N, K]
