@@ -10,15 +10,13 @@
 import json
 import os
 import pathlib
-import re
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import training_fixtures as tiny
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 FIELDS = [{"name": "user"},
@@ -49,12 +47,6 @@ def _rows(count=ROWS, seed=0):
     return lines
 
 
-def _latest_step(run_dir: pathlib.Path) -> int:
-    index = run_dir / "checkpoints" / "checkpoint"
-    match = re.search(r'model_checkpoint_path: ".*ckpt-(\d+)"', index.read_text()) if index.is_file() else None
-    return int(match.group(1)) if match else 0
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The same command twice: once uninterrupted, once SIGKILLed after its second step checkpoint and restarted."""
@@ -78,19 +70,7 @@ def runs(tmp_path_factory):
 
     killed = subprocess.Popen(command("resumed"), cwd=root, env=environment, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    try:
-        while _latest_step(root / "resumed") < 2 * EVERY:  # mid-epoch 1, past the first step checkpoint
-            assert killed.poll() is None, "train.py ended before its step checkpoints: " + \
-                killed.stderr.read().decode(errors="replace")[-3000:]
-            assert time.time() < deadline, "no step checkpoint within 240 s"
-            time.sleep(0.02)
-        killed.send_signal(signal.SIGKILL)
-    finally:
-        killed.kill()
-        killed.wait()
-    assert killed.returncode == -signal.SIGKILL
-    killed_at = _latest_step(root / "resumed")
+    killed_at = tiny.kill_after_checkpoint(killed, root / "resumed", 2 * EVERY)  # mid-epoch 1, past a checkpoint
     assert 0 < killed_at < 3 * STEPS_PER_EPOCH and not (root / "export_resumed").exists()
     resumed = subprocess.run(command("resumed"), capture_output=True, text=True, timeout=300, cwd=root,
                              env=environment)
@@ -116,7 +96,8 @@ def test_sigkill_then_the_same_command_equals_an_uninterrupted_run(runs):
     later = killed_at // STEPS_PER_EPOCH + 1  # the epochs after the resumed one ran whole in the second process
     assert [entry["loss"] for entry in resumed["epochs"][later:]] == \
         [entry["loss"] for entry in whole["epochs"][later:]]
-    assert _latest_step(root / "resumed") == _latest_step(root / "whole") == 3 * STEPS_PER_EPOCH
+    assert tiny.latest_checkpoint_step(root / "resumed") == tiny.latest_checkpoint_step(root / "whole") \
+        == 3 * STEPS_PER_EPOCH
 
     # The exports: every variable (embedding sets, numeric vectors, cross layers, batch-norm statistics) bit-identical,
     # and the same probabilities for raw rows through serving_default.

@@ -4,23 +4,13 @@ step checkpoint, finishes, and exports the SavedModel."""
 import json
 import os
 import pathlib
-import re
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+import training_fixtures as tiny
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _latest_step(model_dir: pathlib.Path) -> int:
-    index = model_dir / "checkpoints" / "checkpoint"
-    if not index.is_file():
-        return 0
-    match = re.search(r'model_checkpoint_path: ".*ckpt-(\d+)"', index.read_text())
-    return int(match.group(1)) if match else 0
 
 
 def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
@@ -33,19 +23,7 @@ def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
     environment.pop("TF_CONFIG", None)
     first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    try:
-        while _latest_step(model_dir) < 5:
-            assert first.poll() is None, "train.py ended before its first step checkpoint: " + \
-                first.stderr.read().decode(errors="replace")[-3000:]
-            assert time.time() < deadline, "no step checkpoint within 240 s"
-            time.sleep(0.05)
-        first.send_signal(signal.SIGKILL)
-    finally:
-        first.kill()
-        first.wait()
-    assert first.returncode == -signal.SIGKILL
-    killed_at = _latest_step(model_dir)
+    killed_at = tiny.kill_after_checkpoint(first, model_dir, 5)
     assert not (model_dir / "results.json").is_file() or \
         json.loads((model_dir / "results.json").read_text())["status"] == "running"
 
@@ -59,7 +37,7 @@ def test_sigkill_then_same_command_resumes_and_finishes(tmp_path):
     assert [entry["epoch"] for entry in results["epochs"]] == [1, 2, 3]
     assert results["best_epoch"] in (1, 2, 3) and 0.5 < results["test"]["auc"] <= 1.0
     assert results["config"]["checkpoint_every_steps"] == 5 and results["wall_seconds"] > 0
-    assert _latest_step(model_dir) == 3 * steps_per_epoch
+    assert tiny.latest_checkpoint_step(model_dir) == 3 * steps_per_epoch
     assert (export_dir / "ctr" / "1" / "saved_model.pb").is_file()
     assert (export_dir / "ctr" / "1" / "assets.extra" / "tf_serving_warmup_requests").is_file()
 

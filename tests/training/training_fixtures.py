@@ -1,4 +1,11 @@
-"""A tiny learnable click data set and model shared by the training tests (and their subprocess scripts)."""
+"""A tiny learnable click data set and model shared by the training tests (and their subprocess scripts), and
+the SIGKILL of a running train.py after a step checkpoint (the resume tests)."""
+
+import pathlib
+import re
+import signal
+import subprocess
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -52,3 +59,28 @@ def rows_changed_by_one_fit_step(embedding_updates: str, l2: float = 1e-3):
     changed = set(np.flatnonzero(np.any(np.array(table) != before, axis=1)).tolist())
     moment = np.array(compat.adam_slots(model.optimizer, table)[0])  # the table's Adam first moment
     return looked_up, changed, set(np.flatnonzero(np.any(moment != 0, axis=1)).tolist())
+
+
+def latest_checkpoint_step(run_dir: pathlib.Path) -> int:
+    """The step of a run directory's latest checkpoint (0 before the first)."""
+    index = run_dir / "checkpoints" / "checkpoint"
+    match = re.search(r'model_checkpoint_path: ".*ckpt-(\d+)"', index.read_text()) if index.is_file() else None
+    return int(match.group(1)) if match else 0
+
+
+def kill_after_checkpoint(process: subprocess.Popen, run_dir: pathlib.Path, step: int, timeout: float = 240) -> int:
+    """SIGKILLs a running train.py once its latest checkpoint reaches `step`; returns the step it was killed at.
+    `process` must have been started with `stderr=subprocess.PIPE` (shown if it ends first)."""
+    deadline = time.time() + timeout
+    try:
+        while latest_checkpoint_step(run_dir) < step:
+            assert process.poll() is None, "train.py ended before its step checkpoints: " + \
+                process.stderr.read().decode(errors="replace")[-3000:]
+            assert time.time() < deadline, f"no step checkpoint within {timeout:.0f} s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    return latest_checkpoint_step(run_dir)
