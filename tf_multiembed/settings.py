@@ -113,7 +113,8 @@ def define_flags(settings_class: type, names: Optional[Iterable[str]] = None,
                  flag_values: Optional["flags.FlagValues"] = None, module_name: Optional[str] = None) -> None:
     """Defines absl flags for the declared fields of `settings_class` (all by default): the same name, default,
     bounds, choices and help. They belong to `module_name` (default: the class's module), so a script lists them in
-    its `--help` with `flags.adopt_module_key_flags(<that module>)`.
+    its `--help` with `flags.adopt_module_key_flags(<that module>)`. A flag already defined for the same module (two
+    scripts of one process, e.g. a test importing both, asking for the same setting) is left as it is.
 
     Example:
         >>> from absl import flags
@@ -128,10 +129,13 @@ def define_flags(settings_class: type, names: Optional[Iterable[str]] = None,
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
     default: Any  # a field's default (a declared setting always has one)
+    module_name = module_name or settings_class.__module__
     for field in _selected(settings_class, names):
+        if field.name in flag_values and flag_values.find_module_defining_flag(field.name) == module_name:
+            continue
         meta, default = field.metadata, field.default
         common = dict(name=field.name, default=default, help=setting_help(field), flag_values=flag_values,
-                      module_name=module_name or settings_class.__module__)
+                      module_name=module_name)
         bounds = dict(lower_bound=meta["lower_bound"], upper_bound=meta["upper_bound"])
         if meta["choices"] is not None:
             flags.DEFINE_enum(enum_values=list(meta["choices"]), **common)

@@ -20,6 +20,22 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DECLARED = settings_lib.setting_defaults(BuildSettings)
 
 
+def test_two_scripts_of_one_process_may_ask_for_the_same_declared_flag():
+    # benchmarks/data/ingest.py and benchmarks/quality/scaling.py both define train.py's --batch_size; a test run
+    # importing both used to fail with absl's DuplicateFlagError.
+    from absl import flags
+
+    from tf_multiembed.training import config as run_config
+
+    flag_values = flags.FlagValues()
+    run_config.define_flags(["batch_size"], flag_values)
+    run_config.define_flags(["batch_size", "epochs"], flag_values)
+    flag_values(["prog", "--batch_size=64"])
+    assert flag_values.batch_size == 64 and flag_values["epochs"].default == run_config.RunConfig().epochs
+    with pytest.raises(flags.DuplicateFlagError):  # a flag of that name from elsewhere is still refused
+        flags.DEFINE_integer("epochs", 1, "another epochs", flag_values=flag_values)
+
+
 def test_the_declaration_holds_every_build_setting():
     assert DECLARED == {"split": "random", "seed": 0, "split_fractions": (0.8, 0.1, 0.1), "strict": False,
                         "max_skipped_fraction": 0.01, "rows_per_shard": 1_000_000, "rows_per_record": 1024}
