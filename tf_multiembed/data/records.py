@@ -154,14 +154,15 @@ def split_list_cells(cells: Union[pa.Array, pa.ChunkedArray], field: schema_lib.
     truncated[rows[~kept]] = True
     values, rows, slots = values.filter(pa.array(kept)), rows[kept], slots[kept]
     if field.missing_token is not None:
-        empty = np.ones(len(array), dtype=bool)
-        empty[rows] = False
-        if empty.any():
-            order = np.argsort(np.concatenate([rows, np.flatnonzero(empty)]), kind="stable")
-            filler = pa.array([field.missing_token] * int(empty.sum()), type=values.type)
+        has_values = np.zeros(len(array), dtype=bool)
+        has_values[rows] = True
+        empty_rows = np.flatnonzero(~has_values)
+        if len(empty_rows):
+            order = np.argsort(np.concatenate([rows, empty_rows]), kind="stable")
+            filler = pa.array([field.missing_token] * len(empty_rows), type=values.type)
             values = pa.concat_arrays([values, filler]).take(pa.array(order))
-            rows = np.concatenate([rows, np.flatnonzero(empty)])[order]
-            slots = np.concatenate([slots, np.zeros(int(empty.sum()), dtype=slots.dtype)])[order]
+            rows = np.concatenate([rows, empty_rows])[order]
+            slots = np.concatenate([slots, np.zeros(len(empty_rows), dtype=slots.dtype)])[order]
     return ListValues(rows, slots, values, truncated)
 
 
@@ -273,11 +274,11 @@ class BlockParser:
         return ValidRows(block.path, line_numbers, columns, labels, times, numeric, floats)
 
     def _float_column(self, field: schema_lib.FieldSpec, cells: pa.ChunkedArray, bad: List[tuple]) -> np.ndarray:
-        """A treated field's values (parsed once per distinct cell): empty text is missing (NaN); text that is not
-        a number, NaN and infinities are bad rows ("non_numeric", "non_finite")."""
+        """A treated field's values (parsed per row: a float column is mostly distinct values): empty text is
+        missing (NaN); text that is not a number, NaN and infinities are bad rows ("non_numeric", "non_finite")."""
         array = cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells
-        numbers, readable = transforms.parse_numbers(array)  # per row: a float column is mostly distinct values
-        empty = pc.equal(pc.utf8_trim_whitespace(array), "").to_numpy(zero_copy_only=False)
+        empty = transforms.blank_cells(array)
+        numbers, readable = transforms.parse_numbers(array, blank=empty)
         problems = (~readable & ~empty) | (readable & ~np.isfinite(numbers))
         values = np.where(empty, np.nan, numbers)
         if problems.any():

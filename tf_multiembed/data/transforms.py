@@ -123,9 +123,20 @@ def _criteo_log_bucket_tensorflow(values: "tf.Tensor") -> Tuple["tf.Tensor", "tf
 _PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$"
 
 
-def parse_numbers(values: pa.Array) -> Tuple[np.ndarray, np.ndarray]:
+def blank_cells(values: pa.Array) -> np.ndarray:
+    """bool `[n]`: the cells that are empty or whitespace only (a null is not blank text).
+
+    Example:
+        >>> blank_cells(pa.array(["1", " ", "", None])).tolist()
+        [False, True, True, False]
+    """
+    return pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), False).to_numpy(zero_copy_only=False)
+
+
+def parse_numbers(values: pa.Array, blank: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """`(float(value) as float64 [n], readable bool [n])` of an Arrow string array: exactly Python's `float()`
     (NaN where it raises, "" included), computed by Arrow for plain decimal syntax and by Python for the rest.
+    `blank`: the caller's `blank_cells(values)`, when it has them already.
 
     Example:
         >>> parse_numbers(pa.array(["1.5", " 2", "x", ""]))[1].tolist()
@@ -136,7 +147,7 @@ def parse_numbers(values: pa.Array) -> Tuple[np.ndarray, np.ndarray]:
     numbers = pc.cast(pc.if_else(pa.array(plain), values, "0"), pa.float64()).to_numpy(zero_copy_only=False).copy()
     readable = plain.copy()
     # The rest by Python's float(), once per distinct text; blank text (float() refuses it) needs no Python.
-    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), False).to_numpy(zero_copy_only=False)
+    blank = blank_cells(values) if blank is None else blank
     numbers[blank] = math.nan
     parsed: Dict[str, Tuple[float, bool]] = {}
     for index in np.flatnonzero(~plain & ~blank):
